@@ -1,0 +1,48 @@
+"""build_server: the MCPServer with every tool, resource and prompt, over one draft store."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp.server.mcpserver import MCPServer
+
+from server import __version__
+from server.logging import get_logger
+from server.settings import Secrets, Settings
+from server.state import AppState, local_user, open_store
+from server.surface import drafts, prompts
+
+INSTRUCTIONS = (
+    "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
+    "Get the training_wizard prompt for the flow; start with create_draft. Every draft "
+    "resource says which step comes next."
+)
+
+log = get_logger(__name__)
+
+
+def build_server(settings: Settings, secrets: Secrets | None = None) -> MCPServer:
+    secrets = secrets or Secrets.from_env()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
+        store = open_store(settings)
+        log.info("server.started", version=__version__, store=type(store).__name__)
+        try:
+            yield AppState(
+                settings=settings, secrets=secrets, store=store, local_owner=local_user()
+            )
+        finally:
+            await store.close()
+            log.info("server.stopped")
+
+    mcp = MCPServer(
+        settings.server.name,
+        title="Training Package Wizard",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        log_level=settings.server.logging.level,
+    )
+    drafts.register(mcp)
+    prompts.register(mcp)
+    return mcp

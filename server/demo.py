@@ -1,0 +1,101 @@
+"""`training-package-mcp demo`: the wizard driven by a real MCP client, printed as it happens.
+
+The server runs in-process over the SDK's in-memory transport, on a temporary drafts database,
+so the demo needs no network and leaves nothing behind.
+"""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+from mcp import Client
+from mcp.types import CallToolResult, TextResourceContents
+
+from server.app import build_server
+from server.logging import configure_logging
+from server.settings import Settings
+
+RULE = "-" * 72
+
+
+class DemoFailed(Exception):
+    """A call in the demo came back with an error."""
+
+
+class Narrator:
+    """Prints each call the demo makes and what came back, readably."""
+
+    def __init__(self, client: Client, out: TextIO):
+        self.client, self.out = client, out
+        self.step = 0
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out)
+
+    def _show_call(self, label: str, arguments: dict[str, Any] | None = None) -> None:
+        self.step += 1
+        self.say(f"\n{RULE}\n{self.step}. {label}")
+        if arguments:
+            self.say("   arguments: " + json.dumps(arguments, ensure_ascii=False))
+
+    def _show(self, value: Any) -> None:
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+        self.say("\n".join("   " + line for line in text.splitlines()))
+
+    async def list_tools(self) -> list[str]:
+        self._show_call("tools/list")
+        names = [tool.name for tool in (await self.client.list_tools()).tools]
+        self._show("tools: " + ", ".join(names))
+        return names
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        self._show_call(f"tools/call {tool}", arguments)
+        result: CallToolResult = await self.client.call_tool(tool, arguments)
+        if result.is_error:
+            message = " ".join(getattr(c, "text", "") for c in result.content)
+            self._show(f"error: {message}")
+            raise DemoFailed(f"{tool} failed: {message}")
+        structured = result.structured_content or {}
+        self._show(structured)
+        return structured
+
+    async def read(self, uri: str) -> Any:
+        self._show_call(f"resources/read {uri}")
+        contents = (await self.client.read_resource(uri)).contents
+        texts = [c.text for c in contents if isinstance(c, TextResourceContents)]
+        value = json.loads(texts[0]) if texts else None
+        self._show(value)
+        return value
+
+
+async def run_demo(settings: Settings, out: TextIO = sys.stdout) -> int:
+    configure_logging("WARNING")
+    with tempfile.TemporaryDirectory(prefix="training-package-demo-") as tmp:
+        server = build_server(_with_sqlite_path(settings, Path(tmp) / "drafts.sqlite3"))
+        async with Client(server) as client:
+            narrator = Narrator(client, out)
+            narrator.say("training-package-mcp demo: an MCP client drives the server in-process.")
+            narrator.say("Drafts live in a temporary database that is removed at the end.")
+            try:
+                await walk_wizard(narrator)
+            except DemoFailed as exc:
+                narrator.say(f"\nThe demo stopped: {exc}")
+                return 1
+    return 0
+
+
+async def walk_wizard(narrator: Narrator) -> None:
+    await narrator.list_tools()
+    created = await narrator.call("create_draft", {"title": "support-bot v1"})
+    await narrator.read("package://drafts")
+    draft = await narrator.read(created["uri"])
+    narrator.say(f"\n{RULE}\nThe draft is at {created['uri']}; next: {draft['next_action']}.")
+
+
+def _with_sqlite_path(settings: Settings, path: Path) -> Settings:
+    server = settings.server
+    sqlite = server.storage.sqlite.model_copy(update={"path": path})
+    storage = server.storage.model_copy(update={"sqlite": sqlite})
+    return settings.model_copy(update={"server": server.model_copy(update={"storage": storage})})

@@ -1,0 +1,122 @@
+"""The draft package: a section per wizard step, each with a status, its payload and its issues."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+DRAFTS_URI = "package://drafts"
+
+
+def draft_uri(draft_id: str) -> str:
+    return f"{DRAFTS_URI}/{draft_id}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StepName(StrEnum):
+    """The wizard's steps, in the order they are taken."""
+
+    MODEL = "model"
+    CONFIG = "config"
+    DATASETS = "datasets"
+    DEPLOYMENT = "deployment"
+
+
+class StepStatus(StrEnum):
+    EMPTY = "empty"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+class StepIssue(BaseModel):
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    fix: str | None = None
+
+
+class StepSection(BaseModel):
+    status: StepStatus = StepStatus.EMPTY
+    payload: dict[str, Any] = Field(default_factory=dict)
+    issues: list[StepIssue] = Field(default_factory=list)
+    updated_at: datetime | None = None
+
+
+_STEP_HINTS = {
+    StepName.MODEL: "pick a base model: search_models, then select_model",
+    StepName.CONFIG: "choose a training template: apply_template",
+    StepName.DATASETS: "check the training data: validate_datasets",
+    StepName.DEPLOYMENT: "decide where to train: estimate_deployment",
+}
+
+
+class DraftPackage(BaseModel):
+    id: str
+    owner: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(
+        ge=1, description="Bumped by every saved change; updates compare-and-set it."
+    )
+    model: StepSection = Field(default_factory=StepSection)
+    config: StepSection = Field(default_factory=StepSection)
+    datasets: StepSection = Field(default_factory=StepSection)
+    deployment: StepSection = Field(default_factory=StepSection)
+
+    @computed_field
+    @property
+    def uri(self) -> str:
+        return draft_uri(self.id)
+
+    @computed_field
+    @property
+    def next_step(self) -> StepName | None:
+        """The first step not yet valid; None once all four are."""
+        for step in StepName:
+            if self.section(step).status is not StepStatus.VALID:
+                return step
+        return None
+
+    @computed_field
+    @property
+    def next_action(self) -> str:
+        step = self.next_step
+        return _STEP_HINTS[step] if step else "all steps are valid: finalize_package"
+
+    def section(self, step: StepName) -> StepSection:
+        return getattr(self, step.value)
+
+    def with_section(self, step: StepName, section: StepSection) -> "DraftPackage":
+        """A copy with one step replaced (the caller saves it; the store bumps the version)."""
+        stamped = section.model_copy(update={"updated_at": utc_now()})
+        return self.model_copy(update={step.value: stamped})
+
+
+class DraftSummary(BaseModel):
+    """One line of `package://drafts`."""
+
+    id: str
+    title: str
+    updated_at: datetime
+    version: int
+    next_step: StepName | None
+
+    @computed_field
+    @property
+    def uri(self) -> str:
+        return draft_uri(self.id)
+
+    @classmethod
+    def of(cls, draft: DraftPackage) -> "DraftSummary":
+        return cls(
+            id=draft.id,
+            title=draft.title,
+            updated_at=draft.updated_at,
+            version=draft.version,
+            next_step=draft.next_step,
+        )

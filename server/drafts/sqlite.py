@@ -1,0 +1,228 @@
+"""The embedded default draft store: one SQLite file, WAL, one transaction per write.
+
+Calls run in a worker thread so the event loop never waits on the disk. Several processes may
+share the file: SQLite's locking serialises writers (each waits up to busy_timeout_s), and the
+compare-and-set on `version` turns a lost race into a clear conflict instead of an overwrite.
+"""
+
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from server.drafts.model import DraftPackage, DraftSummary, StepName, utc_now
+from server.drafts.store import (
+    DraftConflictError,
+    DraftLimitError,
+    DraftNotFoundError,
+    DraftStoreError,
+)
+from server.logging import get_logger
+
+T = TypeVar("T")
+
+# Applied in order; PRAGMA user_version records how many have run.
+_MIGRATIONS = [
+    """
+    CREATE TABLE drafts (
+        id         TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        title      TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        sections   TEXT NOT NULL
+    );
+    CREATE INDEX drafts_by_owner ON drafts (owner, updated_at DESC);
+    """,
+]
+
+log = get_logger(__name__)
+
+_COLUMNS = "id, owner, title, version, created_at, updated_at, sections"
+
+
+class SqliteDraftStore:
+    def __init__(self, path: Path, busy_timeout_s: float, max_drafts_per_owner: int):
+        self.path = path
+        self._max_drafts = max_drafts_per_owner
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise DraftStoreError(
+                f"Cannot open the drafts database at {path}: {exc}. Check the path "
+                "(storage.sqlite.path in server.yaml) and its permissions."
+            ) from exc
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            (applied,) = conn.execute("PRAGMA user_version").fetchone()
+            for number, script in enumerate(_MIGRATIONS[applied:], start=applied + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self._conn, self._lock)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        def guarded() -> T:
+            try:
+                return fn()
+            except sqlite3.Error as exc:
+                raise DraftStoreError(
+                    f"The drafts database at {self.path} failed: {exc}. Try again; if it "
+                    "persists, check the disk and the file's permissions."
+                ) from exc
+
+        return await anyio.to_thread.run_sync(guarded)
+
+    async def create(self, owner: str, title: str) -> DraftPackage:
+        now = utc_now()
+        draft = DraftPackage(
+            id=secrets.token_hex(6),
+            owner=owner,
+            title=title,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+
+        def insert() -> DraftPackage:
+            with self._transaction() as conn:
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM drafts WHERE owner = ?", (owner,)
+                ).fetchone()
+                if count >= self._max_drafts:
+                    raise DraftLimitError(self._max_drafts)
+                conn.execute(
+                    f"INSERT INTO drafts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    _row(draft),
+                )
+            log.info("draft.created", draft_id=draft.id, owner=owner)
+            return draft
+
+        return await self._run(insert)
+
+    async def get(self, draft_id: str, owner: str) -> DraftPackage:
+        def select() -> DraftPackage:
+            with self._lock:
+                row = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM drafts WHERE id = ? AND owner = ?", (draft_id, owner)
+                ).fetchone()
+            if row is None:
+                raise DraftNotFoundError(draft_id)
+            return _draft(row)
+
+        return await self._run(select)
+
+    async def list(self, owner: str) -> list[DraftSummary]:
+        def select() -> list[DraftSummary]:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM drafts WHERE owner = ? ORDER BY updated_at DESC",
+                    (owner,),
+                ).fetchall()
+            return [DraftSummary.of(_draft(row)) for row in rows]
+
+        return await self._run(select)
+
+    async def update(self, draft: DraftPackage) -> DraftPackage:
+        saved = draft.model_copy(update={"version": draft.version + 1, "updated_at": utc_now()})
+
+        def compare_and_set() -> DraftPackage:
+            with self._transaction() as conn:
+                changed = conn.execute(
+                    "UPDATE drafts SET title = ?, version = ?, updated_at = ?, sections = ? "
+                    "WHERE id = ? AND owner = ? AND version = ?",
+                    (
+                        saved.title,
+                        saved.version,
+                        saved.updated_at.isoformat(),
+                        _sections_json(saved),
+                        draft.id,
+                        draft.owner,
+                        draft.version,
+                    ),
+                ).rowcount
+                if changed == 0:
+                    row = conn.execute(
+                        "SELECT version FROM drafts WHERE id = ? AND owner = ?",
+                        (draft.id, draft.owner),
+                    ).fetchone()
+                    if row is None:
+                        raise DraftNotFoundError(draft.id)
+                    raise DraftConflictError(draft.id, draft.version, row[0])
+            log.info("draft.saved", draft_id=saved.id, version=saved.version)
+            return saved
+
+        return await self._run(compare_and_set)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error), holding the in-process lock."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock):
+        self._conn, self._lock = conn, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        try:
+            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()
+
+
+def _sections_json(draft: DraftPackage) -> str:
+    steps = {step.value for step in StepName}
+    return draft.model_dump_json(include=steps)
+
+
+def _row(draft: DraftPackage) -> tuple[Any, ...]:
+    return (
+        draft.id,
+        draft.owner,
+        draft.title,
+        draft.version,
+        draft.created_at.isoformat(),
+        draft.updated_at.isoformat(),
+        _sections_json(draft),
+    )
+
+
+def _draft(row: tuple[Any, ...]) -> DraftPackage:
+    draft_id, owner, title, version, created_at, updated_at, sections = row
+    return DraftPackage(
+        id=draft_id,
+        owner=owner,
+        title=title,
+        version=version,
+        created_at=datetime.fromisoformat(created_at),
+        updated_at=datetime.fromisoformat(updated_at),
+        **json.loads(sections),
+    )

@@ -1,0 +1,1 @@
+"""Step 1: find and pick a base model on the Hugging Face Hub."""

@@ -1,0 +1,92 @@
+"""configs/models.yaml: how the browser reaches the Hub, what it returns, what it knows offline."""
+
+from typing import Annotated
+
+from pydantic import Field, HttpUrl, model_validator
+
+from tools.config_base import ConfigModel
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class RetryConfig(ConfigModel):
+    """Exponential backoff with jitter, bounded both in attempts and in total time."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=10)]
+    base_delay_s: PositiveSeconds
+    max_delay_s: PositiveSeconds
+    total_timeout_s: PositiveSeconds
+
+
+class HubConfig(ConfigModel):
+    endpoint: HttpUrl | None = Field(
+        default=None, description="None: huggingface_hub's own default (or HF_ENDPOINT)."
+    )
+    timeout_s: PositiveSeconds
+    retries: RetryConfig
+
+
+class SearchConfig(ConfigModel):
+    default_limit: Annotated[int, Field(ge=1)]
+    max_limit: Annotated[int, Field(ge=1, le=1000)]
+    allowed_tasks: Annotated[list[str], Field(min_length=1)]
+    min_downloads: Annotated[int, Field(ge=0)]
+    min_likes: Annotated[int, Field(ge=0)]
+    size_warning_params_b: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> "SearchConfig":
+        if self.default_limit > self.max_limit:
+            raise ValueError(
+                f"default_limit ({self.default_limit}) exceeds max_limit ({self.max_limit})"
+            )
+        return self
+
+
+class CacheConfig(ConfigModel):
+    ttl_s: PositiveSeconds
+    max_entries: Annotated[int, Field(ge=1)]
+    disk_max_entries: Annotated[int, Field(ge=0)]
+
+
+class Architecture(ConfigModel):
+    """The config.json fields the later steps need (memory, time, context checks)."""
+
+    model_type: str
+    num_hidden_layers: Annotated[int, Field(ge=1)]
+    hidden_size: Annotated[int, Field(ge=1)]
+    intermediate_size: Annotated[int, Field(ge=1)]
+    num_attention_heads: Annotated[int, Field(ge=1)]
+    num_key_value_heads: Annotated[int, Field(ge=1)]
+    head_dim: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="None: hidden_size / num_attention_heads."
+    )
+    vocab_size: Annotated[int, Field(ge=1)]
+    context_length: Annotated[int, Field(ge=1)]
+    tie_word_embeddings: bool
+
+
+class PopularModel(ConfigModel):
+    """A well-known model the wizard can offer without a network."""
+
+    id: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]
+    params: Annotated[int, Field(ge=1)]
+    pipeline_tag: str
+    license: str
+    gated: bool
+    architecture: Architecture
+
+
+class ModelsConfig(ConfigModel):
+    hub: HubConfig
+    search: SearchConfig
+    cache: CacheConfig
+    popular: Annotated[list[PopularModel], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_popular_ids(self) -> "ModelsConfig":
+        ids = [m.id for m in self.popular]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"popular lists these ids more than once: {', '.join(duplicates)}")
+        return self
