@@ -8,8 +8,8 @@ from mcp.server.mcpserver import MCPServer
 from server import __version__
 from server.logging import get_logger
 from server.settings import Secrets, Settings
-from server.state import AppState, local_user, open_store
-from server.surface import drafts, prompts
+from server.state import AppState, local_user, open_model_browser, open_store
+from server.surface import drafts, models, prompts
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
@@ -29,7 +29,11 @@ def build_server(settings: Settings, secrets: Secrets | None = None) -> MCPServe
         log.info("server.started", version=__version__, store=type(store).__name__)
         try:
             yield AppState(
-                settings=settings, secrets=secrets, store=store, local_owner=local_user()
+                settings=settings,
+                secrets=secrets,
+                store=store,
+                models=open_model_browser(settings, secrets),
+                local_owner=local_user(),
             )
         finally:
             await store.close()
@@ -44,5 +48,6 @@ def build_server(settings: Settings, secrets: Secrets | None = None) -> MCPServe
         log_level=settings.server.logging.level,
     )
     drafts.register(mcp)
+    models.register(mcp)
     prompts.register(mcp)
     return mcp

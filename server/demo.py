@@ -86,10 +86,18 @@ async def run_demo(settings: Settings, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+DEMO_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+
+
 async def walk_wizard(narrator: Narrator) -> None:
     await narrator.list_tools()
     created = await narrator.call("create_draft", {"title": "support-bot v1"})
+    draft_id = created["draft_id"]
     await narrator.read("package://drafts")
+
+    narrator.say(f"\n{RULE}\nStep 1: pick a base model small enough for a quick first run.")
+    await narrator.call("search_models", {"max_params_b": 2})
+    await narrator.call("select_model", {"draft_id": draft_id, "model_id": DEMO_MODEL})
     draft = await narrator.read(created["uri"])
     narrator.say(f"\n{RULE}\nThe draft is at {created['uri']}; next: {draft['next_action']}.")
 

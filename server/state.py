@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from mcp.server.mcpserver import Context
 
-from server.drafts import DraftStore
+from server.drafts import DraftPackage, DraftStore, StepName, StepSection
 from server.drafts.sqlite import SqliteDraftStore
+from server.paths import user_data_dir
 from server.settings import Secrets, Settings
+from tools.model_browser.browser import ModelBrowser
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,7 @@ class AppState:
     settings: Settings
     secrets: Secrets
     store: DraftStore
+    models: ModelBrowser
     local_owner: str
 
 
@@ -25,6 +28,16 @@ def open_store(settings: Settings) -> DraftStore:
         sqlite.resolved_path(),
         busy_timeout_s=sqlite.busy_timeout_s,
         max_drafts_per_owner=settings.server.limits.max_drafts_per_owner,
+    )
+
+
+def open_model_browser(settings: Settings, secrets: Secrets) -> ModelBrowser:
+    cache = settings.models.cache
+    return ModelBrowser(
+        settings.models,
+        search_cache_path=cache.disk_path or user_data_dir() / "model-search-cache.json",
+        token=secrets.hf_token.get_secret_value() if secrets.hf_token else None,
+        hf_cache_dir=settings.models.hub.cache_dir,
     )
 
 
@@ -43,3 +56,15 @@ def app_state(ctx: Context) -> AppState:
 def caller(ctx: Context) -> str:
     """Who is asking: the owner of every draft this request creates, reads or changes."""
     return app_state(ctx).local_owner
+
+
+async def load_draft(ctx: Context, draft_id: str) -> DraftPackage:
+    """The caller's draft, or DraftNotFoundError (also for another owner's draft)."""
+    return await app_state(ctx).store.get(draft_id, caller(ctx))
+
+
+async def save_step(
+    ctx: Context, draft: DraftPackage, step: StepName, section: StepSection
+) -> DraftPackage:
+    """Record one step's result in `draft` (compare-and-set on the version it was read at)."""
+    return await app_state(ctx).store.update(draft.with_section(step, section))

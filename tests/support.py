@@ -10,9 +10,11 @@ from mcp import Client
 
 from server.app import build_server
 from server.settings import Secrets, Settings
+from tests.fake_hub import FakeHub
 
 SQLITE_PATH_ENV = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__SQLITE__PATH"
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("training-package-mcp"))
+CLOSED_PORT_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, connections fail
 
 
 def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -23,6 +25,11 @@ def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         if not k.startswith("TRAINING_PACKAGE_MCP") and k not in {"HF_TOKEN", "SUPABASE_KEY"}
     }
     env[SQLITE_PATH_ENV] = str(tmp_path / "drafts.sqlite3")
+    # Never the user's caches, never the real Hub: the endpoint is a closed local port, so a
+    # test that forgets its fake Hub fails fast instead of reaching the internet.
+    env["TRAINING_PACKAGE_MCP__MODELS__CACHE__DISK_PATH"] = str(tmp_path / "search-cache.json")
+    env["TRAINING_PACKAGE_MCP__MODELS__HUB__CACHE_DIR"] = str(tmp_path / "hf-cache")
+    env["TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"] = CLOSED_PORT_URL
     env.update(extra)
     return env
 
@@ -36,3 +43,108 @@ async def connect(settings: Settings) -> AsyncIterator[Client]:
     """
     async with Client(build_server(settings, Secrets()), raise_exceptions=True) as client:
         yield client
+
+
+def hub_env(tmp_path: Path, hub_url: str, **extra: str) -> dict[str, str]:
+    """isolated_env pointed at a fake Hub, with fast retries and caches under tmp_path."""
+    prefix = "TRAINING_PACKAGE_MCP__MODELS__"
+    return isolated_env(
+        tmp_path,
+        **{
+            f"{prefix}HUB__ENDPOINT": hub_url,
+            f"{prefix}HUB__CACHE_DIR": str(tmp_path / "hf-cache"),
+            f"{prefix}HUB__TIMEOUT_S": "0.5",
+            f"{prefix}HUB__RETRIES__BASE_DELAY_S": "0.01",
+            f"{prefix}HUB__RETRIES__MAX_DELAY_S": "0.05",
+            f"{prefix}HUB__RETRIES__TOTAL_TIMEOUT_S": "5",
+            f"{prefix}CACHE__DISK_PATH": str(tmp_path / "search-cache.json"),
+            **extra,
+        },
+    )
+
+
+def llama_config(layers: int = 16, hidden: int = 2048, **extra: object) -> dict[str, object]:
+    return {
+        "model_type": "llama",
+        "num_hidden_layers": layers,
+        "hidden_size": hidden,
+        "intermediate_size": 4 * hidden,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+        "tie_word_embeddings": True,
+        **extra,
+    }
+
+
+def seed_models(hub: FakeHub) -> None:
+    """Models whose Hub JSON has the shape the real API returns for expanded listings."""
+
+    def add(repo_id: str, params: int | None, **info: object) -> None:
+        safetensors = {"parameters": {"BF16": params}, "total": params} if params else None
+        hub.add_model(
+            repo_id,
+            config=info.pop("config", llama_config()),
+            safetensors=safetensors,
+            library_name="transformers",
+            **info,
+        )
+
+    add(
+        "acme/chat-1b",
+        1_235_814_400,
+        downloads=900,
+        likes=40,
+        pipeline_tag="text-generation",
+        cardData={"license": "apache-2.0"},
+        trendingScore=5,
+        createdAt="2026-03-01T00:00:00Z",
+    )
+    add(
+        "acme/chat-8b",
+        8_030_261_248,
+        downloads=5000,
+        likes=300,
+        pipeline_tag="text-generation",
+        tags=["license:llama3.1"],
+        trendingScore=50,
+        createdAt="2026-01-01T00:00:00Z",
+        config=llama_config(layers=32, hidden=4096),
+    )
+    add(
+        "acme/chat-70b",
+        70_553_706_496,
+        downloads=2000,
+        likes=900,
+        pipeline_tag="text-generation",
+        cardData={"license": "llama3.1"},
+        trendingScore=20,
+        createdAt="2026-02-01T00:00:00Z",
+        config=llama_config(layers=80, hidden=8192),
+    )
+    add(
+        "acme/embedder",
+        100_000_000,
+        downloads=99999,
+        likes=5,
+        pipeline_tag="feature-extraction",
+        createdAt="2025-01-01T00:00:00Z",
+    )
+    add(
+        "other/tiny-chat",
+        None,
+        downloads=10,
+        likes=1,
+        pipeline_tag="text-generation",
+        createdAt="2026-05-01T00:00:00Z",
+    )
+    hub.add_model(
+        "acme/gated-7b",
+        gated=True,
+        config=llama_config(layers=32, hidden=4096),
+        safetensors={"parameters": {"BF16": 7e9}, "total": 7_000_000_000},
+        downloads=100,
+        likes=10,
+        pipeline_tag="text-generation",
+    )

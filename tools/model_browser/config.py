@@ -1,5 +1,6 @@
 """configs/models.yaml: how the browser reaches the Hub, what it returns, what it knows offline."""
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, HttpUrl, model_validator
@@ -24,11 +25,17 @@ class HubConfig(ConfigModel):
     )
     timeout_s: PositiveSeconds
     retries: RetryConfig
+    cache_dir: Path | None = Field(
+        default=None, description="Hugging Face cache; None: huggingface_hub's (HF_HUB_CACHE)."
+    )
 
 
 class SearchConfig(ConfigModel):
     default_limit: Annotated[int, Field(ge=1)]
     max_limit: Annotated[int, Field(ge=1, le=1000)]
+    fetch_limit: Annotated[int, Field(ge=1, le=1000)] = Field(
+        description="How many models to ask the Hub for before local filters narrow them."
+    )
     allowed_tasks: Annotated[list[str], Field(min_length=1)]
     min_downloads: Annotated[int, Field(ge=0)]
     min_likes: Annotated[int, Field(ge=0)]
@@ -40,6 +47,10 @@ class SearchConfig(ConfigModel):
             raise ValueError(
                 f"default_limit ({self.default_limit}) exceeds max_limit ({self.max_limit})"
             )
+        if self.fetch_limit < self.max_limit:
+            raise ValueError(
+                f"fetch_limit ({self.fetch_limit}) is below max_limit ({self.max_limit})"
+            )
         return self
 
 
@@ -47,6 +58,9 @@ class CacheConfig(ConfigModel):
     ttl_s: PositiveSeconds
     max_entries: Annotated[int, Field(ge=1)]
     disk_max_entries: Annotated[int, Field(ge=0)]
+    disk_path: Path | None = Field(
+        default=None, description="None: model-search-cache.json in the user's data directory."
+    )
 
 
 class Architecture(ConfigModel):
@@ -64,6 +78,13 @@ class Architecture(ConfigModel):
     vocab_size: Annotated[int, Field(ge=1)]
     context_length: Annotated[int, Field(ge=1)]
     tie_word_embeddings: bool
+    num_experts: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Experts per MoE layer; None for a dense model."
+    )
+
+    @property
+    def resolved_head_dim(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_attention_heads
 
 
 class PopularModel(ConfigModel):

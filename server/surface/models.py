@@ -1,0 +1,92 @@
+"""Step 1 on MCP: search_models and select_model."""
+
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from server.drafts import StepName, StepSection, StepStatus
+from server.drafts.model import StepIssue
+from server.errors import tool_errors
+from server.state import app_state, load_draft, save_step
+from tools.model_browser.browser import SearchRequest
+from tools.model_browser.results import ModelDetails, SearchResult
+
+
+class SelectModelResult(ModelDetails):
+    draft_uri: str
+    next_action: str
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(
+        title="Search base models",
+        description=(
+            "Find base models on the Hugging Face Hub. An empty query lists popular, "
+            "well-tested models. Works offline from a cache and a curated list."
+        ),
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
+    @tool_errors
+    async def search_models(
+        ctx: Context,
+        query: Annotated[str, Field(description="Words in the model id, e.g. 'qwen 7b'.")] = "",
+        task: Annotated[
+            str | None, Field(description="Pipeline tag, e.g. text-generation.")
+        ] = None,
+        author: Annotated[str | None, Field(description="Owner, e.g. meta-llama.")] = None,
+        library: Annotated[str | None, Field(description="Library tag, e.g. transformers.")] = None,
+        sort: Literal["downloads", "likes", "trending", "recent"] = "downloads",
+        max_params_b: Annotated[
+            float | None, Field(gt=0, description="Largest size, in billions of parameters.")
+        ] = None,
+        limit: Annotated[int | None, Field(ge=1, description="How many models to return.")] = None,
+    ) -> SearchResult:
+        request = SearchRequest(
+            query=query,
+            task=task,
+            author=author,
+            library=library,
+            sort=sort,
+            max_params_b=max_params_b,
+            limit=limit,
+        )
+        return await anyio.to_thread.run_sync(app_state(ctx).models.search, request)
+
+    @mcp.tool(
+        title="Select the base model",
+        description=(
+            "Fetch a model's details (size, architecture, context length, licence, gating) "
+            "and record it as the draft's base model."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
+    )
+    @tool_errors
+    async def select_model(
+        ctx: Context,
+        draft_id: Annotated[str, Field(description="The draft to record the choice in.")],
+        model_id: Annotated[str, Field(description="Hub id, e.g. Qwen/Qwen2.5-0.5B-Instruct.")],
+        revision: Annotated[
+            str | None, Field(description="Branch, tag or commit; default: the latest.")
+        ] = None,
+    ) -> SelectModelResult:
+        draft = await load_draft(ctx, draft_id)
+        details = await anyio.to_thread.run_sync(app_state(ctx).models.details, model_id, revision)
+        section = StepSection(
+            status=StepStatus.VALID,
+            payload=details.model_dump(mode="json"),
+            issues=[
+                StepIssue(severity="warning", code="model", message=w) for w in details.warnings
+            ],
+        )
+        saved = await save_step(ctx, draft, StepName.MODEL, section)
+        return SelectModelResult(
+            **details.model_dump(), draft_uri=saved.uri, next_action=saved.next_action
+        )

@@ -1,0 +1,255 @@
+"""A local HTTP server that speaks the parts of the Hugging Face Hub API the server uses.
+
+huggingface_hub is pointed at it (HF_ENDPOINT or an explicit endpoint), so the real client code
+runs against real HTTP: model search and info, dataset info and file trees, file resolution with
+the headers hf_hub_download relies on, gated repositories, and scripted faults (status codes with
+Retry-After, delays, malformed bodies) to test retries and fallbacks.
+"""
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class Repo:
+    """A model or dataset: its API info (Hub JSON field names) and its files."""
+
+    id: str
+    info: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    gated: bool = False
+
+    def api_json(self) -> dict[str, Any]:
+        siblings = [{"rfilename": name} for name in sorted(self.files)]
+        return {
+            "_id": hashlib.sha1(self.id.encode()).hexdigest()[:24],
+            "id": self.id,
+            "modelId": self.id,
+            "sha": COMMIT,
+            "private": False,
+            "gated": "manual" if self.gated else False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
+            "lastModified": "2026-10-01T12:00:00.000Z",
+            "createdAt": "2026-01-01T12:00:00.000Z",
+            **self.info,
+        }
+
+
+@dataclass
+class Fault:
+    """A scripted answer for the next `times` requests whose path starts with `prefix`."""
+
+    prefix: str
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b'{"error": "scripted failure"}'
+    delay_s: float = 0.0
+    times: int = 1
+
+
+class FakeHub:
+    """State and behaviour behind the HTTP handler; tests configure it directly."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, Repo] = {}
+        self.datasets: dict[str, Repo] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str]] = []
+        self.tokens: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- configuration ------------------------------------------------------------------
+
+    def add_model(
+        self,
+        repo_id: str,
+        *,
+        config: dict[str, Any] | None = None,
+        gated: bool = False,
+        **info: Any,
+    ) -> Repo:
+        files = {"config.json": json.dumps(config).encode()} if config is not None else {}
+        repo = Repo(repo_id, info=info, files=files, gated=gated)
+        self.models[repo_id] = repo
+        return repo
+
+    def add_dataset(self, repo_id: str, files: dict[str, bytes], **info: Any) -> Repo:
+        repo = Repo(repo_id, info=info, files=files)
+        self.datasets[repo_id] = repo
+        return repo
+
+    def fail(self, prefix: str, **fault: Any) -> None:
+        with self._lock:
+            self.faults.append(Fault(prefix, **fault))
+
+    def requests_to(self, prefix: str) -> list[str]:
+        return [path for _, path in self.requests if path.startswith(prefix)]
+
+    # --- request handling --------------------------------------------------------------
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if path.startswith(fault.prefix) and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def search(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        def first(name: str) -> str | None:
+            return query.get(name, [None])[0]
+
+        found = [repo.api_json() for repo in self.models.values()]
+        if search := first("search"):
+            found = [m for m in found if search.lower() in m["id"].lower()]
+        if author := first("author"):
+            found = [m for m in found if m["id"].split("/")[0] == author]
+        if tag := first("pipeline_tag"):
+            found = [m for m in found if m.get("pipeline_tag") == tag]
+        for wanted in query.get("filter", []):
+            found = [m for m in found if wanted in m["tags"] or m.get("library_name") == wanted]
+        sort_key = first("sort")
+        if sort_key in {"downloads", "likes", "trendingScore", "lastModified", "createdAt"}:
+            found.sort(key=lambda m: m.get(sort_key) or 0, reverse=True)
+        limit = int(first("limit") or 1000)
+        return found[:limit]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hub: FakeHub
+
+    def log_message(self, *_: Any) -> None:  # keep test output clean
+        return
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, *, head: bool) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        self.hub.requests.append((self.command, self.path))
+        if fault := self.hub.take_fault(path):
+            time.sleep(fault.delay_s)
+            if fault.status:
+                self._send(fault.status, fault.body, fault.headers, head=head)
+                return
+        query = parse_qs(url.query)
+        if path == "/api/models":
+            self._json(self.hub.search(query), head=head)
+        elif path.startswith("/api/models/"):
+            self._repo_info(self.hub.models, path.removeprefix("/api/models/"), head)
+        elif path.startswith("/api/datasets/"):
+            self._dataset_api(path.removeprefix("/api/datasets/"), head)
+        elif path.startswith("/datasets/"):
+            self._resolve(self.hub.datasets, path.removeprefix("/datasets/"), head)
+        else:
+            self._resolve(self.hub.models, path.lstrip("/"), head)
+
+    def _repo_info(self, repos: dict[str, Repo], rest: str, head: bool) -> None:
+        repo_id = rest.split("/revision/")[0]
+        repo = repos.get(repo_id)
+        if repo is None:
+            self._not_found()
+            return
+        self._json(repo.api_json(), head=head)
+
+    def _dataset_api(self, rest: str, head: bool) -> None:
+        if "/tree/" in rest:
+            repo_id, _, _ = rest.partition("/tree/")
+            repo = self.hub.datasets.get(repo_id)
+            if repo is None:
+                self._not_found()
+                return
+            tree = [
+                {"type": "file", "path": name, "size": len(data), "oid": _oid(data)}
+                for name, data in sorted(repo.files.items())
+            ]
+            self._json(tree, head=head)
+            return
+        self._repo_info(self.hub.datasets, rest, head)
+
+    def _resolve(self, repos: dict[str, Repo], rest: str, head: bool) -> None:
+        repo_part, sep, file_part = rest.partition("/resolve/")
+        repo = repos.get(repo_part) if sep else None
+        if repo is None:
+            self._not_found()
+            return
+        _, _, filename = file_part.partition("/")
+        if repo.gated and self._token() not in self.hub.tokens:
+            message = b'{"error": "Access to this model is restricted."}'
+            self._send(401, message, {"X-Error-Code": "GatedRepo"}, head=head)
+            return
+        data = repo.files.get(filename)
+        if data is None:
+            self._send(
+                404, b'{"error": "Entry not found"}', {"X-Error-Code": "EntryNotFound"}, head=head
+            )
+            return
+        headers = {"ETag": f'"{_oid(data)}"', "X-Repo-Commit": COMMIT}
+        self._send(200, data, headers, head=head, content_type="application/octet-stream")
+
+    def _token(self) -> str:
+        return self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+
+    def _not_found(self) -> None:
+        body = b'{"error": "Repository not found"}'
+        self._send(404, body, {"X-Error-Code": "RepoNotFound"}, head=self.command == "HEAD")
+
+    def _json(self, value: Any, *, head: bool) -> None:
+        self._send(200, json.dumps(value).encode(), {}, head=head)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        head: bool,
+        content_type: str = "application/json",
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+def _oid(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@contextmanager
+def serve_fake_hub() -> Iterator[tuple[FakeHub, str]]:
+    """Run a FakeHub on a free loopback port; yields the hub and its base URL."""
+    hub = FakeHub()
+    handler = type("Handler", (_Handler,), {"hub": hub})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield hub, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

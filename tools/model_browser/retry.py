@@ -1,0 +1,113 @@
+"""Retries for every Hub request, bounded in attempts and in total time.
+
+huggingface_hub sends its requests through one shared httpx2 client; this transport sits under
+it, so list_models, model_info and hf_hub_download all get the same policy: exponential backoff
+with full jitter on connection errors, timeouts, 429 and 5xx, honouring Retry-After, and never
+waiting past the configured budget. When the budget is spent it raises HubUnavailable, which the
+library does not retry again (its own backoff only catches httpx2's network errors).
+"""
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx2
+
+from tools.model_browser.config import RetryConfig
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_RETRY_ERRORS = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
+
+# The monotonic time by which the current operation (a search, a model's details: several
+# requests) must be done; requests made outside one only have their own budget.
+_operation_deadline: ContextVar[float | None] = ContextVar("hub_deadline", default=None)
+
+
+@contextmanager
+def time_budget(seconds: float, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """Bound every Hub request made inside the block, retries included, by one shared budget."""
+    token = _operation_deadline.set(clock() + seconds)
+    try:
+        yield
+    finally:
+        _operation_deadline.reset(token)
+
+
+class HubUnavailable(Exception):
+    """The Hub did not answer usefully within the retry budget."""
+
+    def __init__(self, reason: str, attempts: int):
+        self.reason, self.attempts = reason, attempts
+        super().__init__(f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})")
+
+
+@dataclass
+class RetryingTransport(httpx2.BaseTransport):
+    inner: httpx2.BaseTransport
+    policy: RetryConfig
+    request_timeout_s: float
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    jitter: Callable[[], float] = random.random
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        deadline = self.clock() + self.policy.total_timeout_s
+        if (shared := _operation_deadline.get()) is not None:
+            deadline = min(deadline, shared)
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                raise HubUnavailable("the time budget for this Hub operation is spent", attempt - 1)
+            request.extensions["timeout"] = _timeouts(min(self.request_timeout_s, remaining))
+            retry_after: float | None = None
+            try:
+                response = self.inner.handle_request(request)
+            except _RETRY_ERRORS as exc:
+                reason = f"{type(exc).__name__} from {request.url.host}"
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                reason = f"HTTP {response.status_code} from {request.url.host}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.read()
+                response.close()
+            if attempt >= self.policy.max_attempts:
+                raise HubUnavailable(reason, attempt)
+            wait = retry_after if retry_after is not None else self._backoff(attempt)
+            if self.clock() + wait >= deadline:
+                raise HubUnavailable(f"{reason}; the retry time budget is spent", attempt)
+            self.sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max_delay, base * 2^(attempt-1))] (AWS, 2015)."""
+        ceiling = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (attempt - 1))
+        return ceiling * self.jitter()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3); None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _timeouts(seconds: float) -> dict[str, float]:
+    seconds = max(seconds, 0.001)
+    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
