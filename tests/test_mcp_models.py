@@ -13,7 +13,9 @@ async def test_search_then_select_records_the_model_in_the_draft(
 ) -> None:
     _, url = fake_hub
     async with connect(load_settings(env=hub_env(tmp_path, url))) as client:
-        found = await client.call_tool("search_models", {"query": "chat", "max_params_b": 10})
+        found = await client.call_tool(
+            "search_models", {"query": "chat", "max_params_b": 10, "min_likes": 20}
+        )
         assert not found.is_error
         assert found.structured_content["source"] == "hub"
         assert [m["id"] for m in found.structured_content["models"]] == [

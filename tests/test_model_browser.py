@@ -4,6 +4,7 @@ import json
 import time
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
 
 from server.settings import Secrets, load_settings
@@ -253,3 +254,16 @@ def test_select_offline_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_model_id(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="use the form owner/name"):
         browser(tmp_path, CLOSED_PORT_URL).details("just-a-name")
+
+
+def test_hf_hub_offline_skips_the_network(
+    tmp_path: Path, fake_hub: tuple[FakeHub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub, url = fake_hub
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    models = browser(tmp_path, url)
+    result = models.search(SearchRequest(query="qwen"))
+    details = models.details("Qwen/Qwen2.5-1.5B-Instruct")
+    assert result.source == "offline" and "HF_HUB_OFFLINE" in result.notice
+    assert details.source == "offline"
+    assert hub.requests == []
