@@ -25,7 +25,7 @@ def build_server(settings: Settings, secrets: Secrets | None = None) -> MCPServe
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
-        store = open_store(settings)
+        store = await open_store(settings, secrets)
         log.info("server.started", version=__version__, store=type(store).__name__)
         try:
             yield AppState(

@@ -50,9 +50,19 @@ class SqliteConfig(ConfigModel):
         return self.path.expanduser() if self.path else user_data_dir() / "drafts.sqlite3"
 
 
+class PostgresConfig(ConfigModel):
+    """The URL is a secret: TRAINING_PACKAGE_MCP_DATABASE_URL, never a config file."""
+
+    schema_name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+    pool_min: Annotated[int, Field(ge=0)]
+    pool_max: Annotated[int, Field(ge=1)]
+    connect_timeout_s: Annotated[float, Field(gt=0, le=300)]
+
+
 class StorageConfig(ConfigModel):
-    backend: Literal["sqlite"]
+    backend: Literal["sqlite", "postgres"]
     sqlite: SqliteConfig
+    postgres: PostgresConfig
 
 
 class LoggingConfig(ConfigModel):

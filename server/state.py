@@ -4,9 +4,11 @@ import getpass
 import os
 from dataclasses import dataclass
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context
 
-from server.drafts import DraftPackage, DraftStore, StepName, StepSection
+from server.drafts import DraftPackage, DraftStore, DraftStoreError, StepName, StepSection
+from server.drafts.postgres import PostgresDraftStore
 from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
 from server.settings import Secrets, Settings
@@ -22,12 +24,29 @@ class AppState:
     local_owner: str
 
 
-def open_store(settings: Settings) -> DraftStore:
-    sqlite = settings.server.storage.sqlite
-    return SqliteDraftStore(
-        sqlite.resolved_path(),
-        busy_timeout_s=sqlite.busy_timeout_s,
-        max_drafts_per_owner=settings.server.limits.max_drafts_per_owner,
+async def open_store(settings: Settings, secrets: Secrets) -> DraftStore:
+    """The configured draft store, migrated and ready."""
+    storage, limits = settings.server.storage, settings.server.limits
+    if storage.backend == "postgres":
+        if secrets.database_url is None:
+            raise DraftStoreError(
+                "storage.backend is postgres but TRAINING_PACKAGE_MCP_DATABASE_URL is not set."
+            )
+        postgres = storage.postgres
+        return await PostgresDraftStore.open(
+            secrets.database_url.get_secret_value(),
+            schema=postgres.schema_name,
+            pool_min=postgres.pool_min,
+            pool_max=postgres.pool_max,
+            connect_timeout_s=postgres.connect_timeout_s,
+            max_drafts_per_owner=limits.max_drafts_per_owner,
+        )
+    return await anyio.to_thread.run_sync(
+        lambda: SqliteDraftStore(
+            storage.sqlite.resolved_path(),
+            busy_timeout_s=storage.sqlite.busy_timeout_s,
+            max_drafts_per_owner=limits.max_drafts_per_owner,
+        )
     )
 
 

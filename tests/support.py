@@ -1,14 +1,17 @@
 """Helpers the tests share: an isolated environment, an in-process client, the console script."""
 
 import os
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import psycopg
 from mcp import Client
 
 from server.app import build_server
+from server.drafts.postgres import PostgresDraftStore
 from server.settings import Secrets, Settings
 from tests.fake_hub import FakeHub
 
@@ -148,3 +151,28 @@ def seed_models(hub: FakeHub) -> None:
         likes=10,
         pipeline_tag="text-generation",
     )
+
+
+TEST_DATABASE_URL = os.environ.get(
+    "TRAINING_PACKAGE_MCP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@asynccontextmanager
+async def postgres_store(max_drafts: int = 100) -> AsyncIterator[PostgresDraftStore]:
+    """A PostgresDraftStore in a fresh schema of the test database, dropped afterwards."""
+    schema = f"test_{secrets.token_hex(4)}"
+    store = await PostgresDraftStore.open(
+        TEST_DATABASE_URL,
+        schema=schema,
+        pool_min=1,
+        pool_max=20,
+        connect_timeout_s=10,
+        max_drafts_per_owner=max_drafts,
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -6,17 +6,23 @@ compare-and-set on `version` turns a lost race into a clear conflict instead of 
 """
 
 import json
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from server.drafts.model import DraftPackage, DraftSummary, StepName, utc_now
+from server.drafts.model import DraftPackage, DraftSummary, utc_now
+from server.drafts.rows import (
+    COLUMNS,
+    draft_from_row,
+    migrations,
+    new_draft,
+    sections,
+    statements,
+)
 from server.drafts.store import (
     DraftConflictError,
     DraftLimitError,
@@ -27,25 +33,7 @@ from server.logging import get_logger
 
 T = TypeVar("T")
 
-# Applied in order; PRAGMA user_version records how many have run.
-_MIGRATIONS = [
-    """
-    CREATE TABLE drafts (
-        id         TEXT PRIMARY KEY,
-        owner      TEXT NOT NULL,
-        title      TEXT NOT NULL,
-        version    INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        sections   TEXT NOT NULL
-    );
-    CREATE INDEX drafts_by_owner ON drafts (owner, updated_at DESC);
-    """,
-]
-
 log = get_logger(__name__)
-
-_COLUMNS = "id, owner, title, version, created_at, updated_at, sections"
 
 
 class SqliteDraftStore:
@@ -68,10 +56,11 @@ class SqliteDraftStore:
             ) from exc
 
     def _migrate(self) -> None:
+        """Apply the migrations not yet applied; PRAGMA user_version counts the applied ones."""
         with self._transaction() as conn:
             (applied,) = conn.execute("PRAGMA user_version").fetchone()
-            for number, script in enumerate(_MIGRATIONS[applied:], start=applied + 1):
-                for statement in filter(str.strip, script.split(";")):
+            for number, script in migrations("sqlite")[applied:]:
+                for statement in statements(script):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
 
@@ -91,15 +80,7 @@ class SqliteDraftStore:
         return await anyio.to_thread.run_sync(guarded)
 
     async def create(self, owner: str, title: str) -> DraftPackage:
-        now = utc_now()
-        draft = DraftPackage(
-            id=secrets.token_hex(6),
-            owner=owner,
-            title=title,
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
+        draft = new_draft(owner, title)
 
         def insert() -> DraftPackage:
             with self._transaction() as conn:
@@ -109,8 +90,16 @@ class SqliteDraftStore:
                 if count >= self._max_drafts:
                     raise DraftLimitError(self._max_drafts)
                 conn.execute(
-                    f"INSERT INTO drafts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    _row(draft),
+                    f"INSERT INTO drafts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        draft.id,
+                        owner,
+                        title,
+                        draft.version,
+                        draft.created_at.isoformat(),
+                        draft.updated_at.isoformat(),
+                        json.dumps(sections(draft)),
+                    ),
                 )
             log.info("draft.created", draft_id=draft.id, owner=owner)
             return draft
@@ -121,11 +110,11 @@ class SqliteDraftStore:
         def select() -> DraftPackage:
             with self._lock:
                 row = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM drafts WHERE id = ? AND owner = ?", (draft_id, owner)
+                    f"SELECT {COLUMNS} FROM drafts WHERE id = ? AND owner = ?", (draft_id, owner)
                 ).fetchone()
             if row is None:
                 raise DraftNotFoundError(draft_id)
-            return _draft(row)
+            return draft_from_row(row)
 
         return await self._run(select)
 
@@ -133,10 +122,10 @@ class SqliteDraftStore:
         def select() -> list[DraftSummary]:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM drafts WHERE owner = ? ORDER BY updated_at DESC",
+                    f"SELECT {COLUMNS} FROM drafts WHERE owner = ? ORDER BY updated_at DESC",
                     (owner,),
                 ).fetchall()
-            return [DraftSummary.of(_draft(row)) for row in rows]
+            return [DraftSummary.of(draft_from_row(row)) for row in rows]
 
         return await self._run(select)
 
@@ -152,7 +141,7 @@ class SqliteDraftStore:
                         saved.title,
                         saved.version,
                         saved.updated_at.isoformat(),
-                        _sections_json(saved),
+                        json.dumps(sections(saved)),
                         draft.id,
                         draft.owner,
                         draft.version,
@@ -196,33 +185,3 @@ class _Transaction:
             self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self._lock.release()
-
-
-def _sections_json(draft: DraftPackage) -> str:
-    steps = {step.value for step in StepName}
-    return draft.model_dump_json(include=steps)
-
-
-def _row(draft: DraftPackage) -> tuple[Any, ...]:
-    return (
-        draft.id,
-        draft.owner,
-        draft.title,
-        draft.version,
-        draft.created_at.isoformat(),
-        draft.updated_at.isoformat(),
-        _sections_json(draft),
-    )
-
-
-def _draft(row: tuple[Any, ...]) -> DraftPackage:
-    draft_id, owner, title, version, created_at, updated_at, sections = row
-    return DraftPackage(
-        id=draft_id,
-        owner=owner,
-        title=title,
-        version=version,
-        created_at=datetime.fromisoformat(created_at),
-        updated_at=datetime.fromisoformat(updated_at),
-        **json.loads(sections),
-    )

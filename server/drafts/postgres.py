@@ -1,0 +1,197 @@
+"""The scale-out draft store: PostgreSQL (a Supabase project's database works), async pool.
+
+Several server replicas share it. Writes are single statements or short transactions;
+compare-and-set on `version` makes concurrent edits conflict instead of overwrite. Connections are
+checked when taken from the pool, so after a database restart the next request reconnects.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from server.drafts.model import DraftPackage, DraftSummary, utc_now
+from server.drafts.rows import (
+    COLUMNS,
+    draft_from_row,
+    migrations,
+    new_draft,
+    sections,
+    statements,
+)
+from server.drafts.store import (
+    DraftConflictError,
+    DraftLimitError,
+    DraftNotFoundError,
+    DraftStoreError,
+)
+from server.logging import get_logger
+
+log = get_logger(__name__)
+
+# Serialises schema migrations across replicas starting together (pg_advisory_xact_lock key).
+_MIGRATION_LOCK = 0x7470_6D63  # "tpmc"
+
+
+class PostgresDraftStore:
+    def __init__(self, pool: AsyncConnectionPool, schema: str, max_drafts_per_owner: int):
+        self._pool = pool
+        self._schema = schema
+        self._max_drafts = max_drafts_per_owner
+        self._table = sql.Identifier(schema, "drafts")
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        schema: str,
+        pool_min: int,
+        pool_max: int,
+        connect_timeout_s: float,
+        max_drafts_per_owner: int,
+    ) -> "PostgresDraftStore":
+        pool = AsyncConnectionPool(
+            url,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=connect_timeout_s,
+            kwargs={"connect_timeout": max(1, int(connect_timeout_s)), "autocommit": True},
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+            name="drafts",
+        )
+        try:
+            await pool.open(wait=True, timeout=connect_timeout_s)
+            store = cls(pool, schema, max_drafts_per_owner)
+            await store._migrate()
+        except (psycopg.Error, PoolTimeout) as exc:
+            await pool.close()
+            raise DraftStoreError(
+                "Cannot reach the drafts database (TRAINING_PACKAGE_MCP_DATABASE_URL): "
+                f"{type(exc).__name__}. Check that PostgreSQL is running and the URL is right."
+            ) from exc
+        return store
+
+    async def _migrate(self) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema))
+            )
+            await conn.execute(
+                sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(self._schema))
+            )
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(number INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            cursor = await conn.execute("SELECT coalesce(max(number), 0) FROM schema_migrations")
+            (applied,) = await cursor.fetchone()
+            for number, script in migrations("postgres")[applied:]:
+                for statement in statements(script):
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_migrations (number) VALUES (%s)", (number,))
+                log.info("drafts.migrated", backend="postgres", migration=number)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; database failures become a DraftStoreError the user can read."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, PoolTimeout) as exc:
+            log.warning("drafts.database_error", error=type(exc).__name__)
+            raise DraftStoreError(
+                "The drafts database is not answering right now; try again in a moment."
+            ) from exc
+
+    async def create(self, owner: str, title: str) -> DraftPackage:
+        draft = new_draft(owner, title)
+        async with self._connection() as conn, conn.transaction():
+            # one creator per owner at a time, so the limit holds across replicas
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (owner,))
+            cursor = await conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE owner = %s").format(self._table), (owner,)
+            )
+            (count,) = await cursor.fetchone()
+            if count >= self._max_drafts:
+                raise DraftLimitError(self._max_drafts)
+            await conn.execute(
+                sql.SQL("INSERT INTO {} ({}) VALUES (%s, %s, %s, %s, %s, %s, %s)").format(
+                    self._table, sql.SQL(COLUMNS)
+                ),
+                (
+                    draft.id,
+                    owner,
+                    title,
+                    draft.version,
+                    draft.created_at,
+                    draft.updated_at,
+                    Jsonb(sections(draft)),
+                ),
+            )
+        log.info("draft.created", draft_id=draft.id, owner=owner)
+        return draft
+
+    async def get(self, draft_id: str, owner: str) -> DraftPackage:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                sql.SQL("SELECT {} FROM {} WHERE id = %s AND owner = %s").format(
+                    sql.SQL(COLUMNS), self._table
+                ),
+                (draft_id, owner),
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise DraftNotFoundError(draft_id)
+        return draft_from_row(row)
+
+    async def list(self, owner: str) -> list[DraftSummary]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                sql.SQL("SELECT {} FROM {} WHERE owner = %s ORDER BY updated_at DESC").format(
+                    sql.SQL(COLUMNS), self._table
+                ),
+                (owner,),
+            )
+            rows = await cursor.fetchall()
+        return [DraftSummary.of(draft_from_row(row)) for row in rows]
+
+    async def update(self, draft: DraftPackage) -> DraftPackage:
+        saved = draft.model_copy(update={"version": draft.version + 1, "updated_at": utc_now()})
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET title = %s, version = %s, updated_at = %s, sections = %s "
+                    "WHERE id = %s AND owner = %s AND version = %s"
+                ).format(self._table),
+                (
+                    saved.title,
+                    saved.version,
+                    saved.updated_at,
+                    Jsonb(sections(saved)),
+                    draft.id,
+                    draft.owner,
+                    draft.version,
+                ),
+            )
+            if cursor.rowcount == 0:
+                cursor = await conn.execute(
+                    sql.SQL("SELECT version FROM {} WHERE id = %s AND owner = %s").format(
+                        self._table
+                    ),
+                    (draft.id, draft.owner),
+                )
+                row = await cursor.fetchone()
+                if row is None:
+                    raise DraftNotFoundError(draft.id)
+                raise DraftConflictError(draft.id, draft.version, row[0])
+        log.info("draft.saved", draft_id=saved.id, version=saved.version)
+        return saved
+
+    async def close(self) -> None:
+        await self._pool.close()

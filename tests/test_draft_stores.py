@@ -1,0 +1,127 @@
+"""The DraftStore contract, run against SQLite and against the real PostgreSQL server."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from server.drafts import (
+    DraftConflictError,
+    DraftLimitError,
+    DraftNotFoundError,
+    DraftStore,
+    StepName,
+    StepSection,
+    StepStatus,
+)
+from server.drafts.sqlite import SqliteDraftStore
+from tests.support import postgres_store
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@asynccontextmanager
+async def open_store(
+    backend: str, tmp_path: Path, max_drafts: int = 100
+) -> AsyncIterator[DraftStore]:
+    if backend == "postgres":
+        async with postgres_store(max_drafts) as store:
+            yield store
+        return
+    store = SqliteDraftStore(
+        tmp_path / "drafts.sqlite3", busy_timeout_s=5, max_drafts_per_owner=max_drafts
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_create_get_update_list(backend: str, tmp_path: Path) -> None:
+    async with open_store(backend, tmp_path) as store:
+        draft = await store.create("alice", "first")
+        assert draft.version == 1 and draft.next_step is StepName.MODEL
+        assert await store.get(draft.id, "alice") == draft
+
+        section = StepSection(status=StepStatus.VALID, payload={"model_id": "Qwen/Qwen2.5-0.5B"})
+        saved = await store.update(draft.with_section(StepName.MODEL, section))
+        assert saved.version == 2 and saved.updated_at > draft.updated_at
+
+        reread = await store.get(draft.id, "alice")
+        assert reread == saved
+        assert reread.model.payload == {"model_id": "Qwen/Qwen2.5-0.5B"}
+        assert reread.next_step is StepName.CONFIG
+
+        second = await store.create("alice", "second")
+        listed = await store.list("alice")
+        assert [s.id for s in listed] == [second.id, draft.id]  # most recently changed first
+        assert listed[1].version == 2 and listed[1].next_step is StepName.CONFIG
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_stale_update_is_a_conflict_and_changes_nothing(backend: str, tmp_path: Path) -> None:
+    async with open_store(backend, tmp_path) as store:
+        draft = await store.create("alice", "t")
+        first = draft.with_section(StepName.MODEL, StepSection(status=StepStatus.VALID))
+        stale = draft.with_section(StepName.MODEL, StepSection(status=StepStatus.INVALID))
+        await store.update(first)
+        with pytest.raises(DraftConflictError) as exc:
+            await store.update(stale)
+        assert "expected version 1, found 2" in str(exc.value)
+        assert (await store.get(draft.id, "alice")).model.status is StepStatus.VALID
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_other_owners_drafts_are_not_found(backend: str, tmp_path: Path) -> None:
+    async with open_store(backend, tmp_path) as store:
+        draft = await store.create("alice", "private")
+        with pytest.raises(DraftNotFoundError):
+            await store.get(draft.id, "bob")
+        assert await store.list("bob") == []
+        with pytest.raises(DraftNotFoundError):
+            await store.update(draft.model_copy(update={"owner": "bob"}))
+        with pytest.raises(DraftNotFoundError, match="No draft 'missing' was found"):
+            await store.get("missing", "alice")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_draft_limit_per_owner(backend: str, tmp_path: Path) -> None:
+    async with open_store(backend, tmp_path, max_drafts=2) as store:
+        await store.create("alice", "1")
+        await store.create("alice", "2")
+        with pytest.raises(DraftLimitError, match="already have 2 drafts"):
+            await store.create("alice", "3")
+        await store.create("bob", "1")  # the limit is per owner
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_fifty_concurrent_updates_lose_nothing(backend: str, tmp_path: Path) -> None:
+    """50 tasks race read-modify-write cycles on one draft: each either wins (and its change is
+    kept, built on the one before) or is told of a conflict; nothing is silently overwritten."""
+    async with open_store(backend, tmp_path) as store:
+        draft = await store.create("alice", "race")
+        outcomes: list[str] = []
+
+        async def writer(n: int) -> None:
+            current = await store.get(draft.id, "alice")
+            payload = {**current.config.payload, f"w{n}": n}
+            try:
+                await store.update(
+                    current.with_section(StepName.CONFIG, StepSection(payload=payload))
+                )
+                outcomes.append(f"w{n}")
+            except DraftConflictError:
+                outcomes.append("conflict")
+
+        async with anyio.create_task_group() as tg:
+            for n in range(50):
+                tg.start_soon(writer, n)
+
+        final = await store.get(draft.id, "alice")
+        winners = [o for o in outcomes if o != "conflict"]
+        assert len(outcomes) == 50 and winners
+        assert final.version == 1 + len(winners)
+        assert sorted(final.config.payload) == sorted(winners)  # every win is in the final state
