@@ -1,7 +1,6 @@
 """The `training-package-mcp` command: serve (stdio or HTTP), check-config, demo."""
 
 import argparse
-import ipaddress
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import yaml
 
 from server import APP_NAME, __version__
 from server.settings import CONFIG_DIR_ENV, ConfigError, Secrets, Settings, load_settings
+from tools.errors import UserError
 
 EXIT_CONFIG = 2
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     if command == "check-config":
         return _check_config(settings)
+    if command == "hash-token":
+        return _hash_token(args.subject, generate=args.generate)
     if command == "demo":
         from server.demo import run_demo
 
@@ -72,7 +74,31 @@ def _parser() -> argparse.ArgumentParser:
         description="Start the server in-process, connect an MCP client and print every call "
         "and its result. Uses a temporary drafts database; needs no network.",
     )
+    hash_token = commands.add_parser(
+        "hash-token",
+        help="make a static-token entry for auth (reads the token from stdin)",
+        description="Print the '<subject>:<sha256>' entry that lets a bearer token in as "
+        "SUBJECT, for TRAINING_PACKAGE_MCP_TOKENS or auth.static_tokens_file. The token is read "
+        "from stdin, or made up with --generate (then printed once on stderr).",
+    )
+    hash_token.add_argument("subject", help="who the token stands for; owns its drafts")
+    hash_token.add_argument("--generate", action="store_true", help="make a new random token")
     return parser
+
+
+def _hash_token(subject: str, *, generate: bool) -> int:
+    import secrets
+
+    from server.auth import token_digest
+
+    token = secrets.token_urlsafe(32) if generate else sys.stdin.readline().strip()
+    if not token:
+        print(f"{APP_NAME} hash-token: no token on stdin (or use --generate)", file=sys.stderr)
+        return EXIT_CONFIG
+    if generate:
+        print(f"token (give it to {subject}; it is not stored): {token}", file=sys.stderr)
+    print(f"{subject}:{token_digest(token)}")
+    return 0
 
 
 def _check_config(settings: Settings) -> int:
@@ -91,45 +117,65 @@ def _check_config(settings: Settings) -> int:
 
 
 def _serve(settings: Settings, *, http: bool, host: str | None, port: int | None) -> int:
+    from server.app import build_server
+    from server.http import http_app, http_auth, is_loopback
+    from server.logging import configure_logging, get_logger
+
     http_config = settings.server.transport.http
     use_http = http or settings.server.transport.default == "http"
     host = host or http_config.host
     port = port or http_config.port
-    if use_http and not _is_loopback(host):
+    secrets = Secrets.from_env()
+    try:
+        auth = http_auth(settings, secrets, f"http://{host}:{port}{http_config.path}")
+    except UserError as exc:
+        print(f"{APP_NAME}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if use_http and auth is None and not is_loopback(host):
         print(
             f"{APP_NAME}: refusing to serve on {host}: no authentication is configured, so "
-            "HTTP binds only to a loopback address (127.0.0.1, ::1 or localhost).",
+            "HTTP binds only to a loopback address (127.0.0.1, ::1 or localhost). Configure "
+            "tokens (see auth in server.yaml) to serve other hosts.",
             file=sys.stderr,
         )
         return EXIT_CONFIG
 
-    from server.app import build_server
-    from server.logging import configure_logging, get_logger
-
-    secrets = Secrets.from_env()
     configure_logging(settings.server.logging.level, secrets.values())
-    mcp = build_server(settings, secrets)
+    log = get_logger(__name__)
+    mcp = build_server(settings, secrets, auth=auth if use_http else None)
     try:
         if not use_http:
             mcp.run()
             return 0
         import uvicorn
 
-        app = mcp.streamable_http_app(streamable_http_path=http_config.path, host=host)
-        get_logger(__name__).info("http.listening", url=f"http://{host}:{port}{http_config.path}")
+        app = http_app(mcp, settings, host)
+        log.info(
+            "http.listening",
+            url=f"http://{host}:{port}{http_config.path}",
+            auth="bearer tokens" if auth else "none (loopback only)",
+        )
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
         return 0
     except KeyboardInterrupt:
         return 0
+    except Exception as exc:
+        if (cause := _user_error(exc)) is None:
+            raise
+        print(f"{APP_NAME}: {cause}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _user_error(exc: BaseException) -> UserError | None:
+    """The UserError behind a start-up failure, through task-group wrappers and causes."""
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _user_error(inner)) is not None:
+                return found
+    cause = exc.__cause__ or exc.__context__
+    return _user_error(cause) if cause is not None else None
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from mcp.server.mcpserver import MCPServer
 
 from server import __version__
+from server.http import HttpAuth
 from server.logging import get_logger
 from server.settings import Secrets, Settings
 from server.state import AppState, local_user, open_model_browser, open_store
@@ -20,7 +21,10 @@ INSTRUCTIONS = (
 log = get_logger(__name__)
 
 
-def build_server(settings: Settings, secrets: Secrets | None = None) -> MCPServer:
+def build_server(
+    settings: Settings, secrets: Secrets | None = None, *, auth: HttpAuth | None = None
+) -> MCPServer:
+    """The server; `auth` (HTTP only) makes every request carry a verified bearer token."""
     secrets = secrets or Secrets.from_env()
 
     @asynccontextmanager
@@ -46,6 +50,8 @@ def build_server(settings: Settings, secrets: Secrets | None = None) -> MCPServe
         version=__version__,
         lifespan=lifespan,
         log_level=settings.server.logging.level,
+        token_verifier=auth.verifier if auth else None,
+        auth=auth.settings if auth else None,
     )
     drafts.register(mcp)
     models.register(mcp)

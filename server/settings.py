@@ -35,6 +35,10 @@ class HttpConfig(ConfigModel):
     host: str
     port: Annotated[int, Field(ge=1, le=65535)]
     path: Annotated[str, Field(pattern=r"^/")]
+    stateless: bool = Field(description="No per-session state, so any replica can answer.")
+    max_request_bytes: Annotated[int, Field(ge=1024)]
+    allowed_hosts: list[str] = Field(description="Host headers accepted besides loopback.")
+    allowed_origins: list[str] = Field(description="Origin headers accepted besides loopback.")
 
 
 class TransportConfig(ConfigModel):
@@ -80,10 +84,30 @@ class ServerLimits(ConfigModel):
     drafts_list_limit: Annotated[int, Field(ge=1, le=10_000)]
 
 
+class SupabaseAuthConfig(ConfigModel):
+    enabled: bool
+    issuer: str | None = Field(default=None, description="None: $SUPABASE_URL/auth/v1.")
+    audience: str
+    jwks_url: str | None = Field(default=None, description="None: HS256, SUPABASE_JWT_SECRET.")
+    timeout_s: Annotated[float, Field(gt=0, le=60)]
+    leeway_s: Annotated[float, Field(ge=0, le=300)]
+
+
+class AuthConfig(ConfigModel):
+    static_tokens_file: Path | None = Field(
+        default=None, description="Lines of '<subject>:<sha256 of the token>'."
+    )
+    supabase: SupabaseAuthConfig
+    resource_server_url: str | None = Field(
+        default=None, description="This server's public URL; None: http://host:port/path."
+    )
+
+
 class ServerConfig(ConfigModel):
     name: str
     transport: TransportConfig
     storage: StorageConfig
+    auth: AuthConfig
     logging: LoggingConfig
     limits: ServerLimits
 
@@ -114,6 +138,7 @@ class Secrets(BaseModel):
     hf_token: SecretStr | None = None
     supabase_url: str | None = None
     supabase_key: SecretStr | None = None
+    supabase_jwt_secret: SecretStr | None = None
     database_url: SecretStr | None = None
 
     @classmethod
@@ -125,12 +150,13 @@ class Secrets(BaseModel):
             hf_token=get("HF_TOKEN"),
             supabase_url=get("SUPABASE_URL"),
             supabase_key=get("SUPABASE_KEY"),
+            supabase_jwt_secret=get("SUPABASE_JWT_SECRET"),
             database_url=get("TRAINING_PACKAGE_MCP_DATABASE_URL"),
         )
 
     def values(self) -> list[str]:
         """The secret strings themselves, for log redaction."""
-        found = [self.hf_token, self.supabase_key, self.database_url]
+        found = [self.hf_token, self.supabase_key, self.supabase_jwt_secret, self.database_url]
         return [s.get_secret_value() for s in found if s is not None]
 
 

@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 
 import anyio.to_thread
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 
 from server.drafts import DraftPackage, DraftStore, DraftStoreError, StepName, StepSection
@@ -73,7 +74,14 @@ def app_state(ctx: Context) -> AppState:
 
 
 def caller(ctx: Context) -> str:
-    """Who is asking: the owner of every draft this request creates, reads or changes."""
+    """Who is asking: the owner of every draft this request creates, reads or changes.
+
+    Over HTTP with auth, the verified token's subject; otherwise (stdio, loopback HTTP without
+    auth) the operating-system user running the server.
+    """
+    token = get_access_token()
+    if token is not None:
+        return token.subject or token.client_id
     return app_state(ctx).local_owner
 
 

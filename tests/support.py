@@ -2,13 +2,18 @@
 
 import os
 import secrets
+import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import httpx2
 import psycopg
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from server.app import build_server
 from server.drafts.postgres import PostgresDraftStore
@@ -176,3 +181,50 @@ async def postgres_store(max_drafts: int = 100) -> AsyncIterator[PostgresDraftSt
         await store.close()
         with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def http_server(env: dict[str, str], *args: str, timeout_s: float = 30) -> Iterator[str]:
+    """`serve --http` as a subprocess on a free port; yields its base URL, stops it after."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [CONSOLE_SCRIPT, "serve", "--http", "--port", str(port), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited early: {proc.stderr.read()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("server did not start listening") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bearer_client(url: str, token: str | None) -> Client:
+    """An MCP client for `url`/mcp that sends `token` as a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    http = httpx2.AsyncClient(headers=headers, timeout=30)
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http))
