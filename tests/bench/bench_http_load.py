@@ -1,0 +1,165 @@
+"""Load benchmark: concurrent HTTP clients on estimate_deployment and a cached search_models,
+against a no-op tool on the same server, in one run.
+
+Run: uv run python -m tests.bench.bench_http_load [--clients N] [--calls K] [--rounds R]
+
+Each client posts JSON-RPC tools/call requests over streamable HTTP (stateless, as replicas run)
+one after another; all clients run concurrently. Reported per tool: calls per second, p50 and p99
+latency, errors, and throughput as a share of the no-op's. Rounds alternate the tools so noise
+hits all alike. Issue goal: >= 0.8x the no-op throughput with zero errors.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2
+
+from tests.fake_hub import serve_fake_hub
+from tests.support import free_port, hub_env, seed_models
+
+ROOT = Path(__file__).resolve().parents[2]
+CALLS = {
+    "noop": {},
+    "search_models (cached)": {"query": "chat", "max_params_b": 10},
+    "estimate_deployment": {
+        "model_config": {
+            "num_hidden_layers": 16,
+            "hidden_size": 2048,
+            "intermediate_size": 8192,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "vocab_size": 128256,
+        },
+        "training": {
+            "method": "sft",
+            "adapter": "lora",
+            "batch_size": 2,
+            "gradient_accumulation_steps": 4,
+            "max_seq_length": 2048,
+            "num_epochs": 3,
+            "lora_r": 16,
+            "gradient_checkpointing": True,
+        },
+        "train_tokens": 20_000_000,
+    },
+}
+HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+
+
+def tool_name(label: str) -> str:
+    return label.split(" ")[0]
+
+
+async def call(client: httpx2.AsyncClient, url: str, label: str) -> tuple[float, bool]:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool_name(label), "arguments": CALLS[label]},
+    }
+    start = time.perf_counter()
+    try:
+        response = await client.post(url, json=body, headers=HEADERS)
+        data = next(
+            json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")
+        )
+        ok = response.status_code == 200 and not data.get("result", {}).get("isError", True)
+    except (httpx2.HTTPError, StopIteration, ValueError):
+        ok = False
+    return time.perf_counter() - start, ok
+
+
+async def phase(url: str, label: str, clients: int, calls: int) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        async with httpx2.AsyncClient(timeout=60) as client:
+            for _ in range(calls):
+                elapsed, ok = await call(client, url, label)
+                latencies.append(elapsed)
+                errors += not ok
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    wall = time.perf_counter() - start
+    ordered = sorted(latencies)
+    return {
+        "rate": len(latencies) / wall,
+        "p50": ordered[len(ordered) // 2],
+        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "errors": errors,
+    }
+
+
+def wait_for(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the server exited during start-up")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+async def main(clients: int, calls: int, rounds: int) -> None:
+    with serve_fake_hub() as (hub, hub_url), tempfile.TemporaryDirectory() as tmp:
+        seed_models(hub)
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.noop_server", "--http", str(port)],
+            cwd=ROOT,
+            env=hub_env(Path(tmp), hub_url),
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(port, proc)
+            url = f"http://127.0.0.1:{port}/mcp"
+            for label in CALLS:  # warm every path (the search fills the cache here)
+                await phase(url, label, 1, 3)
+            results: dict[str, list[dict[str, float]]] = {label: [] for label in CALLS}
+            for _ in range(rounds):
+                for label in CALLS:
+                    results[label].append(await phase(url, label, clients, calls))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        assert len(hub.requests_to("/api/models")) == 1, "searches after the first are cached"
+
+    def median(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[label])
+
+    base = median("noop", "rate")
+    print(
+        f"{clients} concurrent clients x {calls} calls, {rounds} rounds (medians), "
+        f"{os.cpu_count()} CPUs, server and clients on one machine"
+    )
+    print(f"{'tool':26} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs no-op':>9}")
+    for label in CALLS:
+        errors = sum(r["errors"] for r in results[label])
+        print(
+            f"{label:26} {median(label, 'rate'):8.0f} {median(label, 'p50') * 1e3:8.1f} "
+            f"{median(label, 'p99') * 1e3:8.1f} {errors:7d} {median(label, 'rate') / base:8.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--calls", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.clients, args.calls, args.rounds))
