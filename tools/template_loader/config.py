@@ -1,75 +1,159 @@
-"""configs/templates.yaml: the training templates, the per-key rules and the cross-field bands."""
+"""configs/templates.yaml: the training templates, the rule per key and the cross-field rules.
 
-from typing import Annotated, Literal
+Everything is cross-checked at start-up, so a typo in a rule or a template default that breaks
+its own key's limits stops the server with the key's name instead of misleading a user later.
+"""
+
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from tools.config_base import ConfigModel
-
-Scalar = bool | int | float | str
-Value = Scalar | list[str] | None
-KeyType = Literal["int", "float", "bool", "str", "list[str]", "str|list[str]"]
-
-
-class KeyRule(ConfigModel):
-    """What one configuration key may hold; `default` fills keys a template leaves out."""
-
-    description: str
-    type: KeyType
-    default: Value = None
-    min: float | None = None
-    max: float | None = None
-    warn_below: float | None = None
-    warn_above: float | None = None
-    recommended: Value = None
-    enum: list[Scalar] | None = None
-
-    @model_validator(mode="after")
-    def _bounds_ordered(self) -> "KeyRule":
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
-
-
-class Band(ConfigModel):
-    """A range outside which a derived figure earns a warning."""
-
-    warn_below: float
-    warn_above: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "Band":
-        if self.warn_below > self.warn_above:
-            raise ValueError(
-                f"warn_below ({self.warn_below}) exceeds warn_above ({self.warn_above})"
-            )
-        return self
-
-
-class CrossFieldConfig(ConfigModel):
-    lora_alpha_over_r: Band
-    effective_batch_size: Band
+from tools.template_loader.derived import DERIVED_FIGURES
+from tools.template_loader.issues import placeholders
+from tools.template_loader.keys import Condition, KeyRule, Value, check_value, matches
+from tools.template_loader.rules import (
+    BandRule,
+    ContextLengthRule,
+    CrossFieldRule,
+    ExclusiveRule,
+    GpuBf16Rule,
+)
 
 
 class Template(ConfigModel):
     name: str
     description: Annotated[str, Field(min_length=20)]
-    method: Literal["sft", "dpo"]
     defaults: dict[str, Value]
 
 
 class TemplatesConfig(ConfigModel):
     keys: dict[str, KeyRule]
-    cross_field: CrossFieldConfig
-    templates: dict[str, Template]
+    cross_field: list[CrossFieldRule]
+    templates: Annotated[dict[str, Template], Field(min_length=1)]
+
+    def starting_values(self, template: Template) -> dict[str, Value]:
+        """Key defaults overlaid by the template's own (typed as their keys say), before
+        overrides and applicability. Start-up validation has accepted every one of them."""
+        found = {key: rule.default for key, rule in self.keys.items() if rule.default is not None}
+        found.update(template.defaults)
+        typed = {key: check_value(key, self.keys[key], value).value for key, value in found.items()}
+        return {key: value for key, value in typed.items() if value is not None}
 
     @model_validator(mode="after")
-    def _defaults_name_known_keys(self) -> "TemplatesConfig":
+    def _keys_consistent(self) -> "TemplatesConfig":
+        problems = []
+        for key, rule in self.keys.items():
+            for value in [rule.default, rule.recommended, *(rule.enum or [])]:
+                if value is not None:
+                    problems.extend(f"keys.{key}: {p}" for p in _rejections(key, rule, value))
+            if rule.only_with:
+                problems.extend(self._condition_problems(f"keys.{key}.only_with", rule.only_with))
+                nested = [k for k in rule.only_with if k in self.keys and self.keys[k].only_with]
+                if nested:
+                    problems.append(
+                        f"keys.{key}.only_with names {', '.join(nested)}, which have an "
+                        "only_with of their own; conditions may not chain"
+                    )
+                if rule.required and rule.default is None:
+                    problems.append(
+                        f"keys.{key}: a required key with only_with needs a default, for "
+                        "templates that switch it on through an override"
+                    )
+        _fail_on(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _templates_consistent(self) -> "TemplatesConfig":
+        problems = []
         for template_id, template in self.templates.items():
+            where = f"templates.{template_id}.defaults"
             unknown = sorted(set(template.defaults) - set(self.keys))
             if unknown:
-                raise ValueError(
-                    f"template {template_id!r} sets keys that have no rule in `keys`: "
-                    f"{', '.join(unknown)}"
-                )
+                problems.append(f"{where}: no rule in `keys` for {', '.join(unknown)}")
+            for key, value in template.defaults.items():
+                if key in self.keys:
+                    checked = check_value(key, self.keys[key], value)
+                    if checked.issues:
+                        problems.append(f"{where}.{key}: {checked.issues[0].message}")
+            if unknown:
+                continue
+            values = self.starting_values(template)
+            missing = [
+                key
+                for key, rule in self.keys.items()
+                if rule.required and key not in values and matches(rule.only_with, values)
+            ]
+            if missing:
+                problems.append(f"{where}: required keys missing: {', '.join(missing)}")
+            for rule in self.cross_field:
+                if isinstance(rule, ExclusiveRule) and sum(k in values for k in rule.exclusive) > 1:
+                    problems.append(f"{where}: sets more than one of {', '.join(rule.exclusive)}")
+        _fail_on(problems)
         return self
+
+    @model_validator(mode="after")
+    def _rules_consistent(self) -> "TemplatesConfig":
+        problems = []
+        codes = [rule.code for rule in self.cross_field]
+        repeated = sorted({code for code in codes if codes.count(code) > 1})
+        if repeated:
+            problems.append(f"cross_field: codes used more than once: {', '.join(repeated)}")
+        for rule in self.cross_field:
+            where = f"cross_field[{rule.code}]"
+            if rule.when:
+                problems.extend(self._condition_problems(f"{where}.when", rule.when))
+            problems.extend(f"{where}: {problem}" for problem in self._subject_problems(rule))
+            allowed = set(self.keys) | rule.placeholders()
+            for text in rule.messages():
+                try:
+                    stray = placeholders(text) - allowed
+                except ValueError as exc:
+                    problems.append(f"{where}: {exc}")
+                    continue
+                if stray:
+                    problems.append(f"{where}: unknown message fields {', '.join(sorted(stray))}")
+        _fail_on(problems)
+        return self
+
+    def _subject_problems(self, rule: CrossFieldRule) -> list[str]:
+        """What is wrong with the keys (or figure) a rule is about."""
+        if isinstance(rule, BandRule):
+            numeric = {k for k, key in self.keys.items() if key.type in ("int", "float")}
+            if rule.figure in numeric or rule.figure in DERIVED_FIGURES:
+                return []
+            return [
+                f"figure '{rule.figure}' is neither a numeric key nor one of "
+                f"{', '.join(DERIVED_FIGURES)}"
+            ]
+        if isinstance(rule, ExclusiveRule):
+            return [f"unknown key {key}" for key in rule.exclusive if key not in self.keys]
+        if isinstance(rule, ContextLengthRule | GpuBf16Rule):
+            wanted = "int" if isinstance(rule, ContextLengthRule) else "bool"
+            if rule.key not in self.keys:
+                return [f"unknown key {rule.key}"]
+            if self.keys[rule.key].type != wanted:
+                return [f"key {rule.key} must be of type {wanted}"]
+        return []
+
+    def _condition_problems(self, where: str, condition: Condition) -> list[str]:
+        problems = []
+        for key, options in condition.items():
+            if key not in self.keys:
+                problems.append(f"{where}: unknown key {key}")
+                continue
+            rule = self.keys[key]
+            for option in options:
+                problems.extend(f"{where}.{key}: {p}" for p in _rejections(key, rule, option))
+        return problems
+
+
+def _rejections(key: str, rule: KeyRule, value: Value) -> list[str]:
+    """Why the key's own rule rejects `value` (nothing when it accepts it)."""
+    checked = check_value(key, rule, value)
+    return [] if checked.accepted else [issue.message for issue in checked.issues]
+
+
+def _fail_on(problems: list[str]) -> None:
+    if problems:
+        raise ValueError("; ".join(problems))

@@ -1,0 +1,52 @@
+"""What a check found: an error (the config cannot be used) or a warning (it can, but look)."""
+
+import string
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["error", "warning"]
+
+
+class ConfigIssue(BaseModel):
+    """A finding and its fix."""
+
+    severity: Severity
+    code: str
+    keys: list[str] = Field(default_factory=list)
+    message: str
+    fix: str | None = None
+
+
+def placeholders(text: str) -> set[str]:
+    """The `{name}` fields a message template refers to; values are shown by `show`, so plain."""
+    names = set()
+    for _, field, spec, conversion in string.Formatter().parse(text):
+        if field is None:
+            continue
+        if spec or conversion or not field.isidentifier():
+            raise ValueError(f"use plain {{name}} fields in messages, not {{{field}...}}")
+        names.add(field)
+    return names
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it in JSON: true, 0.0002, [q_proj, v_proj]."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return "unset" if value is None else str(value)
+
+
+class _Shown(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "unset"
+
+
+def render(text: str, values: Mapping[str, Any]) -> str:
+    """Fill a message template; a key that is not in the configuration reads 'unset'."""
+    return text.format_map(_Shown({key: show(value) for key, value in values.items()}))
