@@ -98,6 +98,16 @@ async def walk_wizard(narrator: Narrator) -> None:
     narrator.say(f"\n{RULE}\nStep 1: pick a base model small enough for a quick first run.")
     await narrator.call("search_models", {"max_params_b": 2})
     await narrator.call("select_model", {"draft_id": draft_id, "model_id": DEMO_MODEL})
+
+    narrator.say(f"\n{RULE}\nStep 2: the LoRA template, with a gentler learning rate.")
+    applied = await narrator.call(
+        "apply_template",
+        {"template": "lora", "overrides": {"learning_rate": 1e-4}, "draft_id": draft_id},
+    )
+    narrator.say("   where each value came from:")
+    narrator.say(
+        "\n".join(f"     {key}: {source}" for key, source in applied["provenance"].items())
+    )
     draft = await narrator.read(created["uri"])
     narrator.say(f"\n{RULE}\nThe draft is at {created['uri']}; next: {draft['next_action']}.")
 
