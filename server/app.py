@@ -10,7 +10,7 @@ from server.http import HttpAuth
 from server.logging import get_logger
 from server.settings import Secrets, Settings
 from server.state import AppState, local_user, open_model_browser, open_store
-from server.surface import drafts, models, prompts, templates
+from server.surface import deployment, drafts, models, prompts, templates
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
@@ -57,4 +57,5 @@ def build_server(
     models.register(mcp)
     prompts.register(mcp)
     templates.register(mcp)
+    deployment.register(mcp)
     return mcp

@@ -1,0 +1,292 @@
+"""estimate_deployment and the package://hardware resource (step 4)."""
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import anyio
+from huggingface_hub import is_offline_mode
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from server.drafts import DraftPackage, StepName, StepSection
+from server.drafts.model import StepIssue, StepStatus
+from server.errors import resource_errors, tool_errors
+from server.logging import get_logger
+from server.settings import Secrets, Settings
+from server.state import app_state, load_draft, save_step
+from tools.deployment_estimator.catalog import resolve_targets
+from tools.deployment_estimator.config import DeploymentConfig
+from tools.deployment_estimator.estimator import estimate
+from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
+from tools.deployment_estimator.live_prices import (
+    LivePrice,
+    fetch_live_prices,
+    with_live_prices,
+)
+from tools.deployment_estimator.local_gpu import (
+    LocalHardware,
+    local_hardware,
+    query_nvidia_smi,
+)
+from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption
+from tools.errors import UserError
+
+HARDWARE_URI = "package://hardware"
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = get_logger(__name__)
+
+
+class EstimateDeploymentResult(DeploymentEstimate):
+    draft_uri: str | None = None
+    next_action: str
+
+
+class _Hardware:
+    """What is slow to learn, learnt once per server: the local GPU (nvidia-smi, in a worker
+    thread) and the Hub's live prices (in a worker thread, bounded, cached for cache_ttl_s)."""
+
+    def __init__(self) -> None:
+        self._local: LocalHardware | None = None
+        self._live: tuple[float, list[LivePrice]] | None = None
+
+    async def local(self, config: DeploymentConfig, refresh: bool = False) -> LocalHardware:
+        if self._local is None or refresh:
+            detected: list[str] = []
+            if config.local.gpu is None and config.local.detect:
+                detected = await anyio.to_thread.run_sync(
+                    query_nvidia_smi, config.local.detect_timeout_s
+                )
+            self._local = local_hardware(config, detected)
+        return self._local
+
+    async def priced(
+        self, settings: Settings, secrets: Secrets, refresh: bool = False
+    ) -> tuple[DeploymentConfig, str]:
+        """The deployment config with live prices where the Hub gave them, and which were used."""
+        config = settings.deployment
+        live = config.live_prices
+        fallback = f"prices: {live.fallback_source}"
+        if not live.enabled:
+            return config, fallback
+        if is_offline_mode():
+            return config, f"{fallback}; HF_HUB_OFFLINE is set"
+        cached = self._live
+        if cached is None or refresh or time.monotonic() - cached[0] >= live.cache_ttl_s:
+            endpoint = settings.models.hub.endpoint
+            token = secrets.hf_token.get_secret_value() if secrets.hf_token else None
+            fetch = partial(fetch_live_prices, str(endpoint) if endpoint else None, token)
+            try:
+                with anyio.fail_after(live.timeout_s):
+                    prices = await anyio.to_thread.run_sync(fetch, abandon_on_cancel=True)
+            except Exception as exc:  # any failure: the YAML prices stand in
+                log.warning("hardware.live_prices_failed", error=type(exc).__name__)
+                return config, f"{fallback}; the Hub's live list did not answer"
+            cached = self._live = (time.monotonic(), prices)
+        return with_live_prices(config, cached[1]), "prices: the Hub's live hardware list"
+
+
+def register(mcp: MCPServer) -> None:
+    hardware = _Hardware()
+
+    async def estimate_deployment(
+        ctx: Context,
+        draft_id: Annotated[
+            str | None, Field(description="Read model, config and tokens; record the plan.")
+        ] = None,
+        model_config: Annotated[
+            dict[str, Any] | None,
+            Field(description="config.json keys (num_hidden_layers, hidden_size, ...; params)."),
+        ] = None,
+        training: Annotated[
+            dict[str, Any] | None, Field(description="Template keys overriding the draft's.")
+        ] = None,
+        train_tokens: Annotated[int | None, Field(gt=0, description="Tokens per epoch.")] = None,
+        targets: Annotated[
+            list[str] | None,
+            Field(description="Hardware ids or GPU names; default: local and every flavor."),
+        ] = None,
+        budget_usd: Annotated[float | None, Field(gt=0)] = None,
+        select: Annotated[
+            str | None, Field(description="Target to record as the draft's choice.")
+        ] = None,
+    ) -> EstimateDeploymentResult:
+        state = app_state(ctx)
+        if select and not draft_id:
+            raise UserError("`select` records a choice in a draft: pass draft_id too.")
+        draft = await load_draft(ctx, draft_id) if draft_id else None
+        templates = state.settings.templates
+        work = build_workload(
+            _sections(draft),
+            model_config=model_config,
+            training=training,
+            train_tokens=train_tokens,
+            templates=templates,
+        )
+        config, prices = await hardware.priced(state.settings, state.secrets)
+        local = await hardware.local(config)
+        previous = draft.deployment.payload if draft else {}
+        budget = budget_usd or previous.get("budget_usd") or config.default_budget_usd
+        result = estimate(
+            work,
+            resolve_targets(targets, config, local.target),
+            budget,
+            config,
+            alternatives=resolve_targets(None, config, local.target),
+            default_lora_r=default_lora_r(templates),
+            prices=prices,
+        )
+        result.notes.append(local.note)
+        if draft is None:
+            return EstimateDeploymentResult(
+                **result.model_dump(),
+                next_action="pass draft_id to record the plan, and select to choose a target",
+            )
+        wanted = select or (previous.get("selected") or {}).get("target")
+        result.selected = _selection(result.options, wanted, explicit=bool(select))
+        saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result))
+        return EstimateDeploymentResult(
+            **result.model_dump(), draft_uri=saved.uri, next_action=saved.next_action
+        )
+
+    mcp.tool(
+        title="Estimate deployment",
+        description=(
+            "Will the run fit, how long, at what cost: local GPU and Hugging Face hardware, "
+            "ranked, with a recommendation and fixes when nothing fits or the budget is short. "
+            "Reads and records the draft; `select` records the chosen target."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
+    )(_published_as(tool_errors(estimate_deployment), "model_config"))
+
+    @mcp.resource(
+        HARDWARE_URI + "{?refresh}",
+        title="Hardware and prices",
+        description="GPUs, Hugging Face hardware with hourly prices, and the local machine.",
+        mime_type="application/json",
+    )
+    @resource_errors
+    async def hardware_catalog(ctx: Context, refresh: bool = False) -> str:
+        # A URI template (its query optional) rather than a static resource: static resources
+        # get no Context, and the catalog depends on the settings and the machine.
+        state = app_state(ctx)
+        config, prices = await hardware.priced(state.settings, state.secrets, refresh)
+        local = await hardware.local(config, refresh)
+        return json.dumps(
+            {
+                "prices": prices,
+                "flavors": {k: v.model_dump() for k, v in config.flavors.items()},
+                "gpus": {k: v.model_dump(exclude={"aliases"}) for k, v in config.gpus.items()},
+                "local": {
+                    "gpu": local.target.gpu if local.target else None,
+                    "gpu_count": local.target.gpu_count if local.target else 0,
+                    "note": local.note,
+                    **config.local.model_dump(include={"electricity_usd_per_kwh", "pue"}),
+                },
+                "overheads": config.overheads.model_dump(),
+            },
+            indent=2,
+        )
+
+
+def _published_as(fn: Callable[P, R], name: str) -> Callable[P, R]:
+    """Publish parameter `name` under its own name although pydantic reserves it.
+
+    The SDK builds a pydantic model of the arguments, and pydantic forbids a field called
+    `model_config`; the field gets a suffixed name with `name` as its alias, which is what the
+    input schema shows and what the SDK passes back to `fn`.
+    """
+    signature = inspect.signature(fn)
+    parameters = [
+        p.replace(name=f"{name}_", annotation=Annotated[p.annotation, Field(alias=name)])
+        if p.name == name
+        else p
+        for p in signature.parameters.values()
+    ]
+    fn.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return fn
+
+
+def _sections(draft: DraftPackage | None) -> DraftSections:
+    if draft is None:
+        return DraftSections()
+    return DraftSections(
+        model=draft.model.payload, config=draft.config.payload, datasets=draft.datasets.payload
+    )
+
+
+def _selection(
+    options: list[DeploymentOption], wanted: str | None, *, explicit: bool
+) -> DeploymentOption | None:
+    """The option for `wanted`; an explicit choice that is unknown or does not fit is an error,
+    a remembered one that no longer fits is dropped."""
+    if not wanted:
+        return None
+    found = next((o for o in options if o.target.lower() == wanted.strip().lower()), None)
+    if explicit and found is None:
+        known = ", ".join(o.target for o in options)
+        raise UserError(f"'{wanted}' is not among the estimated options: {known}.")
+    if found is not None and not found.fits:
+        if explicit:
+            raise UserError(
+                f"{found.target} does not fit: it needs {found.peak_memory_gb:.1f} GB per GPU "
+                f"and has {found.usable_memory_gb:.1f} usable. Pick an option that fits."
+            )
+        return None
+    return found
+
+
+def _section(result: DeploymentEstimate) -> StepSection:
+    issues = []
+    if not any(o.fits for o in result.options):
+        fix = result.suggestions[0].change if result.suggestions else "choose a larger GPU"
+        issues.append(
+            StepIssue(
+                severity="error",
+                code="deployment.no_fit",
+                message="The run fits on none of the estimated targets.",
+                fix=fix,
+            )
+        )
+    if result.selected is None:
+        choice = f"select='{result.recommended}'" if result.recommended else "select=<target>"
+        issues.append(
+            StepIssue(
+                severity="error",
+                code="deployment.not_selected",
+                message="No target is chosen yet.",
+                fix=f"call estimate_deployment with draft_id and {choice}",
+            )
+        )
+    elif not result.selected.within_budget:
+        issues.append(
+            StepIssue(
+                severity="warning",
+                code="deployment.over_budget",
+                message=(
+                    f"{result.selected.target} costs ${result.selected.cost_usd:.2f}, over the "
+                    f"${result.budget_usd:.2f} budget."
+                ),
+            )
+        )
+    payload = {
+        "budget_usd": result.budget_usd,
+        "options": [o.model_dump(mode="json") for o in result.options],
+        "recommended": result.recommended,
+        "selected": result.selected.model_dump(mode="json") if result.selected else None,
+        "inputs": result.inputs,
+        "prices": result.prices,
+    }
+    status = StepStatus.VALID if result.selected else StepStatus.INVALID
+    return StepSection(status=status, payload=payload, issues=issues)

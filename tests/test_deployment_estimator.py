@@ -1,0 +1,620 @@
+"""The deployment estimator as a service: memory, time, cost, targets, ranking, budget, inputs."""
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from server.settings import Settings
+from tools.deployment_estimator.catalog import Target, match_gpu, resolve_targets
+from tools.deployment_estimator.config import DeploymentConfig
+from tools.deployment_estimator.cost import cloud_cost, local_cost
+from tools.deployment_estimator.estimator import Workload, estimate, evaluate, rank
+from tools.deployment_estimator.inputs import DraftSections, build_workload
+from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
+from tools.deployment_estimator.local_gpu import local_hardware, parse_nvidia_smi
+from tools.deployment_estimator.memory import GIB, estimate_memory
+from tools.deployment_estimator.plan import TrainingPlan
+from tools.deployment_estimator.results import DeploymentOption
+from tools.deployment_estimator.shapes import ModelShape
+from tools.deployment_estimator.throughput import estimate_time, training_flops_per_token
+from tools.errors import UserError
+
+LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
+LLAMA_1B = "meta-llama/Llama-3.2-1B-Instruct"
+LLAMA_70B_CONFIG = {
+    "model_type": "llama",
+    "num_hidden_layers": 80,
+    "hidden_size": 8192,
+    "intermediate_size": 28672,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "max_position_embeddings": 131072,
+    "tie_word_embeddings": False,
+    "num_parameters": 70_553_706_496,
+}
+
+
+def shape_of(settings: Settings, model_id: str) -> ModelShape:
+    model = next(m for m in settings.models.popular if m.id == model_id)
+    return ModelShape(model.architecture, model.params)
+
+
+def plan(**overrides: Any) -> TrainingPlan:
+    values: dict[str, Any] = {
+        "adapter": "lora",
+        "lora_r": 16,
+        "target_modules": "all-linear",
+        "batch_size": 2,
+        "gradient_accumulation_steps": 4,
+        "max_seq_length": 2048,
+        "num_epochs": 1,
+        "gradient_checkpointing": True,
+        "optimizer": "adamw_torch",
+    }
+    return TrainingPlan(**{**values, **overrides})
+
+
+def workload(settings: Settings, model_id: str = LLAMA_8B, **overrides: Any) -> Workload:
+    shape = shape_of(settings, model_id)
+    return Workload(
+        shape=shape,
+        plan=plan(**overrides),
+        train_tokens=10_000_000,
+        example_tokens=None,
+        model_size_gb=shape.params * 2 / 1e9,
+        label=model_id,
+    )
+
+
+def flavors(config: DeploymentConfig, *ids: str) -> list[Target]:
+    return resolve_targets(list(ids), config, None)
+
+
+def run_estimate(settings: Settings, work: Workload, targets: list[Target], budget: float):
+    config = settings.deployment
+    return estimate(
+        work,
+        targets,
+        budget,
+        config,
+        alternatives=resolve_targets(None, config, None),
+        default_lora_r=16,
+        prices="test",
+    )
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def test_full_fine_tuning_in_bf16_holds_weights_gradients_and_two_adamw_states(
+    settings: Settings,
+) -> None:
+    config = settings.deployment
+    shape = shape_of(settings, LLAMA_1B)
+    memory = estimate_memory(shape, plan(adapter="none"), config.gpus["A100-80GB"], config)
+    assert memory.weights_gb == pytest.approx(shape.params * 2 / GIB)
+    assert memory.gradients_gb == pytest.approx(shape.params * 2 / GIB)
+    assert memory.optimizer_gb == pytest.approx(shape.params * 4 / GIB)
+    assert memory.trainable_params == shape.params
+
+
+def test_without_bf16_full_fine_tuning_keeps_fp32_master_weights(settings: Settings) -> None:
+    config = settings.deployment
+    shape = shape_of(settings, LLAMA_1B)
+    memory = estimate_memory(shape, plan(adapter="none"), config.gpus["T4"], config)
+    assert memory.weights_gb == pytest.approx(shape.params * 4 / GIB)
+    assert memory.optimizer_gb == pytest.approx(shape.params * 8 / GIB)
+
+
+def test_an_8bit_optimizer_keeps_one_byte_per_state(settings: Settings) -> None:
+    config = settings.deployment
+    shape = shape_of(settings, LLAMA_1B)
+    full = plan(adapter="none", optimizer="adamw_8bit")
+    memory = estimate_memory(shape, full, config.gpus["A100-80GB"], config)
+    assert memory.optimizer_gb == pytest.approx(shape.params * 2 / GIB)
+
+
+def test_lora_on_all_linear_layers_of_llama_3_8b_trains_peft_s_41_9m_weights(
+    settings: Settings,
+) -> None:
+    # PEFT's print_trainable_parameters for Llama-3-8B, r=16, all seven projections.
+    shape = shape_of(settings, LLAMA_8B)
+    assert plan(lora_r=16).adapter_params(shape) == 41_943_040
+    assert plan(lora_r=16, target_modules=["q_proj", "v_proj"]).adapter_params(shape) == (
+        16 * 32 * ((4096 + 4096) + (4096 + 1024))
+    )
+
+
+def test_qlora_stores_projections_in_nf4_and_the_rest_in_fp32(settings: Settings) -> None:
+    config = settings.deployment
+    shape = shape_of(settings, LLAMA_8B)
+    memory = estimate_memory(
+        shape, plan(adapter="qlora", load_in_4bit=True), config.gpus["L4"], config
+    )
+    quantised = shape.block_linear_params
+    expected = quantised * 4.127 / 8 + (shape.params - quantised) * 4
+    assert quantised == 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
+    assert memory.weights_gb == pytest.approx(expected / GIB)
+    lora = estimate_memory(shape, plan(), config.gpus["L4"], config)
+    assert memory.weights_gb < 0.5 * lora.weights_gb
+
+
+def test_gradient_checkpointing_keeps_one_hidden_state_per_layer(settings: Settings) -> None:
+    config = settings.deployment
+    shape = shape_of(settings, LLAMA_8B)
+    gpu = config.gpus["H100"]
+    with_gc = estimate_memory(shape, plan(gradient_checkpointing=True), gpu, config)
+    without = estimate_memory(shape, plan(gradient_checkpointing=False), gpu, config)
+    tokens = 2 * 2048
+    layer_inputs = shape.layers * 2 * shape.hidden * tokens / GIB
+    assert with_gc.activations_gb > layer_inputs
+    assert with_gc.activations_gb < layer_inputs + without.activations_gb / shape.layers * 1.5
+    assert without.activations_gb > 5 * with_gc.activations_gb
+
+
+def test_logits_buffer_is_tokens_times_vocabulary(settings: Settings) -> None:
+    config = settings.deployment
+    shape = shape_of(settings, LLAMA_8B)
+    memory = estimate_memory(
+        shape, plan(batch_size=3, max_seq_length=1000), config.gpus["H100"], config
+    )
+    assert memory.logits_gb == pytest.approx(3 * 1000 * 128256 * 14 / GIB)
+
+
+def test_activations_grow_linearly_with_sequence_length(settings: Settings) -> None:
+    config = settings.deployment
+    shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]
+    short = estimate_memory(
+        shape, plan(gradient_checkpointing=False, max_seq_length=1024), gpu, config
+    )
+    long = estimate_memory(
+        shape, plan(gradient_checkpointing=False, max_seq_length=4096), gpu, config
+    )
+    assert long.activations_gb == pytest.approx(4 * short.activations_gb, rel=0.01)
+
+
+def test_peak_adds_allocator_reserve_and_cuda_context(settings: Settings) -> None:
+    config = settings.deployment
+    memory = estimate_memory(shape_of(settings, LLAMA_1B), plan(), config.gpus["L4"], config)
+    assert memory.reserved_gb == pytest.approx(
+        memory.allocated_gb * (1 + config.memory.allocator_overhead)
+    )
+    assert memory.peak_gb == pytest.approx(memory.reserved_gb + config.memory.cuda_context_gb)
+
+
+def test_dpo_runs_both_answers_and_a_full_dpo_keeps_a_reference_copy(settings: Settings) -> None:
+    config = settings.deployment
+    shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]
+    sft = estimate_memory(shape, plan(adapter="none"), gpu, config)
+    dpo = estimate_memory(shape, plan(adapter="none", method="dpo"), gpu, config)
+    assert dpo.logits_gb == pytest.approx(2 * sft.logits_gb)
+    assert dpo.weights_gb == pytest.approx(sft.weights_gb + shape.params * 2 / GIB)
+    lora_dpo = estimate_memory(shape, plan(method="dpo"), gpu, config)
+    assert lora_dpo.weights_gb == estimate_memory(shape, plan(), gpu, config).weights_gb
+    reference_pass = training_flops_per_token(shape, plan(method="dpo"), 512) - (
+        training_flops_per_token(shape, plan(), 512)
+    )
+    matmul = shape.block_linear_params + shape.vocab * shape.hidden
+    assert reference_pass == 2 * matmul + 2 * 512 * shape.q_dim * shape.layers
+
+
+def test_data_parallel_adds_gradient_buckets_and_divides_the_time(settings: Settings) -> None:
+    config = settings.deployment
+    shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["L40S"]
+    full = plan(adapter="none")
+    one = estimate_memory(shape, full, gpu, config)
+    four = estimate_memory(shape, full, gpu, config, gpu_count=4)
+    assert four.buffers_gb == pytest.approx(one.gradients_gb)
+
+    def hours(count: int) -> float:
+        return estimate_time(
+            shape, full, gpu, config, train_tokens=10**7, example_tokens=None, gpu_count=count
+        ).training_hours
+
+    efficiency = config.efficiency.data_parallel_efficiency
+    assert hours(4) == pytest.approx(hours(1) / 4 / efficiency)
+
+
+# --- time --------------------------------------------------------------------------------------
+
+
+def test_training_flops_follow_6n_for_full_and_4n_for_adapters(settings: Settings) -> None:
+    shape = shape_of(settings, LLAMA_8B)
+    matmul = shape.block_linear_params + shape.vocab * shape.hidden
+    attention = 2 * 1024 * shape.q_dim * shape.layers
+    full = training_flops_per_token(shape, plan(adapter="none", gradient_checkpointing=False), 1024)
+    assert full == 6 * matmul + 3 * attention
+    lora = training_flops_per_token(shape, plan(gradient_checkpointing=False), 1024)
+    adapters = plan().adapter_params(shape)
+    assert lora == 4 * matmul + 3 * attention + 6 * adapters
+    recompute = training_flops_per_token(shape, plan(gradient_checkpointing=True), 1024) - lora
+    assert recompute == 2 * (shape.block_linear_params + adapters) + attention
+
+
+def test_time_scales_with_epochs_and_compute(settings: Settings) -> None:
+    config = settings.deployment
+    shape = shape_of(settings, LLAMA_8B)
+
+    def hours(gpu: str, epochs: float) -> float:
+        return estimate_time(
+            shape,
+            plan(num_epochs=epochs),
+            config.gpus[gpu],
+            config,
+            train_tokens=5_000_000,
+            example_tokens=None,
+        ).training_hours
+
+    assert hours("A100-80GB", 3) == pytest.approx(3 * hours("A100-80GB", 1))
+    assert hours("H100", 1) < hours("A100-80GB", 1) / 2.5
+    assert hours("A10G", 1) > hours("A100-80GB", 1) * 3
+
+
+def test_qlora_is_slower_than_lora_and_short_examples_slower_per_token(settings: Settings) -> None:
+    config = settings.deployment
+    shape, gpu = shape_of(settings, LLAMA_8B), config.gpus["L40S"]
+
+    def tokens_per_second(training: TrainingPlan, example_tokens: int | None = None) -> float:
+        return estimate_time(
+            shape, training, gpu, config, train_tokens=1_000_000, example_tokens=example_tokens
+        ).tokens_per_second
+
+    lora, qlora = tokens_per_second(plan()), tokens_per_second(plan(adapter="qlora"))
+    assert 1.3 < lora / qlora < 1.6
+    assert tokens_per_second(plan(), example_tokens=200) < lora / 2
+
+
+# --- cost ---------------------------------------------------------------------------------------
+
+
+def test_cloud_bills_every_started_minute_with_start_up_and_download(settings: Settings) -> None:
+    config = settings.deployment
+    cost = cloud_cost(training_hours=0.5, usd_per_hour=2.5, model_size_gb=16, config=config)
+    minutes = config.overheads.startup_minutes + 16 * config.overheads.download_minutes_per_gb + 30
+    assert cost.hours == pytest.approx(minutes / 60)
+    assert cost.usd == pytest.approx(-(-minutes // 1) * 2.5 / 60)
+
+
+def test_local_cost_is_the_electricity(settings: Settings) -> None:
+    config = settings.deployment
+    gpu = config.gpus["RTX-4090"]
+    cost = local_cost(training_hours=10, gpu=gpu, gpu_count=2, config=config)
+    local = config.local
+    kwh = 2 * gpu.tdp_w * local.utilisation * local.pue / 1000 * 10
+    assert cost.energy_kwh == pytest.approx(kwh)
+    assert cost.usd == pytest.approx(kwh * local.electricity_usd_per_kwh)
+    assert cost.hours == 10
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "gpu"),
+    [
+        ("NVIDIA GeForce RTX 4090", "RTX-4090"),
+        ("rtx 3090", "RTX-3090"),
+        ("NVIDIA A100-SXM4-80GB", "A100-80GB"),
+        ("NVIDIA A100-SXM4-40GB", "A100-40GB"),
+        ("a100", "A100-80GB"),
+        ("Tesla T4", "T4"),
+        ("NVIDIA L4", "L4"),
+        ("NVIDIA L40S", "L40S"),
+        ("NVIDIA H100 80GB HBM3", "H100"),
+        ("NVIDIA RTX A6000", "RTX-A6000"),
+        ("NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "RTX-PRO-6000"),
+        ("AMD Radeon RX 7900 XTX", None),
+    ],
+)
+def test_gpu_names_resolve_to_the_catalog(settings: Settings, name: str, gpu: str | None) -> None:
+    assert match_gpu(name, settings.deployment.gpus) == gpu
+
+
+def test_default_targets_are_local_and_every_flavor(settings: Settings) -> None:
+    config = settings.deployment
+    local = Target(id="local", kind="local", gpu="RTX-4090", gpu_count=1)
+    targets = resolve_targets(None, config, local)
+    assert [t.id for t in targets] == ["local", *config.flavors]
+    assert [t.id for t in resolve_targets(None, config, None)] == list(config.flavors)
+
+
+def test_targets_mix_flavor_ids_and_gpu_names(settings: Settings) -> None:
+    targets = resolve_targets(["A100-LARGE", "RTX 4090", "a100-large"], settings.deployment, None)
+    assert [(t.id, t.kind, t.gpu) for t in targets] == [
+        ("a100-large", "cloud", "A100-80GB"),
+        ("RTX-4090", "own", "RTX-4090"),
+    ]
+    assert targets[0].usd_per_hour == settings.deployment.flavors["a100-large"].usd_per_hour
+
+
+def test_unknown_hardware_is_a_clear_error_with_the_closest_ids(settings: Settings) -> None:
+    with pytest.raises(UserError) as error:
+        resolve_targets(["a100-larg"], settings.deployment, None)
+    message = str(error.value)
+    assert "Unknown hardware 'a100-larg'" in message
+    assert "Did you mean a100-large" in message
+    assert "t4-small" in message and "RTX-4090" in message
+
+
+def test_local_without_a_gpu_says_how_to_name_one(settings: Settings) -> None:
+    with pytest.raises(UserError, match="No local GPU"):
+        resolve_targets(["local"], settings.deployment, None)
+
+
+def test_nvidia_smi_output_gives_the_local_gpu_and_its_count(settings: Settings) -> None:
+    output = "NVIDIA GeForce RTX 4090, 24564\nNVIDIA GeForce RTX 4090, 24564\n"
+    names = parse_nvidia_smi(output)
+    assert names == ["NVIDIA GeForce RTX 4090"] * 2
+    local = local_hardware(settings.deployment, names)
+    assert local.target == Target(id="local", kind="local", gpu="RTX-4090", gpu_count=2)
+    unknown = local_hardware(settings.deployment, ["AMD Instinct MI300X"])
+    assert unknown.target is None and "not in the catalog" in unknown.note
+    assert local_hardware(settings.deployment, []).target is None
+
+
+def test_configured_local_gpu_wins_over_detection(settings: Settings) -> None:
+    config = settings.deployment.model_copy(
+        update={"local": settings.deployment.local.model_copy(update={"gpu": "L4"})}
+    )
+    local = local_hardware(config, ["NVIDIA GeForce RTX 4090"])
+    assert local.target is not None and local.target.gpu == "L4"
+
+
+# --- options, ranking, budget, suggestions -------------------------------------------------
+
+
+def test_an_oversized_run_does_not_fit_and_ranks_last(settings: Settings) -> None:
+    config = settings.deployment
+    work = workload(settings, LLAMA_1B, adapter="none", gradient_checkpointing=False)
+    result = run_estimate(settings, work, flavors(config, "t4-small", "h200", "a100-large"), 1e6)
+    by_target = {o.target: o for o in result.options}
+    assert not by_target["t4-small"].fits
+    assert by_target["t4-small"].peak_memory_gb > by_target["t4-small"].usable_memory_gb
+    assert "out of memory" in by_target["t4-small"].notes[0]
+    assert by_target["a100-large"].fits and by_target["h200"].fits
+    assert result.options[-1].target == "t4-small"
+    assert result.recommended in {"h200", "a100-large"}
+
+
+def test_options_rank_by_fit_then_cost_then_time() -> None:
+    def option(target: str, fits: bool, cost: float, hours: float) -> DeploymentOption:
+        return DeploymentOption(
+            target=target,
+            hardware=target,
+            gpu="T4",
+            gpu_count=1,
+            fits=fits,
+            peak_memory_gb=1,
+            usable_memory_gb=2,
+            hours=hours,
+            cost_usd=cost,
+            within_budget=True,
+            tokens_per_second=1,
+            memory_gb={},
+        )
+
+    ranked = rank(
+        [
+            option("too-small", False, 0.1, 1),
+            option("dear", True, 9, 1),
+            option("cheap-slow", True, 2, 5),
+            option("cheap-fast", True, 2, 3),
+        ]
+    )
+    assert [o.target for o in ranked] == ["cheap-fast", "cheap-slow", "dear", "too-small"]
+
+
+def test_budget_is_enforced_and_fewer_epochs_suggested(settings: Settings) -> None:
+    config = settings.deployment
+    work = workload(settings, num_epochs=3)
+    targets = flavors(config, "a100-large")
+    generous = run_estimate(settings, work, targets, 1000)
+    cost = generous.options[0].cost_usd
+    assert generous.recommended == "a100-large" and generous.options[0].within_budget
+
+    tight = run_estimate(settings, work, targets, cost / 2)
+    assert tight.recommended is None
+    assert not tight.options[0].within_budget and tight.options[0].fits
+    epochs = next(s for s in tight.suggestions if s.change.startswith("fewer epochs"))
+    assert epochs.within_budget and epochs.cost_usd <= cost / 2
+    assert 0 < epochs.training["num_epochs"] < 3
+
+
+def test_nothing_fits_suggests_changes_with_their_figures(settings: Settings) -> None:
+    config = settings.deployment
+    work = workload(settings, batch_size=4, gradient_checkpointing=False)
+    result = run_estimate(settings, work, flavors(config, "t4-small"), 100)
+    assert not any(o.fits for o in result.options) and result.recommended is None
+    smaller, bigger = result.suggestions
+    # the fewest changes, least disruptive first, that make an 8B LoRA fit a 16 GB T4
+    assert smaller.change.startswith("gradient checkpointing + micro batch 1")
+    assert "QLoRA" in smaller.change and smaller.target == "t4-small"
+    assert smaller.training == {
+        "gradient_checkpointing": True,
+        "batch_size": 1,
+        "gradient_accumulation_steps": 16,
+        "adapter": "qlora",
+        "load_in_4bit": True,
+        "lora_r": 16,
+    }
+    assert smaller.peak_memory_gb < result.options[0].usable_memory_gb
+    assert bigger.change == f"a GPU with more memory: {bigger.target}"
+    gpu = config.gpus[config.flavors[bigger.target].gpu]
+    assert result.options[0].peak_memory_gb < gpu.memory_gb
+    assert all(s.hours > 0 and s.cost_usd > 0 for s in result.suggestions)
+
+
+def test_a_70b_model_fits_80_gb_only_in_4_bit(settings: Settings) -> None:
+    config = settings.deployment
+    work = build_workload(
+        DraftSections(),
+        model_config=LLAMA_70B_CONFIG,
+        training={"adapter": "lora", "batch_size": 1, "max_seq_length": 2048},
+        train_tokens=1_000_000,
+        templates=settings.templates,
+    )
+    qlora = replace(work, plan=work.plan.with_changes(adapter="qlora", load_in_4bit=True))
+    targets = flavors(config, "a100-large", "h200", "l40sx1")
+    lora_fits = {t.id: evaluate(work, t, 1e6, config).fits for t in targets}
+    qlora_fits = {t.id: evaluate(qlora, t, 1e6, config).fits for t in targets}
+    assert lora_fits == {"a100-large": False, "h200": False, "l40sx1": False}
+    assert qlora_fits == {"a100-large": True, "h200": True, "l40sx1": False}
+
+
+# --- inputs ------------------------------------------------------------------------------
+
+
+def test_missing_steps_are_named_with_the_tool_that_fills_them(settings: Settings) -> None:
+    with pytest.raises(UserError) as error:
+        build_workload(
+            DraftSections(),
+            model_config=None,
+            training=None,
+            train_tokens=None,
+            templates=settings.templates,
+        )
+    message = str(error.value)
+    assert "select_model" in message and "apply_template" in message
+    assert "validate_datasets" in message
+
+
+def test_explicit_values_override_the_draft(settings: Settings) -> None:
+    model = next(m for m in settings.models.popular if m.id == LLAMA_1B)
+    draft = DraftSections(
+        model={
+            "model_id": model.id,
+            "params": model.params,
+            "size_gb": 2.5,
+            "architecture": model.architecture.model_dump(),
+        },
+        config={
+            "template": "lora",
+            "config": {"adapter": "lora", "batch_size": 2, "lora_r": 16, "num_epochs": 3},
+        },
+        datasets={"train_tokens": 1000, "token_stats": {"mean": 180.4}},
+    )
+    from_draft = build_workload(
+        draft, model_config=None, training=None, train_tokens=None, templates=settings.templates
+    )
+    assert from_draft.plan.batch_size == 2 and from_draft.train_tokens == 1000
+    assert from_draft.example_tokens == 180 and from_draft.model_size_gb == 2.5
+    assert from_draft.shape.params == model.params and from_draft.label == LLAMA_1B
+
+    overridden = build_workload(
+        draft,
+        model_config={"num_hidden_layers": 32},
+        training={"batch_size": 8, "adapter": "qlora"},
+        train_tokens=5000,
+        templates=settings.templates,
+    )
+    assert overridden.plan.batch_size == 8 and overridden.plan.kind == "qlora"
+    assert overridden.plan.num_epochs == 3 and overridden.train_tokens == 5000
+    assert overridden.shape.layers == 32 and overridden.shape.hidden == 2048
+
+
+def test_explicit_training_takes_the_matching_template_s_starting_values(
+    settings: Settings,
+) -> None:
+    work = build_workload(
+        DraftSections(),
+        model_config=LLAMA_70B_CONFIG,
+        training={"adapter": "qlora"},
+        train_tokens=10,
+        templates=settings.templates,
+    )
+    qlora = settings.templates.templates["qlora"].defaults
+    assert work.plan.optimizer == qlora["optimizer"]
+    assert work.plan.max_seq_length == qlora["max_seq_length"]
+    assert work.shape.params == LLAMA_70B_CONFIG["num_parameters"]
+
+
+def test_a_misspelt_training_key_is_reported_with_the_right_one(settings: Settings) -> None:
+    with pytest.raises(UserError, match="'batchsize' \\(did you mean 'batch_size'\\?\\)"):
+        build_workload(
+            DraftSections(),
+            model_config=LLAMA_70B_CONFIG,
+            training={"batchsize": 4},
+            train_tokens=10,
+            templates=settings.templates,
+        )
+
+
+def test_unknown_target_modules_are_a_user_error(settings: Settings) -> None:
+    with pytest.raises(UserError, match="c_attn"):
+        plan(target_modules=["c_attn"]).lora_modules(shape_of(settings, LLAMA_8B))
+
+
+# --- live prices -------------------------------------------------------------------------
+
+
+class _HardwareHandler(BaseHTTPRequestHandler):
+    """Answers GET /api/jobs/hardware as the Hub does (huggingface_hub JobHardwareInfo shape)."""
+
+    body = json.dumps(
+        [
+            {
+                "name": "cpu-basic",
+                "prettyName": "CPU Basic",
+                "cpu": "2 vCPU",
+                "ram": "16 GB",
+                "accelerator": None,
+                "unitCostMicroUSD": 167,
+                "unitCostUSD": 0.000167,
+                "unitLabel": "minute",
+            },
+            {
+                "name": "a100-large",
+                "prettyName": "Nvidia A100 - large",
+                "cpu": "12 vCPU",
+                "ram": "142 GB",
+                "accelerator": {
+                    "type": "gpu",
+                    "model": "A100",
+                    "quantity": "1",
+                    "vram": "80 GB",
+                    "manufacturer": "Nvidia",
+                },
+                "unitCostMicroUSD": 35000,
+                "unitCostUSD": 0.035,
+                "unitLabel": "minute",
+            },
+        ]
+    ).encode()
+
+    def do_GET(self) -> None:
+        ok = self.path.startswith("/api/jobs/hardware")
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body if ok else b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hardware_api() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _HardwareHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_live_prices_replace_the_yaml_ones_they_cover(
+    settings: Settings, hardware_api: str
+) -> None:
+    live = fetch_live_prices(hardware_api, token=None)
+    assert [(p.flavor, p.usd_per_hour) for p in live] == [("a100-large", 2.1)]
+    config = with_live_prices(settings.deployment, live)
+    assert config.flavors["a100-large"].usd_per_hour == 2.1
+    assert config.flavors["t4-small"] == settings.deployment.flavors["t4-small"]

@@ -1,0 +1,367 @@
+"""estimate_deployment and package://hardware through an in-process MCP client."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import TextResourceContents
+
+from server.drafts import StepName, StepSection, StepStatus
+from server.settings import Secrets, Settings, load_settings
+from server.state import local_user, open_store
+from tests.support import CLOSED_PORT_URL, connect, isolated_env
+
+DEPLOYMENT = "TRAINING_PACKAGE_MCP__DEPLOYMENT__"
+HUB_ENDPOINT = "TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"
+LLAMA_8B_CONFIG = {
+    "model_type": "llama",
+    "num_hidden_layers": 32,
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "tie_word_embeddings": False,
+}
+LLAMA_1B_MODEL_STEP = {
+    "model_id": "meta-llama/Llama-3.2-1B-Instruct",
+    "revision": "main",
+    "params": 1_235_814_400,
+    "params_b": 1.24,
+    "architecture": {
+        "model_type": "llama",
+        "num_hidden_layers": 16,
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 64,
+        "vocab_size": 128256,
+        "context_length": 131072,
+        "tie_word_embeddings": True,
+    },
+    "license": "llama3.2",
+    "gated": True,
+    "pipeline_tag": "text-generation",
+    "size_gb": 2.47,
+}
+DATASETS_STEP = {"datasets": [], "split": {}, "train_tokens": 2_000_000, "token_stats": {}}
+
+
+def deployment_settings(tmp_path: Path, **env: str) -> Settings:
+    """Shipped settings without GPU detection (tests must not depend on the machine)."""
+    return load_settings(
+        env=isolated_env(tmp_path, **{f"{DEPLOYMENT}LOCAL__DETECT": "false", **env})
+    )
+
+
+@pytest.fixture
+def quiet(tmp_path: Path) -> Settings:
+    return deployment_settings(tmp_path)
+
+
+async def estimate(client: Client, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool("estimate_deployment", arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def tool_error(client: Client, **arguments: Any) -> str:
+    result = await client.call_tool("estimate_deployment", arguments)
+    assert result.is_error
+    return result.content[0].text
+
+
+async def read_json(client: Client, uri: str) -> Any:
+    (content,) = (await client.read_resource(uri)).contents
+    assert isinstance(content, TextResourceContents)
+    return json.loads(content.text)
+
+
+async def seed(settings: Settings, draft_id: str, **payloads: dict[str, Any]) -> None:
+    """Record earlier steps' results in a draft, as their tools would."""
+    store = await open_store(settings, Secrets())
+    try:
+        draft = await store.get(draft_id, local_user())
+        for step, payload in payloads.items():
+            section = StepSection(status=StepStatus.VALID, payload=payload)
+            draft = draft.with_section(StepName(step), section)
+        await store.update(draft)
+    finally:
+        await store.close()
+
+
+async def new_draft(client: Client) -> str:
+    created = await client.call_tool("create_draft", {"title": "deployment test"})
+    return created.structured_content["draft_id"]
+
+
+async def test_tool_and_resource_are_listed(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        tool = tools["estimate_deployment"]
+        assert {"draft_id", "model_config", "training", "train_tokens", "targets"} <= set(
+            tool.input_schema["properties"]
+        )
+        assert {"options", "recommended", "budget_usd"} <= set(tool.output_schema["required"])
+        assert tool.annotations.read_only_hint is False and tool.annotations.idempotent_hint
+        templates = {
+            t.uri_template for t in (await client.list_resource_templates()).resource_templates
+        }
+        assert "package://hardware{?refresh}" in templates
+
+
+async def test_explicit_inputs_give_ranked_options_and_a_recommendation(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        out = await estimate(
+            client,
+            model_config=LLAMA_8B_CONFIG,
+            training={"adapter": "lora", "batch_size": 2, "max_seq_length": 2048},
+            train_tokens=5_000_000,
+            budget_usd=100,
+        )
+    options = out["options"]
+    assert [o["target"] for o in options] == sorted(
+        (o["target"] for o in options),
+        key=lambda t: next(
+            (not o["fits"], o["cost_usd"], o["hours"]) for o in options if o["target"] == t
+        ),
+    )
+    assert {o["target"] for o in options} == set(quiet.deployment.flavors)
+    fitting = [o for o in options if o["fits"]]
+    assert fitting and out["recommended"] == fitting[0]["target"]
+    t4 = next(o for o in options if o["target"] == "t4-small")
+    assert not t4["fits"] and t4["peak_memory_gb"] > t4["usable_memory_gb"]
+    assert out["inputs"]["train_tokens"] == 5_000_000 and out["inputs"]["training"] == "lora"
+    assert out["draft_uri"] is None and "draft_id" in out["next_action"]
+    assert out["prices"].startswith("prices: configs/deployment.yaml")
+
+
+async def test_unknown_hardware_is_a_clear_tool_error(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        message = await tool_error(
+            client,
+            model_config=LLAMA_8B_CONFIG,
+            training={"adapter": "qlora"},
+            train_tokens=1000,
+            targets=["h100-large"],
+        )
+    assert "Unknown hardware 'h100-large'" in message and "a100-large" in message
+
+
+async def test_a_gpu_name_target_is_costed_as_the_user_s_own_card(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        out = await estimate(
+            client,
+            model_config=LLAMA_8B_CONFIG,
+            training={"adapter": "qlora"},
+            train_tokens=1_000_000,
+            targets=["NVIDIA GeForce RTX 4090"],
+        )
+    (option,) = out["options"]
+    assert option["target"] == "RTX-4090" and option["fits"]
+    assert any("electricity only" in note for note in option["notes"])
+    assert 0 < option["cost_usd"] < 1
+
+
+async def test_a_draft_without_earlier_steps_says_which_to_run(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        draft_id = await new_draft(client)
+        message = await tool_error(client, draft_id=draft_id)
+        assert "select_model" in message and "apply_template" in message
+        assert "validate_datasets" in message
+        await seed(quiet, draft_id, model=LLAMA_1B_MODEL_STEP)
+        message = await tool_error(client, draft_id=draft_id)
+        assert "select_model" not in message and "apply_template" in message
+
+
+async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        draft_id = await new_draft(client)
+        applied = await client.call_tool(
+            "apply_template", {"template": "lora", "draft_id": draft_id}
+        )
+        assert not applied.is_error, applied.content
+        await seed(quiet, draft_id, model=LLAMA_1B_MODEL_STEP, datasets=DATASETS_STEP)
+
+        out = await estimate(client, draft_id=draft_id, budget_usd=20)
+        assert out["inputs"]["model"] == LLAMA_1B_MODEL_STEP["model_id"]
+        assert out["inputs"]["train_tokens"] == DATASETS_STEP["train_tokens"]
+        assert out["recommended"] is not None and out["selected"] is None
+        draft = await read_json(client, out["draft_uri"])
+        section = draft["deployment"]
+        assert section["status"] == "invalid"
+        assert section["issues"][0]["code"] == "deployment.not_selected"
+        assert out["recommended"] in section["issues"][0]["fix"]
+        assert section["payload"]["budget_usd"] == 20
+        assert section["payload"]["recommended"] == out["recommended"]
+        assert {"gpu", "fits", "cost_usd"} <= set(section["payload"]["options"][0])
+
+        chosen = await estimate(client, draft_id=draft_id, select=out["recommended"])
+        assert chosen["budget_usd"] == 20  # remembered from the draft
+        assert chosen["selected"]["target"] == out["recommended"]
+        draft = await read_json(client, chosen["draft_uri"])
+        assert draft["deployment"]["status"] == "valid"
+        assert draft["deployment"]["payload"]["selected"]["gpu"] == chosen["selected"]["gpu"]
+        assert draft["next_step"] is None
+
+        again = await estimate(client, draft_id=draft_id, train_tokens=4_000_000)
+        assert again["selected"]["target"] == out["recommended"]  # the choice is kept
+        assert again["selected"]["hours"] > chosen["selected"]["hours"]
+
+
+async def test_explicit_arguments_override_the_draft(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        draft_id = await new_draft(client)
+        await seed(
+            quiet,
+            draft_id,
+            model=LLAMA_1B_MODEL_STEP,
+            config={"template": "lora", "config": {"adapter": "lora", "batch_size": 2}},
+            datasets=DATASETS_STEP,
+        )
+        base = await estimate(client, draft_id=draft_id, targets=["a100-large"])
+        bigger = await estimate(
+            client,
+            draft_id=draft_id,
+            targets=["a100-large"],
+            training={"batch_size": 8},
+            train_tokens=4_000_000,
+        )
+    assert base["inputs"]["batch_size"] == 2 and bigger["inputs"]["batch_size"] == 8
+    assert bigger["inputs"]["train_tokens"] == 4_000_000
+    assert bigger["options"][0]["peak_memory_gb"] > base["options"][0]["peak_memory_gb"]
+
+
+async def test_select_is_checked(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        explicit = {
+            "model_config": LLAMA_8B_CONFIG,
+            "training": {"adapter": "lora"},
+            "train_tokens": 1000,
+        }
+        assert "pass draft_id" in await tool_error(client, **explicit, select="a100-large")
+        assert "No draft 'nope'" in await tool_error(client, **explicit, draft_id="nope")
+        draft_id = await new_draft(client)
+        message = await tool_error(client, draft_id=draft_id, **explicit, select="nowhere")
+        assert "not among the estimated options" in message
+        message = await tool_error(client, draft_id=draft_id, **explicit, select="t4-small")
+        assert "t4-small does not fit" in message
+
+
+async def test_nothing_fitting_is_recorded_with_the_fix(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        draft_id = await new_draft(client)
+        out = await estimate(
+            client,
+            draft_id=draft_id,
+            model_config=LLAMA_8B_CONFIG,
+            training={"adapter": "none", "gradient_checkpointing": False},
+            train_tokens=1_000_000,
+            targets=["t4-small", "l4x1"],
+        )
+        assert out["recommended"] is None and out["suggestions"]
+        draft = await read_json(client, out["draft_uri"])
+    codes = [issue["code"] for issue in draft["deployment"]["issues"]]
+    assert codes == ["deployment.no_fit", "deployment.not_selected"]
+    assert draft["deployment"]["issues"][0]["fix"] == out["suggestions"][0]["change"]
+
+
+async def test_hardware_resource_lists_gpus_flavors_and_prices(quiet: Settings) -> None:
+    async with connect(quiet) as client:
+        catalog = await read_json(client, "package://hardware")
+    assert catalog["flavors"]["a100-large"]["usd_per_hour"] == 2.5
+    assert catalog["gpus"]["H200"]["memory_gb"] == 141
+    assert catalog["local"]["gpu"] is None and "nvidia-smi" in catalog["local"]["note"]
+    assert catalog["prices"].startswith("prices: configs/deployment.yaml")
+
+
+class _HardwareApi(BaseHTTPRequestHandler):
+    """GET /api/jobs/hardware with the Hub's JSON shape: a100-large at $2.10/h."""
+
+    def do_GET(self) -> None:
+        body = [
+            {
+                "name": "a100-large",
+                "prettyName": "Nvidia A100 - large",
+                "cpu": "12 vCPU",
+                "ram": "142 GB",
+                "accelerator": {
+                    "type": "gpu",
+                    "model": "A100",
+                    "quantity": "1",
+                    "vram": "80 GB",
+                    "manufacturer": "Nvidia",
+                },
+                "unitCostMicroUSD": 35000,
+                "unitCostUSD": 0.035,
+                "unitLabel": "minute",
+            }
+        ]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body).encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hub_url() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _HardwareApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live prices are skipped under HF_HUB_OFFLINE; these tests use a local server."""
+    monkeypatch.setattr("server.surface.deployment.is_offline_mode", lambda: False)
+
+
+@pytest.mark.usefixtures("online")
+async def test_live_prices_come_from_the_hub_when_enabled(tmp_path: Path, hub_url: str) -> None:
+    settings = deployment_settings(
+        tmp_path,
+        **{f"{DEPLOYMENT}LIVE_PRICES__ENABLED": "true", HUB_ENDPOINT: hub_url},
+    )
+    async with connect(settings) as client:
+        catalog = await read_json(client, "package://hardware")
+        out = await estimate(
+            client,
+            model_config=LLAMA_8B_CONFIG,
+            training={"adapter": "qlora"},
+            train_tokens=1000,
+            targets=["a100-large", "t4-small"],
+        )
+    assert catalog["prices"] == "prices: the Hub's live hardware list"
+    assert catalog["flavors"]["a100-large"]["usd_per_hour"] == 2.1
+    assert catalog["flavors"]["t4-small"]["usd_per_hour"] == 0.4  # not listed: YAML price
+    assert out["prices"] == catalog["prices"]
+
+
+@pytest.mark.usefixtures("online")
+async def test_an_unreachable_hub_falls_back_to_the_yaml_prices(tmp_path: Path) -> None:
+    settings = deployment_settings(
+        tmp_path,
+        **{
+            f"{DEPLOYMENT}LIVE_PRICES__ENABLED": "true",
+            f"{DEPLOYMENT}LIVE_PRICES__TIMEOUT_S": "2",
+            HUB_ENDPOINT: CLOSED_PORT_URL,
+        },
+    )
+    async with connect(settings) as client:
+        catalog = await read_json(client, "package://hardware")
+    assert catalog["prices"].endswith("the Hub's live list did not answer")
+    assert catalog["flavors"]["a100-large"]["usd_per_hour"] == 2.5

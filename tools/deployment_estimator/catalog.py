@@ -1,0 +1,118 @@
+"""Where training can run: the user's GPU, Hugging Face flavors, or any catalogued GPU by name.
+
+Targets are named by hardware id (`local`, `a100-large`, ...) or by GPU name as people and tools
+write it ("RTX 4090", "NVIDIA A100-SXM4-80GB", "a100"); names are matched against each GPU's key
+and aliases after normalising case, separators and vendor words.
+"""
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from tools.deployment_estimator.config import DeploymentConfig, Flavor, Gpu
+from tools.errors import UserError
+
+LOCAL = "local"
+_VENDOR_WORDS = {"nvidia", "geforce", "tesla"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place to train: `kind` local (the user's machine, by detection or config), own (a GPU
+    the user names, paid in electricity) or cloud (a Hugging Face flavor, paid per minute)."""
+
+    id: str
+    kind: Literal["local", "own", "cloud"]
+    gpu: str
+    gpu_count: int
+    usd_per_hour: float | None = None
+    jobs_only: bool = False
+
+    def describe(self, gpu: Gpu) -> str:
+        count = f"{self.gpu_count}x " if self.gpu_count > 1 else ""
+        card = f"{count}{self.gpu} ({gpu.memory_gb:g} GB)"
+        if self.kind == "cloud":
+            where = "HF Jobs" if self.jobs_only else "HF Spaces/Jobs"
+            return f"{card}, {where} {self.id} at ${self.usd_per_hour:.2f}/h"
+        return f"{card}, your machine" if self.kind == "local" else f"{card}, your own GPU"
+
+
+def normalise(name: str) -> str:
+    """'NVIDIA GeForce RTX-4090' -> 'rtx 4090': lower case, one space between words."""
+    words = re.split(r"[\s_\-/]+", name.lower().strip())
+    return " ".join(w for w in words if w and w not in _VENDOR_WORDS)
+
+
+def match_gpu(name: str, gpus: dict[str, Gpu], *, exact: bool = False) -> str | None:
+    """The catalog key of the GPU `name` denotes, or None.
+
+    An exact key or alias wins; unless `exact`, so does the longest alias found as whole words
+    inside the name (nvidia-smi adds words such as 'Workstation Edition' or a form factor).
+    """
+    wanted = normalise(name)
+    best: tuple[int, str] | None = None
+    for key, gpu in gpus.items():
+        for alias in (key, *gpu.aliases):
+            candidate = normalise(alias)
+            if candidate == wanted:
+                return key
+            if re.search(rf"(^| ){re.escape(candidate)}( |$)", wanted) and (
+                best is None or len(candidate) > best[0]
+            ):
+                best = (len(candidate), key)
+    return best[1] if best and not exact else None
+
+
+def flavor_target(flavor_id: str, flavor: Flavor) -> Target:
+    return Target(
+        id=flavor_id,
+        kind="cloud",
+        gpu=flavor.gpu,
+        gpu_count=flavor.gpu_count,
+        usd_per_hour=flavor.usd_per_hour,
+        jobs_only=flavor.jobs_only,
+    )
+
+
+def resolve_targets(
+    names: list[str] | None, config: DeploymentConfig, local: Target | None
+) -> list[Target]:
+    """The targets `names` denote; None means the local machine (when known) and every flavor.
+
+    UserError for a name that is neither `local`, a flavor id nor a catalogued GPU, with the
+    closest known names.
+    """
+    if not names:
+        flavors = [flavor_target(i, f) for i, f in config.flavors.items()]
+        return ([local] if local else []) + flavors
+    targets: list[Target] = []
+    for name in names:
+        target = _resolve_one(name, config, local)
+        if target.id not in {t.id for t in targets}:
+            targets.append(target)
+    return targets
+
+
+def _resolve_one(name: str, config: DeploymentConfig, local: Target | None) -> Target:
+    key = name.strip().lower()
+    if key == LOCAL:
+        if local is None:
+            raise UserError(
+                "No local GPU is configured or detected (nvidia-smi found none). Name your GPU "
+                "instead, e.g. 'RTX 4090', or set local.gpu in configs/deployment.yaml."
+            )
+        return local
+    if key in config.flavors:
+        return flavor_target(key, config.flavors[key])
+    # A near-miss of a flavor id is a typo, not a GPU name with extra words ('a100-larg').
+    known = [LOCAL, *config.flavors, *config.gpus]
+    close = difflib.get_close_matches(key, [k.lower() for k in known], n=3, cutoff=0.75)
+    gpu = match_gpu(name, config.gpus, exact=bool(close))
+    if gpu is not None:
+        return Target(id=gpu, kind="own", gpu=gpu, gpu_count=1)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UserError(
+        f"Unknown hardware '{name}'.{hint} Use 'local', a Hugging Face flavor "
+        f"({', '.join(config.flavors)}) or a GPU name ({', '.join(config.gpus)})."
+    )

@@ -1,0 +1,306 @@
+"""Compare targets for one training run: fit, time, cost, budget; rank them, recommend one, and
+say what would change the answer when nothing fits or nothing is affordable."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from tools.deployment_estimator.catalog import Target
+from tools.deployment_estimator.config import DeploymentConfig
+from tools.deployment_estimator.cost import cloud_cost, local_cost
+from tools.deployment_estimator.memory import estimate_memory, usable_gb
+from tools.deployment_estimator.plan import TrainingPlan
+from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption, Suggestion
+from tools.deployment_estimator.shapes import ModelShape
+from tools.deployment_estimator.throughput import estimate_time
+
+EPOCH_STEP = 0.1  # fewer-epochs suggestions are rounded down to a tenth of an epoch
+BISECTION_ROUNDS = 30
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One training run, independent of where it runs."""
+
+    shape: ModelShape
+    plan: TrainingPlan
+    train_tokens: int
+    example_tokens: int | None
+    model_size_gb: float
+    label: str  # the model, for the summary
+
+
+def evaluate(
+    work: Workload, target: Target, budget_usd: float, config: DeploymentConfig
+) -> DeploymentOption:
+    """One target's figures: memory per GPU, time, cost and the notes that qualify them."""
+    gpu = config.gpus[target.gpu]
+    memory = estimate_memory(work.shape, work.plan, gpu, config, gpu_count=target.gpu_count)
+    time = estimate_time(
+        work.shape,
+        work.plan,
+        gpu,
+        config,
+        train_tokens=work.train_tokens,
+        example_tokens=work.example_tokens,
+        gpu_count=target.gpu_count,
+    )
+    if target.kind == "cloud" and target.usd_per_hour is not None:
+        cost = cloud_cost(time.training_hours, target.usd_per_hour, work.model_size_gb, config)
+    else:
+        cost = local_cost(time.training_hours, gpu, target.gpu_count, config)
+    usable = usable_gb(gpu, config)
+    fits = memory.peak_gb <= usable
+    notes = []
+    if not fits:
+        notes.append(f"out of memory: needs {memory.peak_gb:.1f} GB per GPU, {usable:.1f} usable")
+    if work.plan.bf16 and not gpu.bf16:
+        notes.append(f"no bf16 on {target.gpu}: fp16 mixed precision assumed")
+    if target.gpu_count > 1:
+        notes.append(f"data parallel on {target.gpu_count} GPUs, each holding the whole model")
+    if target.jobs_only:
+        notes.append("Hugging Face Jobs only, not Spaces")
+    if cost.energy_kwh is not None:
+        notes.append(f"electricity only: {cost.energy_kwh:.1f} kWh")
+    else:
+        notes.append(f"training {time.training_hours:.2f} h, plus start-up and model download")
+    return DeploymentOption(
+        target=target.id,
+        hardware=target.describe(gpu),
+        gpu=target.gpu,
+        gpu_count=target.gpu_count,
+        fits=fits,
+        peak_memory_gb=round(memory.peak_gb, 2),
+        usable_memory_gb=round(usable, 2),
+        hours=round(cost.hours, 3),
+        cost_usd=round(cost.usd, 2),
+        within_budget=cost.usd <= budget_usd,
+        tokens_per_second=round(time.tokens_per_second),
+        memory_gb={
+            "weights": round(memory.weights_gb + memory.trainable_gb, 2),
+            "gradients": round(memory.gradients_gb, 2),
+            "optimizer": round(memory.optimizer_gb, 2),
+            "activations": round(memory.activations_gb, 2),
+            "logits": round(memory.logits_gb, 2),
+            "buffers": round(memory.buffers_gb, 2),
+            "overhead": round(memory.overhead_gb, 2),
+        },
+        notes=notes,
+    )
+
+
+def rank(options: list[DeploymentOption]) -> list[DeploymentOption]:
+    """Fitting options first, then the cheaper, then the faster."""
+    return sorted(options, key=lambda o: (not o.fits, o.cost_usd, o.hours))
+
+
+def recommend(options: list[DeploymentOption]) -> DeploymentOption | None:
+    """The first ranked option that fits and is within budget."""
+    return next((o for o in rank(options) if o.fits and o.within_budget), None)
+
+
+def estimate(
+    work: Workload,
+    targets: list[Target],
+    budget_usd: float,
+    config: DeploymentConfig,
+    *,
+    alternatives: list[Target],
+    default_lora_r: int,
+    prices: str,
+) -> DeploymentEstimate:
+    """Every target's option, ranked, with a recommendation and, when none is both fitting and
+    within budget, the changes that would give one (each with its new figures).
+
+    `alternatives` are the targets a "different hardware" suggestion may pick from (every
+    configured flavor and the local GPU); `default_lora_r` is the rank a QLoRA suggestion uses
+    when the run has no LoRA yet (the templates' default); `prices` says where prices came from.
+    """
+    options = rank([evaluate(work, t, budget_usd, config) for t in targets])
+    best = recommend(options)
+    suggestions: list[Suggestion] = []
+    if best is None:
+        suggest = _Suggester(work, targets, budget_usd, config, alternatives, default_lora_r)
+        fitting = any(o.fits for o in options)
+        suggestions = suggest.for_budget() if fitting else suggest.for_memory()
+    return DeploymentEstimate(
+        options=options,
+        recommended=best.target if best else None,
+        budget_usd=budget_usd,
+        inputs=_summary(work),
+        suggestions=suggestions,
+        prices=prices,
+        notes=_notes(work),
+    )
+
+
+class _Suggester:
+    """Builds suggestions by re-estimating the run with one change at a time."""
+
+    def __init__(
+        self,
+        work: Workload,
+        targets: list[Target],
+        budget_usd: float,
+        config: DeploymentConfig,
+        alternatives: list[Target],
+        default_lora_r: int,
+    ):
+        self.work, self.targets, self.budget, self.config = work, targets, budget_usd, config
+        self.others = [t for t in alternatives if t.id not in {x.id for x in targets}]
+        self.default_lora_r = default_lora_r
+
+    def for_memory(self) -> list[Suggestion]:
+        """Nothing fits: the fewest memory-saving changes that make it fit, and a bigger GPU.
+
+        The changes are tried cumulatively, least disruptive first (recomputation, then a
+        smaller micro-batch with the same effective batch, then a 4-bit base, then shorter
+        sequences), and the first combination that fits is suggested.
+        """
+        found = []
+        labels: list[str] = []
+        changes: dict = {}
+        for label, change in self._memory_ladder():
+            labels.append(label)
+            changes = {**changes, **change}
+            suggestion = self._try(" + ".join(labels), changes)
+            if suggestion:
+                found.append(suggestion)
+                break
+        bigger = self._try("a GPU with more memory", {}, self.others)
+        if bigger:
+            bigger.change = f"a GPU with more memory: {bigger.target}"
+            found.append(bigger)
+        return found
+
+    def _memory_ladder(self) -> list[tuple[str, dict]]:
+        plan = self.work.plan
+        ladder: list[tuple[str, dict]] = []
+        if not plan.gradient_checkpointing:
+            ladder.append(("gradient checkpointing", {"gradient_checkpointing": True}))
+        if plan.batch_size > 1:
+            accumulation = plan.gradient_accumulation_steps * plan.batch_size
+            ladder.append(
+                (
+                    f"micro batch 1 with gradient accumulation {accumulation}",
+                    {"batch_size": 1, "gradient_accumulation_steps": accumulation},
+                )
+            )
+        if plan.kind != "qlora":
+            qlora = {"adapter": "qlora", "load_in_4bit": True, "lora_r": self._lora_r}
+            ladder.append(("QLoRA (4-bit base weights)", qlora))
+        length = plan.max_seq_length // 2
+        while length >= self.config.suggestions.min_seq_length:
+            ladder.append(
+                (f"max_seq_length {length} (truncates longer examples)", {"max_seq_length": length})
+            )
+            length //= 2
+        return ladder
+
+    def for_budget(self) -> list[Suggestion]:
+        """Something fits but costs too much: less work, faster training, or cheaper hardware."""
+        found = []
+        epochs = self._fewer_epochs()
+        if epochs:
+            found.append(epochs)
+        if self.work.plan.kind != "lora":
+            lora = {"adapter": "lora", "load_in_4bit": False, "lora_r": self._lora_r}
+            suggestion = self._try("LoRA in 16-bit (less compute)", lora)
+            if suggestion and suggestion.within_budget:
+                found.append(suggestion)
+        cheaper = self._try("cheaper hardware", {}, self.others)
+        if cheaper and cheaper.within_budget:
+            cheaper.change = f"cheaper hardware: {cheaper.target}"
+            found.append(cheaper)
+        return found
+
+    @property
+    def _lora_r(self) -> int:
+        return self.work.plan.lora_r or self.default_lora_r
+
+    def _try(
+        self, label: str, changes: dict, targets: list[Target] | None = None
+    ) -> Suggestion | None:
+        """The best option with `changes` applied, when one fits; else None."""
+        work = replace(self.work, plan=self.work.plan.with_changes(**changes))
+        chosen = self.targets if targets is None else targets
+        options = [evaluate(work, t, self.budget, self.config) for t in chosen]
+        best = recommend(options) or next((o for o in rank(options) if o.fits), None)
+        if best is None:
+            return None
+        return Suggestion(
+            change=label,
+            training=changes,
+            target=best.target,
+            peak_memory_gb=best.peak_memory_gb,
+            hours=best.hours,
+            cost_usd=best.cost_usd,
+            within_budget=best.within_budget,
+        )
+
+    def _fewer_epochs(self) -> Suggestion | None:
+        """The most epochs (in tenths) whose cheapest fitting option is within budget."""
+        epochs = self.work.plan.num_epochs
+
+        def affordable(n: float) -> bool:
+            found = self._try("", {"num_epochs": n})
+            return bool(found and found.within_budget)
+
+        most = _largest(affordable, 0.0, epochs)
+        tenths = int(most / EPOCH_STEP) * EPOCH_STEP
+        if tenths < EPOCH_STEP or not affordable(round(tenths, 1)):
+            return None
+        tenths = round(tenths, 1)
+        return self._try(f"fewer epochs: {tenths:g} instead of {epochs:g}", {"num_epochs": tenths})
+
+
+def _largest(ok: Callable[[float], bool], low: float, high: float) -> float:
+    """The largest x in (low, high] with ok(x), for ok monotone decreasing; `low` when none."""
+    for _ in range(BISECTION_ROUNDS):
+        middle = (low + high) / 2
+        if ok(middle):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _summary(work: Workload) -> dict:
+    plan = work.plan
+    return {
+        "model": work.label,
+        "params_b": round(work.shape.params / 1e9, 3),
+        "method": plan.method,
+        "training": plan.kind,
+        "train_tokens": work.train_tokens,
+        "num_epochs": plan.num_epochs,
+        "batch_size": plan.batch_size,
+        "gradient_accumulation_steps": plan.gradient_accumulation_steps,
+        "max_seq_length": plan.max_seq_length,
+        "example_tokens": work.example_tokens,
+        "gradient_checkpointing": plan.gradient_checkpointing,
+        "optimizer": plan.optimizer,
+        "lora_r": plan.lora_r if plan.kind != "full" else None,
+    }
+
+
+def _notes(work: Workload) -> list[str]:
+    notes = []
+    plan, arch = work.plan, work.shape.arch
+    if work.example_tokens is None:
+        notes.append(
+            f"mean example length unknown: full {plan.max_seq_length}-token sequences assumed "
+            "(as with packing); shorter examples train fewer tokens per second"
+        )
+    if plan.max_seq_length > arch.context_length:
+        notes.append(
+            f"max_seq_length {plan.max_seq_length} exceeds the model's context length "
+            f"{arch.context_length}"
+        )
+    if arch.num_experts:
+        notes.append(
+            "mixture-of-experts: time counts one expert per token; with top-k routing it is "
+            "up to k times longer"
+        )
+    if plan.optimizer.startswith("paged_"):
+        notes.append("paged optimizer: its states can spill to CPU memory when the GPU is full")
+    return notes

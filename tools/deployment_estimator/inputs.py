@@ -1,0 +1,132 @@
+"""The run to estimate, from a draft's earlier steps, the caller's explicit values, or both.
+
+Explicit values override the draft's: `model_config` (config.json keys) overlays the selected
+model's config, `training` keys override the applied template's, `train_tokens` the validated
+datasets' count. Template keys neither gives take the starting values of the applied template,
+or of the template that matches `training` (dpo, full, qlora, lora) in configs/templates.yaml.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tools.deployment_estimator.estimator import Workload
+from tools.deployment_estimator.plan import TrainingPlan, plan_from_keys
+from tools.deployment_estimator.shapes import ModelShape
+from tools.errors import UserError
+from tools.model_browser.architecture import architecture_from_config, count_parameters
+from tools.model_browser.config import Architecture
+from tools.template_loader.config import TemplatesConfig
+
+HALF_BYTES = 2
+BYTES_PER_GB = 1e9  # the Hub's model sizes are decimal GB
+PARAM_KEYS = ("num_parameters", "params")
+
+
+@dataclass(frozen=True)
+class DraftSections:
+    """The payloads of a draft's first three steps ({} where a step is still empty)."""
+
+    model: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    datasets: dict[str, Any] = field(default_factory=dict)
+
+
+def build_workload(
+    draft: DraftSections,
+    *,
+    model_config: dict[str, Any] | None,
+    training: dict[str, Any] | None,
+    train_tokens: int | None,
+    templates: TemplatesConfig,
+) -> Workload:
+    """The Workload to estimate; UserError naming every missing input and the step that gives it."""
+    missing = []
+    if not model_config and not draft.model.get("architecture"):
+        missing.append("a model (select_model, or pass model_config with config.json keys)")
+    if not training and not draft.config.get("config"):
+        missing.append("training settings (apply_template, or pass training with template keys)")
+    tokens = train_tokens or draft.datasets.get("train_tokens")
+    if not tokens:
+        missing.append("the training token count (validate_datasets, or pass train_tokens)")
+    if missing:
+        raise UserError("Cannot estimate yet; missing " + "; ".join(missing) + ".")
+
+    given = {**draft.config.get("config", {}), **(training or {})}
+    base = _starting_values(templates, draft.config.get("template"), given)
+    plan = plan_from_keys({**base, **given}, known_keys=frozenset(templates.keys))
+    shape = _shape(draft.model, model_config, plan)
+    size_gb = draft.model.get("size_gb") if not model_config else None
+    return Workload(
+        shape=shape,
+        plan=plan,
+        train_tokens=int(tokens),
+        example_tokens=_mean_example_tokens(draft.datasets),
+        model_size_gb=size_gb or shape.params * HALF_BYTES / BYTES_PER_GB,
+        label=_label(draft.model, model_config),
+    )
+
+
+def default_lora_r(templates: TemplatesConfig) -> int:
+    """The templates' default LoRA rank, for suggestions that move a full run to QLoRA."""
+    rule = templates.keys.get("lora_r")
+    if rule is None or not isinstance(rule.default, int):
+        raise UserError("configs/templates.yaml gives lora_r no integer default.")
+    return rule.default
+
+
+def _starting_values(
+    templates: TemplatesConfig, applied: str | None, values: dict[str, Any]
+) -> dict[str, Any]:
+    """The starting values of the applied template, else of the one `values` describe."""
+    name = applied or _matching_template(values)
+    template = templates.templates.get(name)
+    if template is None:
+        return {k: r.default for k, r in templates.keys.items() if r.default is not None}
+    return dict(templates.starting_values(template))
+
+
+def _matching_template(values: dict[str, Any]) -> str:
+    """apply_template's template names (DESIGN.md): dpo, full, qlora, lora."""
+    if values.get("method") == "dpo":
+        return "dpo"
+    if values.get("adapter") == "none":
+        return "full"
+    if values.get("adapter") == "qlora" or values.get("load_in_4bit"):
+        return "qlora"
+    return "lora"
+
+
+def _shape(
+    model: dict[str, Any], model_config: dict[str, Any] | None, plan: TrainingPlan
+) -> ModelShape:
+    if not model_config:
+        arch = Architecture.model_validate(model["architecture"])
+        return ModelShape(arch, int(model.get("params") or count_parameters(arch)))
+    base = _as_config_json(model.get("architecture") or {})
+    if {"hidden_size", "num_attention_heads"} & set(model_config):
+        base.pop("head_dim", None)  # derived from those two unless model_config gives it
+    merged = {**base, **model_config}
+    if not any(k in merged for k in ("max_position_embeddings", "n_positions", "seq_length")):
+        # the estimate needs no context length; take the run's so no warning is raised
+        merged["max_position_embeddings"] = plan.max_seq_length
+    arch = architecture_from_config(merged)
+    given = next((model_config[k] for k in PARAM_KEYS if model_config.get(k)), None)
+    return ModelShape(arch, int(given) if given else count_parameters(arch))
+
+
+def _as_config_json(architecture: dict[str, Any]) -> dict[str, Any]:
+    """A recorded Architecture in config.json spelling, so model_config keys can overlay it."""
+    renamed = {"context_length": "max_position_embeddings", "num_experts": "num_local_experts"}
+    return {renamed.get(k, k): v for k, v in architecture.items() if v is not None}
+
+
+def _mean_example_tokens(datasets: dict[str, Any]) -> int | None:
+    """Mean tokens per training example, when validate_datasets recorded it (token_stats.mean)."""
+    mean = (datasets.get("token_stats") or {}).get("mean")
+    return max(1, round(mean)) if isinstance(mean, int | float) and mean > 0 else None
+
+
+def _label(model: dict[str, Any], model_config: dict[str, Any] | None) -> str:
+    if model_config:
+        return str(model_config.get("_name_or_path") or model_config.get("model_type") or "custom")
+    return str(model.get("model_id") or model.get("architecture", {}).get("model_type"))

@@ -1,0 +1,113 @@
+"""The training settings the estimate depends on, read from the template keys of step 2.
+
+Only the keys that move memory or time are read; the rest of a template (learning rate,
+scheduler, seed ...) is accepted and ignored.
+"""
+
+import difflib
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tools.deployment_estimator.config import Method, Optimizer
+from tools.deployment_estimator.shapes import ModelShape
+from tools.errors import UserError
+
+ALL_LINEAR = "all-linear"
+
+
+class TrainingPlan(BaseModel):
+    """What step 2's configuration says about the run, in the estimator's terms."""
+
+    method: Literal["sft", "dpo"] = Field(
+        default="sft", description="dpo runs chosen and rejected together plus a reference pass."
+    )
+    adapter: Literal["lora", "qlora", "none"]
+    batch_size: Annotated[int, Field(ge=1)]
+    gradient_accumulation_steps: Annotated[int, Field(ge=1)]
+    max_seq_length: Annotated[int, Field(ge=1)]
+    num_epochs: Annotated[float, Field(gt=0)]
+    gradient_checkpointing: bool
+    load_in_4bit: bool = False
+    bnb_4bit_use_double_quant: bool = True
+    optimizer: Optimizer
+    bf16: bool = True
+    lora_r: Annotated[int, Field(ge=1)] | None = None
+    target_modules: str | list[str] | None = None
+
+    @property
+    def kind(self) -> Method:
+        """full, lora or qlora: what decides weights, gradients and optimizer states."""
+        if self.adapter == "none":
+            return "full"
+        return "qlora" if self.adapter == "qlora" or self.load_in_4bit else "lora"
+
+    @property
+    def sequences_per_example(self) -> int:
+        """DPO (TRL's concatenated forward) runs the chosen and the rejected answer together."""
+        return 2 if self.method == "dpo" else 1
+
+    def lora_modules(self, shape: ModelShape) -> tuple[str, ...]:
+        """The decoder projections that get LoRA adapters; empty for full fine-tuning."""
+        if self.kind == "full":
+            return ()
+        targets = self.target_modules or ALL_LINEAR
+        if targets == ALL_LINEAR:
+            return shape.linear_modules
+        names = [targets] if isinstance(targets, str) else list(targets)
+        unknown = [n for n in names if n not in shape.linear_modules]
+        if unknown:
+            raise UserError(
+                f"target_modules {', '.join(unknown)} are not projections this estimator knows "
+                f"for this model; use '{ALL_LINEAR}' or names from "
+                f"{', '.join(shape.linear_modules)}."
+            )
+        return tuple(m for m in shape.linear_modules if m in names)
+
+    def adapter_params(self, shape: ModelShape) -> int:
+        """LoRA adds A (r x in) and B (out x r) to each targeted projection: r * (in + out)."""
+        if self.lora_r is None:
+            return 0
+        per_layer = sum(
+            self.lora_r * sum(shape.module_features(m)) * shape.module_copies(m)
+            for m in self.lora_modules(shape)
+        )
+        return shape.layers * per_layer
+
+    def with_changes(self, **changes: Any) -> "TrainingPlan":
+        return self.model_validate({**self.model_dump(), **changes})
+
+
+PLAN_KEYS = frozenset(TrainingPlan.model_fields)
+
+
+def plan_from_keys(values: dict[str, Any], known_keys: frozenset[str]) -> TrainingPlan:
+    """A TrainingPlan from template keys; UserError naming each missing, misspelt or bad key.
+
+    `known_keys` are every key a configuration may hold (configs/templates.yaml); other keys
+    are typos and are reported with the closest known name.
+    """
+    unknown = sorted(set(values) - known_keys - PLAN_KEYS)
+    if unknown:
+        hints = [
+            f"'{k}'" + (f" (did you mean '{m[0]}'?)" if (m := _close(k, known_keys)) else "")
+            for k in unknown
+        ]
+        raise UserError(f"Unknown training keys: {', '.join(hints)}.")
+    try:
+        plan = TrainingPlan.model_validate({k: v for k, v in values.items() if k in PLAN_KEYS})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(
+            f"The training settings cannot be estimated: {problems}. Apply a template "
+            "(apply_template) or pass these keys in `training`."
+        ) from exc
+    if plan.kind != "full" and plan.lora_r is None:
+        raise UserError("LoRA needs lora_r (the adapter rank); pass it in `training`.")
+    return plan
+
+
+def _close(key: str, known: frozenset[str]) -> list[str]:
+    return difflib.get_close_matches(key, sorted(known | PLAN_KEYS), n=1)

@@ -1,0 +1,58 @@
+"""What estimate_deployment returns (and records as the draft's deployment section).
+
+The JSON schema of these models is published in tools/list, so they are kept lean: titles are
+dropped (the field names say it) and only fields whose meaning is not obvious are described.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _drop_titles(schema: dict[str, Any]) -> None:
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
+class _Lean(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_drop_titles)
+
+
+class DeploymentOption(_Lean):
+    target: str = Field(description="Pass to `targets` or `select`.")
+    hardware: str
+    gpu: str
+    gpu_count: int
+    fits: bool
+    peak_memory_gb: float = Field(description="Per GPU (GiB).")
+    usable_memory_gb: float
+    hours: float = Field(description="Cloud: start-up and download included.")
+    cost_usd: float = Field(description="Cloud: billed minutes; own GPU: electricity.")
+    within_budget: bool
+    tokens_per_second: float
+    memory_gb: dict[str, float] = Field(
+        description="Parts of the peak; gradients vs activations+logits: the larger counts."
+    )
+    notes: list[str] = Field(default_factory=list)
+
+
+class Suggestion(_Lean):
+    change: str
+    training: dict[str, Any] = Field(description="Training keys to change.")
+    target: str
+    peak_memory_gb: float
+    hours: float
+    cost_usd: float
+    within_budget: bool
+
+
+class DeploymentEstimate(_Lean):
+    options: list[DeploymentOption] = Field(description="Fitting first, then cost, then time.")
+    recommended: str | None
+    selected: DeploymentOption | None = None
+    budget_usd: float
+    inputs: dict[str, Any]
+    suggestions: list[Suggestion] = Field(default_factory=list)
+    prices: str
+    notes: list[str] = Field(default_factory=list)

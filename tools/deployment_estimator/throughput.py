@@ -1,0 +1,107 @@
+"""How long training takes on a GPU: training FLOPs over achievable FLOP/s, plus the optimizer.
+
+Sources for the FLOPs:
+- A matmul with a weight of P values costs 2P FLOPs per token forward; backward costs 2P for
+  the input's gradient and 2P for the weight's (Kaplan et al. 2020, arXiv 2001.08361, section
+  2.1; "Transformer Math 101", EleutherAI 2023: C = 6 N D). Frozen weights (LoRA, QLoRA) skip the
+  weight-gradient half, so adapter training costs ~4N per token.
+- Causal attention with a fused kernel multiplies QK^T and PV over s/2 keys on average:
+  2 * 2 * (s/2) * H*d = 2 s H*d FLOPs per token and layer forward, twice that backward
+  (Korthikanti et al. 2022, arXiv 2205.05198, appendix; FlashAttention skips the masked half).
+- Gradient checkpointing recomputes every decoder layer's forward once more in backward
+  (Chen et al. 2016, arXiv 1604.06174): +2N per token (the output head is not checkpointed).
+- DPO (TRL) also runs the frozen reference model forward over every sequence: +2N per token.
+"""
+
+from pydantic import BaseModel, Field
+
+from tools.deployment_estimator.config import DeploymentConfig, Gpu
+from tools.deployment_estimator.memory import trainable_bytes
+from tools.deployment_estimator.plan import TrainingPlan
+from tools.deployment_estimator.shapes import ModelShape
+
+TERA = 1e12
+GIGA = 1e9
+SECONDS_PER_HOUR = 3600
+
+
+class TimeEstimate(BaseModel):
+    training_hours: float = Field(description="Training alone, every epoch, no start-up.")
+    tokens_per_second: float = Field(description="Training tokens per second, all GPUs.")
+    flops_per_token: float
+    mfu: float = Field(description="Model FLOPs utilisation assumed for this micro-batch.")
+    micro_batch_tokens: int
+    optimizer_steps: int
+
+
+def training_flops_per_token(shape: ModelShape, plan: TrainingPlan, seq_len: int) -> float:
+    """Hardware FLOPs per trained token, recomputation included (see the module's sources)."""
+    head = shape.vocab * shape.hidden  # the output projection runs whether or not it is tied
+    blocks = shape.active_block_linear_params
+    attention = 2 * seq_len * shape.q_dim * shape.layers
+    adapters = plan.adapter_params(shape)
+    forward = 2 * (blocks + head) + attention + 2 * adapters
+    if plan.kind == "full":
+        backward = 4 * (blocks + head) + 2 * attention
+    else:
+        backward = 2 * (blocks + head) + 2 * attention + 4 * adapters
+    total = forward + backward
+    if plan.gradient_checkpointing:
+        total += 2 * (blocks + adapters) + attention
+    if plan.method == "dpo":
+        total += 2 * (blocks + head) + attention
+    return total
+
+
+def estimate_time(
+    shape: ModelShape,
+    plan: TrainingPlan,
+    gpu: Gpu,
+    config: DeploymentConfig,
+    *,
+    train_tokens: int,
+    example_tokens: int | None,
+    gpu_count: int = 1,
+) -> TimeEstimate:
+    """Training time of `train_tokens` x num_epochs on `gpu_count` data-parallel GPUs.
+
+    A micro-batch of T tokens runs at mfu * T / (T + saturation_tokens) of peak (small batches
+    leave tensor cores idle and expose per-kernel costs; calibrated in configs/deployment.yaml).
+    Each optimizer step streams weights, gradients and states through memory once:
+    2w (read, write weights) + g (read gradients) + 2 x states x bytes (read, write states).
+    """
+    efficiency = config.efficiency
+    seq_len = min(plan.max_seq_length, example_tokens or plan.max_seq_length)
+    micro_tokens = plan.batch_size * seq_len * plan.sequences_per_example
+    flops = training_flops_per_token(shape, plan, seq_len)
+    mfu = efficiency.mfu[plan.kind] * micro_tokens / (micro_tokens + efficiency.saturation_tokens)
+    micro_seconds = micro_tokens * flops / (gpu.bf16_tflops * TERA * mfu)
+
+    total_tokens = train_tokens * plan.num_epochs
+    micro_steps = total_tokens / micro_tokens / gpu_count
+    optimizer_steps = micro_steps / plan.gradient_accumulation_steps
+    step_seconds = _optimizer_step_bytes(shape, plan, gpu, config) / (
+        gpu.bandwidth_gb_s * GIGA * efficiency.memory_bound_efficiency
+    )
+    seconds = micro_steps * micro_seconds + optimizer_steps * step_seconds
+    if gpu_count > 1:
+        seconds /= efficiency.data_parallel_efficiency
+    return TimeEstimate(
+        training_hours=seconds / SECONDS_PER_HOUR,
+        tokens_per_second=total_tokens / seconds,
+        flops_per_token=flops,
+        mfu=mfu,
+        micro_batch_tokens=micro_tokens,
+        optimizer_steps=max(1, round(optimizer_steps)),
+    )
+
+
+def _optimizer_step_bytes(
+    shape: ModelShape, plan: TrainingPlan, gpu: Gpu, config: DeploymentConfig
+) -> float:
+    """Bytes one optimizer step moves: trainable weights, their gradients and states."""
+    trainable = shape.params if plan.kind == "full" else plan.adapter_params(shape)
+    weight_bytes = trainable_bytes(plan, gpu, config)
+    optimizer = config.optimizers[plan.optimizer]
+    state_bytes = optimizer.state_bytes or weight_bytes
+    return trainable * (3 * weight_bytes + 2 * optimizer.states * state_bytes)
