@@ -4,10 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import Tool
 
 from server import __version__
 from server.http import HttpAuth
 from server.logging import get_logger
+from server.schemas import compact_schema
 from server.settings import Secrets, Settings
 from server.state import AppState, local_user, open_model_browser, open_store
 from server.surface import deployment, drafts, models, prompts, templates
@@ -19,6 +21,21 @@ INSTRUCTIONS = (
 )
 
 log = get_logger(__name__)
+
+
+class WizardServer(MCPServer):
+    """MCPServer whose tools/list carries compacted schemas (see server.schemas)."""
+
+    async def list_tools(self) -> list[Tool]:
+        return [
+            tool.model_copy(
+                update={
+                    "input_schema": compact_schema(tool.input_schema),
+                    "output_schema": compact_schema(tool.output_schema, output=True),
+                }
+            )
+            for tool in await super().list_tools()
+        ]
 
 
 def build_server(
@@ -43,7 +60,7 @@ def build_server(
             await store.close()
             log.info("server.stopped")
 
-    mcp = MCPServer(
+    mcp = WizardServer(
         settings.server.name,
         title="Training Package Wizard",
         instructions=INSTRUCTIONS,
