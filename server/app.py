@@ -12,7 +12,14 @@ from server.logging import get_logger
 from server.schemas import compact_schema
 from server.settings import Secrets, Settings
 from server.state import AppState, local_user, open_model_browser, open_store
-from server.surface import deployment, drafts, models, prompts, templates
+from server.surface import (
+    completions,
+    deployment,
+    drafts,
+    models,
+    prompts,
+    templates,
+)
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
@@ -75,4 +82,5 @@ def build_server(
     prompts.register(mcp)
     templates.register(mcp)
     deployment.register(mcp)
+    completions.register(mcp)
     return mcp

@@ -6,8 +6,7 @@ from typing import ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 
-from server.drafts import DraftNotFoundError
-from tools.errors import UserError
+from tools.errors import NotFoundError, UserError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,13 +26,13 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Relay a missing draft as 'resource not found' and any other UserError as a resource error."""
+    """Relay NotFoundError as 'resource not found' and any other UserError as a resource error."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except DraftNotFoundError as exc:
+        except NotFoundError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         except UserError as exc:
             raise ResourceError(str(exc)) from exc

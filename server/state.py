@@ -79,10 +79,15 @@ def caller(ctx: Context) -> str:
     Over HTTP with auth, the verified token's subject; otherwise (stdio, loopback HTTP without
     auth) the operating-system user running the server.
     """
+    return caller_from(app_state(ctx))
+
+
+def caller_from(state: AppState) -> str:
+    """caller() for handlers that have the app state but no tool Context."""
     token = get_access_token()
     if token is not None:
         return token.subject or token.client_id
-    return app_state(ctx).local_owner
+    return state.local_owner
 
 
 async def load_draft(ctx: Context, draft_id: str) -> DraftPackage:

@@ -8,3 +8,7 @@ The MCP layer relays it as a tool error; anything else is a bug and is logged as
 
 class UserError(Exception):
     """A failure the user can act on; str(error) is the message to show them."""
+
+
+class NotFoundError(UserError):
+    """The thing asked for does not exist (or is not the caller's to see)."""

@@ -3,14 +3,14 @@
 from typing import Protocol
 
 from server.drafts.model import DraftPackage, DraftSummary
-from tools.errors import UserError
+from tools.errors import NotFoundError, UserError
 
 
 class DraftStoreError(UserError):
     """A storage failure the user can act on; the message says what happened and what to do."""
 
 
-class DraftNotFoundError(DraftStoreError):
+class DraftNotFoundError(DraftStoreError, NotFoundError):
     def __init__(self, draft_id: str):
         self.draft_id = draft_id
         super().__init__(

@@ -19,7 +19,7 @@ from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.settings import Secrets, Settings
 from server.state import app_state, load_draft, save_step
-from tools.deployment_estimator.catalog import resolve_targets
+from tools.deployment_estimator.catalog import match_gpu, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.estimator import estimate
 from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
@@ -34,7 +34,7 @@ from tools.deployment_estimator.local_gpu import (
     query_nvidia_smi,
 )
 from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption
-from tools.errors import UserError
+from tools.errors import NotFoundError, UserError
 
 HARDWARE_URI = "package://hardware"
 P = ParamSpec("P")
@@ -112,7 +112,9 @@ def register(mcp: MCPServer) -> None:
             list[str] | None,
             Field(description="Hardware ids or GPU names; default: local and every flavor."),
         ] = None,
-        budget_usd: Annotated[float | None, Field(gt=0)] = None,
+        budget_usd: Annotated[
+            float | None, Field(gt=0, description="Spending limit; default: the draft's.")
+        ] = None,
         select: Annotated[
             str | None, Field(description="Target to record as the draft's choice.")
         ] = None,
@@ -197,6 +199,34 @@ def register(mcp: MCPServer) -> None:
                 "overheads": config.overheads.model_dump(),
             },
             indent=2,
+        )
+
+    @mcp.resource(
+        HARDWARE_URI + "/{hardware_id}",
+        title="One hardware option",
+        description="A Hugging Face flavor (spec and hourly price) or a GPU's spec.",
+        mime_type="application/json",
+    )
+    @resource_errors
+    async def hardware_item(hardware_id: str, ctx: Context) -> str:
+        config = app_state(ctx).settings.deployment
+        if flavor := config.flavors.get(hardware_id):
+            gpu = config.gpus[flavor.gpu]
+            return json.dumps(
+                {
+                    "flavor": hardware_id,
+                    **flavor.model_dump(),
+                    "gpu_spec": gpu.model_dump(exclude={"aliases"}),
+                },
+                indent=2,
+            )
+        if gpu_key := match_gpu(hardware_id, config.gpus):
+            return json.dumps(
+                {"gpu": gpu_key, **config.gpus[gpu_key].model_dump(exclude={"aliases"})},
+                indent=2,
+            )
+        raise NotFoundError(
+            f"No hardware {hardware_id!r}; read {HARDWARE_URI} for the flavors and GPUs."
         )
 
 

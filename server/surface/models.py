@@ -9,8 +9,9 @@ from pydantic import Field
 
 from server.drafts import StepName, StepSection, StepStatus
 from server.drafts.model import StepIssue
-from server.errors import tool_errors
+from server.errors import resource_errors, tool_errors
 from server.state import app_state, load_draft, save_step
+from tools.errors import NotFoundError
 from tools.model_browser.browser import SearchRequest
 from tools.model_browser.results import ModelDetails, SearchResult
 
@@ -38,7 +39,9 @@ def register(mcp: MCPServer) -> None:
         ] = None,
         author: Annotated[str | None, Field(description="Owner, e.g. meta-llama.")] = None,
         library: Annotated[str | None, Field(description="Library tag, e.g. transformers.")] = None,
-        sort: Literal["downloads", "likes", "trending", "recent"] = "downloads",
+        sort: Annotated[
+            Literal["downloads", "likes", "trending", "recent"], Field(description="Order.")
+        ] = "downloads",
         max_params_b: Annotated[
             float | None, Field(gt=0, description="Largest size, in billions of parameters.")
         ] = None,
@@ -54,6 +57,21 @@ def register(mcp: MCPServer) -> None:
             limit=limit,
         )
         return await anyio.to_thread.run_sync(app_state(ctx).models.search, request)
+
+    @mcp.resource(
+        "package://models/{+model_id}",
+        title="A model, as known offline",
+        description="A curated or recently searched model's summary, without a Hub call.",
+        mime_type="application/json",
+    )
+    @resource_errors
+    async def known_model(model_id: str, ctx: Context) -> str:
+        summary = app_state(ctx).models.known(model_id)
+        if summary is None:
+            raise NotFoundError(
+                f"{model_id} is neither curated nor in a recent search; search_models finds it."
+            )
+        return summary.model_dump_json(indent=2)
 
     @mcp.tool(
         title="Select the base model",

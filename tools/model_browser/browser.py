@@ -63,6 +63,16 @@ class ModelBrowser:
         self._cache = SearchCache(config.cache, search_cache_path)
         self._popular = {m.id.lower(): m for m in config.popular}
 
+    def known_model_ids(self) -> list[str]:
+        """Recently seen ids (from cached searches), then the curated ones: for completions."""
+        return list(dict.fromkeys([*self._cache.model_ids(), *(m.id for m in self.config.popular)]))
+
+    def known(self, model_id: str) -> ModelSummary | None:
+        """What this server knows of a model without asking the Hub: catalog, then cache."""
+        if popular := self._popular.get(model_id.lower()):
+            return self._popular_summary(popular)
+        return self._cache.summary(model_id)
+
     # --- search ---------------------------------------------------------------------------
 
     def search(self, request: SearchRequest) -> SearchResult:

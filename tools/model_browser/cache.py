@@ -53,6 +53,19 @@ class SearchCache:
         age_s = hit.age_s(self._clock())
         return hit, age_s, age_s > self._ttl_s
 
+    def model_ids(self) -> list[str]:
+        """Ids in the cached answers, most recent answer first, each once."""
+        with self._lock:
+            answers = [*self._fresh.values(), *reversed(self._recent.values())]
+        return list(dict.fromkeys(m.id for answer in answers for m in answer.models))
+
+    def summary(self, model_id: str) -> ModelSummary | None:
+        """The newest cached summary of one model, if any answer holds it."""
+        with self._lock:
+            answers = [*self._fresh.values(), *reversed(self._recent.values())]
+        wanted = model_id.lower()
+        return next((m for a in answers for m in a.models if m.id.lower() == wanted), None)
+
     def put(self, key: str, models: list[ModelSummary]) -> None:
         entry = CachedSearch(models=models, fetched_at=self._clock())
         with self._lock:

@@ -1,0 +1,57 @@
+"""The conversation surface as an assistant meets it: compact tools, completions, lookups."""
+
+import json
+
+from mcp.types import ResourceTemplateReference
+
+from server.settings import Settings
+from tests.support import connect
+
+TOOLS_LIST_BUDGET_BYTES = 14 * 1024  # issue 7: the whole tools/list answer under 14 KB
+
+
+async def test_tools_list_is_compact_and_every_tool_is_described(settings: Settings) -> None:
+    async with connect(settings) as client:
+        listed = await client.list_tools()
+        size = len(listed.model_dump_json(by_alias=True, exclude_none=True))
+        assert size < TOOLS_LIST_BUDGET_BYTES, f"tools/list is {size} bytes"
+        for tool in listed.tools:
+            assert tool.title and tool.description, tool.name
+            assert tool.annotations is not None, tool.name
+            assert tool.annotations.read_only_hint is not None, tool.name
+            assert tool.output_schema, tool.name
+            for name, schema in tool.input_schema.get("properties", {}).items():
+                assert "description" in schema, f"{tool.name}.{name} has no description"
+
+
+async def complete(client, uri: str, argument: str, value: str) -> list[str]:
+    result = await client.complete(
+        ResourceTemplateReference(type="ref/resource", uri=uri),
+        {"name": argument, "value": value},
+    )
+    return result.completion.values
+
+
+async def test_completions(settings: Settings) -> None:
+    async with connect(settings) as client:
+        draft_id = (await client.call_tool("create_draft", {})).structured_content["draft_id"]
+        assert await complete(client, "package://drafts/{draft_id}", "draft_id", "") == [draft_id]
+        assert await complete(client, "package://drafts/{draft_id}", "draft_id", "zz") == []
+        templates = await complete(client, "package://templates{?template}", "template", "")
+        assert set(templates) == {"lora", "qlora", "full", "dpo"}
+        models = await complete(client, "package://models/{+model_id}", "model_id", "qwen")
+        assert "Qwen/Qwen2.5-0.5B-Instruct" in models
+        hardware = await complete(client, "package://hardware/{hardware_id}", "hardware_id", "a1")
+        assert "a100-large" in hardware and "A100-80GB" in hardware
+
+
+async def test_offline_lookups_for_a_model_and_a_hardware_id(settings: Settings) -> None:
+    async with connect(settings) as client:
+        (model,) = (
+            await client.read_resource("package://models/Qwen/Qwen2.5-0.5B-Instruct")
+        ).contents
+        assert json.loads(model.text)["params_b"] == 0.494
+        (flavor,) = (await client.read_resource("package://hardware/a100-large")).contents
+        assert json.loads(flavor.text)["usd_per_hour"] > 0
+        (gpu,) = (await client.read_resource("package://hardware/RTX 4090")).contents
+        assert json.loads(gpu.text)["gpu"] == "RTX-4090"
