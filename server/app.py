@@ -4,9 +4,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import Tool
 
-from server import __version__
+from server import __version__, notifications
 from server.http import HttpAuth
 from server.logging import get_logger
 from server.schemas import compact_schema
@@ -67,6 +68,7 @@ def build_server(
             await store.close()
             log.info("server.stopped")
 
+    bus = InMemorySubscriptionBus()
     mcp = WizardServer(
         settings.server.name,
         title="Training Package Wizard",
@@ -76,7 +78,9 @@ def build_server(
         log_level=settings.server.logging.level,
         token_verifier=auth.verifier if auth else None,
         auth=auth.settings if auth else None,
+        subscriptions=bus,
     )
+    notifications.install(mcp, bus)
     drafts.register(mcp)
     models.register(mcp)
     prompts.register(mcp)

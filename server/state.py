@@ -9,6 +9,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 
 from server.drafts import DraftPackage, DraftStore, DraftStoreError, StepName, StepSection
+from server.drafts.model import DRAFTS_URI
 from server.drafts.postgres import PostgresDraftStore
 from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
@@ -99,4 +100,12 @@ async def save_step(
     ctx: Context, draft: DraftPackage, step: StepName, section: StepSection
 ) -> DraftPackage:
     """Record one step's result in `draft` (compare-and-set on the version it was read at)."""
-    return await app_state(ctx).store.update(draft.with_section(step, section))
+    saved = await app_state(ctx).store.update(draft.with_section(step, section))
+    await announce(ctx, saved)
+    return saved
+
+
+async def announce(ctx: Context, draft: DraftPackage) -> None:
+    """Tell subscribers that this draft, and so the list of drafts, changed."""
+    await ctx.notify_resource_updated(draft.uri)
+    await ctx.notify_resource_updated(DRAFTS_URI)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from server.drafts import StepName
 from server.drafts.model import DRAFTS_URI
 from server.errors import resource_errors, tool_errors
-from server.state import app_state, caller
+from server.state import announce, app_state, caller
 from tools.errors import UserError
 
 
@@ -50,6 +50,7 @@ def register(mcp: MCPServer) -> None:
         if len(title) > limit:
             raise UserError(f"The title has {len(title)} characters; keep it to {limit}.")
         draft = await state.store.create(caller(ctx), title)
+        await announce(ctx, draft)
         return CreateDraftResult(
             draft_id=draft.id,
             uri=draft.uri,
