@@ -10,12 +10,20 @@ from typing import Any
 
 # Keywords whose value maps names to subschemas: the names are data, not keywords.
 _NAMED_SUBSCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
-_OUTPUT_ONLY_NOISE = frozenset({"description", "default", "examples"})
+# An output schema describes what this server sends; the results themselves show every field,
+# so their descriptions, defaults and required-lists only cost bytes.
+_OUTPUT_ONLY_NOISE = frozenset({"description", "default", "examples", "required"})
 _NULL = {"type": "null"}
 
 
 def compact_schema(schema: Any, *, output: bool = False) -> Any:
-    """An equivalent `schema` without annotations (titles; for outputs also descriptions)."""
+    """`schema` without annotations: titles; for outputs also descriptions and required-lists.
+
+    For inputs, an optional parameter whose default is null is offered as just its type:
+    leaving it out means the same as null, and a single `type` is what every client dialect
+    (OpenAPI-style function declarations included) understands. Outputs keep their nulls,
+    since results carry them and clients validate results against the schema.
+    """
     if isinstance(schema, list):
         return [compact_schema(item, output=output) for item in schema]
     if not isinstance(schema, dict):
@@ -24,25 +32,28 @@ def compact_schema(schema: Any, *, output: bool = False) -> Any:
     for key, value in schema.items():
         if key == "title" or (output and key in _OUTPUT_ONLY_NOISE):
             continue
-        implied = (key == "default" and value is None) or (
-            key == "additionalProperties" and value is True
-        )
-        if implied:
+        if key == "additionalProperties" and value is True:
             continue  # what JSON Schema assumes anyway
         if key in _NAMED_SUBSCHEMAS and isinstance(value, dict):
             compact[key] = {name: compact_schema(sub, output=output) for name, sub in value.items()}
         else:
             compact[key] = compact_schema(value, output=output)
-    return _nullable_as_type(compact)
+    if not output and isinstance(compact.get("properties"), dict):
+        required = set(compact.get("required", ()))
+        compact["properties"] = {
+            name: sub if name in required else _optional_as_plain(sub)
+            for name, sub in compact["properties"].items()
+        }
+    return compact
 
 
-def _nullable_as_type(schema: dict[str, Any]) -> dict[str, Any]:
-    """anyOf [{type: T, ...}, {type: null}] -> {type: [T, null], ...} (same instances valid)."""
+def _optional_as_plain(schema: Any) -> Any:
+    """{anyOf: [X, null], default: null, ...} -> {...X, ...} for a parameter one may omit."""
+    if not isinstance(schema, dict) or schema.get("default", ...) is not None:
+        return schema
     options = schema.get("anyOf")
     if not isinstance(options, list) or len(options) != 2 or _NULL not in options:
         return schema
     (other,) = [option for option in options if option != _NULL]
-    if not isinstance(other.get("type"), str) or set(other) & set(schema):
-        return schema
-    merged = {key: value for key, value in schema.items() if key != "anyOf"}
-    return {**merged, **other, "type": [other["type"], "null"]}
+    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+    return {**rest, **other}
