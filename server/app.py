@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import Tool
@@ -57,13 +58,16 @@ def build_server(
         store = await open_store(settings, secrets)
         log.info("server.started", version=__version__, store=type(store).__name__)
         try:
-            yield AppState(
-                settings=settings,
-                secrets=secrets,
-                store=store,
-                models=open_model_browser(settings, secrets),
-                local_owner=local_user(),
-            )
+            async with anyio.create_task_group() as background:
+                background.start_soon(legacy_subscriptions.forward)
+                yield AppState(
+                    settings=settings,
+                    secrets=secrets,
+                    store=store,
+                    models=open_model_browser(settings, secrets),
+                    local_owner=local_user(),
+                )
+                background.cancel_scope.cancel()
         finally:
             await store.close()
             log.info("server.stopped")
@@ -80,7 +84,7 @@ def build_server(
         auth=auth.settings if auth else None,
         subscriptions=bus,
     )
-    notifications.install(mcp, bus)
+    legacy_subscriptions = notifications.install(mcp, bus)
     drafts.register(mcp)
     models.register(mcp)
     prompts.register(mcp)
