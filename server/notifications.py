@@ -24,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
     EmptyResult,
+    SetLevelRequestParams,
     SubscribeRequestParams,
     SubscriptionsListenRequestParams,
     SubscriptionsListenResult,
@@ -122,4 +123,14 @@ def install(mcp: MCPServer, bus: InMemorySubscriptionBus) -> LegacySubscriptions
     server.add_request_handler(
         "resources/unsubscribe", UnsubscribeRequestParams, legacy.unsubscribe
     )
+    server.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_log_level)
     return legacy
+
+
+async def _set_log_level(
+    _ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams
+) -> EmptyResult:
+    """Handshake-era clients may set a level; any level holds, since this server sends no log
+    notifications: it logs to stderr, and tells the user what matters in tool results."""
+    log.info("client.log_level", level=params.level)
+    return EmptyResult()

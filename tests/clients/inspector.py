@@ -1,0 +1,85 @@
+"""CI: the MCP Inspector CLI against the stdio server — strict tools/list, then one call per
+tool, a resource read and the prompt, each a fresh server process sharing one drafts database.
+
+Run: uv run python -m tests.clients.inspector
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.clients.node_tools import install
+from tests.support import CONSOLE_SCRIPT, isolated_env
+
+SAMPLE_DATASET = "samples/support_chat.jsonl"
+
+
+class Inspector:
+    def __init__(self, bin_dir: Path, env: dict[str, str]):
+        self.command = [str(bin_dir / "mcp-inspector"), "--cli"]
+        self.env = env
+
+    def run(self, *args: str, strict: bool = False) -> dict:
+        command = [*self.command, *(["--strict"] if strict else []), CONSOLE_SCRIPT, "serve", *args]
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=300)
+        label = " ".join(args[:4])
+        if result.returncode != 0:
+            raise SystemExit(f"inspector {label} failed:\n{result.stdout}\n{result.stderr}")
+        print(f"ok  {label}")
+        return json.loads(result.stdout)
+
+    def call(self, tool: str, **arguments: object) -> dict:
+        args = ["--method", "tools/call", "--tool-name", tool]
+        for key, value in arguments.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            args += ["--tool-arg", f"{key}={text}"]
+        result = self.run(*args)
+        if result.get("isError"):
+            raise SystemExit(f"{tool} returned an error: {result['content']}")
+        return result["structuredContent"]
+
+
+def main() -> int:
+    bin_dir = install()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = isolated_env(Path(tmp), HF_HUB_OFFLINE="1", HOME=tmp)
+        inspector = Inspector(bin_dir, env)
+        listed = inspector.run("--method", "tools/list", strict=True)
+        tools = {tool["name"] for tool in listed["tools"]}
+        draft = inspector.call("create_draft", title="inspector")["draft_id"]
+        calls = {
+            "search_models": {"max_params_b": 1},
+            "select_model": {"draft_id": draft, "model_id": "Qwen/Qwen2.5-0.5B-Instruct"},
+            "apply_template": {
+                "template": "lora",
+                "draft_id": draft,
+                "overrides": {"max_seq_length": 512},
+            },
+            "list_datasets": {},
+            "validate_datasets": {"datasets": [SAMPLE_DATASET], "draft_id": draft},
+            "estimate_deployment": {"draft_id": draft},
+        }
+        for tool, arguments in calls.items():
+            inspector.call(tool, **arguments)
+        plan = inspector.call("estimate_deployment", draft_id=draft)
+        inspector.call("estimate_deployment", draft_id=draft, select=plan["recommended"])
+        inspector.call("finalize_package", draft_id=draft, output_dir=str(Path(tmp) / "pkg"))
+        missing = tools - {"create_draft", "finalize_package", *calls}
+        if missing:
+            raise SystemExit(f"no call prepared for: {', '.join(sorted(missing))}")
+        inspector.run("--method", "resources/read", "--uri", f"package://drafts/{draft}")
+        inspector.run(
+            "--method",
+            "prompts/get",
+            "--prompt-name",
+            "training_wizard",
+            "--prompt-args",
+            "goal=a support bot",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
