@@ -1,11 +1,16 @@
 """configs/datasets.yaml: where datasets may come from and what every record must satisfy."""
 
+import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tools.config_base import ConfigModel
+from tools.dataset_validator.kinds import FileType, Format, Role
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+GZIP_SUFFIX = ".gz"
 
 
 class SplitConfig(ConfigModel):
@@ -31,24 +36,105 @@ class LimitsConfig(ConfigModel):
     max_line_bytes: Annotated[int, Field(ge=1024)]
     examples_per_error_code: Annotated[int, Field(ge=1, le=100)]
     preview_records: Annotated[int, Field(ge=0, le=50)]
+    preview_max_chars: Annotated[int, Field(ge=16)]
+    max_download_bytes: Annotated[int, Field(ge=1)]
+    max_files_per_dataset: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> "LimitsConfig":
+        if self.min_datasets > self.max_datasets:
+            raise ValueError(
+                f"min_datasets ({self.min_datasets}) exceeds max_datasets ({self.max_datasets})"
+            )
+        return self
 
 
-class SupabaseConfig(ConfigModel):
-    """Names only: the URL and key come from SUPABASE_URL and SUPABASE_KEY."""
+class ReadingConfig(ConfigModel):
+    """How files are read: buffer sizes and how often a long scan reports and checks in."""
 
-    catalog_table: str
-    storage_bucket: str
+    buffer_bytes: Annotated[int, Field(ge=4096)]
+    parquet_batch_rows: Annotated[int, Field(ge=1)]
+    progress_interval_s: PositiveSeconds
+    check_every_records: Annotated[int, Field(ge=1)]
+    sniff_bytes: Annotated[int, Field(ge=256)]
+    sniff_records: Annotated[int, Field(ge=1)]
 
 
 class WarningsConfig(ConfigModel):
     length_outlier_zscore: Annotated[float, Field(gt=0)]
     max_share_without_system: Annotated[float, Field(ge=0, le=1)]
+    placeholder_pattern: str = Field(description="A regular expression for template leftovers.")
+
+    @field_validator("placeholder_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class TokensConfig(ConfigModel):
+    """How tokens are counted: the model's tokenizer when it can be had, else an estimate."""
+
+    chars_per_token: Annotated[float, Field(gt=0)]
+    tokens_per_message: Annotated[int, Field(ge=0)]
+    default_max_seq_length: Annotated[int, Field(ge=1)]
+    batch_records: Annotated[int, Field(ge=1)]
+    download_tokenizer: bool
+
+
+class FormatsConfig(ConfigModel):
+    """Role names each conversational format accepts, and the formats each method trains on."""
+
+    chat_roles: Annotated[dict[str, Role], Field(min_length=1)]
+    sharegpt_roles: Annotated[dict[str, Role], Field(min_length=1)]
+    method_formats: Annotated[dict[str, list[Format]], Field(min_length=1)]
+
+
+class ListingConfig(ConfigModel):
+    max_depth: Annotated[int, Field(ge=0)]
+    max_files: Annotated[int, Field(ge=1)]
+    skip_dirs: list[str]
+
+
+class HubDatasetsConfig(ConfigModel):
+    default_split: Annotated[str, Field(min_length=1)]
+
+
+class SupabaseConfig(ConfigModel):
+    """Names and bounds only: the URL and key come from SUPABASE_URL and SUPABASE_KEY."""
+
+    catalog_table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    storage_bucket: Annotated[str, Field(min_length=1)]
+    timeout_s: PositiveSeconds
+    signed_url_expires_s: Annotated[int, Field(ge=1)]
+    list_limit: Annotated[int, Field(ge=1, le=1000)]
 
 
 class DatasetsConfig(ConfigModel):
     roots: list[Path] = Field(description="Directories local datasets may be read from.")
+    bundled_samples: bool = Field(description="Also offer the datasets shipped in samples/.")
     file_extensions: Annotated[list[str], Field(min_length=1)]
     split: SplitConfig
     limits: LimitsConfig
+    reading: ReadingConfig
     warnings: WarningsConfig
+    tokens: TokensConfig
+    formats: FormatsConfig
+    listing: ListingConfig
+    hub: HubDatasetsConfig
     supabase: SupabaseConfig
+
+    @field_validator("file_extensions")
+    @classmethod
+    def _known_extensions(cls, value: list[str]) -> list[str]:
+        known = {f".{t.value}" for t in FileType}
+        bad = [e for e in value if e.lower().removesuffix(GZIP_SUFFIX) not in known]
+        if bad:
+            raise ValueError(
+                f"unsupported extensions {', '.join(bad)}: use {', '.join(sorted(known))}, "
+                f"each optionally followed by {GZIP_SUFFIX}"
+            )
+        return [e.lower() for e in value]

@@ -1,0 +1,282 @@
+"""validate_datasets and list_datasets (step 3): the dataset validator adapted to MCP.
+
+The scan runs in a worker thread, reporting progress through the request and stopping when the
+request is cancelled. Local files are read from the configured roots, the bundled samples and
+the roots the client offers (when it declares the roots capability).
+"""
+
+import contextlib
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
+from mcp.types import ListRootsResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from server.drafts import DraftConflictError, DraftPackage, StepName, StepSection, StepStatus
+from server.drafts.model import StepIssue
+from server.errors import tool_errors
+from server.logging import get_logger
+from server.paths import shipped_dir
+from server.settings import Settings
+from server.state import AppState, app_state, load_draft, save_step
+from tools.dataset_validator.hub import HubAccess
+from tools.dataset_validator.listing import DatasetListing, ListingSource, list_datasets
+from tools.dataset_validator.report import FIXES, ValidationReport
+from tools.dataset_validator.roots import allowed_roots
+from tools.dataset_validator.scan import ScanHooks
+from tools.dataset_validator.sources import Sources
+from tools.dataset_validator.supabase_catalog import SupabaseAccess
+from tools.dataset_validator.validator import ValidationRequest, validate_datasets
+
+SAMPLES_DIR = "samples"
+MAX_SEQ_KEY = "max_seq_length"
+
+log = get_logger(__name__)
+
+
+class ValidateDatasetsResult(BaseModel):
+    """The ValidationReport, with its nested parts left untyped in the output schema: their
+    full schema would be most of the 14 KB that tools/list may take for every tool."""
+
+    valid: bool
+    summary: str
+    datasets: list[dict[str, Any]] = Field(
+        description="Per dataset: ref, format, records, valid_records, error_counts, errors "
+        "[{code, record, line, field, message}], warnings [{code, count, message, records, fix}], "
+        "token_stats, duplicates, split, sha256, size_bytes, files."
+    )
+    split: dict[str, Any]
+    token_stats: dict[str, Any] | None
+    train_tokens: int
+    max_seq_length: int
+    tokenizer: dict[str, Any]
+    issues: list[dict[str, Any]]
+    preview: list[dict[str, Any]] = Field(description="First records as chat messages.")
+    draft_id: str | None = None
+    draft_uri: str | None = None
+    next_action: str | None = None
+
+
+def client_roots(ctx: Context) -> ListRootsResult | ListRoots:
+    """Ask for the client's roots only when it declared the capability; else none."""
+    capabilities = ctx.client_capabilities
+    if capabilities is not None and capabilities.roots is not None:
+        return ListRoots()
+    return ListRootsResult(roots=[])
+
+
+ClientRoots = Annotated[ListRootsResult, Resolve(client_roots)]
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(
+        name="validate_datasets",
+        title="Validate datasets",
+        description=(
+            "Step 3: check every record of one or more datasets (JSONL, JSON, CSV, Parquet, "
+            "gzip) and report format, errors with line numbers and fixes, warnings, token "
+            "statistics, the train/validation split and a preview. With draft_id: uses its "
+            "model's tokenizer and max_seq_length, and records the result."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
+    )
+    @tool_errors
+    async def validate_datasets_tool(
+        ctx: Context,
+        datasets: Annotated[
+            list[str],
+            Field(
+                min_length=1,
+                description="Refs: a file path inside an allowed directory, "
+                "supabase:<id-or-name>, or hf:<owner>/<name>[:split].",
+            ),
+        ],
+        roots: ClientRoots,
+        validation_split: Annotated[
+            float | None,
+            Field(ge=0, lt=1, description="Share held out for validation (0: none)."),
+        ] = None,
+        validation_dataset: Annotated[
+            str | None, Field(description="A separate validation dataset ref, instead.")
+        ] = None,
+        draft_id: Annotated[str | None, Field(description="Draft to record the result in.")] = None,
+    ) -> ValidateDatasetsResult:
+        state = app_state(ctx)
+        draft = await load_draft(ctx, draft_id) if draft_id else None
+        request = _request(datasets, validation_split, validation_dataset, draft, state.settings)
+        sources = dataset_sources(state, roots)
+        hub = _hub(state)
+        hooks = ScanHooks(
+            checkpoint=anyio.from_thread.check_cancelled,
+            progress=partial(_progress, ctx),
+        )
+        report = await anyio.to_thread.run_sync(
+            partial(validate_datasets, request, state.settings.datasets, sources, hub, hooks),
+            abandon_on_cancel=False,
+        )
+        log.info(
+            "datasets.validated",
+            datasets=len(report.datasets),
+            records=sum(d.records for d in report.datasets),
+            valid=report.valid,
+            tokenizer=report.tokenizer.kind,
+        )
+        result = ValidateDatasetsResult(**report.model_dump(mode="json"))
+        if draft is None:
+            return result
+        saved = await _record(ctx, draft.id, report)
+        return result.model_copy(
+            update={"draft_id": saved.id, "draft_uri": saved.uri, "next_action": saved.next_action}
+        )
+
+    @mcp.tool(
+        name="list_datasets",
+        title="List datasets",
+        description=(
+            "Dataset files in the allowed directories (name, size, sniffed format) and the "
+            "team's Supabase catalog when configured; each with the ref validate_datasets takes."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
+    )
+    @tool_errors
+    async def list_datasets_tool(
+        ctx: Context,
+        roots: ClientRoots,
+        query: Annotated[
+            str | None, Field(description="Show only names containing this text.")
+        ] = None,
+        source: Annotated[
+            ListingSource | None, Field(description="local or supabase; both when omitted.")
+        ] = None,
+    ) -> DatasetListing:
+        state = app_state(ctx)
+        sources = dataset_sources(state, roots)
+        return await anyio.to_thread.run_sync(
+            partial(list_datasets, state.settings.datasets, sources, query, source)
+        )
+
+
+def _request(
+    datasets: list[str],
+    validation_split: float | None,
+    validation_dataset: str | None,
+    draft: DraftPackage | None,
+    settings: Settings,
+) -> ValidationRequest:
+    """The request, with the model and max_seq_length the draft's steps 1 and 2 recorded."""
+    model = draft.model.payload if draft else {}
+    config = draft.config.payload.get("config", {}) if draft else {}
+    max_seq = config.get(MAX_SEQ_KEY) if isinstance(config, dict) else None
+    if not isinstance(max_seq, int) or max_seq < 1:
+        max_seq = settings.datasets.tokens.default_max_seq_length
+    method = config.get("method") if isinstance(config, dict) else None
+    return ValidationRequest(
+        datasets=datasets,
+        max_seq_length=max_seq,
+        validation_split=validation_split,
+        validation_dataset=validation_dataset,
+        model_id=model.get("model_id") or None,
+        model_revision=model.get("revision") or None,
+        method=method if isinstance(method, str) else None,
+    )
+
+
+def dataset_sources(state: AppState, roots: ListRootsResult) -> Sources:
+    config = state.settings.datasets
+    offered = [_root_path(str(root.uri)) for root in roots.roots]
+    candidates = [*(p for p in offered if p is not None), *config.roots]
+    if config.bundled_samples:
+        with contextlib.suppress(FileNotFoundError):  # an installation without the samples
+            candidates.append(shipped_dir(SAMPLES_DIR))
+    secrets = state.secrets
+    supabase = (
+        SupabaseAccess(url=secrets.supabase_url, key=secrets.supabase_key)
+        if secrets.supabase_url and secrets.supabase_key
+        else None
+    )
+    return Sources(config, allowed_roots(candidates), _hub(state), supabase)
+
+
+def _root_path(uri: str) -> Path | None:
+    """The directory of a file:// root; other schemes are not directories this server reads."""
+    parts = urlsplit(uri)
+    return Path(unquote(parts.path)) if parts.scheme == "file" else None
+
+
+def _hub(state: AppState) -> HubAccess:
+    hub = state.settings.models.hub
+    token = state.secrets.hf_token
+    return HubAccess(
+        endpoint=str(hub.endpoint).rstrip("/") if hub.endpoint else None,
+        timeout_s=hub.timeout_s,
+        token=token.get_secret_value() if token else None,
+        cache_dir=hub.cache_dir,
+    )
+
+
+def _progress(ctx: Context, done: int, total: int, message: str) -> None:
+    """Called from the scan's worker thread: hand the notification to the event loop."""
+    anyio.from_thread.run(ctx.report_progress, done, total, message)
+
+
+async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> DraftPackage:
+    """Save the datasets step on the draft as it is now (another step may have saved while
+    the scan ran; if one saves in between again, try once more)."""
+    section = _section(report)
+    try:
+        return await save_step(ctx, await load_draft(ctx, draft_id), StepName.DATASETS, section)
+    except DraftConflictError:
+        return await save_step(ctx, await load_draft(ctx, draft_id), StepName.DATASETS, section)
+
+
+def _section(report: ValidationReport) -> StepSection:
+    issues: list[StepIssue] = []
+    for dataset in report.datasets:
+        for code, count in dataset.error_counts.items():
+            first = next(e for e in dataset.errors if e.code == code)
+            where = "".join(
+                f" {label} {value}"
+                for label, value in (("record", first.record), ("line", first.line))
+                if value is not None
+            )
+            issues.append(
+                StepIssue(
+                    severity="error",
+                    code=code,
+                    message=f"{dataset.ref}: {count} x {code} (first at{where or ' dataset'}: "
+                    f"{first.message})",
+                    fix=FIXES[first.code],
+                )
+            )
+        issues += [
+            StepIssue(
+                severity="warning", code=w.code, message=f"{dataset.ref}: {w.message}", fix=w.fix
+            )
+            for w in dataset.warnings
+        ]
+    issues += [
+        StepIssue(severity=i.severity, code=i.code, message=i.message, fix=i.fix)
+        for i in report.issues
+    ]
+    payload: dict[str, Any] = report.model_dump(mode="json", exclude={"preview"})
+    return StepSection(
+        status=StepStatus.VALID if report.valid else StepStatus.INVALID,
+        payload=payload,
+        issues=issues,
+    )

@@ -1,0 +1,301 @@
+"""Benchmark validate_datasets: throughput against the orjson floor, and peak memory.
+
+Run on demand (pytest does not collect tests/bench):
+
+    uv run python tests/bench/bench_validate.py                # 200 MB throughput, 1 GB memory
+    uv run python tests/bench/bench_validate.py --mb 50 --rss-mb 0
+
+1. Throughput: writes a seeded, realistic chat JSONL of --mb megabytes, then times, alternately
+   and --repeat times each, the floor (`for line in file: orjson.loads(line)`) and a full
+   validate_datasets of the same file (every check, the token estimate, the split, sha256). It
+   prints the best time of each, the throughputs and their ratio (goal: at least 0.5).
+2. Memory: writes a --rss-mb file and validates it in a child process that prints its own peak
+   RSS (ru_maxrss); a second child that only imports the validator gives the baseline (goal:
+   peak under 150 MB).
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+MB = 1_000_000
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEM_PROMPTS = [
+    "You are a helpful support agent for Acme Cloud. Answer briefly and accurately.",
+    "You are a friendly assistant for an online bookshop. Be concise.",
+    "Tu es un assistant du service client. Réponds en français, poliment.",
+]
+WORDS = [
+    "account",
+    "billing",
+    "invoice",
+    "refund",
+    "order",
+    "shipping",
+    "delivery",
+    "password",
+    "reset",
+    "login",
+    "error",
+    "subscription",
+    "plan",
+    "upgrade",
+    "downgrade",
+    "cancel",
+    "charge",
+    "card",
+    "payment",
+    "address",
+    "tracking",
+    "number",
+    "warehouse",
+    "return",
+    "label",
+    "exchange",
+    "size",
+    "colour",
+    "stock",
+    "available",
+    "today",
+    "tomorrow",
+    "week",
+    "support",
+    "ticket",
+    "agent",
+    "manager",
+    "please",
+    "thanks",
+    "sorry",
+    "help",
+    "understand",
+    "check",
+    "update",
+    "confirm",
+    "email",
+    "phone",
+    "the",
+    "a",
+    "an",
+    "to",
+    "of",
+    "in",
+    "on",
+    "for",
+    "with",
+    "and",
+    "or",
+    "but",
+    "if",
+    "then",
+    "so",
+    "because",
+    "when",
+    "where",
+    "which",
+    "what",
+    "how",
+    "your",
+    "our",
+    "my",
+    "we",
+    "you",
+    "it",
+    "this",
+    "that",
+    "these",
+    "those",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "have",
+    "has",
+    "had",
+    "do",
+    "does",
+    "can",
+    "could",
+    "would",
+    "should",
+    "will",
+    "may",
+    "might",
+    "must",
+    "not",
+    "no",
+    "yes",
+    "über",
+    "naïve",
+    "café",
+    "東京",
+    "données",
+]
+
+
+def sentence(rng: random.Random, low: int, high: int) -> str:
+    words = rng.choices(WORDS, k=rng.randint(low, high))
+    return " ".join(words).capitalize() + rng.choice([".", "?", "!", "."])
+
+
+def record(rng: random.Random, number: int) -> bytes:
+    """A support conversation: usually a system prompt, one to four exchanges."""
+    messages = []
+    if rng.random() < 0.9:
+        messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
+    for turn in range(rng.randint(1, 4)):
+        question = " ".join(sentence(rng, 6, 20) for _ in range(rng.randint(1, 3)))
+        if turn == 0:
+            question = f"Ticket {number}: {question}"
+        answer = "\n\n".join(
+            " ".join(sentence(rng, 8, 24) for _ in range(rng.randint(1, 4)))
+            for _ in range(rng.randint(1, 3))
+        )
+        messages += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    return orjson.dumps({"messages": messages}) + b"\n"
+
+
+def write_dataset(path: Path, size_bytes: int, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    written = count = 0
+    with path.open("wb", buffering=1 << 20) as out:
+        while written < size_bytes:
+            line = record(rng, count)
+            out.write(line)
+            written += len(line)
+            count += 1
+    return count
+
+
+def floor(path: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this thread) to parse every line with orjson."""
+    start, cpu = time.perf_counter(), time.thread_time()
+    with path.open("rb") as file:
+        for line in file:
+            orjson.loads(line)
+    return time.perf_counter() - start, time.thread_time() - cpu
+
+
+def validate(path: Path) -> tuple[float, float, dict]:
+    """One full validation as the server runs it (no model selected: the token estimate):
+    (wall seconds, CPU seconds of this thread, outcome). The sha256 of the file is computed
+    in a helper thread meanwhile; its CPU time is not in the second figure."""
+    from server.settings import load_settings
+    from tools.dataset_validator.hub import HubAccess
+    from tools.dataset_validator.roots import allowed_roots
+    from tools.dataset_validator.sources import Sources
+    from tools.dataset_validator.validator import ValidationRequest, validate_datasets
+
+    config = load_settings(env={}).datasets
+    hub = HubAccess(endpoint=None, timeout_s=1)
+    sources = Sources(config, allowed_roots([path.parent]), hub, None)
+    request = ValidationRequest(datasets=[path.name], max_seq_length=4096)
+    start, cpu = time.perf_counter(), time.thread_time()
+    report = validate_datasets(request, config, sources, hub)
+    elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu
+    dataset = report.datasets[0]
+    outcome = {"records": dataset.records, "valid": report.valid, "summary": report.summary}
+    return elapsed, cpu, outcome
+
+
+def child(mode: str, path: str) -> None:
+    """Run in a subprocess: validate (or only import) and print the peak RSS as JSON."""
+    if mode == "validate":
+        elapsed, _, outcome = validate(Path(path))
+    else:
+        import tools.dataset_validator.sources
+        import tools.dataset_validator.validator  # noqa: F401
+
+        elapsed, outcome = 0.0, {}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "seconds": elapsed, **outcome}))
+
+
+def run_child(mode: str, path: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {load:.1f} at start"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=200, help="throughput file size (MB)")
+    parser.add_argument("--rss-mb", type=int, default=1000, help="memory file size (MB); 0: skip")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", type=Path, help="where to write the files (default: a temp dir)")
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        path = Path(tmp) / "bench_chat.jsonl"
+        records = write_dataset(path, args.mb * MB)
+        size = path.stat().st_size
+        print(f"throughput file: {size / MB:.0f} MB, {records:,} chat records")
+        floors, runs = [], []
+        for _ in range(args.repeat):
+            floors.append(floor(path))
+            elapsed, cpu, outcome = validate(path)
+            runs.append((elapsed, cpu))
+        assert outcome["records"] == records and outcome["valid"], outcome
+        for label, index in (("wall clock", 0), ("CPU time of the reading thread", 1)):
+            best_floor = min(f[index] for f in floors)
+            best_run = min(r[index] for r in runs)
+            print(f"  {label}, best of {args.repeat}:")
+            print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
+            print(f"    validate_datasets:             {size / MB / best_run:7.1f} MB/s")
+            print(f"    ratio: {best_floor / best_run:.2f} of the floor (goal >= 0.5)")
+        print(f"  {outcome['summary']}")
+        path.unlink()
+
+        if args.rss_mb:
+            big = Path(tmp) / "bench_chat_big.jsonl"
+            records = write_dataset(big, args.rss_mb * MB, seed=11)
+            baseline = run_child("import", big)
+            measured = run_child("validate", big)
+            print(f"memory file: {big.stat().st_size / MB:.0f} MB, {records:,} chat records")
+            print(f"  peak RSS validating it: {measured['peak_rss_mb']:.0f} MB (goal < 150 MB)")
+            print(f"  baseline (interpreter + imports only): {baseline['peak_rss_mb']:.0f} MB")
+            print(f"  validation took {measured['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The words config, readers, checks and reports share: formats, roles, error and warning codes."""
+
+from enum import StrEnum
+
+
+class Format(StrEnum):
+    """Record formats, named as TRL's dataset_formats.md, LLaMA-Factory and Alpaca name them."""
+
+    CHAT = "chat"
+    SHAREGPT = "sharegpt"
+    ALPACA = "alpaca"
+    PROMPT_COMPLETION = "prompt_completion"
+    PREFERENCE = "preference"
+    UNPAIRED_PREFERENCE = "unpaired_preference"
+    TEXT = "text"
+
+
+class Role(StrEnum):
+    """The canonical turn roles every conversational format is mapped onto."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class FileType(StrEnum):
+    JSONL = "jsonl"
+    JSON = "json"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+class ErrorCode(StrEnum):
+    """Why a record (or a whole dataset) cannot be used for training."""
+
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    EMPTY_CONTENT = "empty_content"
+    UNKNOWN_ROLE = "unknown_role"
+    NO_ASSISTANT_TURN = "no_assistant_turn"
+    ROLE_ORDER = "role_order"
+    LINE_TOO_LONG = "line_too_long"
+    ENCODING_ERROR = "encoding_error"
+    IDENTICAL_PAIR = "identical_pair"
+    MIXED_FORMAT = "mixed_format"
+    INVALID_CSV = "invalid_csv"
+    UNREADABLE_FILE = "unreadable_file"
+    EMPTY_DATASET = "empty_dataset"
+    TOO_FEW_RECORDS = "too_few_records"
+    FORMAT_VS_METHOD = "format_vs_method"
+
+
+class WarningCode(StrEnum):
+    """What will train, but probably not the way the user wants."""
+
+    DUPLICATE = "duplicate"
+    DUPLICATE_ACROSS_DATASETS = "duplicate_across_datasets"
+    TRAIN_VALIDATION_OVERLAP = "train_validation_overlap"
+    TOO_LONG = "too_long"
+    PLACEHOLDER = "placeholder"
+    LENGTH_OUTLIER = "length_outlier"
+    NO_SYSTEM_MESSAGE = "no_system_message"
+    EMPTY_VALIDATION = "empty_validation"
+    BLANK_LINES = "blank_lines"

@@ -1,0 +1,168 @@
+"""What validate_datasets returns and records in the draft: counts and examples, not datasets."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tools.dataset_validator.kinds import ErrorCode, FileType, Format, WarningCode
+
+SourceKind = Literal["local", "supabase", "hub"]
+
+FIXES: dict[ErrorCode | WarningCode, str] = {
+    ErrorCode.INVALID_JSON: "Write one complete JSON object per line (JSON Lines); check quotes, "
+    "commas and brackets on the lines named.",
+    ErrorCode.NOT_AN_OBJECT: 'Each record must be a JSON object such as {"messages": [...]}.',
+    ErrorCode.MISSING_FIELD: "Add the missing field, or rename your columns to the format's names "
+    "(messages; conversations; instruction/output; prompt/completion; chosen/rejected; text).",
+    ErrorCode.WRONG_TYPE: "Give the field the type its format expects (a string, or a list of "
+    "{role, content} messages).",
+    ErrorCode.EMPTY_CONTENT: "Fill in or remove the empty turns; an empty turn teaches nothing.",
+    ErrorCode.UNKNOWN_ROLE: "Use the roles system, user, assistant and tool (ShareGPT: human, "
+    "gpt, system, function_call, observation), or map yours to them.",
+    ErrorCode.NO_ASSISTANT_TURN: "Add the assistant's reply: training learns from assistant turns.",
+    ErrorCode.ROLE_ORDER: "After an optional system turn, alternate user and assistant, starting "
+    "with user; tool results follow the assistant turn that called the tool.",
+    ErrorCode.LINE_TOO_LONG: "Split or shorten the record, or raise limits.max_line_bytes.",
+    ErrorCode.ENCODING_ERROR: "Re-save the file as UTF-8.",
+    ErrorCode.IDENTICAL_PAIR: "Make 'rejected' a worse answer than 'chosen', or drop the pair.",
+    ErrorCode.MIXED_FORMAT: "Use one format per dataset: convert or remove the records named.",
+    ErrorCode.INVALID_CSV: "Quote fields that contain commas or line breaks; give every row as "
+    "many fields as the header.",
+    ErrorCode.UNREADABLE_FILE: "Check that the file is complete and of the type its name says.",
+    ErrorCode.EMPTY_DATASET: "Point at a file that holds records.",
+    ErrorCode.TOO_FEW_RECORDS: "Add records, fix the invalid ones, or combine datasets.",
+    ErrorCode.FORMAT_VS_METHOD: "Pick a template whose method trains on this format (DPO needs "
+    "preference pairs; SFT needs chat, instruction or text data), or convert the data.",
+    WarningCode.DUPLICATE: "Remove repeated records; they over-weight what they say.",
+    WarningCode.DUPLICATE_ACROSS_DATASETS: "Remove records that appear in more than one dataset.",
+    WarningCode.TRAIN_VALIDATION_OVERLAP: "Remove validation records that also appear in "
+    "training, or the validation loss will look better than the model is.",
+    WarningCode.TOO_LONG: "Shorten or split these records, or raise max_seq_length: trainers "
+    "truncate them (often cutting off the answer) or drop them.",
+    WarningCode.PLACEHOLDER: "Fill in the template placeholders such as {{name}} before training.",
+    WarningCode.LENGTH_OUTLIER: "Look at these records: far longer or shorter than the rest "
+    "often means broken data.",
+    WarningCode.NO_SYSTEM_MESSAGE: "Add the system prompt you will use in production to every "
+    "conversation, or to none, consistently.",
+    WarningCode.EMPTY_VALIDATION: "Raise validation_split or add records, so the validation set "
+    "is not empty.",
+    WarningCode.BLANK_LINES: "Blank lines are skipped; remove them to be sure nothing is missing.",
+}
+
+
+class RecordError(BaseModel):
+    code: ErrorCode
+    record: int | None = Field(description="1-based record number within the dataset.")
+    line: int | None = Field(default=None, description="1-based line in the file, if it has lines.")
+    file: str | None = Field(default=None, description="The file, for datasets of several files.")
+    field: str | None = Field(default=None, description="JSON path of the field at fault.")
+    message: str
+
+
+class DatasetWarning(BaseModel):
+    code: WarningCode
+    count: int
+    message: str
+    records: list[int] = Field(default_factory=list, description="Example record numbers.")
+    fix: str
+
+
+class TokenStats(BaseModel):
+    count: int = Field(description="Records measured.")
+    mean: float
+    p50: int
+    p95: int
+    max: int
+    total: int
+
+
+class DuplicateCounts(BaseModel):
+    within: int = 0
+    across_datasets: int = 0
+    train_validation_overlap: int = 0
+
+
+class SplitCounts(BaseModel):
+    train: int = 0
+    validation: int = 0
+
+
+class FileInfo(BaseModel):
+    name: str
+    file_type: FileType
+    compressed: bool
+    size_bytes: int
+    sha256: str
+
+
+class DatasetReport(BaseModel):
+    ref: str
+    source: SourceKind
+    role: Literal["train", "validation"]
+    location: str = Field(description="The resolved path, Storage object or Hub files.")
+    format: Format | None = Field(description="The format most records have.")
+    format_counts: dict[str, int]
+    records: int
+    valid_records: int
+    blank_lines: int
+    size_bytes: int
+    sha256: str = Field(description="Of the file; for several files, of their sha256 list.")
+    files: list[FileInfo]
+    errors: list[RecordError] = Field(description="The first few examples of each error code.")
+    error_counts: dict[str, int]
+    warnings: list[DatasetWarning]
+    token_stats: TokenStats | None
+    train_tokens: int
+    duplicates: DuplicateCounts
+    split: SplitCounts
+    valid: bool
+
+
+class TokenizerInfo(BaseModel):
+    kind: Literal["model", "estimate"]
+    model_id: str | None = None
+    detail: str
+
+
+class SplitReport(BaseModel):
+    method: Literal["validation_split", "validation_dataset", "none"]
+    validation_split: float | None
+    validation_dataset: str | None
+    seed: int
+    train_records: int
+    validation_records: int
+    rule: str = Field(description="How records are assigned, so a trainer can reproduce it.")
+
+
+class RunIssue(BaseModel):
+    severity: Literal["error", "warning"]
+    code: ErrorCode | WarningCode
+    message: str
+    fix: str
+
+
+class PreviewMessage(BaseModel):
+    role: str
+    content: str
+
+
+class PreviewRecord(BaseModel):
+    dataset: str
+    record: int
+    format: Format
+    messages: list[PreviewMessage]
+    rejected: list[PreviewMessage] | None = None
+    label: bool | None = None
+
+
+class ValidationReport(BaseModel):
+    datasets: list[DatasetReport]
+    split: SplitReport
+    token_stats: TokenStats | None = Field(description="Over every dataset's measured records.")
+    train_tokens: int = Field(description="Tokens one epoch processes (pairs count twice).")
+    max_seq_length: int
+    tokenizer: TokenizerInfo
+    issues: list[RunIssue] = Field(description="Problems across datasets or with the config.")
+    preview: list[PreviewRecord]
+    valid: bool
+    summary: str

@@ -1,0 +1,87 @@
+"""Local datasets: read only from inside the allowed roots, with no way out by `..` or symlink.
+
+A path is resolved to its real location first (every `..` and symlink followed) and accepted
+only when that real location is inside a root; relative paths are tried against each root in
+order. Anything else is refused with a message naming the roots.
+"""
+
+import fnmatch
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tools.dataset_validator.readers import file_type
+from tools.errors import UserError
+
+
+def allowed_roots(roots: Iterable[Path]) -> list[Path]:
+    """The real paths of the roots that exist, first occurrence first, without repeats."""
+    found: list[Path] = []
+    for root in roots:
+        real = Path(os.path.realpath(Path(root).expanduser()))
+        if real.is_dir() and real not in found:
+            found.append(real)
+    return found
+
+
+def inside(path: Path, roots: list[Path]) -> Path | None:
+    """The root a real path lies in, or None."""
+    return next((root for root in roots if path.is_relative_to(root)), None)
+
+
+def resolve_local(ref: str, roots: list[Path], extensions: list[str]) -> Path:
+    """The real path of a local dataset file inside a root; UserError saying why not."""
+    if not roots:
+        raise UserError(
+            "No local directory is open to this server: add one to datasets.roots in "
+            "configs/datasets.yaml, or offer it as a root from your MCP client."
+        )
+    given = Path(ref).expanduser()
+    candidates = [given] if given.is_absolute() else [root / given for root in roots]
+    escaped: Path | None = None
+    for candidate in candidates:
+        real = Path(os.path.realpath(candidate))
+        if inside(real, roots) is None:
+            leads_out = given.is_absolute() or ".." in given.parts or real.exists()
+            escaped = escaped or (real if leads_out else None)
+            continue
+        if real.is_dir():
+            raise UserError(f"'{ref}' is a directory; name a dataset file inside it.")
+        if real.is_file():
+            if not real.name.lower().endswith(tuple(extensions)) or file_type(real.name) is None:
+                raise UserError(
+                    f"'{ref}' is not a dataset file this server reads: use one of "
+                    f"{', '.join(extensions)}."
+                )
+            return real
+    shown = ", ".join(str(r) for r in roots)
+    if escaped is not None:
+        raise UserError(
+            f"Refused: '{ref}' leads to {escaped}, outside the allowed directories ({shown}). "
+            "Move the file inside one of them, or add its directory to datasets.roots."
+        )
+    raise UserError(
+        f"No file '{ref}' in the allowed directories ({shown}); list_datasets shows the "
+        "dataset files there."
+    )
+
+
+def walk_dataset_files(
+    root: Path, extensions: list[str], skip: list[str], max_depth: int
+) -> Iterator[Path]:
+    """Dataset files under `root`, in name order, not following directory symlinks."""
+    pending = [(root, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if depth < max_depth and not any(fnmatch.fnmatch(entry.name, p) for p in skip):
+                    subfolders.append((Path(entry.path), depth + 1))
+            elif entry.name.lower().endswith(tuple(extensions)) and entry.is_file():
+                yield Path(entry.path)
+        pending.extend(reversed(subfolders))

@@ -1,0 +1,401 @@
+"""Scan one dataset record by record: read, recognise, check, measure, split; one pass.
+
+Memory stays flat apart from the 16-byte digest per record the duplicate checks keep: every
+finding goes into bounded tallies (a count per code, the first few examples).
+"""
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+
+from tools.dataset_validator.config import DatasetsConfig
+from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
+from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
+from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
+from tools.dataset_validator.readers import ReadError, RecordReader, UnreadableFileError, file_type
+from tools.dataset_validator.report import (
+    DatasetReport,
+    DatasetWarning,
+    DuplicateCounts,
+    FileInfo,
+    RecordError,
+    SplitCounts,
+)
+from tools.dataset_validator.sources import ResolvedDataset
+from tools.dataset_validator.stats import LengthStats
+from tools.dataset_validator.tallies import ErrorLog, WarningLog
+from tools.dataset_validator.tokens import TokenCounter
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass
+class ScanHooks:
+    """How a scan reports progress and learns it should stop (checkpoint raises)."""
+
+    checkpoint: Callable[[], None] = lambda: None
+    progress: ProgressFn = lambda done, total, message: None
+
+
+class Progress:
+    """Bytes read across every file of a run, reported at most once per interval."""
+
+    def __init__(self, hooks: ScanHooks, total_bytes: int, interval_s: float) -> None:
+        self.hooks = hooks
+        self.total = max(total_bytes, 1)
+        self.done = 0
+        self._interval = interval_s
+        self._last = 0.0
+
+    def report(self, in_file: int, message: str, *, force: bool = False) -> None:
+        self.hooks.checkpoint()
+        now = time.monotonic()
+        if force or now - self._last >= self._interval:
+            self._last = now
+            self.hooks.progress(min(self.done + in_file, self.total), self.total, message)
+
+
+@dataclass
+class RunState:
+    """What every dataset of one validation run shares."""
+
+    config: DatasetsConfig
+    checker: FormatChecker
+    counter: TokenCounter
+    index: RecordIndex
+    placeholders: Placeholders
+    max_seq_length: int
+    progress: Progress
+    totals: LengthStats
+    preview: list[tuple[str, int, Example]] = field(default_factory=list)
+
+
+class DatasetScan:
+    """One dataset's single pass; run() returns its report."""
+
+    def __init__(
+        self,
+        state: RunState,
+        position: int,
+        dataset: ResolvedDataset,
+        splitter: Splitter | None,
+        hashes: dict[Path, Future[str]],
+    ) -> None:
+        """`splitter` None: every record is validation (the separate validation dataset).
+        `hashes`: each file's sha256, computed alongside the scan."""
+        self.state, self.position, self.dataset = state, position, dataset
+        self._splitter = splitter
+        self._hashes = hashes
+        keep = state.config.limits.examples_per_error_code
+        self.errors = ErrorLog(keep)
+        self.warnings = WarningLog(keep)
+        self.lengths = LengthStats(keep)
+        self.formats: Counter[Format] = Counter()
+        self.valid_by_format: Counter[Format] = Counter()
+        self.first_of_format: dict[Format, list[RecordError]] = {}
+        self.records = self.blank_lines = self.train_tokens = 0
+        self.conversational = self.without_system = 0
+        self.train_records = self.validation_records = 0
+        self.duplicates_within = self.duplicates_across = self.overlap = 0
+        self._pending: list[tuple[Example, int, bool]] = []
+        self._keep = keep
+        self._preview_records = state.config.limits.preview_records
+        self._batch_records = state.config.tokens.batch_records
+
+    # --- the pass -------------------------------------------------------------------------
+
+    def run(self) -> DatasetReport:
+        config, files = self.state.config, []
+        for item in self.dataset.files:
+            kind = file_type(item.name)
+            assert kind is not None  # sources hand over files of a known type only
+            file_name = item.name if len(self.dataset.files) > 1 else None
+            compressed = False
+            try:
+                with RecordReader(
+                    item.path, kind, config.reading, config.limits.max_line_bytes
+                ) as reader:
+                    compressed = reader.compressed
+                    self._scan_file(reader, file_name)
+            except (UnreadableFileError, OSError) as exc:  # OSError: unreadable on disk
+                self.errors.add(ErrorCode.UNREADABLE_FILE, f"{item.name}: {exc}", file=file_name)
+            size = item.path.stat().st_size
+            self.state.progress.done += size
+            files.append(
+                FileInfo(
+                    name=item.name,
+                    file_type=kind,
+                    compressed=compressed,
+                    size_bytes=size,
+                    sha256=self._hashes[item.path].result(),
+                )
+            )
+        self._flush()
+        self.state.totals.merge(self.lengths)
+        return self._report(files)
+
+    def _scan_file(self, reader: RecordReader, file_name: str | None) -> None:
+        detect_format, check = detect, self.state.checker.check
+        progress, every = self.state.progress, self.state.config.reading.check_every_records
+        errors, formats, keep = self.errors, self.formats, self._keep
+        message = f"reading {self.dataset.ref}"
+        progress.report(0, message, force=True)
+        number = self.records
+        try:
+            for _, line, value in reader.records():
+                number += 1
+                if not number % every:
+                    progress.report(reader.position(), f"{message}: {number:,} records")
+                if type(value) is dict:
+                    fmt = detect_format(value)
+                    if fmt is None:
+                        keys = ", ".join(list(value)[:10]) or "none"
+                        errors.add(
+                            ErrorCode.MISSING_FIELD,
+                            f"no known field ({', '.join(KNOWN_FIELDS)}); the record has: {keys}",
+                            record=number,
+                            line=line,
+                            file=file_name,
+                        )
+                        continue
+                    formats[fmt] += 1
+                    if formats[fmt] <= keep:
+                        self._first_of(fmt, number, line, file_name)
+                    example, problems = check(fmt, value)
+                    if example is not None:
+                        self.valid_by_format[fmt] += 1
+                        self._accept(example, number)
+                        continue
+                    seen: set[ErrorCode] = set()
+                    for code, path, text in problems:
+                        if code not in seen:
+                            seen.add(code)
+                            errors.add(
+                                code, text, record=number, line=line, file=file_name, field=path
+                            )
+                elif type(value) is ReadError:
+                    errors.add(value.code, value.message, record=number, line=line, file=file_name)
+                else:
+                    errors.add(
+                        ErrorCode.NOT_AN_OBJECT,
+                        f"the record is a JSON {_json_kind(value)}, not an object",
+                        record=number,
+                        line=line,
+                        file=file_name,
+                    )
+        finally:
+            self.records = number
+            self.blank_lines += reader.blank_lines
+        progress.report(reader.size, f"{message}: {number:,} records", force=True)
+
+    def _first_of(self, fmt: Format, number: int, line: int | None, file: str | None) -> None:
+        """Keep the first records of each format: the examples if it turns out a minority."""
+        self.first_of_format.setdefault(fmt, []).append(
+            RecordError(
+                code=ErrorCode.MIXED_FORMAT,
+                record=number,
+                line=line,
+                file=file,
+                message=f"the record is {fmt}",
+            )
+        )
+
+    def _accept(self, example: Example, number: int) -> None:
+        """A record that passed its checks: de-duplicate, split, look for leftovers, measure."""
+        state = self.state
+        digest, text = state.index.digest(example)
+        validation = self._splitter is None or self._splitter.is_validation(digest)
+        first = state.index.see(digest, self.position, validation, number)
+        if first is not None:
+            self._repeated(first, number, validation)
+        if validation:
+            self.validation_records += 1
+        else:
+            self.train_records += 1
+        placeholder = state.placeholders.find(text)
+        if placeholder is not None:
+            self.warnings.add(WarningCode.PLACEHOLDER, number, placeholder)
+        if example.conversational:
+            self.conversational += 1
+            if not example.has_system:
+                self.without_system += 1
+                self.warnings.add(WarningCode.NO_SYSTEM_MESSAGE, number)
+        if len(state.preview) < self._preview_records:
+            state.preview.append((self.dataset.ref, number, example))
+        pending = self._pending
+        pending.append((example, number, validation))
+        if len(pending) >= self._batch_records:
+            self._flush()
+
+    def _repeated(self, first: Sighting, number: int, validation: bool) -> None:
+        if first.dataset == self.position:
+            self.duplicates_within += 1
+            self.warnings.add(
+                WarningCode.DUPLICATE, number, f"record {number} repeats record {first.record}"
+            )
+        else:
+            self.duplicates_across += 1
+            self.warnings.add(WarningCode.DUPLICATE_ACROSS_DATASETS, number)
+        if first.validation != validation:
+            self.overlap += 1
+            self.warnings.add(WarningCode.TRAIN_VALIDATION_OVERLAP, number)
+
+    def _flush(self) -> None:
+        """Measure the pending records' tokens (a batch at a time, for the tokenizer's sake)."""
+        if not self._pending:
+            return
+        limit = self.state.max_seq_length
+        measured = self.state.counter.measure([example for example, _, _ in self._pending])
+        for (_, number, validation), (longest, processed) in zip(
+            self._pending, measured, strict=True
+        ):
+            self.lengths.add(longest, number)
+            if longest > limit:
+                self.warnings.add(WarningCode.TOO_LONG, number, f"{longest} tokens")
+            if not validation:
+                self.train_tokens += processed
+        self._pending.clear()
+
+    # --- the report -----------------------------------------------------------------------
+
+    def _report(self, files: list[FileInfo]) -> DatasetReport:
+        config = self.state.config
+        fmt = max(self.formats, key=self.formats.__getitem__) if self.formats else None
+        for other, count in self.formats.items():
+            if other is not fmt:
+                examples = [
+                    e.model_copy(update={"message": f"{e.message}; most records are {fmt}"})
+                    for e in self.first_of_format[other]
+                ]
+                self.errors.add_counted(ErrorCode.MIXED_FORMAT, count, examples)
+        valid_records = self.valid_by_format[fmt] if fmt else 0
+        if not self.records and not self.errors.total:
+            self.errors.add(ErrorCode.EMPTY_DATASET, f"{self.dataset.ref} holds no records")
+        elif valid_records < config.limits.min_records_per_dataset:
+            self.errors.add(
+                ErrorCode.TOO_FEW_RECORDS,
+                f"{valid_records} valid records; at least {config.limits.min_records_per_dataset}"
+                " are needed (limits.min_records_per_dataset)",
+            )
+        return DatasetReport(
+            ref=self.dataset.ref,
+            source=self.dataset.source,
+            role="train" if self._splitter is not None else "validation",
+            location=self.dataset.location,
+            format=fmt,
+            format_counts={str(k): v for k, v in self.formats.items()},
+            records=self.records,
+            valid_records=valid_records,
+            blank_lines=self.blank_lines,
+            size_bytes=sum(f.size_bytes for f in files),
+            sha256=files[0].sha256 if len(files) == 1 else _combined(files),
+            files=files,
+            errors=self.errors.examples(),
+            error_counts={str(k): v for k, v in self.errors.counts.items()},
+            warnings=self._warnings(),
+            token_stats=self.lengths.summary(),
+            train_tokens=self.train_tokens,
+            duplicates=DuplicateCounts(
+                within=self.duplicates_within,
+                across_datasets=self.duplicates_across,
+                train_validation_overlap=self.overlap,
+            ),
+            split=SplitCounts(train=self.train_records, validation=self.validation_records),
+            valid=self.errors.total == 0,
+        )
+
+    def _warnings(self) -> list[DatasetWarning]:
+        config, log, found = self.state.config, self.warnings, []
+        counts = log.counts
+        if counts[WarningCode.DUPLICATE]:
+            found.append(
+                log.warning(
+                    WarningCode.DUPLICATE,
+                    f"{counts[WarningCode.DUPLICATE]} records repeat an earlier record once "
+                    f"whitespace is ignored (e.g. {log.first_detail(WarningCode.DUPLICATE)})",
+                )
+            )
+        if counts[WarningCode.DUPLICATE_ACROSS_DATASETS]:
+            found.append(
+                log.warning(
+                    WarningCode.DUPLICATE_ACROSS_DATASETS,
+                    f"{counts[WarningCode.DUPLICATE_ACROSS_DATASETS]} records also appear in an "
+                    "earlier dataset of this validation",
+                )
+            )
+        if counts[WarningCode.TRAIN_VALIDATION_OVERLAP]:
+            found.append(
+                log.warning(
+                    WarningCode.TRAIN_VALIDATION_OVERLAP,
+                    f"{counts[WarningCode.TRAIN_VALIDATION_OVERLAP]} records are in both the "
+                    "training and the validation set",
+                )
+            )
+        if counts[WarningCode.TOO_LONG]:
+            found.append(
+                log.warning(
+                    WarningCode.TOO_LONG,
+                    f"{counts[WarningCode.TOO_LONG]} records are longer than max_seq_length "
+                    f"({self.state.max_seq_length} tokens), e.g. "
+                    f"{log.first_detail(WarningCode.TOO_LONG)}",
+                )
+            )
+        if counts[WarningCode.PLACEHOLDER]:
+            found.append(
+                log.warning(
+                    WarningCode.PLACEHOLDER,
+                    f"{counts[WarningCode.PLACEHOLDER]} records hold template placeholders such "
+                    f"as {log.first_detail(WarningCode.PLACEHOLDER)}",
+                )
+            )
+        zscore = config.warnings.length_outlier_zscore
+        outliers, examples, low, high = self.lengths.outliers(zscore)
+        if outliers:
+            found.append(
+                log.warning(
+                    WarningCode.LENGTH_OUTLIER,
+                    f"{outliers} records are more than {zscore:g} standard deviations from the "
+                    f"mean length (outside {max(low, 0):.0f}-{high:.0f} tokens)",
+                    count=outliers,
+                    records=examples,
+                )
+            )
+        share = self.without_system / self.conversational if self.conversational else 0.0
+        if share > config.warnings.max_share_without_system:
+            found.append(
+                log.warning(
+                    WarningCode.NO_SYSTEM_MESSAGE,
+                    f"{share:.0%} of the conversations ({self.without_system} of "
+                    f"{self.conversational}) have no system message",
+                )
+            )
+        if self.blank_lines:
+            found.append(
+                log.warning(
+                    WarningCode.BLANK_LINES,
+                    f"{self.blank_lines} blank lines were skipped",
+                    count=self.blank_lines,
+                    records=[],
+                )
+            )
+        return found
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "boolean" if isinstance(value, bool) else "number"
+
+
+def _combined(files: list[FileInfo]) -> str:
+    """One digest for a dataset of several files: sha256 over their names and digests."""
+    joined = "\n".join(f"{f.sha256}  {f.name}" for f in files)
+    return sha256(joined.encode()).hexdigest()

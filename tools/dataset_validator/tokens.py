@@ -1,0 +1,106 @@
+"""Token counts per record: the selected model's own tokenizer when it can be had, else an estimate.
+
+Either way a conversational record also gets `tokens_per_message` for the chat template's framing
+of each turn (role markers, separators), which the bare text does not contain.
+"""
+
+import math
+from operator import itemgetter
+from typing import Protocol
+
+from tokenizers import Tokenizer
+
+from tools.dataset_validator.config import TokensConfig
+from tools.dataset_validator.formats import Example, Turn
+from tools.dataset_validator.hub import HubAccess, tokenizer_file
+from tools.dataset_validator.report import TokenizerInfo
+
+
+class TokenCounter(Protocol):
+    info: TokenizerInfo
+
+    def measure(self, examples: list[Example]) -> list[tuple[int, int]]:
+        """Per example: (its longest sequence, the tokens an epoch processes for it)."""
+        ...
+
+
+_text = itemgetter(1)
+
+
+def _framing(example: Example, turns: int, per_message: int) -> int:
+    return per_message * turns if example.conversational else 0
+
+
+class EstimatedTokens:
+    """characters / chars_per_token, rounded up, plus the per-message framing."""
+
+    def __init__(self, config: TokensConfig, reason: str) -> None:
+        self._chars_per_token = config.chars_per_token
+        self._per_message = config.tokens_per_message
+        self.info = TokenizerInfo(
+            kind="estimate",
+            detail=f"estimated as characters / {config.chars_per_token:g} + "
+            f"{config.tokens_per_message} per message (OpenAI's rule of thumb), because "
+            f"{reason}",
+        )
+
+    def measure(self, examples: list[Example]) -> list[tuple[int, int]]:
+        measured = []
+        for example in examples:
+            if example.rejected is None:
+                length = self._length(example, example.turns)
+                measured.append((length, length))
+            else:
+                lengths = [self._length(example, turns) for turns in example.sequences()]
+                measured.append((max(lengths), sum(lengths)))
+        return measured
+
+    def _length(self, example: Example, turns: list[Turn]) -> int:
+        chars = sum(map(len, map(_text, turns)))
+        return math.ceil(chars / self._chars_per_token) + _framing(
+            example, len(turns), self._per_message
+        )
+
+
+class ModelTokens:
+    """The model's tokenizer.json through `tokenizers`, a batch of records at a time."""
+
+    def __init__(self, tokenizer: Tokenizer, config: TokensConfig, model_id: str, source: str):
+        self._tokenizer = tokenizer
+        self._per_message = config.tokens_per_message
+        self.info = TokenizerInfo(
+            kind="model",
+            model_id=model_id,
+            detail=f"{source}; plus {config.tokens_per_message} per message for the chat template",
+        )
+
+    def measure(self, examples: list[Example]) -> list[tuple[int, int]]:
+        texts = [text for ex in examples for turns in ex.sequences() for _, text in turns]
+        counts = iter(
+            len(encoding)
+            for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        )
+        measured = []
+        for example in examples:
+            lengths = [
+                sum(next(counts) for _ in turns) + _framing(example, len(turns), self._per_message)
+                for turns in example.sequences()
+            ]
+            measured.append((max(lengths), sum(lengths)))
+        return measured
+
+
+def token_counter(
+    model_id: str | None, revision: str | None, hub: HubAccess, config: TokensConfig
+) -> TokenCounter:
+    """The model's tokenizer when the draft names a model and its tokenizer can be loaded."""
+    if not model_id:
+        return EstimatedTokens(config, "no model is selected in the draft")
+    path, source = tokenizer_file(model_id, revision, hub, config.download_tokenizer)
+    if path is None:
+        return EstimatedTokens(config, source)
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the Rust side raises a bare Exception for any parse failure
+        return EstimatedTokens(config, f"{model_id}'s tokenizer.json could not be loaded ({exc})")
+    return ModelTokens(tokenizer, config, model_id, source)
