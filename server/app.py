@@ -16,9 +16,11 @@ from server.settings import Secrets, Settings
 from server.state import AppState, local_user, open_model_browser, open_store
 from server.surface import (
     completions,
+    datasets,
     deployment,
     drafts,
     models,
+    package,
     prompts,
     templates,
 )
@@ -89,6 +91,8 @@ def build_server(
     models.register(mcp)
     prompts.register(mcp)
     templates.register(mcp)
+    datasets.register(mcp)
     deployment.register(mcp)
+    package.register(mcp)
     completions.register(mcp)
     return mcp

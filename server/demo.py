@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mcp import Client
-from mcp.types import CallToolResult, TextResourceContents
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, TextResourceContents
 
 from server.app import build_server
 from server.logging import configure_logging
@@ -27,8 +27,9 @@ class DemoFailed(Exception):
 class Narrator:
     """Prints each call the demo makes and what came back, readably."""
 
-    def __init__(self, client: Client, out: TextIO):
-        self.client, self.out = client, out
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.client: Client
         self.step = 0
 
     def say(self, text: str) -> None:
@@ -43,6 +44,12 @@ class Narrator:
     def _show(self, value: Any) -> None:
         text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
         self.say("\n".join("   " + line for line in text.splitlines()))
+
+    async def answer_yes(self, _context: Any, params: ElicitRequestParams) -> ElicitResult:
+        """Play the user: show what the server asks, and agree."""
+        self.say(f"   the server asks the user: {params.message}")
+        self.say("   the user answers: yes")
+        return ElicitResult(action="accept", content={"write": True})
 
     async def list_tools(self) -> list[str]:
         self._show_call("tools/list")
@@ -74,10 +81,12 @@ async def run_demo(settings: Settings, out: TextIO = sys.stdout) -> int:
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="training-package-demo-") as tmp:
         server = build_server(_with_sqlite_path(settings, Path(tmp) / "drafts.sqlite3"))
-        async with Client(server) as client:
-            narrator = Narrator(client, out)
+        narrator = Narrator(out)
+        async with Client(server, elicitation_callback=narrator.answer_yes) as client:
+            narrator.client = client
             narrator.say("training-package-mcp demo: an MCP client drives the server in-process.")
-            narrator.say("Drafts live in a temporary database that is removed at the end.")
+            narrator.say("Drafts live in a temporary database that is removed at the end; the")
+            narrator.say("finished package stays on disk.")
             try:
                 await walk_wizard(narrator)
             except DemoFailed as exc:
@@ -87,6 +96,7 @@ async def run_demo(settings: Settings, out: TextIO = sys.stdout) -> int:
 
 
 DEMO_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+DEMO_DATASET = "support_chat.jsonl"  # bundled in samples/, an allowed root
 
 
 async def walk_wizard(narrator: Narrator) -> None:
@@ -108,8 +118,26 @@ async def walk_wizard(narrator: Narrator) -> None:
     narrator.say(
         "\n".join(f"     {key}: {source}" for key, source in applied["provenance"].items())
     )
-    draft = await narrator.read(created["uri"])
-    narrator.say(f"\n{RULE}\nThe draft is at {created['uri']}; next: {draft['next_action']}.")
+
+    narrator.say(f"\n{RULE}\nStep 3: check every record of the bundled support-chat dataset.")
+    await narrator.call("validate_datasets", {"datasets": [DEMO_DATASET], "draft_id": draft_id})
+
+    narrator.say(f"\n{RULE}\nStep 4: where to train, how long, at what cost; take the pick.")
+    plan = await narrator.call("estimate_deployment", {"draft_id": draft_id, "budget_usd": 20})
+    if not plan["recommended"]:
+        raise DemoFailed("no hardware option fits")
+    await narrator.call(
+        "estimate_deployment", {"draft_id": draft_id, "select": plan["recommended"]}
+    )
+
+    narrator.say(f"\n{RULE}\nFinally: write the training package.")
+    package = await narrator.call("finalize_package", {"draft_id": draft_id})
+    if not package["written"]:
+        raise DemoFailed("the package was not written")
+    await narrator.read(created["uri"])
+    narrator.say(f"\n{RULE}\nThe training package is in {package['path']}:")
+    narrator.say("\n".join(f"   {name}" for name in package["files"]))
+    narrator.say("Train it with: pip install -r requirements.txt && python train.py")
 
 
 def _with_sqlite_path(settings: Settings, path: Path) -> Settings:

@@ -22,6 +22,7 @@ from tools.config_base import ConfigModel
 from tools.dataset_validator.config import DatasetsConfig
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.model_browser.config import ModelsConfig
+from tools.package_builder.config import PackageConfig
 from tools.template_loader.config import TemplatesConfig
 
 CONFIG_DIR_ENV = "TRAINING_PACKAGE_MCP_CONFIG_DIR"
@@ -120,6 +121,7 @@ CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "templates": TemplatesConfig,
     "datasets": DatasetsConfig,
     "deployment": DeploymentConfig,
+    "package": PackageConfig,
 }
 
 
@@ -129,6 +131,7 @@ class Settings(ConfigModel):
     templates: TemplatesConfig
     datasets: DatasetsConfig
     deployment: DeploymentConfig
+    package: PackageConfig
     sources: list[str] = Field(description="Where the values came from, lowest precedence first.")
 
 

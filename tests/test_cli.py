@@ -14,9 +14,10 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         [CONSOLE_SCRIPT, *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         env=isolated_env(tmp_path, **env),
         stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
     )
 
 
@@ -59,7 +60,20 @@ def test_serve_refuses_a_bad_config_before_touching_stdout(tmp_path: Path) -> No
 def test_demo_walks_the_wizard_offline(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", HF_HUB_OFFLINE="1")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "tools/call create_draft" in result.stdout
-    assert "resources/read package://drafts/" in result.stdout
-    # the demo's drafts live in a temporary database, not the user's
+    for tool in (
+        "create_draft",
+        "search_models",
+        "select_model",
+        "apply_template",
+        "validate_datasets",
+        "estimate_deployment",
+        "finalize_package",
+    ):
+        assert f"tools/call {tool}" in result.stdout
+    assert "the server asks the user" in result.stdout  # finalize confirmed the warnings
+    # the demo's drafts live in a temporary database, not the user's; the package stays
     assert not (tmp_path / "drafts.sqlite3").exists()
+    (package,) = (tmp_path / "training-packages").iterdir()
+    assert {"package.yaml", "train.py", "trl.yaml", "axolotl.yaml", "README.md"} <= {
+        p.name for p in package.iterdir()
+    }

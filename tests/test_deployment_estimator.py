@@ -13,7 +13,7 @@ from server.settings import Settings
 from tools.deployment_estimator.catalog import Target, match_gpu, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.cost import cloud_cost, local_cost
-from tools.deployment_estimator.estimator import Workload, estimate, evaluate, rank
+from tools.deployment_estimator.estimator import Workload, estimate, evaluate, rank, recommend
 from tools.deployment_estimator.inputs import DraftSections, build_workload
 from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
 from tools.deployment_estimator.local_gpu import local_hardware, parse_nvidia_smi
@@ -382,14 +382,17 @@ def test_an_oversized_run_does_not_fit_and_ranks_last(settings: Settings) -> Non
     assert result.recommended in {"h200", "a100-large"}
 
 
-def test_options_rank_by_fit_then_cost_then_time() -> None:
-    def option(target: str, fits: bool, cost: float, hours: float) -> DeploymentOption:
+def test_options_rank_by_fit_then_compatibility_then_cost_then_time() -> None:
+    def option(
+        target: str, fits: bool, cost: float, hours: float, compatible: bool = True
+    ) -> DeploymentOption:
         return DeploymentOption(
             target=target,
             hardware=target,
             gpu="T4",
             gpu_count=1,
             fits=fits,
+            compatible=compatible,
             peak_memory_gb=1,
             usable_memory_gb=2,
             hours=hours,
@@ -405,9 +408,17 @@ def test_options_rank_by_fit_then_cost_then_time() -> None:
             option("dear", True, 9, 1),
             option("cheap-slow", True, 2, 5),
             option("cheap-fast", True, 2, 3),
+            option("cheapest-needs-fp16", True, 1, 1, compatible=False),
         ]
     )
-    assert [o.target for o in ranked] == ["cheap-fast", "cheap-slow", "dear", "too-small"]
+    assert [o.target for o in ranked] == [
+        "cheap-fast",
+        "cheap-slow",
+        "dear",
+        "cheapest-needs-fp16",
+        "too-small",
+    ]
+    assert recommend(ranked).target == "cheap-fast"  # never one that needs a config change
 
 
 def test_budget_is_enforced_and_fewer_epochs_suggested(settings: Settings) -> None:

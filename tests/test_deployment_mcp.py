@@ -109,7 +109,7 @@ async def test_tool_and_resource_are_listed(quiet: Settings) -> None:
         assert {"draft_id", "model_config", "training", "train_tokens", "targets"} <= set(
             tool.input_schema["properties"]
         )
-        assert {"options", "recommended", "budget_usd"} <= set(tool.output_schema["required"])
+        assert {"options", "recommended", "budget_usd"} <= set(tool.output_schema["properties"])
         assert tool.annotations.read_only_hint is False and tool.annotations.idempotent_hint
         templates = {
             t.uri_template for t in (await client.list_resource_templates()).resource_templates
@@ -130,11 +130,13 @@ async def test_explicit_inputs_give_ranked_options_and_a_recommendation(quiet: S
     assert [o["target"] for o in options] == sorted(
         (o["target"] for o in options),
         key=lambda t: next(
-            (not o["fits"], o["cost_usd"], o["hours"]) for o in options if o["target"] == t
+            (not o["fits"], not o["compatible"], o["cost_usd"], o["hours"])
+            for o in options
+            if o["target"] == t
         ),
     )
     assert {o["target"] for o in options} == set(quiet.deployment.flavors)
-    fitting = [o for o in options if o["fits"]]
+    fitting = [o for o in options if o["fits"] and o["compatible"]]
     assert fitting and out["recommended"] == fitting[0]["target"]
     t4 = next(o for o in options if o["target"] == "t4-small")
     assert not t4["fits"] and t4["peak_memory_gb"] > t4["usable_memory_gb"]

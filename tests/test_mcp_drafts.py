@@ -22,7 +22,8 @@ async def test_tools_and_resources_are_listed(settings: Settings) -> None:
     async with connect(settings) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         create = tools["create_draft"]
-        assert create.output_schema and {"draft_id", "uri"} <= set(create.output_schema["required"])
+        assert create.output_schema
+        assert {"draft_id", "uri"} <= set(create.output_schema["properties"])
         assert create.annotations and create.annotations.read_only_hint is False
         templates = {
             t.uri_template for t in (await client.list_resource_templates()).resource_templates

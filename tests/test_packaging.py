@@ -30,6 +30,7 @@ def test_installed_wheel_finds_its_configs_and_prompts(tmp_path: Path) -> None:
     for name in ("server", "models", "templates", "datasets", "deployment"):
         assert f"server/_shipped/configs/{name}.yaml" in names
     assert "server/_shipped/prompts/training_wizard.md" in names
+    assert "server/_shipped/samples/support_chat.jsonl" in names
 
     # Run from outside the checkout with the extracted wheel first on the path.
     probe = (

@@ -100,7 +100,7 @@ async def test_tool_and_resource_are_listed(settings: Settings) -> None:
         tool = tools["apply_template"]
         assert tool.output_schema is not None
         assert {"config", "provenance", "errors", "warnings", "valid"} <= set(
-            tool.output_schema["required"]
+            tool.output_schema["properties"]
         )
         assert tool.input_schema["required"] == ["template"]
         assert tool.annotations is not None and tool.annotations.read_only_hint is False

@@ -54,6 +54,14 @@ _STEP_HINTS = {
 }
 
 
+class PackageRecord(BaseModel):
+    """The package finalize_package wrote from this draft."""
+
+    path: str
+    created_at: datetime
+    draft_version: int = Field(description="The draft's version the package was built from.")
+
+
 class DraftPackage(BaseModel):
     id: str
     owner: str
@@ -67,6 +75,9 @@ class DraftPackage(BaseModel):
     config: StepSection = Field(default_factory=StepSection)
     datasets: StepSection = Field(default_factory=StepSection)
     deployment: StepSection = Field(default_factory=StepSection)
+    package: PackageRecord | None = Field(
+        default=None, description="Set by finalize_package; cleared when a step changes."
+    )
 
     @computed_field
     @property
@@ -86,7 +97,11 @@ class DraftPackage(BaseModel):
     @property
     def next_action(self) -> str:
         step = self.next_step
-        return _STEP_HINTS[step] if step else "all steps are valid: finalize_package"
+        if step is not None:
+            return _STEP_HINTS[step]
+        if self.package is not None:
+            return f"finalized: the training package is in {self.package.path}"
+        return "all steps are valid: finalize_package"
 
     def section(self, step: StepName) -> StepSection:
         return getattr(self, step.value)
@@ -94,7 +109,12 @@ class DraftPackage(BaseModel):
     def with_section(self, step: StepName, section: StepSection) -> "DraftPackage":
         """A copy with one step replaced (the caller saves it; the store bumps the version)."""
         stamped = section.model_copy(update={"updated_at": utc_now()})
-        return self.model_copy(update={step.value: stamped})
+        # a changed step no longer matches the package written before
+        return self.model_copy(update={step.value: stamped, "package": None})
+
+    def finalized(self, record: PackageRecord) -> "DraftPackage":
+        """A copy that keeps where its package was written (the caller saves it)."""
+        return self.model_copy(update={"package": record})
 
 
 class DraftSummary(BaseModel):

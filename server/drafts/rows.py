@@ -24,8 +24,8 @@ def new_draft(owner: str, title: str) -> DraftPackage:
 
 
 def sections(draft: DraftPackage) -> dict[str, Any]:
-    """The four step sections, JSON-ready: what the `sections` column holds."""
-    return draft.model_dump(mode="json", include={step.value for step in StepName})
+    """The four step sections and the package record, JSON-ready: the `sections` column."""
+    return draft.model_dump(mode="json", include={*(step.value for step in StepName), "package"})
 
 
 def draft_from_row(row: tuple[Any, ...]) -> DraftPackage:

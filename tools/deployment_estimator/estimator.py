@@ -53,8 +53,12 @@ def evaluate(
     notes = []
     if not fits:
         notes.append(f"out of memory: needs {memory.peak_gb:.1f} GB per GPU, {usable:.1f} usable")
-    if work.plan.bf16 and not gpu.bf16:
-        notes.append(f"no bf16 on {target.gpu}: fp16 mixed precision assumed")
+    compatible = not (work.plan.bf16 and not gpu.bf16)
+    if not compatible:
+        notes.append(
+            f"no bf16 on {target.gpu}: to train here, apply_template with bf16=false, fp16=true "
+            "(figures assume fp16)"
+        )
     if target.gpu_count > 1:
         notes.append(f"data parallel on {target.gpu_count} GPUs, each holding the whole model")
     if target.jobs_only:
@@ -69,6 +73,7 @@ def evaluate(
         gpu=target.gpu,
         gpu_count=target.gpu_count,
         fits=fits,
+        compatible=compatible,
         peak_memory_gb=round(memory.peak_gb, 2),
         usable_memory_gb=round(usable, 2),
         hours=round(cost.hours, 3),
@@ -89,13 +94,13 @@ def evaluate(
 
 
 def rank(options: list[DeploymentOption]) -> list[DeploymentOption]:
-    """Fitting options first, then the cheaper, then the faster."""
-    return sorted(options, key=lambda o: (not o.fits, o.cost_usd, o.hours))
+    """Fitting options first, those that run the config as it is next, then cheaper, faster."""
+    return sorted(options, key=lambda o: (not o.fits, not o.compatible, o.cost_usd, o.hours))
 
 
 def recommend(options: list[DeploymentOption]) -> DeploymentOption | None:
-    """The first ranked option that fits and is within budget."""
-    return next((o for o in rank(options) if o.fits and o.within_budget), None)
+    """The first ranked option that fits, runs the config as it is and is within budget."""
+    return next((o for o in rank(options) if o.fits and o.compatible and o.within_budget), None)
 
 
 def estimate(

@@ -25,6 +25,7 @@ class DeploymentOption(_Lean):
     gpu: str
     gpu_count: int
     fits: bool
+    compatible: bool = Field(description="Runs the config as it is (bf16 needs Ampere or newer).")
     peak_memory_gb: float = Field(description="Per GPU (GiB).")
     usable_memory_gb: float
     hours: float = Field(description="Cloud: start-up and download included.")

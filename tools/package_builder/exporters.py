@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from tools.errors import UserError
+from tools.package_builder.shapes import Shape
 from tools.template_loader.derived import ALL_LINEAR
 from tools.template_loader.keys import Value
 from tools.template_loader.service import TemplateResult
@@ -140,8 +141,10 @@ def export_axolotl(
     base_model: str | None = None,
     revision: str | None = None,
     datasets: list[dict[str, Any]] | None = None,
+    test_datasets: list[dict[str, Any]] | None = None,
 ) -> AxolotlExport:
-    """An Axolotl config for a valid apply_template result; base model and datasets as given."""
+    """An Axolotl config for a valid apply_template result; base model and datasets as given
+    (`test_datasets`: the held-out data Axolotl evaluates on)."""
     config = _validated(result, "Axolotl", [*AXOLOTL_ARGS, *AXOLOTL_SHAPING_KEYS])
     out: dict[str, Any] = {}
     if base_model:
@@ -164,7 +167,43 @@ def export_axolotl(
         out["bnb_config_kwargs"] = quantization
     if datasets:
         out["datasets"] = datasets
+    if test_datasets:
+        out["test_datasets"] = test_datasets
     return AxolotlExport(config=out)
+
+
+def axolotl_dataset(shape: Shape, conversational: bool, path: str) -> dict[str, Any] | None:
+    """An Axolotl `datasets` entry reading the package's records of `shape` at `path` as they
+    are, or None for conversational prompt-completion records, which no Axolotl loader reads.
+
+    Loaders (src/axolotl/prompt_strategies/ at 067b021): chat_template for `messages`, completion
+    for `text`, a user-defined instruction format for string prompt/completion, and for DPO the
+    passthrough strategy, which hands TRL's preference records to TRL's DPOTrainer unchanged.
+    """
+    if shape is Shape.MESSAGES:
+        return {
+            "path": path,
+            "ds_type": "json",
+            "type": "chat_template",
+            "field_messages": "messages",
+        }
+    if shape is Shape.TEXT:
+        return {"path": path, "ds_type": "json", "type": "completion", "field": "text"}
+    if shape is Shape.PREFERENCE:
+        return {"path": path, "split": "train", "type": "passthrough"}
+    if conversational:
+        return None
+    prompt_only = "{instruction}"
+    return {
+        "path": path,
+        "ds_type": "json",
+        "type": {
+            "field_instruction": "prompt",
+            "field_output": "completion",
+            "format": prompt_only,
+            "no_input_format": prompt_only,
+        },
+    }
 
 
 def _validated(result: TemplateResult, trainer: str, known: list[str]) -> Mapping[str, Value]:
@@ -178,7 +217,8 @@ def _validated(result: TemplateResult, trainer: str, known: list[str]) -> Mappin
     if unmapped:
         raise UserError(
             f"The configuration keys {', '.join(unmapped)} have no {trainer} equivalent. "
-            "Remove them from configs/templates.yaml or map them in tools/package_builder.py."
+            "Remove them from configs/templates.yaml or map them in "
+            "tools/package_builder/exporters.py."
         )
     return result.config
 

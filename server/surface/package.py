@@ -1,0 +1,259 @@
+"""finalize_package: the four steps checked together, then written as a package a trainer runs.
+
+Errors stop the package with every problem and its fix. Warnings need the user's yes: asked
+through elicitation when the client offers it, otherwise returned as structured fields with the
+call that writes anyway (accept_warnings=true). The writing runs in a worker thread.
+"""
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated, Any
+
+import anyio.from_thread
+import anyio.to_thread
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.types import ListRootsResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from server import __version__
+from server.drafts import DraftConflictError, DraftPackage, StepName, StepStatus
+from server.drafts.model import PackageRecord
+from server.errors import tool_errors
+from server.logging import get_logger
+from server.state import announce, app_state, load_draft
+from server.surface.datasets import dataset_sources
+from server.surface.templates import facts_from_draft
+from tools.deployment_estimator.results import DeploymentEstimate
+from tools.errors import UserError
+from tools.model_browser.results import ModelDetails
+from tools.package_builder.builder import PackageRequest, build_package
+from tools.package_builder.checks import (
+    PackageIssue,
+    check_dataset_files,
+    check_package,
+    raise_errors,
+    stale_estimate,
+    warning,
+)
+from tools.package_builder.destination import package_destination
+from tools.package_builder.inputs import (
+    PackageInputs,
+    ValidatedDatasets,
+    deployment_choice,
+    step_result,
+)
+from tools.package_builder.manifest import Generator
+from tools.template_loader.service import TemplateResult, apply_template
+
+log = get_logger(__name__)
+
+# Steps whose recorded warnings still stand at the end; the config step's are found afresh,
+# because its template is applied again against the final choices.
+_CARRIED_WARNINGS = (StepName.MODEL, StepName.DATASETS, StepName.DEPLOYMENT)
+_ESTIMATE_INPUTS = (StepName.MODEL, StepName.CONFIG, StepName.DATASETS)
+
+
+class FinalizeResult(BaseModel):
+    written: bool
+    path: str | None = None
+    files: list[str] = Field(default_factory=list)
+    manifest: dict[str, Any] | None = Field(default=None, description="package.yaml's content.")
+    warnings: list[PackageIssue]
+    draft_uri: str
+    next_action: str
+
+
+class WriteAnyway(BaseModel):
+    write: bool = Field(description="Write the training package despite these warnings.")
+
+
+@dataclass(frozen=True)
+class _Preflight:
+    draft: DraftPackage
+    inputs: PackageInputs
+    issues: list[PackageIssue]
+
+    @property
+    def warnings(self) -> list[PackageIssue]:
+        return [issue for issue in self.issues if issue.severity == "warning"]
+
+
+async def _preflight(ctx: Context, draft_id: str) -> _Preflight:
+    """The draft's four steps as typed results, and every problem found across them."""
+    settings = app_state(ctx).settings
+    draft = await load_draft(ctx, draft_id)
+    unfinished = [step.value for step in StepName if draft.section(step).status != StepStatus.VALID]
+    if unfinished:
+        raise UserError(
+            f"Draft {draft.id} is not ready: the {', '.join(unfinished)} step(s) are not valid "
+            f"yet. Next: {draft.next_action}."
+        )
+    recorded = step_result(TemplateResult, draft.config.payload, "config", "apply_template")
+    facts = facts_from_draft(draft, settings.deployment)
+    estimate = step_result(
+        DeploymentEstimate, draft.deployment.payload, "deployment", "estimate_deployment"
+    )
+    inputs = PackageInputs(
+        draft_id=draft.id,
+        title=draft.title,
+        draft_version=draft.version,
+        model=step_result(ModelDetails, draft.model.payload, "model", "select_model"),
+        config=apply_template(settings.templates, recorded.template, recorded.overrides, facts),
+        datasets=step_result(
+            ValidatedDatasets, draft.datasets.payload, "datasets", "validate_datasets"
+        ),
+        deployment=deployment_choice(estimate, settings.deployment.gpus),
+    )
+    issues = check_package(inputs)
+    issues += await anyio.to_thread.run_sync(check_dataset_files, inputs.datasets)
+    issues += stale_estimate(
+        draft.deployment.updated_at,
+        {step.value: draft.section(step).updated_at for step in _ESTIMATE_INPUTS},
+    )
+    issues += [
+        warning(issue.code, f"{step.value}: {issue.message}", issue.fix)
+        for step in _CARRIED_WARNINGS
+        for issue in draft.section(step).issues
+        if issue.severity == "warning"
+    ]
+    return _Preflight(draft, inputs, issues)
+
+
+def _can_elicit(ctx: Context) -> bool:
+    """The client declared form elicitation (a bare `elicitation: {}` means form)."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _question(draft: DraftPackage, warnings: list[PackageIssue]) -> str:
+    listed = "\n".join(f"- {issue.message}" for issue in warnings)
+    return (
+        f"The training package for '{draft.title}' is ready to write, but {len(warnings)} "
+        f"warning(s) remain:\n{listed}\nWrite it anyway?"
+    )
+
+
+async def write_decision(
+    ctx: Context, draft_id: str, accept_warnings: bool
+) -> WriteAnyway | Elicit[WriteAnyway]:
+    """Whether the package may be written: yes without warnings or when the caller accepted
+    them; otherwise the user is asked when the client can ask, else the answer is no."""
+    if accept_warnings:
+        return WriteAnyway(write=True)
+    try:
+        preflight = await _preflight(ctx, draft_id)
+    except UserError:
+        return WriteAnyway(write=False)  # the tool body reports the problem
+    warnings = preflight.warnings
+    errors = len(preflight.issues) > len(warnings)
+    if errors or not warnings or not _can_elicit(ctx):
+        return WriteAnyway(write=not warnings)
+    return Elicit(_question(preflight.draft, warnings), WriteAnyway)
+
+
+Decision = Annotated[ElicitationResult[WriteAnyway], Resolve(write_decision)]
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(
+        title="Finalize package",
+        description=(
+            "Check the four steps together, then write the package directory: package.yaml, "
+            "TRL/PEFT and Axolotl configs, train.py, data, README. Warnings need the user's yes."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+    @tool_errors
+    async def finalize_package(
+        ctx: Context,
+        draft_id: Annotated[str, Field(description="The draft.")],
+        decision: Decision,
+        output_dir: Annotated[
+            str | None,
+            Field(description="Directory to create; default: <package root>/<title>-<id>."),
+        ] = None,
+        overwrite: Annotated[bool, Field(description="Replace a non-empty output_dir.")] = False,
+        accept_warnings: Annotated[
+            bool, Field(description="Write despite warnings, once the user agreed.")
+        ] = False,
+    ) -> FinalizeResult:
+        state = app_state(ctx)
+        settings = state.settings
+        preflight = await _preflight(ctx, draft_id)
+        raise_errors(preflight.issues)
+        draft, warnings = preflight.draft, preflight.warnings
+        approved = isinstance(decision, AcceptedElicitation) and decision.data.write
+        if warnings and not approved:
+            asked = _can_elicit(ctx) and not accept_warnings
+            return FinalizeResult(
+                written=False,
+                warnings=warnings,
+                draft_uri=draft.uri,
+                next_action=(
+                    "The user chose not to write the package; fix the warnings, or ask again."
+                    if asked
+                    else f"Show the user these {len(warnings)} warning(s); if they agree, call "
+                    "finalize_package again with accept_warnings=true, else fix them first."
+                ),
+            )
+        destination = package_destination(
+            settings.package.output, output_dir, draft.title, draft.id
+        )
+        request = PackageRequest(
+            inputs=preflight.inputs,
+            destination=destination,
+            generator=Generator(name=settings.server.name, version=__version__),
+            overwrite=overwrite,
+            accepted_warnings=warnings,
+        )
+        sources = dataset_sources(state, ListRootsResult(roots=[]))
+        build = partial(
+            build_package,
+            request,
+            settings.package,
+            settings.datasets,
+            sources,
+            checkpoint=anyio.from_thread.check_cancelled,
+        )
+        result = await anyio.to_thread.run_sync(build)
+        log.info("package.written", draft_id=draft.id, path=result.path, files=len(result.files))
+        record = PackageRecord(
+            path=result.path,
+            created_at=result.manifest["created_at"],
+            draft_version=draft.version,
+        )
+        marked = await _mark_finalized(ctx, draft, record)
+        changed = "" if marked else " The draft changed while it was written; finalize again."
+        return FinalizeResult(
+            written=True,
+            path=result.path,
+            files=result.files,
+            manifest=result.manifest,
+            warnings=warnings,
+            draft_uri=draft.uri,
+            next_action=(
+                f"The package is in {result.path}: its README says how to train "
+                f"(pip install -r requirements.txt, then python train.py).{changed}"
+            ),
+        )
+
+
+async def _mark_finalized(
+    ctx: Context, draft: DraftPackage, record: PackageRecord
+) -> DraftPackage | None:
+    """Keep the package's path in the draft; None when another call changed the draft while the
+    package was written (the package's manifest names the version it was built from)."""
+    try:
+        saved = await app_state(ctx).store.update(draft.finalized(record))
+    except DraftConflictError:
+        log.warning("package.draft_changed", draft_id=draft.id, path=record.path)
+        return None
+    await announce(ctx, saved)
+    return saved

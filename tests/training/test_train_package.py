@@ -1,0 +1,121 @@
+"""The proof that a package trains: a draft built with the real tools is finalized, then the
+package's own train.py runs two optimizer steps on the CPU, on the package's own data, with a
+tiny randomly initialised model of the selected architecture family (no download).
+
+Runs in the training environment, whose Python is .venv-train/bin/python (or the one
+$TRAINING_PACKAGE_TRAIN_PYTHON names); tests/training/requirements.txt says how to make it.
+Marked `training`: slow (tens of seconds per case), so kept out of the fast suite.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import connect
+from tests.test_package_mcp import DATA, call, complete_draft, package_settings
+
+REPO = Path(__file__).parents[2]
+TRAIN_PYTHON = Path(
+    os.environ.get("TRAINING_PACKAGE_TRAIN_PYTHON") or REPO / ".venv-train" / "bin" / "python"
+)
+TINY_MODEL = Path(__file__).with_name("tiny_model.py")
+SAMPLES = REPO / "samples"
+STEPS = 2
+RUN_TIMEOUT_S = 600
+
+pytestmark = [
+    pytest.mark.training,
+    pytest.mark.skipif(
+        not TRAIN_PYTHON.is_file(),
+        reason=f"no training environment at {TRAIN_PYTHON}: create it as "
+        "tests/training/requirements.txt says, or set TRAINING_PACKAGE_TRAIN_PYTHON",
+    ),
+]
+
+
+def run(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a command in the training environment; killed if it outlives RUN_TIMEOUT_S."""
+    completed = subprocess.run(
+        [str(TRAIN_PYTHON), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stdout[-5000:] + completed.stderr[-10000:])
+    assert completed.returncode == 0, f"{args[0]} exited with {completed.returncode}"
+    return completed
+
+
+def offline_cpu_env(tmp_path: Path) -> dict[str, str]:
+    """No network, no GPU, caches under tmp_path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRAINING_PACKAGE"))}
+    env.update(
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        CUDA_VISIBLE_DEVICES="",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    return env
+
+
+@pytest.mark.parametrize(
+    ("template", "root", "dataset", "trainer"),
+    [
+        ("lora", SAMPLES, "support_chat.jsonl", "SFTTrainer"),  # the bundled sample
+        ("lora", DATA, "prompt_completion.csv", "SFTTrainer"),
+        ("dpo", DATA, "preference_conversational.jsonl", "DPOTrainer"),
+    ],
+)
+async def test_the_package_trains_two_steps_on_the_cpu(
+    tmp_path: Path, template: str, root: Path, dataset: str, trainer: str
+) -> None:
+    if not (root / dataset).is_file():
+        pytest.skip(f"{root / dataset} is not in this checkout")
+    async with connect(package_settings(tmp_path, root)) as client:
+        draft_id = await complete_draft(
+            client, template=template, datasets=(dataset,), validation_split=0.1
+        )
+        written = await call(
+            client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
+        )
+    package = Path(written["path"])
+    manifest = yaml.safe_load((package / "package.yaml").read_text())
+    trl = yaml.safe_load((package / manifest["files"]["trl_config"]).read_text())
+    assert trl["trainer"] == trainer
+
+    env = offline_cpu_env(tmp_path)
+    tiny, out = tmp_path / "tiny-model", tmp_path / "run"
+    built = json.loads(run(TINY_MODEL, package, tiny, env=env).stdout.strip().splitlines()[-1])
+    assert built["model_type"] == manifest["model"]["architecture"]["model_type"]
+    trained = run(
+        package / manifest["files"]["train_script"],
+        "--model",
+        tiny,
+        "--max-steps",
+        STEPS,
+        "--output-dir",
+        out,
+        env=env,
+    )
+
+    assert "training on CPU" in trained.stdout
+    assert "no CUDA GPU: bf16 mixed precision off, training in float32" in trained.stdout
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["global_step"] == STEPS and math.isfinite(summary["train_loss"])
+    # the trainer's own record of the run, in its last checkpoint
+    state = json.loads((out / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
+    assert state["global_step"] == STEPS and state["max_steps"] == STEPS
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["r"] == manifest["config"]["values"]["lora_r"]
+    assert adapter["lora_alpha"] == manifest["config"]["values"]["lora_alpha"]
+    assert (out / "adapter_model.safetensors").stat().st_size > 0

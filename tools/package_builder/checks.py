@@ -1,0 +1,154 @@
+"""Whether the four steps make one package a trainer can run, before anything is written.
+
+The configuration's own rules (configs/templates.yaml: DPO needs preference data, max_seq_length
+within the model's context, bf16 on the chosen GPU) run again when the template is re-applied;
+these checks add what only the whole package shows: QLoRA on the chosen hardware, data that can
+train together, steps recorded against an older version of another step, files that changed.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from tools.errors import UserError
+from tools.package_builder.inputs import PackageInputs, ValidatedDatasets
+from tools.package_builder.shapes import package_shape
+from tools.template_loader.issues import ConfigIssue
+
+
+class PackageIssue(BaseModel):
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    fix: str | None = None
+
+
+def error(code: str, message: str, fix: str) -> PackageIssue:
+    return PackageIssue(severity="error", code=code, message=message, fix=fix)
+
+
+def warning(code: str, message: str, fix: str | None = None) -> PackageIssue:
+    return PackageIssue(severity="warning", code=code, message=message, fix=fix)
+
+
+def check_package(inputs: PackageInputs) -> list[PackageIssue]:
+    """The problems found across the steps: errors stop the package, warnings need a yes."""
+    issues = [_config_issue(issue) for issue in [*inputs.config.errors, *inputs.config.warnings]]
+    issues += _hardware(inputs)
+    issues += _data(inputs)
+    return issues
+
+
+def check_dataset_files(datasets: ValidatedDatasets) -> list[PackageIssue]:
+    """Local files that are gone or changed size since validation (their sha256 is compared
+    when they are copied into the package; a size is cheap to compare first)."""
+    issues = []
+    for dataset in datasets.datasets:
+        if dataset.source != "local":
+            continue
+        path = Path(dataset.location)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = None
+        if size != dataset.size_bytes:
+            now = "is gone" if size is None else f"is {size:,} bytes, was {dataset.size_bytes:,}"
+            issues.append(
+                error(
+                    "dataset_changed",
+                    f"Dataset {dataset.ref} changed since it was validated: {path} {now}.",
+                    "Call validate_datasets with the draft_id again, then finalize_package.",
+                )
+            )
+    return issues
+
+
+def stale_estimate(
+    estimated_at: datetime | None, changed_at: Mapping[str, datetime | None]
+) -> list[PackageIssue]:
+    """A warning when the deployment was estimated before another step last changed: its
+    memory, time and cost figures were computed for the earlier choices."""
+    if estimated_at is None:
+        return []
+    later = [step for step, at in changed_at.items() if at is not None and at > estimated_at]
+    if not later:
+        return []
+    return [
+        warning(
+            "deployment_estimate_stale",
+            f"The deployment was estimated before the {' and '.join(later)} step(s) last "
+            "changed, so its memory, time and cost may not match the final choices.",
+            "Call estimate_deployment with the draft_id (and select) again.",
+        )
+    ]
+
+
+def raise_errors(issues: list[PackageIssue]) -> None:
+    """UserError listing every error with its fix, when there is any."""
+    errors = [issue for issue in issues if issue.severity == "error"]
+    if not errors:
+        return
+    lines = [
+        f"{n}. {e.message}" + (f" Fix: {e.fix}" if e.fix else "") for n, e in enumerate(errors, 1)
+    ]
+    raise UserError(
+        f"The package was not written: {len(errors)} problem(s) to fix first.\n" + "\n".join(lines)
+    )
+
+
+def _config_issue(issue: ConfigIssue) -> PackageIssue:
+    return PackageIssue(
+        severity=issue.severity, code=issue.code, message=issue.message, fix=issue.fix
+    )
+
+
+def _hardware(inputs: PackageInputs) -> list[PackageIssue]:
+    """QLoRA needs bitsandbytes, which runs on NVIDIA GPUs with CUDA: every GPU of the catalog
+    (configs/deployment.yaml) is one; a GPU outside it cannot be vouched for."""
+    deployment = inputs.deployment
+    if inputs.config.config.get("load_in_4bit") is not True or deployment.gpu is not None:
+        return []
+    return [
+        error(
+            "qlora_unsupported_hardware",
+            f"QLoRA loads the base model in 4-bit with bitsandbytes, which needs an NVIDIA GPU "
+            f"with CUDA; {deployment.selected.target} has a {deployment.selected.gpu}, which is "
+            "not in the GPU catalog.",
+            "Select a Hugging Face flavor or a catalog GPU with estimate_deployment, or use the "
+            "lora template.",
+        )
+    ]
+
+
+def _data(inputs: PackageInputs) -> list[PackageIssue]:
+    datasets, config = inputs.datasets, inputs.config.config
+    formats = [d.format for d in datasets.datasets if d.format is not None]
+    issues = []
+    try:
+        package_shape(formats)
+    except UserError as exc:
+        issues.append(error("datasets_incompatible", str(exc), "Validate datasets of one kind."))
+    max_seq = config.get("max_seq_length")
+    if isinstance(max_seq, int) and max_seq != datasets.max_seq_length:
+        issues.append(
+            warning(
+                "datasets_length_checked_at_other_max",
+                f"The datasets were checked against max_seq_length {datasets.max_seq_length}; "
+                f"the configuration now has {max_seq}, so the too-long counts are out of date.",
+                "Call validate_datasets with the draft_id again.",
+            )
+        )
+    counted = datasets.tokenizer.model_id
+    if datasets.tokenizer.kind == "model" and counted != inputs.model.model_id:
+        issues.append(
+            warning(
+                "datasets_counted_with_other_model",
+                f"The datasets' tokens were counted with {counted}'s tokenizer; the model is now "
+                f"{inputs.model.model_id}.",
+                "Call validate_datasets with the draft_id again.",
+            )
+        )
+    return issues

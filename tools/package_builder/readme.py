@@ -1,0 +1,115 @@
+"""README.md of a package: what it trains, how to run it, what each file is."""
+
+from tools.package_builder.config import MANIFEST_NAME, FilesConfig
+from tools.package_builder.manifest import PackageManifest
+
+
+def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_data: bool) -> str:
+    model, config, data, target = (
+        manifest.model,
+        manifest.config,
+        manifest.data,
+        manifest.deployment,
+    )
+    revision = f" at revision `{model.revision}`" if model.revision else ""
+    adapter = config.values.get("adapter", "none")
+    held_out = data.validation.records if data.validation else 0
+    lines = [
+        f"# {manifest.draft.title or manifest.draft.id}: training package",
+        "",
+        f"Fine-tunes **{model.id}**{revision} with the **{config.template}** template "
+        f"(method {config.method}, adapter {adapter}) on {len(manifest.datasets)} dataset(s): "
+        f"{data.train.records:,} training and {held_out:,} validation records, "
+        f"{data.train_tokens:,} training tokens per epoch.",
+        "",
+        f"Built by {manifest.generator.name} {manifest.generator.version} on "
+        f"{manifest.created_at:%Y-%m-%d %H:%M} UTC from draft `{manifest.draft.id}` "
+        f"(version {manifest.draft.version}).",
+        "",
+        "## Train with TRL + PEFT",
+        "",
+        "```sh",
+        "python -m venv .venv && . .venv/bin/activate",
+        f"pip install -r {files.requirements}",
+        f"python {files.train_script}",
+        "```",
+        "",
+        f"`{files.train_script}` reads every setting from `{MANIFEST_NAME}` and "
+        f"`{files.trl_config}`. It decides only what depends on the machine it runs on (bf16, "
+        "fp16 or float32; the optimizer where bitsandbytes is missing) and prints each decision.",
+        "",
+        "- `--max-steps N`: stop after N optimizer steps (a quick test run).",
+        "- `--model PATH_OR_ID`: another copy of the base model, such as a local directory.",
+        "- `--output-dir DIR`: where the adapter (or the full model) and `run_summary.json` go; "
+        "default `output/` here.",
+        "",
+    ]
+    if target.gpu_count > 1:
+        lines += [
+            f"On the planned {target.gpu_count} GPUs, start one process per GPU: "
+            f"`accelerate launch --num_processes {target.gpu_count} {files.train_script}`.",
+            "",
+        ]
+    if config.values.get("load_in_4bit") is True:
+        lines += [
+            "QLoRA: the base model loads in 4-bit through bitsandbytes, which needs an NVIDIA GPU "
+            "with CUDA; on any other machine the script stops and says so.",
+            "",
+        ]
+    lines += [
+        f"Planned hardware: **{target.target}** ({target.hardware}): about "
+        f"{target.peak_memory_gb:.1f} GB peak per GPU, {target.hours:.2f} h, "
+        f"${target.cost_usd:.2f} (budget ${target.budget_usd:.2f}; {target.prices}).",
+        "",
+        "## Train with Axolotl",
+        "",
+    ]
+    if axolotl_reads_data:
+        lines += [
+            "Run from this directory (the data paths are relative to it):",
+            "",
+            "```sh",
+            f"axolotl train {files.axolotl_config}",
+            "```",
+            "",
+        ]
+    else:
+        lines += [
+            f"`{files.axolotl_config}` holds the training settings but no `datasets` entry: "
+            "Axolotl has no loader for conversational prompt-completion records. Add one that "
+            f"fits your Axolotl version before `axolotl train {files.axolotl_config}`.",
+            "",
+        ]
+    rendered = " (message lists: the model's chat template renders them)"
+    lines += [
+        "## Data",
+        "",
+        f"Records are stored as TRL's `{data.shape}` layout"
+        + (rendered if data.conversational else "")
+        + f". Split: {data.split.rule}.",
+        "",
+        "| dataset | format | records | train | validation | sha256 |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {d.ref} | {d.format} | {d.records:,} | {d.train_records:,} | "
+            f"{d.validation_records:,} | `{d.sha256[:16]}…` |"
+            for d in manifest.datasets
+        ),
+        "",
+        "## Files",
+        "",
+        f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, checksums.",
+        f"- `{files.trl_config}`: TRL trainer, its config, PEFT LoraConfig and quantisation.",
+        f"- `{files.axolotl_config}`: the same training as an Axolotl config.",
+        f"- `{files.train_script}`, `{files.requirements}`: the training script and its "
+        "dependencies.",
+        f"- `{data.train.path}`"
+        + (f", `{data.validation.path}`" if data.validation else "")
+        + ": the records, ready for the trainer.",
+    ]
+    if any(f.packaged_as for d in manifest.datasets for f in d.files):
+        lines.append(f"- `{files.source_dir}/`: the validated dataset files, byte for byte.")
+    if manifest.accepted_warnings:
+        lines += ["", "## Warnings accepted when the package was written", ""]
+        lines += [f"- {w.message}" for w in manifest.accepted_warnings]
+    return "\n".join(lines) + "\n"
