@@ -10,15 +10,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.clients.node_tools import install
+from tests.clients.node_tools import ROOT, install
 from tests.support import CONSOLE_SCRIPT, isolated_env
 
 SAMPLE_DATASET = "samples/support_chat.jsonl"
 
 
 class Inspector:
-    def __init__(self, bin_dir: Path, env: dict[str, str]):
-        self.command = [str(bin_dir / "mcp-inspector"), "--cli"]
+    def __init__(self, bin_dir: Path, env: dict[str, str], cwd: Path):
+        # The Inspector starts the server with a bare environment of its own: hand over the
+        # settings that isolate it (drafts database, caches, package root, offline) with -e.
+        passed = [
+            arg
+            for key, value in env.items()
+            if key.startswith(("TRAINING_PACKAGE_MCP", "HF_"))
+            for arg in ("-e", f"{key}={value}")
+        ]
+        self.command = [str(bin_dir / "mcp-inspector"), "--cli", *passed, "--cwd", str(cwd)]
         self.env = env
 
     def run(self, *args: str, strict: bool = False) -> dict:
@@ -44,9 +52,15 @@ class Inspector:
 def main() -> int:
     bin_dir = install()
     with tempfile.TemporaryDirectory() as tmp:
-        env = isolated_env(Path(tmp), HF_HUB_OFFLINE="1", HOME=tmp)
-        inspector = Inspector(bin_dir, env)
+        env = isolated_env(
+            Path(tmp),
+            HF_HUB_OFFLINE="1",
+            HOME=tmp,
+            TRAINING_PACKAGE_MCP__PACKAGE__OUTPUT__ROOT=str(Path(tmp) / "packages"),
+        )
+        inspector = Inspector(bin_dir, env, ROOT)
         listed = inspector.run("--method", "tools/list", strict=True)
+        database = Path(env["TRAINING_PACKAGE_MCP__SERVER__STORAGE__SQLITE__PATH"])
         tools = {tool["name"] for tool in listed["tools"]}
         draft = inspector.call("create_draft", title="inspector")["draft_id"]
         calls = {
@@ -65,11 +79,16 @@ def main() -> int:
             inspector.call(tool, **arguments)
         plan = inspector.call("estimate_deployment", draft_id=draft)
         inspector.call("estimate_deployment", draft_id=draft, select=plan["recommended"])
-        inspector.call("finalize_package", draft_id=draft, output_dir=str(Path(tmp) / "pkg"))
+        # the Inspector CLI cannot answer elicitation: confirm the warnings in the call itself
+        package = inspector.call("finalize_package", draft_id=draft, accept_warnings=True)
+        if not package["written"]:
+            raise SystemExit(f"finalize_package wrote nothing: {package['next_action']}")
         missing = tools - {"create_draft", "finalize_package", *calls}
         if missing:
             raise SystemExit(f"no call prepared for: {', '.join(sorted(missing))}")
         inspector.run("--method", "resources/read", "--uri", f"package://drafts/{draft}")
+        if not database.exists() or not (Path(tmp) / "packages").is_dir():
+            raise SystemExit("the server did not use the isolated drafts database and package root")
         inspector.run(
             "--method",
             "prompts/get",
