@@ -109,3 +109,10 @@ async def announce(ctx: Context, draft: DraftPackage) -> None:
     """Tell subscribers that this draft, and so the list of drafts, changed."""
     await ctx.notify_resource_updated(draft.uri)
     await ctx.notify_resource_updated(DRAFTS_URI)
+
+
+def client_can_elicit(ctx: Context) -> bool:
+    """The client declared form elicitation (a bare `elicitation: {}` means form)."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)

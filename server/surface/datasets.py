@@ -79,10 +79,9 @@ def register(mcp: MCPServer) -> None:
         name="validate_datasets",
         title="Validate datasets",
         description=(
-            "Step 3: check every record of one or more datasets (JSONL, JSON, CSV, Parquet, "
-            "gzip) and report format, errors with line numbers and fixes, warnings, token "
-            "statistics, the train/validation split and a preview. With draft_id: uses its "
-            "model's tokenizer and max_seq_length, and records the result."
+            "Step 3: check every record (JSONL, JSON, CSV, Parquet, gzip): format, errors with "
+            "line numbers and fixes, warnings, token statistics, split, preview. With draft_id: "
+            "uses its model's tokenizer and records the result."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False,

@@ -2,23 +2,26 @@
 
 import inspect
 import json
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import anyio
 from huggingface_hub import is_offline_mode
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from server.drafts import DraftPackage, StepName, StepSection
 from server.drafts.model import StepIssue, StepStatus
 from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.settings import Secrets, Settings
-from server.state import app_state, load_draft, save_step
+from server.state import app_state, client_can_elicit, load_draft, save_step
 from tools.deployment_estimator.catalog import match_gpu, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.estimator import estimate
@@ -43,7 +46,17 @@ R = TypeVar("R")
 log = get_logger(__name__)
 
 
+class BudgetQuestion(BaseModel):
+    """What the user must decide when every option that fits is over budget."""
+
+    question: str
+    cheapest: str
+    cheapest_cost_usd: float
+    how: str = Field(description="How to answer without elicitation.")
+
+
 class EstimateDeploymentResult(DeploymentEstimate):
+    budget_question: BudgetQuestion | None = None
     draft_uri: str | None = None
     next_action: str
 
@@ -92,36 +105,40 @@ class _Hardware:
         return with_live_prices(config, cached[1]), "prices: the Hub's live hardware list"
 
 
+class BudgetChoice(BaseModel):
+    choice: Literal["raise_budget", "take_cheapest", "keep"] = Field(
+        description="raise_budget: budget = the cheapest option's cost, and select it; "
+        "take_cheapest: select it within the budget as it is; keep: change nothing."
+    )
+
+
+@dataclass(frozen=True)
+class _Planned:
+    draft: DraftPackage | None
+    result: DeploymentEstimate
+    previous: dict[str, Any]
+
+
+def _over_budget(result: DeploymentEstimate) -> DeploymentOption | None:
+    """The cheapest option that fits and runs the config, when no option is within budget."""
+    if result.recommended is not None:
+        return None
+    return next((o for o in result.options if o.fits and o.compatible), None)
+
+
 def register(mcp: MCPServer) -> None:
     hardware = _Hardware()
 
-    async def estimate_deployment(
+    async def plan(
         ctx: Context,
-        draft_id: Annotated[
-            str | None, Field(description="Read model, config and tokens; record the plan.")
-        ] = None,
-        model_config: Annotated[
-            dict[str, Any] | None,
-            Field(description="config.json keys (num_hidden_layers, hidden_size, ...; params)."),
-        ] = None,
-        training: Annotated[
-            dict[str, Any] | None, Field(description="Template keys overriding the draft's.")
-        ] = None,
-        train_tokens: Annotated[int | None, Field(gt=0, description="Tokens per epoch.")] = None,
-        targets: Annotated[
-            list[str] | None,
-            Field(description="Hardware ids or GPU names; default: local and every flavor."),
-        ] = None,
-        budget_usd: Annotated[
-            float | None, Field(gt=0, description="Spending limit; default: the draft's.")
-        ] = None,
-        select: Annotated[
-            str | None, Field(description="Target to record as the draft's choice.")
-        ] = None,
-    ) -> EstimateDeploymentResult:
+        draft_id: str | None,
+        model_config: dict[str, Any] | None,
+        training: dict[str, Any] | None,
+        train_tokens: int | None,
+        targets: list[str] | None,
+        budget_usd: float | None,
+    ) -> _Planned:
         state = app_state(ctx)
-        if select and not draft_id:
-            raise UserError("`select` records a choice in a draft: pass draft_id too.")
         draft = await load_draft(ctx, draft_id) if draft_id else None
         templates = state.settings.templates
         work = build_workload(
@@ -145,24 +162,103 @@ def register(mcp: MCPServer) -> None:
             prices=prices,
         )
         result.notes.append(local.note)
+        return _Planned(draft, result, previous)
+
+    async def budget_choice(
+        ctx: Context,
+        draft_id: str | None = None,
+        model_config: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        train_tokens: int | None = None,
+        targets: list[str] | None = None,
+        budget_usd: float | None = None,
+        select: str | None = None,
+    ) -> BudgetChoice | Elicit[BudgetChoice]:
+        """Ask the user, when the client can ask, what to do if every fit is over budget."""
+        if select or not draft_id or not client_can_elicit(ctx):
+            return BudgetChoice(choice="keep")
+        try:
+            planned = await plan(
+                ctx, draft_id, model_config, training, train_tokens, targets, budget_usd
+            )
+        except UserError:
+            return BudgetChoice(choice="keep")  # the tool body reports the problem
+        cheapest = _over_budget(planned.result)
+        if cheapest is None:
+            return BudgetChoice(choice="keep")
+        return Elicit(_budget_question(planned.result, cheapest), BudgetChoice)
+
+    async def estimate_deployment(
+        ctx: Context,
+        decision: Annotated[ElicitationResult[BudgetChoice], Resolve(budget_choice)],
+        draft_id: Annotated[
+            str | None, Field(description="Read model, config and tokens; record the plan.")
+        ] = None,
+        model_config: Annotated[
+            dict[str, Any] | None,
+            Field(description="config.json keys (num_hidden_layers, hidden_size, ...; params)."),
+        ] = None,
+        training: Annotated[
+            dict[str, Any] | None, Field(description="Template keys overriding the draft's.")
+        ] = None,
+        train_tokens: Annotated[int | None, Field(gt=0, description="Tokens per epoch.")] = None,
+        targets: Annotated[
+            list[str] | None,
+            Field(description="Hardware ids or GPU names; default: local and every flavor."),
+        ] = None,
+        budget_usd: Annotated[
+            float | None, Field(gt=0, description="Spending limit; default: the draft's.")
+        ] = None,
+        select: Annotated[
+            str | None, Field(description="Target to record as the draft's choice.")
+        ] = None,
+    ) -> EstimateDeploymentResult:
+        if select and not draft_id:
+            raise UserError("`select` records a choice in a draft: pass draft_id too.")
+        planned = await plan(
+            ctx, draft_id, model_config, training, train_tokens, targets, budget_usd
+        )
+        draft, result, previous = planned.draft, planned.result, planned.previous
+        cheapest = _over_budget(result)
+        answer = decision.data.choice if isinstance(decision, AcceptedElicitation) else "keep"
+        if cheapest is not None and answer == "raise_budget":
+            budget_usd = math.ceil(cheapest.cost_usd)
+            planned = await plan(
+                ctx, draft_id, model_config, training, train_tokens, targets, budget_usd
+            )
+            result = planned.result
+        question = None
+        if cheapest is not None and answer != "keep":
+            select = cheapest.target
+        elif cheapest is not None and not client_can_elicit(ctx):
+            question = BudgetQuestion(
+                question=_budget_question(result, cheapest),
+                cheapest=cheapest.target,
+                cheapest_cost_usd=cheapest.cost_usd,
+                how=f"raise budget_usd to {math.ceil(cheapest.cost_usd)} and select "
+                f"{cheapest.target}, or select {cheapest.target} as it is",
+            )
         if draft is None:
             return EstimateDeploymentResult(
                 **result.model_dump(),
+                budget_question=question,
                 next_action="pass draft_id to record the plan, and select to choose a target",
             )
         wanted = select or (previous.get("selected") or {}).get("target")
         result.selected = _selection(result.options, wanted, explicit=bool(select))
         saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result))
         return EstimateDeploymentResult(
-            **result.model_dump(), draft_uri=saved.uri, next_action=saved.next_action
+            **result.model_dump(),
+            budget_question=question,
+            draft_uri=saved.uri,
+            next_action=saved.next_action,
         )
 
     mcp.tool(
         title="Estimate deployment",
         description=(
-            "Will the run fit, how long, at what cost: local GPU and Hugging Face hardware, "
-            "ranked, with a recommendation and fixes when nothing fits or the budget is short. "
-            "Reads and records the draft; `select` records the chosen target."
+            "Step 4: fit, time and cost on the local GPU and Hugging Face hardware, ranked, "
+            "with a recommendation and fixes. Records the plan; `select` picks the target."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False,
@@ -253,6 +349,15 @@ def _sections(draft: DraftPackage | None) -> DraftSections:
         return DraftSections()
     return DraftSections(
         model=draft.model.payload, config=draft.config.payload, datasets=draft.datasets.payload
+    )
+
+
+def _budget_question(result: DeploymentEstimate, cheapest: DeploymentOption) -> str:
+    return (
+        f"Every option that fits is over the {result.budget_usd:.2f} USD budget. The cheapest "
+        f"is {cheapest.target} ({cheapest.hardware}): {cheapest.cost_usd:.2f} USD, "
+        f"{cheapest.hours:.1f} h. Raise the budget to {math.ceil(cheapest.cost_usd)} USD and "
+        "take it, take it within the budget as it is, or keep looking?"
     )
 
 

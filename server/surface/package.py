@@ -21,7 +21,7 @@ from server.drafts import DraftConflictError, DraftPackage, StepName, StepStatus
 from server.drafts.model import PackageRecord
 from server.errors import tool_errors
 from server.logging import get_logger
-from server.state import announce, app_state, load_draft
+from server.state import announce, app_state, client_can_elicit, load_draft
 from server.surface.datasets import dataset_sources
 from server.surface.templates import facts_from_draft
 from tools.deployment_estimator.results import DeploymentEstimate
@@ -120,13 +120,6 @@ async def _preflight(ctx: Context, draft_id: str) -> _Preflight:
     return _Preflight(draft, inputs, issues)
 
 
-def _can_elicit(ctx: Context) -> bool:
-    """The client declared form elicitation (a bare `elicitation: {}` means form)."""
-    capabilities = ctx.client_capabilities
-    elicitation = capabilities.elicitation if capabilities else None
-    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
-
-
 def _question(draft: DraftPackage, warnings: list[PackageIssue]) -> str:
     listed = "\n".join(f"- {issue.message}" for issue in warnings)
     return (
@@ -148,7 +141,7 @@ async def write_decision(
         return WriteAnyway(write=False)  # the tool body reports the problem
     warnings = preflight.warnings
     errors = len(preflight.issues) > len(warnings)
-    if errors or not warnings or not _can_elicit(ctx):
+    if errors or not warnings or not client_can_elicit(ctx):
         return WriteAnyway(write=not warnings)
     return Elicit(_question(preflight.draft, warnings), WriteAnyway)
 
@@ -191,7 +184,7 @@ def register(mcp: MCPServer) -> None:
         draft, warnings = preflight.draft, preflight.warnings
         approved = isinstance(decision, AcceptedElicitation) and decision.data.write
         if warnings and not approved:
-            asked = _can_elicit(ctx) and not accept_warnings
+            asked = client_can_elicit(ctx) and not accept_warnings
             return FinalizeResult(
                 written=False,
                 warnings=warnings,

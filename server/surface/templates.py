@@ -38,10 +38,9 @@ def register(mcp: MCPServer) -> None:
         name="apply_template",
         title="Apply a training template",
         description=(
-            "Step 2: a template (package://templates) plus overrides -> a checked training "
-            "config with provenance, errors and warnings with fixes, and derived figures. "
-            "With draft_id: checked against the draft's model, data and GPU, and recorded; "
-            "calling again updates it."
+            "Step 2: a template plus overrides -> a checked config with provenance, errors and "
+            "warnings with fixes, derived figures. With draft_id: checked against its model, "
+            "data and GPU, and recorded."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False,
