@@ -19,6 +19,37 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
+# GET /api/jobs/hardware, in the Hub's shape (huggingface_hub JobHardwareInfo): a CPU flavor and
+# a100-large at 0.035 USD a minute (2.10 an hour, below the YAML's 2.50, so a test can tell).
+JOBS_HARDWARE: list[dict[str, Any]] = [
+    {
+        "name": "cpu-basic",
+        "prettyName": "CPU Basic",
+        "cpu": "2 vCPU",
+        "ram": "16 GB",
+        "accelerator": None,
+        "unitCostMicroUSD": 167,
+        "unitCostUSD": 0.000167,
+        "unitLabel": "minute",
+    },
+    {
+        "name": "a100-large",
+        "prettyName": "Nvidia A100 - large",
+        "cpu": "12 vCPU",
+        "ram": "142 GB",
+        "accelerator": {
+            "type": "gpu",
+            "model": "A100",
+            "quantity": "1",
+            "vram": "80 GB",
+            "manufacturer": "Nvidia",
+        },
+        "unitCostMicroUSD": 35000,
+        "unitCostUSD": 0.035,
+        "unitLabel": "minute",
+    },
+]
+
 
 @dataclass
 class Repo:
@@ -70,6 +101,7 @@ class FakeHub:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.tokens: set[str] = set()
+        self.jobs_hardware: list[dict[str, Any]] = list(JOBS_HARDWARE)
         self._lock = threading.Lock()
 
     # --- configuration ------------------------------------------------------------------
@@ -153,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         if path == "/api/models":
             self._json(self.hub.search(query), head=head)
+        elif path == "/api/jobs/hardware":
+            self._json(self.hub.jobs_hardware, head=head)
         elif path.startswith("/api/models/"):
             self._repo_info(self.hub.models, path.removeprefix("/api/models/"), head)
         elif path.startswith("/api/datasets/"):

@@ -228,3 +228,30 @@ def bearer_client(url: str, token: str | None) -> Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     http = httpx2.AsyncClient(headers=headers, timeout=30)
     return Client(streamable_http_client(f"{url}/mcp", http_client=http))
+
+
+def llama_1b_model_step(**architecture: object) -> dict[str, object]:
+    """A model-step payload as select_model records it, for Llama-3.2-1B (catalog figures)."""
+    return {
+        "model_id": "meta-llama/Llama-3.2-1B-Instruct",
+        "revision": "main",
+        "params": 1_235_814_400,
+        "params_b": 1.24,
+        "architecture": {
+            "model_type": "llama",
+            "num_hidden_layers": 16,
+            "hidden_size": 2048,
+            "intermediate_size": 8192,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "head_dim": 64,
+            "vocab_size": 128256,
+            "context_length": 131072,
+            "tie_word_embeddings": True,
+            **architecture,
+        },
+        "license": "llama3.2",
+        "gated": True,
+        "pipeline_tag": "text-generation",
+        "size_gb": 2.47,
+    }

@@ -1,15 +1,12 @@
 """The deployment estimator as a service: memory, time, cost, targets, ranking, budget, inputs."""
 
-import json
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 
 from server.settings import Settings
+from tests.fake_hub import FakeHub
 from tools.deployment_estimator.catalog import Target, match_gpu, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.cost import cloud_cost, local_cost
@@ -564,67 +561,11 @@ def test_unknown_target_modules_are_a_user_error(settings: Settings) -> None:
 # --- live prices -------------------------------------------------------------------------
 
 
-class _HardwareHandler(BaseHTTPRequestHandler):
-    """Answers GET /api/jobs/hardware as the Hub does (huggingface_hub JobHardwareInfo shape)."""
-
-    body = json.dumps(
-        [
-            {
-                "name": "cpu-basic",
-                "prettyName": "CPU Basic",
-                "cpu": "2 vCPU",
-                "ram": "16 GB",
-                "accelerator": None,
-                "unitCostMicroUSD": 167,
-                "unitCostUSD": 0.000167,
-                "unitLabel": "minute",
-            },
-            {
-                "name": "a100-large",
-                "prettyName": "Nvidia A100 - large",
-                "cpu": "12 vCPU",
-                "ram": "142 GB",
-                "accelerator": {
-                    "type": "gpu",
-                    "model": "A100",
-                    "quantity": "1",
-                    "vram": "80 GB",
-                    "manufacturer": "Nvidia",
-                },
-                "unitCostMicroUSD": 35000,
-                "unitCostUSD": 0.035,
-                "unitLabel": "minute",
-            },
-        ]
-    ).encode()
-
-    def do_GET(self) -> None:
-        ok = self.path.startswith("/api/jobs/hardware")
-        self.send_response(200 if ok else 404)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(self.body if ok else b"{}")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def hardware_api() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _HardwareHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_live_prices_replace_the_yaml_ones_they_cover(
-    settings: Settings, hardware_api: str
+    settings: Settings, fake_hub: tuple[FakeHub, str]
 ) -> None:
-    live = fetch_live_prices(hardware_api, token=None)
+    _, url = fake_hub
+    live = fetch_live_prices(url, token=None)
     assert [(p.flavor, p.usd_per_hour) for p in live] == [("a100-large", 2.1)]
     config = with_live_prices(settings.deployment, live)
     assert config.flavors["a100-large"].usd_per_hour == 2.1

@@ -1,9 +1,6 @@
 """estimate_deployment and package://hardware through an in-process MCP client."""
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,8 @@ from mcp.types import TextResourceContents
 from server.drafts import StepName, StepSection, StepStatus
 from server.settings import Secrets, Settings, load_settings
 from server.state import local_user, open_store
-from tests.support import CLOSED_PORT_URL, connect, isolated_env
+from tests.fake_hub import FakeHub
+from tests.support import CLOSED_PORT_URL, connect, isolated_env, llama_1b_model_step
 
 DEPLOYMENT = "TRAINING_PACKAGE_MCP__DEPLOYMENT__"
 HUB_ENDPOINT = "TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"
@@ -28,28 +26,7 @@ LLAMA_8B_CONFIG = {
     "vocab_size": 128256,
     "tie_word_embeddings": False,
 }
-LLAMA_1B_MODEL_STEP = {
-    "model_id": "meta-llama/Llama-3.2-1B-Instruct",
-    "revision": "main",
-    "params": 1_235_814_400,
-    "params_b": 1.24,
-    "architecture": {
-        "model_type": "llama",
-        "num_hidden_layers": 16,
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "vocab_size": 128256,
-        "context_length": 131072,
-        "tie_word_embeddings": True,
-    },
-    "license": "llama3.2",
-    "gated": True,
-    "pipeline_tag": "text-generation",
-    "size_gb": 2.47,
-}
+LLAMA_1B_MODEL_STEP = llama_1b_model_step()
 DATASETS_STEP = {"datasets": [], "split": {}, "train_tokens": 2_000_000, "token_stats": {}}
 
 
@@ -284,48 +261,6 @@ async def test_hardware_resource_lists_gpus_flavors_and_prices(quiet: Settings) 
     assert catalog["prices"].startswith("prices: configs/deployment.yaml")
 
 
-class _HardwareApi(BaseHTTPRequestHandler):
-    """GET /api/jobs/hardware with the Hub's JSON shape: a100-large at $2.10/h."""
-
-    def do_GET(self) -> None:
-        body = [
-            {
-                "name": "a100-large",
-                "prettyName": "Nvidia A100 - large",
-                "cpu": "12 vCPU",
-                "ram": "142 GB",
-                "accelerator": {
-                    "type": "gpu",
-                    "model": "A100",
-                    "quantity": "1",
-                    "vram": "80 GB",
-                    "manufacturer": "Nvidia",
-                },
-                "unitCostMicroUSD": 35000,
-                "unitCostUSD": 0.035,
-                "unitLabel": "minute",
-            }
-        ]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(json.dumps(body).encode())
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def hub_url() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _HardwareApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def online(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live prices are skipped under HF_HUB_OFFLINE; these tests use a local server."""
@@ -333,7 +268,10 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("online")
-async def test_live_prices_come_from_the_hub_when_enabled(tmp_path: Path, hub_url: str) -> None:
+async def test_live_prices_come_from_the_hub_when_enabled(
+    tmp_path: Path, fake_hub: tuple[FakeHub, str]
+) -> None:
+    _, hub_url = fake_hub
     settings = deployment_settings(
         tmp_path,
         **{f"{DEPLOYMENT}LIVE_PRICES__ENABLED": "true", HUB_ENDPOINT: hub_url},

@@ -13,30 +13,10 @@ from server.drafts.model import utc_now
 from server.settings import Secrets, Settings
 from server.state import local_user, open_store
 from server.surface.templates import facts_from_draft
-from tests.support import connect
+from tests.support import connect, llama_1b_model_step
 
-LLAMA_1B_MODEL_STEP = {
-    "model_id": "meta-llama/Llama-3.2-1B",
-    "revision": "main",
-    "params": 1_235_814_400,
-    "params_b": 1.24,
-    "architecture": {
-        "model_type": "llama",
-        "num_hidden_layers": 16,
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "vocab_size": 128256,
-        "context_length": 1024,  # shortened so the lora template's 2048 exceeds it
-        "tie_word_embeddings": True,
-    },
-    "license": "llama3.2",
-    "gated": True,
-    "pipeline_tag": "text-generation",
-    "size_gb": 2.47,
-}
+# context shortened so the lora template's 2048 exceeds it
+LLAMA_1B_MODEL_STEP = llama_1b_model_step(context_length=1024)
 PREFERENCE_DATA_STEP = {
     "datasets": [
         {

@@ -156,17 +156,31 @@ class BandRule(_Rule):
         return Outcome([self._issue(side.message, side.fix, given, value=value, limit=side.limit)])
 
 
-class DatasetFormatRule(_Rule):
-    """The datasets step 3 validated must all be in one of `allowed` formats."""
+class _CrossStepRule(_Rule):
+    """A rule about another step's result: until that step has run, it says it is pending."""
 
-    kind: Literal["dataset_format"]
-    allowed: Annotated[list[str], Field(min_length=1)]
     message: str
     fix: str
     pending: str
 
     def messages(self) -> list[str]:
         return [self.message, self.fix, self.pending]
+
+
+class _CrossStepKeyRule(_CrossStepRule):
+    """A cross-step rule about one configuration key."""
+
+    key: str
+
+    def keys(self) -> list[str]:
+        return [self.key]
+
+
+class DatasetFormatRule(_CrossStepRule):
+    """The datasets step 3 validated must all be in one of `allowed` formats."""
+
+    kind: Literal["dataset_format"]
+    allowed: Annotated[list[str], Field(min_length=1)]
 
     def placeholders(self) -> set[str]:
         return {"found", "allowed"}
@@ -182,20 +196,10 @@ class DatasetFormatRule(_Rule):
         return Outcome([self._issue(self.message, self.fix, given, **extra)])
 
 
-class ContextLengthRule(_Rule):
+class ContextLengthRule(_CrossStepKeyRule):
     """`key` (a token count) must not exceed the selected model's context length."""
 
     kind: Literal["context_length"]
-    key: str
-    message: str
-    fix: str
-    pending: str
-
-    def keys(self) -> list[str]:
-        return [self.key]
-
-    def messages(self) -> list[str]:
-        return [self.message, self.fix, self.pending]
 
     def placeholders(self) -> set[str]:
         return {"value", "context_length", "model"}
@@ -211,20 +215,10 @@ class ContextLengthRule(_Rule):
         return Outcome([self._issue(self.message, self.fix, given, **extra)])
 
 
-class GpuBf16Rule(_Rule):
+class GpuBf16Rule(_CrossStepKeyRule):
     """`key` (a bf16 switch) set on a deployment target whose GPU has no bf16."""
 
     kind: Literal["gpu_bf16"]
-    key: str
-    message: str
-    fix: str
-    pending: str
-
-    def keys(self) -> list[str]:
-        return [self.key]
-
-    def messages(self) -> list[str]:
-        return [self.message, self.fix, self.pending]
 
     def placeholders(self) -> set[str]:
         return {"target", "gpu"}
