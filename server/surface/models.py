@@ -56,7 +56,10 @@ def register(mcp: MCPServer) -> None:
             max_params_b=max_params_b,
             limit=limit,
         )
-        return await anyio.to_thread.run_sync(app_state(ctx).models.search, request)
+        models = app_state(ctx).models
+        if (answer := models.answer_at_once(request)) is not None:
+            return answer  # curated or freshly cached: no thread hop
+        return await anyio.to_thread.run_sync(models.search, request)
 
     @mcp.resource(
         "package://models/{+model_id}",

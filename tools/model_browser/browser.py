@@ -9,6 +9,7 @@ import contextlib
 import difflib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,7 +27,7 @@ from pydantic import BaseModel, Field
 from tools.errors import UserError
 from tools.model_browser.architecture import architecture_from_config, count_parameters
 from tools.model_browser.cache import SearchCache
-from tools.model_browser.config import Architecture, ModelsConfig, PopularModel
+from tools.model_browser.config import Architecture, ModelsConfig, PopularModel, SearchConfig
 from tools.model_browser.hub import HubClient
 from tools.model_browser.results import ModelDetails, ModelSummary, SearchResult
 from tools.model_browser.retry import HubUnavailable, time_budget
@@ -75,49 +76,51 @@ class ModelBrowser:
 
     # --- search ---------------------------------------------------------------------------
 
-    def search(self, request: SearchRequest) -> SearchResult:
-        with time_budget(self.config.hub.retries.total_timeout_s):
-            return self._search(request)
+    def answer_at_once(self, request: SearchRequest) -> SearchResult | None:
+        """The answer when it needs no I/O (curated list, fresh cache), else None.
 
-    def _search(self, request: SearchRequest) -> SearchResult:
-        limits = self.config.search
-        notices: list[str] = []
-        limit = request.limit or limits.default_limit
-        if limit > limits.max_limit:
-            notices.append(f"Showing at most {limits.max_limit} models (the configured cap).")
-            limit = limits.max_limit
-        tasks = self._tasks(request.task)
-        floors = (
-            max(limits.min_downloads, request.min_downloads or 0),
-            max(limits.min_likes, request.min_likes or 0),
+        Cheap and non-blocking, so the MCP layer tries it on the event loop before sending a
+        search to a worker thread.
+        """
+        return self._at_hand(
+            _Query.of(request, self.config.search, self._tasks(request.task)), request
         )
-        query = " ".join(request.query.split())
-        if not query and not request.author and not request.library:
+
+    def _at_hand(self, query: "_Query", request: SearchRequest) -> SearchResult | None:
+        if query.curated:
             models = [self._popular_summary(m) for m in self.config.popular]
-            picked = self._narrow(models, tasks, request.max_params_b, (0, 0), limit)
-            return SearchResult(models=picked, source="popular", stale=False, notice=_join(notices))
+            picked = self._narrow(models, query.tasks, request.max_params_b, (0, 0), query.limit)
+            return SearchResult(models=picked, source="popular", stale=False, notice=query.notice)
+        if hit := self._cache.fresh(query.key):
+            return SearchResult(models=hit.models, source="cache", stale=False, notice=query.notice)
+        return None
 
-        key = _cache_key(request, query, limit)
-        if hit := self._cache.fresh(key):
-            return SearchResult(
-                models=hit.models, source="cache", stale=False, notice=_join(notices)
-            )
-        try:
-            infos = self._hub.search(
-                search=query or None,
-                author=request.author,
-                pipeline_tag=request.task,
-                filter=request.library,
-                sort=request.sort,
-                limit=limits.fetch_limit,
-            )
-        except HubUnavailable as exc:
-            return self._fallback(key, query, request, tasks, limit, exc, notices)
+    def search(self, request: SearchRequest) -> SearchResult:
+        """Blocking: the Hub when no answer is at hand, degrading as the module says."""
+        query = _Query.of(request, self.config.search, self._tasks(request.task))
+        if (answer := self._at_hand(query, request)) is not None:
+            return answer
+        with time_budget(self.config.hub.retries.total_timeout_s):
+            try:
+                infos = self._hub.search(
+                    search=query.text or None,
+                    author=request.author,
+                    pipeline_tag=request.task,
+                    filter=request.library,
+                    sort=request.sort,
+                    limit=self.config.search.fetch_limit,
+                )
+            except HubUnavailable as exc:
+                return self._fallback(query, request, exc)
         models = self._narrow(
-            [self._summary(i) for i in infos], tasks, request.max_params_b, floors, limit
+            [self._summary(i) for i in infos],
+            query.tasks,
+            request.max_params_b,
+            query.floors,
+            query.limit,
         )
-        self._cache.put(key, models)
-        return SearchResult(models=models, source="hub", stale=False, notice=_join(notices))
+        self._cache.put(query.key, models)
+        return SearchResult(models=models, source="hub", stale=False, notice=query.notice)
 
     def _tasks(self, task: str | None) -> set[str]:
         allowed = self.config.search.allowed_tasks
@@ -149,22 +152,15 @@ class ModelBrowser:
         return kept[:limit]
 
     def _fallback(
-        self,
-        key: str,
-        query: str,
-        request: SearchRequest,
-        tasks: set[str],
-        limit: int,
-        error: HubUnavailable,
-        notices: list[str],
+        self, query: "_Query", request: SearchRequest, error: HubUnavailable
     ) -> SearchResult:
-        if cached := self._cache.any(key):
+        notices = list(query.notices)
+        if cached := self._cache.any(query.key):
             entry, age_s, stale = cached
-            minutes = age_s / 60
             notices.insert(
                 0,
                 f"The Hub is unreachable ({error.reason}); these results are from "
-                f"{minutes:.0f} minutes ago.",
+                f"{age_s / 60:.0f} minutes ago.",
             )
             return SearchResult(
                 models=entry.models, source="cache", stale=stale, notice=_join(notices)
@@ -172,14 +168,14 @@ class ModelBrowser:
         candidates = [self._popular_summary(m) for m in self.config.popular]
         known = {m.id.lower() for m in candidates}
         candidates += [m for m in self._local_models() if m.id.lower() not in known]
-        words = query.lower().split()
+        words = query.text.lower().split()
         matching = [
             m
             for m in candidates
             if all(w in m.id.lower() for w in words)
             and (not request.author or m.id.split("/")[0].lower() == request.author.lower())
         ]
-        picked = self._narrow(matching, tasks, request.max_params_b, (0, 0), limit)
+        picked = self._narrow(matching, query.tasks, request.max_params_b, (0, 0), query.limit)
         notices.insert(
             0,
             f"The Hub is unreachable ({error.reason}); showing {len(picked)} matching models "
@@ -420,6 +416,44 @@ class ModelBrowser:
                 )
                 break
         return found
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A search request with the configured caps and floors applied."""
+
+    text: str
+    limit: int
+    tasks: set[str]
+    floors: tuple[int, int]
+    notices: tuple[str, ...]
+    curated: bool
+    key: str
+
+    @classmethod
+    def of(cls, request: SearchRequest, limits: SearchConfig, tasks: set[str]) -> "_Query":
+        notices = []
+        limit = request.limit or limits.default_limit
+        if limit > limits.max_limit:
+            notices.append(f"Showing at most {limits.max_limit} models (the configured cap).")
+            limit = limits.max_limit
+        text = " ".join(request.query.split())
+        return cls(
+            text=text,
+            limit=limit,
+            tasks=tasks,
+            floors=(
+                max(limits.min_downloads, request.min_downloads or 0),
+                max(limits.min_likes, request.min_likes or 0),
+            ),
+            notices=tuple(notices),
+            curated=not text and not request.author and not request.library,
+            key=_cache_key(request, text, limit),
+        )
+
+    @property
+    def notice(self) -> str | None:
+        return _join(list(self.notices))
 
 
 def _cache_key(request: SearchRequest, query: str, limit: int) -> str:
