@@ -11,6 +11,7 @@ count_parameters so the two never disagree.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from tools.model_browser.architecture import count_parameters
 from tools.model_browser.config import Architecture
@@ -22,6 +23,8 @@ UNGATED_MLP_MODULES = ("up_proj", "down_proj")
 
 @dataclass(frozen=True)
 class ModelShape:
+    """Derived sizes are computed once per shape (cached): an estimate asks for them per target."""
+
     arch: Architecture
     params: int  # the checkpoint's total (safetensors) where known, else counted from the shape
 
@@ -41,11 +44,11 @@ class ModelShape:
     def vocab(self) -> int:
         return self.arch.vocab_size
 
-    @property
+    @cached_property
     def q_dim(self) -> int:
         return self.arch.num_attention_heads * self.arch.resolved_head_dim
 
-    @property
+    @cached_property
     def kv_dim(self) -> int:
         return self.arch.num_key_value_heads * self.arch.resolved_head_dim
 
@@ -53,16 +56,16 @@ class ModelShape:
     def experts(self) -> int:
         return self.arch.num_experts or 1
 
-    @property
+    @cached_property
     def embedding_params(self) -> int:
         """Input embedding plus the output head (one matrix when they are tied)."""
         return self.vocab * self.hidden * (1 if self.arch.tie_word_embeddings else 2)
 
-    @property
+    @cached_property
     def mlp_modules(self) -> tuple[str, ...]:
         return GATED_MLP_MODULES if self._mlp_matrices == 3 else UNGATED_MLP_MODULES
 
-    @property
+    @cached_property
     def _mlp_matrices(self) -> int:
         h, layers = self.hidden, self.layers
         counted = count_parameters(self.arch)
@@ -74,6 +77,10 @@ class ModelShape:
 
     def module_features(self, module: str) -> tuple[int, int]:
         """(in_features, out_features) of one projection in a decoder layer."""
+        return self._features[module]
+
+    @cached_property
+    def _features(self) -> dict[str, tuple[int, int]]:
         h, i = self.hidden, self.intermediate
         return {
             "q_proj": (h, self.q_dim),
@@ -83,9 +90,9 @@ class ModelShape:
             "gate_proj": (h, i),
             "up_proj": (h, i),
             "down_proj": (i, h),
-        }[module]
+        }
 
-    @property
+    @cached_property
     def linear_modules(self) -> tuple[str, ...]:
         return ATTENTION_MODULES + self.mlp_modules
 
@@ -98,12 +105,12 @@ class ModelShape:
         fan_in, fan_out = self.module_features(module)
         return fan_in * fan_out * self.module_copies(module)
 
-    @property
+    @cached_property
     def block_linear_params(self) -> int:
         """Weights of every projection in every decoder layer: what 4-bit loading quantises."""
         return self.layers * sum(self.module_params(m) for m in self.linear_modules)
 
-    @property
+    @cached_property
     def active_block_linear_params(self) -> int:
         """Projection weights one token passes through (one expert's MLP for an MoE)."""
         per_expert = sum(self.module_params(m) // self.experts for m in self.mlp_modules)
