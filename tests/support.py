@@ -16,8 +16,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from server.app import build_server
+from server.drafts import StepName, StepSection, StepStatus
 from server.drafts.postgres import PostgresDraftStore
 from server.settings import Secrets, Settings
+from server.state import local_user, open_store
 from tests.fake_hub import FakeHub
 
 SQLITE_PATH_ENV = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__SQLITE__PATH"
@@ -255,3 +257,22 @@ def llama_1b_model_step(**architecture: object) -> dict[str, object]:
         "pipeline_tag": "text-generation",
         "size_gb": 2.47,
     }
+
+
+async def record_steps(
+    settings: Settings, draft_id: str, **steps: StepSection | dict[str, object]
+) -> None:
+    """Record other steps' results in a draft, as their tools would; a dict is a valid payload."""
+    store = await open_store(settings, Secrets())
+    try:
+        draft = await store.get(draft_id, local_user())
+        for step, given in steps.items():
+            section = (
+                given
+                if isinstance(given, StepSection)
+                else StepSection(status=StepStatus.VALID, payload=given)
+            )
+            draft = draft.with_section(StepName(step), section)
+        await store.update(draft)
+    finally:
+        await store.close()

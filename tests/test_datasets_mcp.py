@@ -12,12 +12,9 @@ from mcp import Client
 from mcp.types import ListRootsResult, Root
 
 from server.app import build_server
-from server.drafts import StepName, StepSection, StepStatus
-from server.drafts.sqlite import SqliteDraftStore
 from server.settings import Secrets, Settings, load_settings
-from server.state import local_user
 from tests.fake_hub import serve_fake_hub
-from tests.support import connect, hub_env, isolated_env
+from tests.support import connect, hub_env, isolated_env, record_steps
 from tests.test_datasets_tokens import add_tiny_model
 
 DATA = Path(__file__).parent / "data" / "datasets"
@@ -49,20 +46,6 @@ async def error_of(client: Client, tool: str, arguments: dict[str, Any]) -> str:
 async def read_draft(client: Client, draft_id: str) -> dict[str, Any]:
     (content,) = (await client.read_resource(f"package://drafts/{draft_id}")).contents
     return json.loads(content.text)  # type: ignore[union-attr]
-
-
-async def set_steps(settings: Settings, draft_id: str, **payloads: dict[str, Any]) -> None:
-    """Record earlier steps' results in the draft, as select_model and apply_template would."""
-    sqlite = settings.server.storage.sqlite
-    store = SqliteDraftStore(sqlite.resolved_path(), busy_timeout_s=5, max_drafts_per_owner=100)
-    try:
-        draft = await store.get(draft_id, local_user())
-        for step, payload in payloads.items():
-            section = StepSection(status=StepStatus.VALID, payload=payload)
-            draft = draft.with_section(StepName(step), section)
-        await store.update(draft)
-    finally:
-        await store.close()
 
 
 async def test_the_tools_are_listed_with_compact_schemas(tmp_path: Path) -> None:
@@ -126,7 +109,7 @@ async def test_the_drafts_model_and_config_shape_the_check(tmp_path: Path) -> No
         settings = load_settings(env=hub_env(tmp_path, url, **only_data_root(tmp_path)))
         async with connect(settings) as client:
             draft_id = (await call(client, "create_draft", {}))["draft_id"]
-            await set_steps(
+            await record_steps(
                 settings,
                 draft_id,
                 model={"model_id": "acme/tiny-chat", "revision": None},

@@ -8,11 +8,9 @@ import pytest
 from mcp import Client
 from mcp.types import TextResourceContents
 
-from server.drafts import StepName, StepSection, StepStatus
-from server.settings import Secrets, Settings, load_settings
-from server.state import local_user, open_store
+from server.settings import Settings, load_settings
 from tests.fake_hub import FakeHub
-from tests.support import CLOSED_PORT_URL, connect, isolated_env, llama_1b_model_step
+from tests.support import CLOSED_PORT_URL, connect, isolated_env, llama_1b_model_step, record_steps
 
 DEPLOYMENT = "TRAINING_PACKAGE_MCP__DEPLOYMENT__"
 HUB_ENDPOINT = "TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"
@@ -59,19 +57,6 @@ async def read_json(client: Client, uri: str) -> Any:
     (content,) = (await client.read_resource(uri)).contents
     assert isinstance(content, TextResourceContents)
     return json.loads(content.text)
-
-
-async def seed(settings: Settings, draft_id: str, **payloads: dict[str, Any]) -> None:
-    """Record earlier steps' results in a draft, as their tools would."""
-    store = await open_store(settings, Secrets())
-    try:
-        draft = await store.get(draft_id, local_user())
-        for step, payload in payloads.items():
-            section = StepSection(status=StepStatus.VALID, payload=payload)
-            draft = draft.with_section(StepName(step), section)
-        await store.update(draft)
-    finally:
-        await store.close()
 
 
 async def new_draft(client: Client) -> str:
@@ -155,7 +140,7 @@ async def test_a_draft_without_earlier_steps_says_which_to_run(quiet: Settings) 
         message = await tool_error(client, draft_id=draft_id)
         assert "select_model" in message and "apply_template" in message
         assert "validate_datasets" in message
-        await seed(quiet, draft_id, model=LLAMA_1B_MODEL_STEP)
+        await record_steps(quiet, draft_id, model=LLAMA_1B_MODEL_STEP)
         message = await tool_error(client, draft_id=draft_id)
         assert "select_model" not in message and "apply_template" in message
 
@@ -167,7 +152,7 @@ async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings
             "apply_template", {"template": "lora", "draft_id": draft_id}
         )
         assert not applied.is_error, applied.content
-        await seed(quiet, draft_id, model=LLAMA_1B_MODEL_STEP, datasets=DATASETS_STEP)
+        await record_steps(quiet, draft_id, model=LLAMA_1B_MODEL_STEP, datasets=DATASETS_STEP)
 
         out = await estimate(client, draft_id=draft_id, budget_usd=20)
         assert out["inputs"]["model"] == LLAMA_1B_MODEL_STEP["model_id"]
@@ -198,7 +183,7 @@ async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings
 async def test_explicit_arguments_override_the_draft(quiet: Settings) -> None:
     async with connect(quiet) as client:
         draft_id = await new_draft(client)
-        await seed(
+        await record_steps(
             quiet,
             draft_id,
             model=LLAMA_1B_MODEL_STEP,

@@ -10,10 +10,9 @@ from mcp.types import TextResourceContents
 
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
 from server.drafts.model import utc_now
-from server.settings import Secrets, Settings
-from server.state import local_user, open_store
+from server.settings import Settings
 from server.surface.templates import facts_from_draft
-from tests.support import connect, llama_1b_model_step
+from tests.support import connect, llama_1b_model_step, record_steps
 
 # context shortened so the lora template's 2048 exceeds it
 LLAMA_1B_MODEL_STEP = llama_1b_model_step(context_length=1024)
@@ -56,18 +55,6 @@ async def read_json(client: Client, uri: str) -> Any:
     (content,) = (await client.read_resource(uri)).contents
     assert isinstance(content, TextResourceContents)
     return json.loads(content.text)
-
-
-async def seed(settings: Settings, draft_id: str, **sections: StepSection) -> None:
-    """Record other steps' results, as their tools would."""
-    store = await open_store(settings, Secrets())
-    try:
-        draft = await store.get(draft_id, local_user())
-        for step, section in sections.items():
-            draft = draft.with_section(StepName(step), section)
-        await store.update(draft)
-    finally:
-        await store.close()
 
 
 def valid(payload: dict[str, Any]) -> StepSection:
@@ -188,7 +175,7 @@ async def test_the_other_steps_results_are_checked(settings: Settings) -> None:
         quiet = await call(client, template="lora", draft_id=draft_id)
         assert quiet["valid"] and len(quiet["pending"]) == 3
 
-        await seed(
+        await record_steps(
             settings,
             draft_id,
             model=valid(LLAMA_1B_MODEL_STEP),
