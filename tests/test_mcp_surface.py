@@ -1,11 +1,12 @@
 """The conversation surface as an assistant meets it: compact tools, completions, lookups."""
 
 import json
+from pathlib import Path
 
 from mcp.types import ResourceTemplateReference
 
-from server.settings import Settings
-from tests.support import connect
+from server.settings import Settings, load_settings
+from tests.support import connect, isolated_env
 
 TOOLS_LIST_BUDGET_BYTES = 14 * 1024  # issue 7: the whole tools/list answer under 14 KB
 
@@ -32,8 +33,10 @@ async def complete(client, uri: str, argument: str, value: str) -> list[str]:
     return result.completion.values
 
 
-async def test_completions(settings: Settings) -> None:
-    async with connect(settings) as client:
+async def test_completions(tmp_path: Path) -> None:
+    # datasets.roots is the test's own directory, so the bundled sample is the one dataset
+    env = isolated_env(tmp_path, TRAINING_PACKAGE_MCP__DATASETS__ROOTS=f"[{tmp_path}]")
+    async with connect(load_settings(env=env)) as client:
         draft_id = (await client.call_tool("create_draft", {})).structured_content["draft_id"]
         assert await complete(client, "package://drafts/{draft_id}", "draft_id", "") == [draft_id]
         assert await complete(client, "package://drafts/{draft_id}", "draft_id", "zz") == []
@@ -43,10 +46,13 @@ async def test_completions(settings: Settings) -> None:
         assert "Qwen/Qwen2.5-0.5B-Instruct" in models
         hardware = await complete(client, "package://hardware/{hardware_id}", "hardware_id", "a1")
         assert "a100-large" in hardware and "A100-80GB" in hardware
+        paths = await complete(client, "package://datasets/{+path}", "path", "support")
+        assert paths == ["support_chat.jsonl"]  # the bundled sample
 
 
-async def test_offline_lookups_for_a_model_and_a_hardware_id(settings: Settings) -> None:
-    async with connect(settings) as client:
+async def test_offline_lookups_for_a_model_a_hardware_id_and_a_file(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path, TRAINING_PACKAGE_MCP__DATASETS__ROOTS=f"[{tmp_path}]")
+    async with connect(load_settings(env=env)) as client:
         (model,) = (
             await client.read_resource("package://models/Qwen/Qwen2.5-0.5B-Instruct")
         ).contents
@@ -55,3 +61,5 @@ async def test_offline_lookups_for_a_model_and_a_hardware_id(settings: Settings)
         assert json.loads(flavor.text)["usd_per_hour"] > 0
         (gpu,) = (await client.read_resource("package://hardware/RTX 4090")).contents
         assert json.loads(gpu.text)["gpu"] == "RTX-4090"
+        (sample,) = (await client.read_resource("package://datasets/support_chat.jsonl")).contents
+        assert json.loads(sample.text)["format"] == "chat"

@@ -5,12 +5,16 @@ client completing `draft_id` anywhere gets the caller's drafts.
 """
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
+import anyio.to_thread
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CompleteRequestParams, CompleteResult, Completion
+from mcp.types import CompleteRequestParams, CompleteResult, Completion, ListRootsResult
 
 from server.state import AppState, caller_from
+from server.surface.datasets import dataset_sources
+from tools.dataset_validator.listing import list_datasets
 
 MAX_VALUES = 100  # the protocol's cap on values in one completion answer
 
@@ -36,12 +40,29 @@ async def _hardware_ids(state: AppState, _: str, prefix: str) -> list[str]:
     return [name for name in names if name.lower().startswith(prefix.lower())]
 
 
+async def _dataset_paths(state: AppState, _: str, prefix: str) -> list[str]:
+    """Local dataset files in the configured roots and the bundled samples (no MCP roots: a
+    completion request carries no way to ask the client for them)."""
+    listing = await anyio.to_thread.run_sync(
+        partial(
+            list_datasets,
+            state.settings.datasets,
+            dataset_sources(state, ListRootsResult(roots=[])),
+            None,
+            "local",
+        )
+    )
+    wanted = prefix.lower()
+    return [entry.ref for entry in listing.datasets if wanted in entry.ref.lower()]
+
+
 COMPLETERS: dict[str, Completer] = {
     "draft_id": _draft_ids,
     "template": _templates,
     "model_id": _model_ids,
     "hardware_id": _hardware_ids,
     "target": _hardware_ids,
+    "path": _dataset_paths,
 }
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from server.drafts import DraftConflictError, DraftPackage, StepName, StepSection, StepStatus
 from server.drafts.model import StepIssue
-from server.errors import tool_errors
+from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.paths import shipped_dir
 from server.settings import Settings
@@ -33,6 +33,7 @@ from tools.dataset_validator.scan import ScanHooks
 from tools.dataset_validator.sources import Sources
 from tools.dataset_validator.supabase_catalog import SupabaseAccess
 from tools.dataset_validator.validator import ValidationRequest, validate_datasets
+from tools.errors import NotFoundError
 
 SAMPLES_DIR = "samples"
 MAX_SEQ_KEY = "max_seq_length"
@@ -169,6 +170,24 @@ def register(mcp: MCPServer) -> None:
         return await anyio.to_thread.run_sync(
             partial(list_datasets, state.settings.datasets, sources, query, source)
         )
+
+    @mcp.resource(
+        "package://datasets/{+path}",
+        title="A local dataset file",
+        description="Size and sniffed format of one file in the allowed directories.",
+        mime_type="application/json",
+    )
+    @resource_errors
+    async def dataset_file(path: str, ctx: Context) -> str:
+        state = app_state(ctx)
+        sources = dataset_sources(state, ListRootsResult(roots=[]))
+        listing = await anyio.to_thread.run_sync(
+            partial(list_datasets, state.settings.datasets, sources, Path(path).name, "local")
+        )
+        entry = next((e for e in listing.datasets if e.ref == path), None)
+        if entry is None:
+            raise NotFoundError(f"No dataset file {path!r} in the allowed directories.")
+        return entry.model_dump_json(indent=2, exclude_none=True)
 
 
 def _request(
