@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from mcp import Client
+from mcp.types import ResourceTemplateReference
 
 from server.auth import token_digest
 from tests.support import CONSOLE_SCRIPT, bearer_client, free_port, http_server, isolated_env
@@ -55,6 +56,22 @@ async def test_with_tokens_each_user_sees_only_their_own_drafts(tmp_path: Path) 
                 "select_model", {"draft_id": draft_id, "model_id": "Qwen/Qwen2.5-0.5B-Instruct"}
             )
             assert update.is_error and f"No draft '{draft_id}'" in update.content[0].text
+            finalize = await bob.call_tool("finalize_package", {"draft_id": draft_id})
+            assert finalize.is_error and f"No draft '{draft_id}'" in finalize.content[0].text
+            completion = await bob.complete(
+                ResourceTemplateReference(type="ref/resource", uri="package://drafts/{draft_id}"),
+                {"name": "draft_id", "value": ""},
+            )
+            assert completion.completion.values == []
+            with pytest.raises(Exception, match="No draft"):
+                async with bob.listen(resource_subscriptions=[f"package://drafts/{draft_id}"]):
+                    pass
+        async with bearer_client(url, TOKENS["alice"]) as alice:
+            completion = await alice.complete(
+                ResourceTemplateReference(type="ref/resource", uri="package://drafts/{draft_id}"),
+                {"name": "draft_id", "value": ""},
+            )
+            assert completion.completion.values == [draft_id]
 
 
 @pytest.mark.parametrize("token", [None, "not-a-known-token"])
