@@ -221,17 +221,26 @@ def child(mode: str, path: str) -> None:
         import tools.dataset_validator.validator  # noqa: F401
 
         elapsed, outcome = 0.0, {}
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "seconds": elapsed, **outcome}))
+    print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "seconds": elapsed, **outcome}))
 
 
-def run_child(mode: str, path: Path) -> dict:
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space execve made, whereas
+    ru_maxrss survives execve and would report the parent's peak when that was larger."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_child(mode: str, path: Path, timeout_s: float | None = None) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(path)],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
+        timeout=timeout_s,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
