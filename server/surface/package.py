@@ -135,13 +135,16 @@ async def write_decision(
     them; otherwise the user is asked when the client can ask, else the answer is no."""
     if accept_warnings:
         return WriteAnyway(write=True)
+    if not client_can_elicit(ctx):
+        # nobody to ask: the body returns any warnings as fields (no second preflight here)
+        return WriteAnyway(write=False)
     try:
         preflight = await _preflight(ctx, draft_id)
     except UserError:
         return WriteAnyway(write=False)  # the tool body reports the problem
     warnings = preflight.warnings
     errors = len(preflight.issues) > len(warnings)
-    if errors or not warnings or not client_can_elicit(ctx):
+    if errors or not warnings:
         return WriteAnyway(write=not warnings)
     return Elicit(_question(preflight.draft, warnings), WriteAnyway)
 
