@@ -9,6 +9,8 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import Tool
 
 from server import __version__, notifications
+from server.drafts.notify import PostgresSubscriptionBus
+from server.drafts.postgres import PostgresDraftStore
 from server.http import HttpAuth
 from server.logging import get_logger
 from server.schemas import compact_schema
@@ -62,6 +64,10 @@ def build_server(
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(legacy_subscriptions.forward)
+                if isinstance(bus, PostgresSubscriptionBus) and isinstance(
+                    store, PostgresDraftStore
+                ):
+                    await background.start(bus.relay, store)
                 yield AppState(
                     settings=settings,
                     secrets=secrets,
@@ -74,7 +80,12 @@ def build_server(
             await store.close()
             log.info("server.stopped")
 
-    bus = InMemorySubscriptionBus()
+    storage = settings.server.storage
+    bus = (
+        PostgresSubscriptionBus(storage.postgres.notifications)
+        if storage.backend == "postgres"
+        else InMemorySubscriptionBus()
+    )
     mcp = WizardServer(
         settings.server.name,
         title="Training Package Wizard",

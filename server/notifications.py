@@ -1,10 +1,11 @@
 """Draft change notifications, only ever about the caller's own drafts.
 
 Every saved change publishes "resource updated" for the draft and for the drafts list on the
-server's subscription bus. Clients on the 2026-07-28 protocol receive it through
-subscriptions/listen; handshake-era clients (resources/subscribe) through a forwarder that
-sends notifications/resources/updated to each subscribed session. Either way a draft URI is
-honoured only for a draft the caller owns, so nobody learns when someone else's draft changes.
+server's subscription bus (with PostgreSQL, one that reaches every replica: server.drafts.notify).
+Clients on the 2026-07-28 protocol receive it through subscriptions/listen; handshake-era clients
+(resources/subscribe) through a forwarder that sends notifications/resources/updated to each
+subscribed session. Either way a draft URI is honoured only for a draft the caller owns, so
+nobody learns when someone else's draft changes.
 """
 
 import weakref
@@ -15,10 +16,10 @@ import anyio
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import (
-    InMemorySubscriptionBus,
     ListenHandler,
     ResourceUpdated,
     ServerEvent,
+    SubscriptionBus,
 )
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -68,7 +69,7 @@ class LegacySubscriptions:
     made per request, while the connection lives as long as the client is connected.
     """
 
-    def __init__(self, bus: InMemorySubscriptionBus):
+    def __init__(self, bus: SubscriptionBus):
         self._subscribers: defaultdict[str, weakref.WeakSet[Any]] = defaultdict(weakref.WeakSet)
         self._send, self._receive = anyio.create_memory_object_stream[str](_PENDING_UPDATES)
         bus.subscribe(self._on_event)
@@ -108,7 +109,7 @@ def _connection(ctx: ServerRequestContext[Any, Any]) -> Any:
     return ctx.session._connection
 
 
-def install(mcp: MCPServer, bus: InMemorySubscriptionBus) -> LegacySubscriptions:
+def install(mcp: MCPServer, bus: SubscriptionBus) -> LegacySubscriptions:
     """Serve listen and subscribe with the ownership check, on the bus the server publishes to.
 
     MCPServer registers a plain ListenHandler and no subscribe handler; these go on its

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from server.paths import shipped_dir, user_data_dir
 from tools.config_base import ConfigModel
@@ -55,13 +55,35 @@ class SqliteConfig(ConfigModel):
         return self.path.expanduser() if self.path else user_data_dir() / "drafts.sqlite3"
 
 
+PostgresIdentifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+
+
+class NotificationsConfig(ConfigModel):
+    """Draft changes reach every replica's listeners through LISTEN/NOTIFY on one channel."""
+
+    channel: PostgresIdentifier
+    keepalive_s: Annotated[float, Field(gt=0, le=3600)]
+    reconnect_min_s: Annotated[float, Field(gt=0, le=600)]
+    reconnect_max_s: Annotated[float, Field(gt=0, le=3600)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "NotificationsConfig":
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(
+                f"reconnect_min_s ({self.reconnect_min_s}) exceeds "
+                f"reconnect_max_s ({self.reconnect_max_s})"
+            )
+        return self
+
+
 class PostgresConfig(ConfigModel):
     """The URL is a secret: TRAINING_PACKAGE_MCP_DATABASE_URL, never a config file."""
 
-    schema_name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+    schema_name: PostgresIdentifier
     pool_min: Annotated[int, Field(ge=0)]
     pool_max: Annotated[int, Field(ge=1)]
     connect_timeout_s: Annotated[float, Field(gt=0, le=300)]
+    notifications: NotificationsConfig
 
 
 class StorageConfig(ConfigModel):

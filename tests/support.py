@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import psycopg
@@ -16,6 +17,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from server.app import build_server
+from server.auth import token_digest
 from server.drafts import StepName, StepSection, StepStatus
 from server.drafts.postgres import PostgresDraftStore
 from server.settings import Secrets, Settings
@@ -225,11 +227,20 @@ def http_server(env: dict[str, str], *args: str, timeout_s: float = 30) -> Itera
             proc.wait()
 
 
-def bearer_client(url: str, token: str | None) -> Client:
-    """An MCP client for `url`/mcp that sends `token` as a bearer token."""
+TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210"}
+
+
+def tokens_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """isolated_env where alice and bob sign in with their TOKENS."""
+    entries = ",".join(f"{who}:{token_digest(token)}" for who, token in TOKENS.items())
+    return isolated_env(tmp_path, TRAINING_PACKAGE_MCP_TOKENS=entries, **extra)
+
+
+def bearer_client(url: str, token: str | None, **options: Any) -> Client:
+    """An MCP client for `url`/mcp that sends `token` as a bearer token; options go to Client."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     http = httpx2.AsyncClient(headers=headers, timeout=30)
-    return Client(streamable_http_client(f"{url}/mcp", http_client=http))
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http), **options)
 
 
 def llama_1b_model_step(**architecture: object) -> dict[str, object]:

@@ -8,15 +8,15 @@ import pytest
 from mcp import Client
 from mcp.types import ResourceTemplateReference
 
-from server.auth import token_digest
-from tests.support import CONSOLE_SCRIPT, bearer_client, free_port, http_server, isolated_env
-
-TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210"}
-
-
-def tokens_env(tmp_path: Path) -> dict[str, str]:
-    entries = ",".join(f"{who}:{token_digest(token)}" for who, token in TOKENS.items())
-    return isolated_env(tmp_path, TRAINING_PACKAGE_MCP_TOKENS=entries)
+from tests.support import (
+    CONSOLE_SCRIPT,
+    TOKENS,
+    bearer_client,
+    free_port,
+    http_server,
+    isolated_env,
+    tokens_env,
+)
 
 
 async def test_loopback_without_auth_answers_an_mcp_client(tmp_path: Path) -> None:

@@ -1,37 +1,80 @@
-"""PostgreSQL drafts as replicas see them: shared between processes, surviving a DB restart."""
+"""PostgreSQL drafts as replicas see them: shared between processes, surviving a DB restart,
+and every change heard by listeners on every replica."""
 
 import json
 import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import psycopg
 import pytest
+from mcp.server.subscriptions import ResourceUpdated, ServerEvent
+from mcp.types import ResourceUpdatedNotification
 
 from server.drafts import DraftStoreError, StepName, StepSection, StepStatus
+from server.drafts.notify import PostgresSubscriptionBus
+from server.settings import NotificationsConfig, Settings
 from tests.support import (
     CONSOLE_SCRIPT,
     TEST_DATABASE_URL,
+    TOKENS,
     bearer_client,
     http_server,
     isolated_env,
     postgres_store,
+    tokens_env,
 )
+
+QWEN = "Qwen/Qwen2.5-0.5B-Instruct"  # curated: selectable with the Hub out of reach
+
+
+def postgres_overrides(schema: str) -> dict[str, str]:
+    """Settings for a server on `schema`, notifying on a channel of its own."""
+    prefix = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__"
+    return {
+        f"{prefix}BACKEND": "postgres",
+        f"{prefix}POSTGRES__SCHEMA_NAME": schema,
+        f"{prefix}POSTGRES__CONNECT_TIMEOUT_S": "3",
+        f"{prefix}POSTGRES__NOTIFICATIONS__CHANNEL": f"{schema}_drafts",
+    }
 
 
 def postgres_env(tmp_path: Path, schema: str, url: str | None = TEST_DATABASE_URL) -> dict:
-    env = isolated_env(
-        tmp_path,
-        TRAINING_PACKAGE_MCP__SERVER__STORAGE__BACKEND="postgres",
-        TRAINING_PACKAGE_MCP__SERVER__STORAGE__POSTGRES__SCHEMA_NAME=schema,
-        TRAINING_PACKAGE_MCP__SERVER__STORAGE__POSTGRES__CONNECT_TIMEOUT_S="3",
-    )
+    env = isolated_env(tmp_path, **postgres_overrides(schema))
     if url:
         env["TRAINING_PACKAGE_MCP_DATABASE_URL"] = url
     return env
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def restart_postgres() -> None:
+    version = next(Path("/etc/postgresql").iterdir()).name
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def notifications_config(settings: Settings, **changes: object) -> NotificationsConfig:
+    """The shipped notification settings on a channel of this test's own."""
+    shipped = settings.server.storage.postgres.notifications
+    return shipped.model_copy(update={"channel": f"test_{secrets.token_hex(4)}", **changes})
+
+
+async def wait_until(done: Callable[[], bool], timeout_s: float = 30) -> None:
+    with anyio.fail_after(timeout_s):
+        while not done():
+            await anyio.sleep(0.05)
 
 
 async def test_two_server_processes_share_drafts(tmp_path: Path) -> None:
@@ -48,8 +91,7 @@ async def test_two_server_processes_share_drafts(tmp_path: Path) -> None:
                 listing = json.loads((await b.read_resource("package://drafts")).contents[0].text)
                 assert [d["id"] for d in listing["drafts"]] == [draft_id]
     finally:
-        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        drop_schema(schema)
 
 
 @pytest.mark.parametrize(
@@ -81,13 +123,7 @@ def test_database_problems_at_start_up_are_clear(
 async def test_the_store_reconnects_after_a_database_restart() -> None:
     async with postgres_store() as store:
         draft = await store.create("alice", "survives")
-        version = next(Path("/etc/postgresql").iterdir()).name
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        restart_postgres()
         deadline = time.monotonic() + 30
         while True:  # the server may take a moment to accept connections again
             try:
@@ -102,3 +138,99 @@ async def test_the_store_reconnects_after_a_database_restart() -> None:
             reread.with_section(StepName.MODEL, StepSection(status=StepStatus.VALID))
         )
         assert saved.version == 2
+
+
+async def test_buses_on_one_channel_deliver_every_change_to_every_replica(
+    settings: Settings,
+) -> None:
+    config = notifications_config(settings, keepalive_s=0.2)
+    event = ResourceUpdated(uri="package://drafts/abc")
+    heard: list[list[ServerEvent]] = [[], []]
+    async with (
+        postgres_store() as first,
+        postgres_store() as second,
+        anyio.create_task_group() as background,
+    ):
+        buses = [PostgresSubscriptionBus(config) for _ in heard]
+        for bus, store, events in zip(buses, (first, second), heard, strict=True):
+            await background.start(bus.relay, store)
+            bus.subscribe(events.append)
+        await first.notify(config.channel, "not an event")  # anyone may NOTIFY: skipped
+        await buses[1].publish(ResourceUpdated(uri="x" * 9000))  # too long: logged, not raised
+        await anyio.sleep(3 * config.keepalive_s)  # the listeners survive keepalive checks
+        await buses[0].publish(event)
+        await wait_until(lambda: heard == [[event], [event]])
+        background.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("loss", ["terminated", "restarted"])
+async def test_the_listener_reconnects_when_its_connection_is_lost(
+    settings: Settings, loss: str
+) -> None:
+    if loss == "restarted" and shutil.which("pg_ctlcluster") is None:
+        pytest.skip("needs Debian's pg_ctlcluster")
+    config = notifications_config(settings)
+    heard: list[ServerEvent] = []
+    async with postgres_store() as store, anyio.create_task_group() as background:
+        bus = PostgresSubscriptionBus(config)
+        await background.start(bus.relay, store)
+        bus.subscribe(heard.append)
+        if loss == "restarted":
+            restart_postgres()
+        else:
+            with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+                terminated = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s",
+                    (f'LISTEN "{config.channel}"',),
+                ).fetchall()
+            assert terminated == [(True,)]
+        with anyio.fail_after(60):
+            while not heard:  # a publish while the database is away is logged, not raised
+                await bus.publish(ResourceUpdated(uri="package://drafts"))
+                await anyio.sleep(config.reconnect_min_s)
+        background.cancel_scope.cancel()
+
+
+@pytest.mark.filterwarnings("ignore:resources/subscribe is removed")
+async def test_a_change_saved_on_one_replica_reaches_listeners_on_another(
+    tmp_path: Path,
+) -> None:
+    schema = f"test_{secrets.token_hex(4)}"
+    env = tokens_env(
+        tmp_path, **postgres_overrides(schema), TRAINING_PACKAGE_MCP_DATABASE_URL=TEST_DATABASE_URL
+    )
+    stateful = {**env, "TRAINING_PACKAGE_MCP__SERVER__TRANSPORT__HTTP__STATELESS": "false"}
+    legacy_heard: list[str] = []
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            legacy_heard.append(str(message.params.uri))
+
+    try:
+        with http_server(env) as first, http_server(env) as second, http_server(stateful) as third:
+            async with (
+                bearer_client(first, TOKENS["alice"]) as on_first,
+                bearer_client(second, TOKENS["alice"]) as on_second,
+                bearer_client(
+                    third, TOKENS["alice"], mode="legacy", message_handler=on_message
+                ) as legacy,
+            ):
+                created = await on_second.call_tool("create_draft", {"title": "shared"})
+                draft_id = created.structured_content["draft_id"]
+                uri = f"package://drafts/{draft_id}"
+                await legacy.session.subscribe_resource(uri)
+                async with on_first.listen(resource_subscriptions=[uri]) as subscription:
+                    saved = await on_second.call_tool(
+                        "select_model", {"draft_id": draft_id, "model_id": QWEN}
+                    )
+                    assert not saved.is_error
+                    with anyio.fail_after(30):
+                        event = await subscription.__anext__()
+                    assert event.uri == uri
+                await wait_until(lambda: uri in legacy_heard)
+            async with bearer_client(first, TOKENS["bob"]) as bob:
+                with pytest.raises(Exception, match="No draft"):
+                    async with bob.listen(resource_subscriptions=[uri]):
+                        pass
+    finally:
+        drop_schema(schema)

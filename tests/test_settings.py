@@ -79,6 +79,17 @@ def test_environment_override_wins_over_overlay(tmp_path: Path) -> None:
             "server.yaml: transport.http.port: Input should be a valid integer",
         ),
         (
+            "server.yaml",
+            "storage:\n  postgres:\n    notifications:\n      channel: drafts-changed\n",
+            "server.yaml: storage.postgres.notifications.channel: String should match pattern",
+        ),
+        (
+            "server.yaml",
+            "storage:\n  postgres:\n    notifications:\n      reconnect_min_s: 60\n",
+            "server.yaml: storage.postgres.notifications: reconnect_min_s (60.0) exceeds "
+            "reconnect_max_s (30.0)",
+        ),
+        (
             "models.yaml",
             "search:\n  max_limit: 0\n",
             "models.yaml: search.max_limit: Input should be greater than or equal to 1",

@@ -3,10 +3,12 @@
 Several server replicas share it. Writes are single statements or short transactions;
 compare-and-set on `version` makes concurrent edits conflict instead of overwrite. Connections are
 checked when taken from the pool, so after a database restart the next request reconnects.
+Replicas also tell each other about saved changes through it (server.drafts.notify).
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -37,7 +39,16 @@ _MIGRATION_LOCK = 0x7470_6D63  # "tpmc"
 
 
 class PostgresDraftStore:
-    def __init__(self, pool: AsyncConnectionPool, schema: str, max_drafts_per_owner: int):
+    def __init__(
+        self,
+        url: str,
+        connect_kwargs: dict[str, Any],
+        pool: AsyncConnectionPool,
+        schema: str,
+        max_drafts_per_owner: int,
+    ):
+        self._url = url
+        self._connect_kwargs = connect_kwargs
         self._pool = pool
         self._schema = schema
         self._max_drafts = max_drafts_per_owner
@@ -54,19 +65,20 @@ class PostgresDraftStore:
         connect_timeout_s: float,
         max_drafts_per_owner: int,
     ) -> "PostgresDraftStore":
+        connect_kwargs = {"connect_timeout": max(1, int(connect_timeout_s)), "autocommit": True}
         pool = AsyncConnectionPool(
             url,
             min_size=pool_min,
             max_size=pool_max,
             timeout=connect_timeout_s,
-            kwargs={"connect_timeout": max(1, int(connect_timeout_s)), "autocommit": True},
+            kwargs=connect_kwargs,
             check=AsyncConnectionPool.check_connection,
             open=False,
             name="drafts",
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout_s)
-            store = cls(pool, schema, max_drafts_per_owner)
+            store = cls(url, connect_kwargs, pool, schema, max_drafts_per_owner)
             await store._migrate()
         except (psycopg.Error, PoolTimeout) as exc:
             await pool.close()
@@ -192,6 +204,15 @@ class PostgresDraftStore:
                 raise DraftConflictError(draft.id, draft.version, row[0])
         log.info("draft.saved", draft_id=saved.id, version=saved.version)
         return saved
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """NOTIFY every connection listening on `channel`, through the pool."""
+        async with self._connection() as conn:
+            await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    async def listening_connection(self) -> AsyncConnection:
+        """A connection outside the pool, as the pool's are made: LISTEN holds it for good."""
+        return await AsyncConnection.connect(self._url, **self._connect_kwargs)
 
     async def close(self) -> None:
         await self._pool.close()
