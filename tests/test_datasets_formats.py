@@ -8,8 +8,8 @@ import pytest
 from server.settings import load_settings
 from tests.support import isolated_env
 from tools.dataset_validator.formats import (
-    _ROLE_OF_TAG,
-    _WELL_ORDERED,
+    ROLE_OF_TAG,
+    WELL_ORDERED,
     Example,
     FormatChecker,
     _Conversation,
@@ -208,15 +208,15 @@ def test_alpaca_becomes_a_conversation(checker: FormatChecker) -> None:
 
 
 def test_the_fast_order_check_agrees_with_the_rule_for_every_short_conversation() -> None:
-    """_WELL_ORDERED (the hot path) and _order_problem (the messages) must never disagree."""
+    """WELL_ORDERED (the hot path) and _order_problem (the messages) must never disagree."""
     for length in range(8):
-        for tags in itertools.product(_ROLE_OF_TAG, repeat=length):
+        for tags in itertools.product(ROLE_OF_TAG, repeat=length):
             previous, allowed = None, True
             for tag in tags:
-                role = _ROLE_OF_TAG[tag]
+                role = ROLE_OF_TAG[tag]
                 allowed = allowed and _order_problem(previous, role) is None
                 previous = role
-            assert (_WELL_ORDERED.fullmatch("".join(tags)) is not None) is allowed, tags
+            assert (WELL_ORDERED.fullmatch("".join(tags)) is not None) is allowed, tags
 
 
 @pytest.mark.parametrize(

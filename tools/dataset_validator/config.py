@@ -53,6 +53,9 @@ class ReadingConfig(ConfigModel):
     """How files are read: buffer sizes and how often a long scan reports and checks in."""
 
     buffer_bytes: Annotated[int, Field(ge=4096)]
+    batch_bytes: Annotated[int, Field(ge=4096)]
+    parse_block_bytes: Annotated[int, Field(ge=4096)]
+    parallel_batches: Annotated[int, Field(ge=1)]
     parquet_batch_rows: Annotated[int, Field(ge=1)]
     progress_interval_s: PositiveSeconds
     check_every_records: Annotated[int, Field(ge=1)]

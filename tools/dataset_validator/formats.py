@@ -110,10 +110,10 @@ _ALLOWED_ORDER = frozenset(
 )
 # And as a regular expression over one letter per role, for a whole conversation at once
 # (the tests hold it to _order_problem for every sequence of up to 7 turns).
-_TAGS = {Role.SYSTEM: "s", Role.USER: "u", Role.ASSISTANT: "a", Role.TOOL: "t"}
-_ROLE_OF_TAG = {tag: role for role, tag in _TAGS.items()}
-_ASSISTANT_TAG = _TAGS[Role.ASSISTANT]
-_WELL_ORDERED = re.compile(r"s?(?:ua(?:t+a)*)*(?:u|ua(?:t+a)*t+)?")
+ROLE_TAGS = {Role.SYSTEM: "s", Role.USER: "u", Role.ASSISTANT: "a", Role.TOOL: "t"}
+ROLE_OF_TAG = {tag: role for role, tag in ROLE_TAGS.items()}
+_ASSISTANT_TAG = ROLE_TAGS[Role.ASSISTANT]
+WELL_ORDERED = re.compile(r"s?(?:ua(?:t+a)*)*(?:u|ua(?:t+a)*t+)?")
 _STR_ONLY = {str}
 _UNKNOWN: Any = object()  # the role before a turn that could not be read
 
@@ -143,8 +143,8 @@ class FormatChecker:
     def __init__(self, config: FormatsConfig) -> None:
         self._chat_roles = config.chat_roles
         self._sharegpt_roles = config.sharegpt_roles
-        self._chat_tags = {name: _TAGS[role] for name, role in config.chat_roles.items()}
-        self._sharegpt_tags = {name: _TAGS[role] for name, role in config.sharegpt_roles.items()}
+        self._chat_tags = {name: ROLE_TAGS[r] for name, r in config.chat_roles.items()}
+        self._sharegpt_tags = {name: ROLE_TAGS[r] for name, r in config.sharegpt_roles.items()}
 
     def check(self, fmt: Format, record: Mapping[str, Any]) -> tuple[Example | None, list[Problem]]:
         """The record as an Example when it has no problem, else None and every problem."""
@@ -338,10 +338,10 @@ class FormatChecker:
             or not all(texts)
             or any(map(str.isspace, texts))
             or _ASSISTANT_TAG not in tags
-            or _WELL_ORDERED.fullmatch(tags) is None
+            or WELL_ORDERED.fullmatch(tags) is None
         ):
             return None
-        return list(zip(map(_ROLE_OF_TAG.__getitem__, tags[len(start) :]), texts, strict=True))
+        return list(zip(map(ROLE_OF_TAG.__getitem__, tags[len(start) :]), texts, strict=True))
 
     def _chat(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
         turns = self._well_formed(record["messages"], self._chat_tags, "role", "content")
@@ -359,7 +359,7 @@ class FormatChecker:
         if system and not system.isspace():
             conversation.turns.append((Role.SYSTEM, system))
             conversation.prev, conversation.has_system = Role.SYSTEM, True
-        start = _TAGS[Role.SYSTEM] if conversation.turns else ""
+        start = ROLE_TAGS[Role.SYSTEM] if conversation.turns else ""
         turns = self._well_formed(
             record["conversations"], self._sharegpt_tags, "from", "value", start
         )

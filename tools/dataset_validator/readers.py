@@ -50,6 +50,19 @@ class ReadError:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class LineBatch:
+    """Consecutive records of a JSON Lines file: (line, raw bytes or why it cannot be read)
+    each; the first is record number `first`, the others follow without a gap."""
+
+    first: int
+    items: list[tuple[int, "bytes | ReadError"]]
+
+    def records(self) -> Iterator[RawRecord]:
+        for number, (line, raw) in enumerate(self.items, self.first):
+            yield number, line, raw if type(raw) is ReadError else parse_record(raw)
+
+
 class UnreadableFileError(Exception):
     """The file as a whole cannot be read (not gzip, not Parquet, UTF-16...); says why."""
 
@@ -106,42 +119,62 @@ class RecordReader:
                 yield from self._parquet()
             elif self.kind is FileType.CSV:
                 yield from self._csv()
-            elif self.kind is FileType.JSON and self._starts_with_bracket():
+            elif not self.holds_lines():
                 yield from self._json_array()
             else:
-                yield from self._jsonl()
+                for batch in self.line_batches():
+                    yield from batch.records()
         except CORRUPT_STREAM as exc:
             raise UnreadableFileError(f"the gzip stream is corrupt or cut off ({exc})") from exc
 
-    def _starts_with_bracket(self) -> bool:
-        """A .json file holds one array, or (as often) JSON Lines: the first byte tells."""
+    def holds_lines(self) -> bool:
+        """JSON Lines: a .jsonl file, or a .json file that does not open with [ (as often)."""
+        if self.kind is FileType.JSONL:
+            return True
+        if self.kind is not FileType.JSON:
+            return False
         head = self._stream.peek(self._reading.sniff_bytes)  # type: ignore[attr-defined]
-        return head.removeprefix(UTF8_BOM).lstrip()[:1] == b"["
+        return head.removeprefix(UTF8_BOM).lstrip()[:1] != b"["
 
     # --- JSON Lines -----------------------------------------------------------------------
 
-    def _jsonl(self) -> Iterator[RawRecord]:
-        readline, loads, decode_error = self._stream.readline, orjson.loads, orjson.JSONDecodeError
+    def line_batches(self) -> Iterator["LineBatch"]:
+        """The file's JSON Lines, unparsed, reading.batch_bytes or check_every_records at a time,
+        whichever comes first (a batch ends at a line end). Blank lines are counted and left
+        out; an overlong line becomes a ReadError without ever being held whole."""
+        try:
+            yield from self._line_batches()
+        except CORRUPT_STREAM as exc:
+            raise UnreadableFileError(f"the gzip stream is corrupt or cut off ({exc})") from exc
+
+    def _line_batches(self) -> Iterator["LineBatch"]:
+        readline = self._stream.readline
         limit, skip = self._max + 1, self._reading.buffer_bytes
-        number = line_no = 0
+        target, most = self._reading.batch_bytes, self._reading.check_every_records
+        first = 1  # the record number of the batch's first line
+        line_no = size = 0
+        items: list[tuple[int, bytes | ReadError]] = []
         while line := readline(limit):
             line_no += 1
             if line_no == 1 and line.startswith(UTF8_BOM):
                 line = line[len(UTF8_BOM) :]
             if len(line) == limit and line[-1:] != b"\n":
-                number, line = number + 1, b""
                 while (rest := readline(skip)) and rest[-1:] != b"\n":
                     pass  # the rest of the line, a buffer at a time
-                yield number, line_no, _too_long(self._max, "line")
-                continue
-            if line.isspace() or not line:
+                items.append((line_no, _too_long(self._max, "line")))
+                size += limit
+            elif line.isspace() or not line:
                 self.blank_lines += 1
                 continue
-            number += 1
-            try:
-                yield number, line_no, loads(line)
-            except decode_error as exc:
-                yield number, line_no, _bad_json(line, exc)
+            else:
+                items.append((line_no, line))
+                size += len(line)
+            if size >= target or len(items) >= most:
+                yield LineBatch(first, items)
+                first += len(items)
+                items, size = [], 0
+        if items:
+            yield LineBatch(first, items)
 
     # --- one JSON array -------------------------------------------------------------------
 
@@ -322,7 +355,8 @@ class RecordReader:
             ) from exc
 
 
-def _parse(data: bytes) -> Any:
+def parse_record(data: bytes) -> Any:
+    """One record's JSON: its value, or a ReadError saying why it is not JSON."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -349,7 +383,7 @@ def _element(data: bytes, oversized_at: int, limit: int) -> Any:
             ErrorCode.INVALID_JSON,
             "an empty array element (two commas in a row, or a comma before ])",
         )
-    return _parse(data)
+    return parse_record(data)
 
 
 def _too_long(limit: int, what: str) -> ReadError:

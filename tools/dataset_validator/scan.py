@@ -5,18 +5,28 @@ finding goes into bounded tallies (a count per code, the first few examples).
 """
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
+import numpy as np
+
+from tools.dataset_validator.columnar import ChatBatch, ChatColumns
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
 from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
-from tools.dataset_validator.readers import ReadError, RecordReader, UnreadableFileError, file_type
+from tools.dataset_validator.readers import (
+    LineBatch,
+    ReadError,
+    RecordReader,
+    UnreadableFileError,
+    file_type,
+    parse_record,
+)
 from tools.dataset_validator.report import (
     DatasetReport,
     DatasetWarning,
@@ -65,6 +75,7 @@ class RunState:
 
     config: DatasetsConfig
     checker: FormatChecker
+    columns: ChatColumns
     counter: TokenCounter
     index: RecordIndex
     placeholders: Placeholders
@@ -139,58 +150,162 @@ class DatasetScan:
         return self._report(files)
 
     def _scan_file(self, reader: RecordReader, file_name: str | None) -> None:
-        detect_format, check = detect, self.state.checker.check
-        progress, every = self.state.progress, self.state.config.reading.check_every_records
-        errors, formats, keep = self.errors, self.formats, self._keep
-        message = f"reading {self.dataset.ref}"
+        progress, message = self.state.progress, f"reading {self.dataset.ref}"
         progress.report(0, message, force=True)
-        number = self.records
         try:
-            for _, line, value in reader.records():
-                number += 1
-                if not number % every:
-                    progress.report(reader.position(), f"{message}: {number:,} records")
-                if type(value) is dict:
-                    fmt = detect_format(value)
-                    if fmt is None:
-                        keys = ", ".join(list(value)[:10]) or "none"
-                        errors.add(
-                            ErrorCode.MISSING_FIELD,
-                            f"no known field ({', '.join(KNOWN_FIELDS)}); the record has: {keys}",
-                            record=number,
-                            line=line,
-                            file=file_name,
-                        )
-                        continue
-                    formats[fmt] += 1
-                    if formats[fmt] <= keep:
-                        self._first_of(fmt, number, line, file_name)
-                    example, problems = check(fmt, value)
-                    if example is not None:
-                        self.valid_by_format[fmt] += 1
-                        self._accept(example, number)
-                        continue
-                    seen: set[ErrorCode] = set()
-                    for code, path, text in problems:
-                        if code not in seen:
-                            seen.add(code)
-                            errors.add(
-                                code, text, record=number, line=line, file=file_name, field=path
-                            )
-                elif type(value) is ReadError:
-                    errors.add(value.code, value.message, record=number, line=line, file=file_name)
-                else:
-                    errors.add(
-                        ErrorCode.NOT_AN_OBJECT,
-                        f"the record is a JSON {_json_kind(value)}, not an object",
-                        record=number,
-                        line=line,
-                        file=file_name,
-                    )
+            if reader.holds_lines():
+                self._scan_lines(reader, file_name, message)
+            else:
+                every = self.state.config.reading.check_every_records
+                for _, line, value in reader.records():
+                    self.records += 1
+                    if not self.records % every:
+                        progress.report(reader.position(), f"{message}: {self.records:,} records")
+                    self._record(self.records, line, value, file_name)
         finally:
-            self.records = number
             self.blank_lines += reader.blank_lines
-        progress.report(reader.size, f"{message}: {number:,} records", force=True)
+        progress.report(reader.size, f"{message}: {self.records:,} records", force=True)
+
+    def _scan_lines(self, reader: RecordReader, file_name: str | None, message: str) -> None:
+        """JSON Lines: batches are read here and checked as columns on worker threads (Arrow
+        and NumPy let go of the GIL), a few ahead, then taken in file order."""
+        progress, ahead = self.state.progress, self.state.config.reading.parallel_batches
+        read = self.state.columns.read
+        pending: deque[tuple[LineBatch, Future[ChatBatch | None]]] = deque()
+        pool = ThreadPoolExecutor(ahead, thread_name_prefix="chat-columns")
+        try:
+            for batch in reader.line_batches():
+                pending.append((batch, pool.submit(read, batch)))
+                if len(pending) > ahead:
+                    self._scan_batch(*pending.popleft(), file_name)
+                    progress.report(reader.position(), f"{message}: {self.records:,} records")
+            while pending:
+                self._scan_batch(*pending.popleft(), file_name)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def _scan_batch(
+        self, batch: LineBatch, checked: Future[ChatBatch | None], file_name: str | None
+    ) -> None:
+        """A batch of JSON Lines: the well-formed chat rows a column at a time, every other
+        row record by record, in file order wherever order matters."""
+        items = batch.items
+        self.records = batch.first + len(items) - 1
+        chat = checked.result()
+        if chat is None or not len(chat.rows):
+            for number, line, value in batch.records():
+                self._record(number, line, value, file_name)
+            return
+        passing = chat.rows
+        numbers = batch.first + passing
+        splitter = self._splitter
+        validation = (
+            splitter.validation_mask(chat.digests)
+            if splitter is not None
+            else np.ones(len(passing), dtype=bool)
+        )
+        done = 0  # passing rows handled so far
+        others = np.setdiff1d(np.arange(len(items)), passing, assume_unique=True).tolist()
+        for item in [*others, len(items)]:
+            upto = int(np.searchsorted(passing, item))
+            if upto > done:
+                self._accept_run(chat, batch, passing, validation, done, upto, file_name)
+            done = upto
+            if item < len(items):
+                line, raw = items[item]
+                value = raw if type(raw) is ReadError else parse_record(raw)
+                self._record(batch.first + item, line, value, file_name)
+        self._measure_chat(chat, numbers, validation)
+
+    def _accept_run(
+        self,
+        chat: ChatBatch,
+        batch: LineBatch,
+        passing: np.ndarray,
+        validation: np.ndarray,
+        start: int,
+        end: int,
+        file_name: str | None,
+    ) -> None:
+        """What depends on file order for passing rows start..end: first sightings (duplicates
+        and overlap), the first records of the format, the preview."""
+        state, fmt = self.state, Format.CHAT
+        run_numbers = batch.first + passing[start:end]
+        for position, first in state.index.see_many(
+            chat.digests[start:end], self.position, validation[start:end], run_numbers
+        ):
+            self._repeated(first, int(run_numbers[position]), bool(validation[start + position]))
+        for position in range(start, min(end, start + self._keep - self.formats[fmt])):
+            item = int(passing[position])
+            self._first_of(fmt, batch.first + item, batch.items[item][0], file_name)
+        self.formats[fmt] += end - start
+        self.valid_by_format[fmt] += end - start
+        for position in range(start, min(end, start + self._preview_records - len(state.preview))):
+            number = batch.first + int(passing[position])
+            state.preview.append((self.dataset.ref, number, chat.example(position)))
+
+    def _measure_chat(self, chat: ChatBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
+        """What does not depend on order, for every passing row of a batch at once."""
+        state, warnings = self.state, self.warnings
+        held_out = int(validation.sum())
+        self.validation_records += held_out
+        self.train_records += len(numbers) - held_out
+        self.conversational += len(numbers)
+        alone = numbers[~chat.has_system]
+        self.without_system += len(alone)
+        warnings.add_many(WarningCode.NO_SYSTEM_MESSAGE, alone.tolist())
+        for position in chat.placeholder_candidates.tolist():
+            found = state.placeholders.find(chat.joined_text(position))
+            if found is not None:
+                warnings.add(WarningCode.PLACEHOLDER, int(numbers[position]), found)
+        lengths = state.counter.measure_conversations(chat.texts)
+        self.lengths.add_many(lengths, numbers)
+        self.train_tokens += int(lengths[~validation].sum())
+        too_long = np.flatnonzero(lengths > state.max_seq_length)
+        warnings.add_many(
+            WarningCode.TOO_LONG,
+            numbers[too_long].tolist(),
+            [f"{length} tokens" for length in lengths[too_long[: self._keep]].tolist()],
+        )
+
+    def _record(self, number: int, line: int | None, value: object, file_name: str | None) -> None:
+        """One record, checked as its own format; every problem is worded."""
+        errors = self.errors
+        if type(value) is dict:
+            fmt = detect(value)
+            if fmt is None:
+                keys = ", ".join(list(value)[:10]) or "none"
+                errors.add(
+                    ErrorCode.MISSING_FIELD,
+                    f"no known field ({', '.join(KNOWN_FIELDS)}); the record has: {keys}",
+                    record=number,
+                    line=line,
+                    file=file_name,
+                )
+                return
+            self.formats[fmt] += 1
+            if self.formats[fmt] <= self._keep:
+                self._first_of(fmt, number, line, file_name)
+            example, problems = self.state.checker.check(fmt, value)
+            if example is not None:
+                self.valid_by_format[fmt] += 1
+                self._accept(example, number)
+                return
+            seen: set[ErrorCode] = set()
+            for code, path, text in problems:
+                if code not in seen:
+                    seen.add(code)
+                    errors.add(code, text, record=number, line=line, file=file_name, field=path)
+        elif type(value) is ReadError:
+            errors.add(value.code, value.message, record=number, line=line, file=file_name)
+        else:
+            errors.add(
+                ErrorCode.NOT_AN_OBJECT,
+                f"the record is a JSON {_json_kind(value)}, not an object",
+                record=number,
+                line=line,
+                file=file_name,
+            )
 
     def _first_of(self, fmt: Format, number: int, line: int | None, file: str | None) -> None:
         """Keep the first records of each format: the examples if it turns out a minority."""

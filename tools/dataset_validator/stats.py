@@ -1,12 +1,15 @@
 """Token-length statistics kept as a histogram: exact percentiles without a list per record.
 
 Memory grows with the number of distinct lengths (bounded by the longest record), not with the
-number of records; the longest and shortest few records are kept by number for outlier examples.
+number of records; the longest and shortest few records are kept by number for outlier examples
+(ties go to the earlier record, so the order records are added in does not matter).
 """
 
 import heapq
 import math
 from collections import Counter
+
+import numpy as np
 
 from tools.dataset_validator.report import TokenStats
 
@@ -17,21 +20,40 @@ class LengthStats:
         self.count = 0
         self.total = 0
         self._keep = keep
-        self._longest: list[tuple[int, int]] = []  # min-heap of (length, record)
+        self._longest: list[tuple[int, int]] = []  # min-heap of (length, -record)
         self._shortest: list[tuple[int, int]] = []  # min-heap of (-length, -record)
 
     def add(self, length: int, record: int) -> None:
         self.histogram[length] += 1
         self.count += 1
         self.total += length
-        if len(self._longest) < self._keep:
-            heapq.heappush(self._longest, (length, record))
-            heapq.heappush(self._shortest, (-length, -record))
+        self._keep_extremes(length, record)
+
+    def add_many(self, lengths: np.ndarray, records: np.ndarray) -> None:
+        """add() for many records at once."""
+        if not len(lengths):
             return
-        if length > self._longest[0][0]:
-            heapq.heapreplace(self._longest, (length, record))
-        if -length > self._shortest[0][0]:
-            heapq.heapreplace(self._shortest, (-length, -record))
+        values, counts = np.unique(lengths, return_counts=True)
+        self.histogram.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+        self.count += len(lengths)
+        self.total += int(lengths.sum())
+        keep = self._keep
+        longest = np.lexsort((records, -lengths))[:keep]  # only these can enter either list
+        shortest = np.lexsort((records, lengths))[:keep]
+        for index in np.union1d(longest, shortest).tolist():
+            self._keep_extremes(int(lengths[index]), int(records[index]))
+
+    def _keep_extremes(self, length: int, record: int) -> None:
+        """Keep the `keep` longest and shortest records; each heap's root is its worst entry."""
+        longest, shortest = (length, -record), (-length, -record)
+        if len(self._longest) < self._keep:
+            heapq.heappush(self._longest, longest)
+            heapq.heappush(self._shortest, shortest)
+            return
+        if longest > self._longest[0]:
+            heapq.heapreplace(self._longest, longest)
+        if shortest > self._shortest[0]:
+            heapq.heapreplace(self._shortest, shortest)
 
     def merge(self, other: "LengthStats") -> None:
         """Add another dataset's lengths (for the totals; outlier examples stay per dataset)."""
@@ -73,6 +95,6 @@ class LengthStats:
             return 0, [], mean, mean
         low, high = mean - zscore * spread, mean + zscore * spread
         count = sum(n for length, n in self.histogram.items() if length < low or length > high)
-        examples = [record for length, record in self._longest if length > high]
+        examples = [-record for length, record in self._longest if length > high]
         examples += [-record for length, record in self._shortest if -length < low]
         return count, sorted(examples)[: self._keep], low, high

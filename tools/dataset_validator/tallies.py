@@ -1,9 +1,13 @@
 """Bounded tallies: every occurrence counted, only the first few of each code kept as examples."""
 
+from bisect import insort
 from collections import Counter
+from operator import itemgetter
 
 from tools.dataset_validator.kinds import ErrorCode, WarningCode
 from tools.dataset_validator.report import FIXES, DatasetWarning, RecordError
+
+_record = itemgetter(0)
 
 
 class ErrorLog:
@@ -47,6 +51,9 @@ class ErrorLog:
 
 
 class WarningLog:
+    """Warnings counted per code, with the first few records of each (by record number, so
+    records measured a batch at a time keep the order they have in the file)."""
+
     def __init__(self, keep: int) -> None:
         self.counts: Counter[WarningCode] = Counter()
         self._examples: dict[WarningCode, list[tuple[int, str | None]]] = {}
@@ -54,9 +61,23 @@ class WarningLog:
 
     def add(self, code: WarningCode, record: int, detail: str | None = None) -> None:
         self.counts[code] += 1
+        self._remember(code, record, detail)
+
+    def add_many(
+        self, code: WarningCode, records: list[int], details: list[str] | None = None
+    ) -> None:
+        """add() for many records, in ascending order."""
+        if not records:
+            return
+        self.counts[code] += len(records)
+        for position, record in enumerate(records[: self._keep]):
+            self._remember(code, record, details[position] if details else None)
+
+    def _remember(self, code: WarningCode, record: int, detail: str | None) -> None:
         kept = self._examples.setdefault(code, [])
-        if len(kept) < self._keep:
-            kept.append((record, detail))
+        if len(kept) < self._keep or record < kept[-1][0]:
+            insort(kept, (record, detail), key=_record)
+            del kept[self._keep :]
 
     def records(self, code: WarningCode) -> list[int]:
         return [record for record, _ in self._examples.get(code, [])]

@@ -8,6 +8,9 @@ import math
 from operator import itemgetter
 from typing import Protocol
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
 from tools.dataset_validator.config import TokensConfig
@@ -23,12 +26,23 @@ class TokenCounter(Protocol):
         """Per example: (its longest sequence, the tokens an epoch processes for it)."""
         ...
 
+    def measure_conversations(self, texts: pa.ListArray) -> np.ndarray:
+        """The tokens of each conversation (its turns' texts, as a list<string> array)."""
+        ...
+
 
 _text = itemgetter(1)
 
 
 def _framing(example: Example, turns: int, per_message: int) -> int:
     return per_message * turns if example.conversational else 0
+
+
+def _per_row(values: np.ndarray, texts: pa.ListArray) -> np.ndarray:
+    """Sum per-turn values into one per conversation, along the list array's offsets."""
+    summed = np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
+    offsets = texts.offsets.to_numpy()
+    return summed[offsets[1:]] - summed[offsets[:-1]]
 
 
 class EstimatedTokens:
@@ -54,6 +68,11 @@ class EstimatedTokens:
                 lengths = [self._length(example, turns) for turns in example.sequences()]
                 measured.append((max(lengths), sum(lengths)))
         return measured
+
+    def measure_conversations(self, texts: pa.ListArray) -> np.ndarray:
+        chars = _per_row(pc.utf8_length(texts.values).to_numpy(zero_copy_only=False), texts)
+        framing = self._per_message * pc.list_value_length(texts).to_numpy(zero_copy_only=False)
+        return np.ceil(chars / self._chars_per_token).astype(np.int64) + framing
 
     def _length(self, example: Example, turns: list[Turn]) -> int:
         chars = sum(map(len, map(_text, turns)))
@@ -88,6 +107,13 @@ class ModelTokens:
             ]
             measured.append((max(lengths), sum(lengths)))
         return measured
+
+    def measure_conversations(self, texts: pa.ListArray) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts.values.to_pylist(), add_special_tokens=False)
+        tokens = _per_row(np.fromiter(map(len, encodings), np.int64, len(encodings)), texts)
+        return tokens + self._per_message * pc.list_value_length(texts).to_numpy(
+            zero_copy_only=False
+        )
 
 
 def token_counter(

@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.dataset_validator.columnar import ChatColumns
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import Example, FormatChecker
 from tools.dataset_validator.hub import HubAccess
@@ -66,12 +67,20 @@ def validate_datasets(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
             hashes = {path: hasher.submit(_sha256, path, stop) for path in paths}
             try:
+                index = RecordIndex(config.split.seed)
+                placeholders = Placeholders(config.warnings.placeholder_pattern)
                 state = RunState(
                     config=config,
                     checker=FormatChecker(config.formats),
+                    columns=ChatColumns(
+                        config.formats,
+                        index.seed,
+                        placeholders.literal,
+                        config.reading.parse_block_bytes,
+                    ),
                     counter=counter,
-                    index=RecordIndex(config.split.seed),
-                    placeholders=Placeholders(config.warnings.placeholder_pattern),
+                    index=index,
+                    placeholders=placeholders,
                     max_seq_length=request.max_seq_length,
                     progress=Progress(
                         hooks,
@@ -195,8 +204,8 @@ def _split_report(
     elif share:
         method = "validation_split"
         rule = (
-            "validation when the first 8 bytes (little-endian) of the record's keyed blake2b "
-            f"digest (key: seed), as a fraction of 2**64, fall below {share:g}; "
+            "validation when the first 8 bytes (little-endian) of the record's XXH3-128 "
+            f"digest (seeded with seed), as a fraction of 2**64, fall below {share:g}; "
             "identical records always fall on the same side"
         )
     else:

@@ -1,0 +1,253 @@
+"""The column-wise chat lane gives every record the verdict, digest and length the
+record-by-record path gives it: whole reports are compared with the lane on and off."""
+
+import itertools
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server.settings import load_settings
+from tests.support import isolated_env
+from tests.test_datasets_validator import validate
+from tools.dataset_validator.columnar import ChatColumns
+from tools.dataset_validator.config import DatasetsConfig
+from tools.dataset_validator.formats import ROLE_OF_TAG, WELL_ORDERED, FormatChecker
+from tools.dataset_validator.hygiene import Placeholders, RecordIndex
+from tools.dataset_validator.kinds import Format, WarningCode
+from tools.dataset_validator.readers import LineBatch
+from tools.dataset_validator.report import ValidationReport
+from tools.dataset_validator.stats import LengthStats
+from tools.dataset_validator.tallies import WarningLog
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
+    settings = load_settings(env=isolated_env(tmp_path_factory.mktemp("config"))).datasets
+    # small batches, so one file spans several and the lane meets batch edges
+    reading = settings.reading.model_copy(update={"batch_bytes": 4096, "check_every_records": 7})
+    return settings.model_copy(update={"reading": reading})
+
+
+def both_ways(
+    config: DatasetsConfig, monkeypatch: pytest.MonkeyPatch, refs: list[str], root: Path, **kw: Any
+) -> tuple[ValidationReport, ValidationReport]:
+    """The report with the column lane, and with every batch sent record by record."""
+    fast = validate(config, refs, roots=[root], **kw)
+    with monkeypatch.context() as patch:
+        patch.setattr(ChatColumns, "read", lambda self, batch: None)
+        slow = validate(config, refs, roots=[root], **kw)
+    return fast, slow
+
+
+def assert_same(fast: ValidationReport, slow: ValidationReport) -> None:
+    assert fast.model_dump() == slow.model_dump()
+
+
+# --- records that pass, and records that each break one rule in their own way ---------------
+
+TEXTS = st.sampled_from(
+    [
+        "Hello there.",
+        "Hello   there.",  # a whitespace variant of the one before
+        "  Hello\nthere. ",
+        "Hi {{ name }}, welcome!",
+        "",
+        "   ",
+        "\x1c\x1d",  # whitespace to Python's str.isspace
+        "\u3000",
+        "\u200b",  # zero-width space: not whitespace to Python
+        "naïve café 東京 " * 40,
+        "a",
+    ]
+)
+ROLES = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "gpt"])
+
+
+@st.composite
+def near_misses(draw: st.DrawFn, turns: list[Any]) -> list[Any]:
+    """A well-formed conversation with one or two changes, each of which may or may not break
+    a rule (a blank content, an unknown role, a turn out of order, a null message...)."""
+    turns = [dict(turn) for turn in turns]
+    for _ in range(draw(st.integers(1, 2))):
+        at = draw(st.integers(0, len(turns) - 1))
+        change = draw(st.integers(0, 7))
+        if turns[at] is None:
+            continue
+        if change == 0:
+            turns[at]["content"] = draw(TEXTS)
+        elif change == 1:
+            turns[at]["role"] = draw(ROLES)
+        elif change == 2:
+            turns[at].pop("role", None)
+        elif change == 3:
+            turns[at]["content"] = None
+        elif change == 4:
+            turns[at] = None
+        elif change == 5:
+            turns[at]["extra"] = {"nested": [1, 2]}
+        elif change == 6:
+            turns.pop(at)
+        else:
+            turns.insert(at, {"role": draw(ROLES), "content": draw(TEXTS)})
+        if not turns:
+            break
+    return turns
+
+
+def conversation(rng: random.Random) -> dict[str, Any]:
+    """A well-formed chat record, sometimes with a system turn, sometimes with a tool call."""
+    turns = [{"role": "system", "content": "Be brief."}] if rng.random() < 0.7 else []
+    for _ in range(rng.randint(1, 3)):
+        turns.append({"role": "user", "content": rng.choice(["Hi?", "Hi  ?", "What is 2+2?"])})
+        turns.append({"role": "assistant", "content": rng.choice(["4", "Hello!", "Sure."])})
+    return {"messages": turns}
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> str:
+    seed = draw(st.integers(0, 2**16))
+    rng = random.Random(seed)
+    out = []
+    for _ in range(draw(st.integers(1, 40))):
+        kind = draw(st.integers(0, 12))
+        if kind <= 5:
+            out.append(json.dumps(conversation(rng)))
+        elif kind <= 8:
+            turns = draw(near_misses(conversation(rng)["messages"]))
+            out.append(json.dumps({"messages": turns, "id": seed}))
+        elif kind == 9:
+            out.append(draw(st.sampled_from(["", "   ", "[1, 2]", "{bad json", '{"text": "t"}'])))
+        elif kind == 10:
+            out.append(json.dumps({"messages": "not a list"}))
+        elif kind == 11:
+            out.append('{"messages": [{"role": "user", "content": "\\ud800"}]}')
+        else:
+            out.append(json.dumps({"messages": [{"role": "user", "content": 5}]}))
+    return "\n".join(out) + draw(st.sampled_from(["", "\n"]))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=lines())
+def test_the_column_lane_and_the_record_path_write_the_same_report(
+    config: DatasetsConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str
+) -> None:
+    (tmp_path / "data.jsonl").write_text(text, encoding="utf-8")
+    fast, slow = both_ways(config, monkeypatch, ["data.jsonl"], tmp_path, max_seq_length=40)
+    assert_same(fast, slow)
+
+
+def test_a_large_clean_file_goes_through_the_lane_and_agrees(
+    config: DatasetsConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rng = random.Random(3)
+    records = [conversation(rng) for _ in range(3000)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[::7]))
+    calls = []
+    read = ChatColumns.read
+
+    def counting(self: ChatColumns, batch: LineBatch) -> Any:
+        found = read(self, batch)
+        calls.append(found is not None and len(found.rows) == len(batch.items))
+        return found
+
+    monkeypatch.setattr(ChatColumns, "read", counting)
+    fast = validate(config, ["a.jsonl", "b.jsonl"], roots=[tmp_path], validation_split=0.1)
+    monkeypatch.undo()
+    assert calls and all(calls)  # every batch was taken whole by the lane
+    _, slow = both_ways(config, monkeypatch, ["a.jsonl", "b.jsonl"], tmp_path, validation_split=0.1)
+    assert_same(fast, slow)
+    assert fast.datasets[0].duplicates.within > 0 and fast.datasets[1].duplicates.across_datasets
+
+
+ANSWER = b'{"role": "assistant", "content": "Fine."}'
+
+
+@pytest.mark.parametrize(
+    ("user_turn", "errors"),
+    [
+        (b'{"role": "user", "content": ["not", "parts"]}', {}),
+        (b'{"role": "user", "content": "caf\xe9"}', {"encoding_error": 1}),
+        (b'{"role": "user", "content": "\\ud800"}', {"invalid_json": 1}),
+        (b'{"role": "user", "content": 5}', {"wrong_type": 1}),
+    ],
+)
+def test_a_batch_arrow_cannot_read_as_chat_is_checked_record_by_record(
+    config: DatasetsConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    user_turn: bytes,
+    errors: dict[str, int],
+) -> None:
+    """Arrow refuses some of these and reads invalid UTF-8 without a word; either way the
+    batch goes record by record and the report is the same."""
+    rng = random.Random(5)
+    good = [json.dumps(conversation(rng)).encode() for _ in range(60)]
+    good[30] = b'{"messages": [' + user_turn + b", " + ANSWER + b"]}"
+    (tmp_path / "d.jsonl").write_bytes(b"\n".join(good) + b"\n")
+    fast, slow = both_ways(config, monkeypatch, ["d.jsonl"], tmp_path)
+    assert_same(fast, slow)
+    assert fast.datasets[0].error_counts == errors
+
+
+# --- the pieces the lane shares with the record path -----------------------------------------
+
+
+def test_the_lane_digests_a_record_as_record_index_does(config: DatasetsConfig) -> None:
+    rng = random.Random(11)
+    records = [conversation(rng) for _ in range(200)]
+    records[0]["messages"][-1]["content"] = "  Spaced\tout\r\n answer  "
+    index = RecordIndex(config.split.seed)
+    placeholders = Placeholders(config.warnings.placeholder_pattern)
+    columns = ChatColumns(config.formats, index.seed, placeholders.literal, 1 << 20)
+    batch = LineBatch(1, [(n, json.dumps(r).encode() + b"\n") for n, r in enumerate(records, 1)])
+    chat = columns.read(batch)
+    assert chat is not None and len(chat.rows) == len(records)
+    checker = FormatChecker(config.formats)
+    expected = [index.digest(checker.check(Format.CHAT, r)[0])[0] for r in records]  # type: ignore[arg-type]
+    assert chat.digests == expected
+
+
+def test_arrow_matches_the_turn_order_rule_as_python_does() -> None:
+    """The lane matches WELL_ORDERED with RE2; it must accept exactly what re accepts."""
+    sequences = [
+        "".join(tags)
+        for length in range(8)
+        for tags in itertools.product(ROLE_OF_TAG, repeat=length)
+    ]
+    arrow = pc.match_substring_regex(pa.array(sequences), f"^(?:{WELL_ORDERED.pattern})$")
+    assert arrow.to_pylist() == [WELL_ORDERED.fullmatch(s) is not None for s in sequences]
+
+
+def test_length_stats_do_not_depend_on_how_records_are_added() -> None:
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 30, 500)  # many ties
+    records = np.arange(1, 501)
+    one_by_one, in_batches = LengthStats(5), LengthStats(5)
+    for length, record in zip(lengths.tolist(), records.tolist(), strict=True):
+        one_by_one.add(length, record)
+    for start in range(0, 500, 64):
+        in_batches.add_many(lengths[start : start + 64], records[start : start + 64])
+    assert one_by_one.summary() == in_batches.summary()
+    assert one_by_one.outliers(1.0) == in_batches.outliers(1.0)
+    assert sorted(one_by_one._longest) == sorted(in_batches._longest)
+    assert sorted(one_by_one._shortest) == sorted(in_batches._shortest)
+
+
+def test_warning_examples_are_the_first_records_whatever_the_order() -> None:
+    log = WarningLog(3)
+    log.add_many(WarningCode.TOO_LONG, [40, 41, 42, 43], ["a", "b", "c"])
+    log.add(WarningCode.TOO_LONG, 7, "early")
+    assert log.counts[WarningCode.TOO_LONG] == 5
+    assert log.records(WarningCode.TOO_LONG) == [7, 40, 41]
+    assert log.first_detail(WarningCode.TOO_LONG) == "early"

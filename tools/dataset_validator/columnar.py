@@ -1,0 +1,169 @@
+"""Chat records checked a batch of JSON Lines at a time, column by column, in Arrow.
+
+Most records of a large dataset have nothing wrong with them, and checking them one Python dict
+at a time is what makes a scan slow. Here Arrow's JSON reader parses a whole batch of lines
+against the chat schema (in C++, on every core) and each rule of FormatChecker._well_formed is
+applied to whole columns: known roles, non-blank contents, the turn order, an assistant turn.
+The rows that pass come out with what the scan needs of them: digest, system turn, token length,
+placeholder candidates. Every other row, and every batch Arrow cannot read as chat, takes the
+record-by-record path, which words each problem. Both paths give a record the same verdict,
+digest and length; the tests hold them to it.
+"""
+
+from dataclasses import dataclass, replace
+from itertools import pairwise
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+from xxhash import xxh3_128_digest
+
+from tools.dataset_validator.config import FormatsConfig
+from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED, Example
+from tools.dataset_validator.hygiene import PAIR_SEPARATOR, TURN_SEPARATOR
+from tools.dataset_validator.kinds import Format, Role
+from tools.dataset_validator.readers import LineBatch
+
+_MESSAGES = "messages"
+_SCHEMA = pa.schema(
+    [(_MESSAGES, pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])))]
+)
+_PARSE = pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore")
+# What str.isspace() calls whitespace (U+3000, the ideographic space, is the highest such code
+# point), as an RE2 class: a content is not blank when it holds a character outside it.
+_NOT_BLANK = "[^{}]".format(
+    "".join(f"\\x{{{code:x}}}" for code in range(0x3001) if chr(code).isspace())
+)
+_UNUSABLE = b"x"  # the tag of a turn whose role is unknown or missing: no order admits it
+_SPACE, _CONTROL_SPACES = ord(" "), (ord("\t"), ord("\r"))  # ASCII_WHITESPACE: \t..\r, " "
+
+
+@dataclass(frozen=True, slots=True)
+class ChatBatch:
+    """The chat rows of a batch that passed every check (`rows`: their positions in the batch),
+    with what the scan needs of each, in the same order."""
+
+    rows: np.ndarray
+    """Positions in the batch's items."""
+    digests: list[bytes]
+    has_system: np.ndarray
+    texts: pa.ListArray
+    """Each passing row's turn texts."""
+    tags: pa.StringArray
+    """Each passing row's roles, one ROLE_TAGS letter per turn."""
+    placeholder_candidates: np.ndarray
+    """Positions (into `rows`) of the texts that could hold a placeholder."""
+
+    def example(self, position: int) -> Example:
+        """One passing row in the common shape (for the preview)."""
+        roles = map(ROLE_OF_TAG.__getitem__, self.tags[position].as_py())
+        turns = list(zip(roles, self.texts[position].as_py(), strict=True))
+        return Example(Format.CHAT, turns, has_system=bool(self.has_system[position]))
+
+    def joined_text(self, position: int) -> str:
+        """The row's turns joined as RecordIndex.digest joins them (for the placeholder check)."""
+        return TURN_SEPARATOR.join(self.texts[position].as_py())
+
+
+class ChatColumns:
+    """Reads batches of JSON Lines as chat; holds the role names the config accepts."""
+
+    def __init__(self, config: FormatsConfig, seed: int, placeholder_literal: str, block: int):
+        names = list(config.chat_roles)
+        self._names = pa.array(names)
+        # each known name's tag letter, then _UNUSABLE for an unknown or missing role
+        self._letters = np.frombuffer(
+            "".join(ROLE_TAGS[config.chat_roles[name]] for name in names).encode() + _UNUSABLE,
+            dtype=np.uint8,
+        )
+        self._order = f"^(?:{WELL_ORDERED.pattern})$"
+        self._assistant = ROLE_TAGS[Role.ASSISTANT]
+        self._system = ord(ROLE_TAGS[Role.SYSTEM])
+        self._seed = seed
+        self._literal = placeholder_literal
+        self._read = pj.ReadOptions(use_threads=True, block_size=block)
+
+    def read(self, batch: LineBatch) -> ChatBatch | None:
+        """The batch's records that are well-formed chat, or None when Arrow cannot read the
+        batch as chat at all (a line that is not an object, a field of another type, ...)."""
+        lines = [raw for _, raw in batch.items if type(raw) is bytes]
+        if not lines:
+            return None
+        data = b"".join(lines)  # type: ignore[arg-type]
+        try:
+            table = pj.read_json(
+                pa.BufferReader(data), read_options=self._read, parse_options=_PARSE
+            )
+            # Arrow does not check that strings are UTF-8 (a lone surrogate escape, say)
+            table.validate(full=True)
+        except (pa.ArrowException, ValueError):
+            return None
+        if table.num_rows != len(lines):  # two objects on a line, one across lines
+            return None
+        messages = table.column(_MESSAGES).combine_chunks()
+        if messages.null_count == len(messages):
+            return None
+        literal = self._literal.encode()
+        chat = self._passing(messages, may_hold_placeholder=not literal or literal in data)
+        if len(lines) < len(batch.items):  # rows are lines; the batch also holds ReadErrors
+            at = [i for i, (_, raw) in enumerate(batch.items) if type(raw) is bytes]
+            chat = replace(chat, rows=np.asarray(at)[chat.rows])
+        return chat
+
+    def _passing(self, messages: pa.ListArray, may_hold_placeholder: bool) -> ChatBatch:
+        offsets = messages.offsets.to_numpy()
+        role, content = messages.values.flatten()
+        known = pc.index_in(role, value_set=self._names)
+        codes = pc.fill_null(known, len(self._names)).to_numpy(zero_copy_only=False)
+        tags = pa.StringArray.from_buffers(
+            len(messages), pa.py_buffer(offsets), pa.py_buffer(self._letters[codes])
+        )
+        usable = pc.fill_null(pc.match_substring_regex(content, _NOT_BLANK), False)
+        faulty = np.concatenate(([0], np.cumsum(~usable.to_numpy(zero_copy_only=False))))
+        passing = (
+            messages.is_valid().to_numpy(zero_copy_only=False)
+            & (faulty[offsets[1:]] == faulty[offsets[:-1]])
+            & pc.match_substring_regex(tags, self._order).to_numpy(zero_copy_only=False)
+            & pc.match_substring(tags, self._assistant).to_numpy(zero_copy_only=False)
+        )
+        rows = np.flatnonzero(passing)
+        if len(rows) < len(messages):
+            chosen = pa.array(rows)
+            messages, tags = messages.take(chosen), tags.take(chosen)
+        texts = pa.ListArray.from_arrays(messages.offsets, messages.values.flatten()[1])
+        joined = pc.binary_join(texts, TURN_SEPARATOR)
+        first_tags = self._letters[codes][offsets[:-1][passing]] if len(rows) else codes[:0]
+        return ChatBatch(
+            rows=rows,
+            digests=self._digests(pc.binary_join_element_wise(tags, joined, PAIR_SEPARATOR)),
+            has_system=first_tags == self._system,
+            texts=texts,
+            tags=tags,
+            placeholder_candidates=(
+                np.arange(len(rows))
+                if not self._literal
+                else np.flatnonzero(
+                    pc.match_substring(joined, self._literal).to_numpy(zero_copy_only=False)
+                )
+                if may_hold_placeholder
+                else np.zeros(0, dtype=np.int64)
+            ),
+        )
+
+    def _digests(self, keyed: pa.Array) -> list[bytes]:
+        """RecordIndex.digest of each row: XXH3-128 of its bytes with ASCII whitespace removed,
+        the removal done for the whole batch at once."""
+        if not len(keyed):
+            return []
+        _, offsets, data = keyed.buffers()
+        first = keyed.offset
+        starts = np.frombuffer(offsets, dtype=np.int32)[first : first + len(keyed) + 1]
+        raw = np.frombuffer(data, dtype=np.uint8)[: starts[-1]]
+        low, high = _CONTROL_SPACES
+        blank = (raw - np.uint8(low) <= high - low) | (raw == _SPACE)  # uint8 wraps below \t
+        spaces = np.flatnonzero(blank)
+        packed = np.compress(~blank, raw).tobytes()
+        bounds = (starts - np.searchsorted(spaces, starts)).tolist()
+        view, seed = memoryview(packed), self._seed
+        return [xxh3_128_digest(view[a:b], seed) for a, b in pairwise(bounds)]
