@@ -4,6 +4,8 @@ record-by-record path gives it: whole reports are compared with the lane on and 
 import itertools
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from tests.test_datasets_validator import validate
 from tools.dataset_validator.columnar import ChatColumns
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import ROLE_OF_TAG, WELL_ORDERED, FormatChecker
-from tools.dataset_validator.hygiene import Placeholders, RecordIndex
+from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting
 from tools.dataset_validator.kinds import Format, WarningCode
 from tools.dataset_validator.readers import LineBatch
 from tools.dataset_validator.report import ValidationReport
@@ -37,13 +39,12 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
 
 
 def both_ways(
-    config: DatasetsConfig, monkeypatch: pytest.MonkeyPatch, refs: list[str], root: Path, **kw: Any
+    config: DatasetsConfig, refs: list[str], root: Path, **kw: Any
 ) -> tuple[ValidationReport, ValidationReport]:
-    """The report with the column lane, and with every batch sent record by record."""
+    """The report with the column lane, and with it off (reading.columnar_chat: false)."""
     fast = validate(config, refs, roots=[root], **kw)
-    with monkeypatch.context() as patch:
-        patch.setattr(ChatColumns, "read", lambda self, batch: None)
-        slow = validate(config, refs, roots=[root], **kw)
+    lean = config.reading.model_copy(update={"columnar_chat": False})
+    slow = validate(config.model_copy(update={"reading": lean}), refs, roots=[root], **kw)
     return fast, slow
 
 
@@ -139,10 +140,10 @@ def lines(draw: st.DrawFn) -> str:
 )
 @given(text=lines())
 def test_the_column_lane_and_the_record_path_write_the_same_report(
-    config: DatasetsConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str
+    config: DatasetsConfig, tmp_path: Path, text: str
 ) -> None:
     (tmp_path / "data.jsonl").write_text(text, encoding="utf-8")
-    fast, slow = both_ways(config, monkeypatch, ["data.jsonl"], tmp_path, max_seq_length=40)
+    fast, slow = both_ways(config, ["data.jsonl"], tmp_path, max_seq_length=40)
     assert_same(fast, slow)
 
 
@@ -165,7 +166,7 @@ def test_a_large_clean_file_goes_through_the_lane_and_agrees(
     fast = validate(config, ["a.jsonl", "b.jsonl"], roots=[tmp_path], validation_split=0.1)
     monkeypatch.undo()
     assert calls and all(calls)  # every batch was taken whole by the lane
-    _, slow = both_ways(config, monkeypatch, ["a.jsonl", "b.jsonl"], tmp_path, validation_split=0.1)
+    _, slow = both_ways(config, ["a.jsonl", "b.jsonl"], tmp_path, validation_split=0.1)
     assert_same(fast, slow)
     assert fast.datasets[0].duplicates.within > 0 and fast.datasets[1].duplicates.across_datasets
 
@@ -184,7 +185,6 @@ ANSWER = b'{"role": "assistant", "content": "Fine."}'
 )
 def test_a_batch_arrow_cannot_read_as_chat_is_checked_record_by_record(
     config: DatasetsConfig,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     user_turn: bytes,
     errors: dict[str, int],
@@ -195,7 +195,7 @@ def test_a_batch_arrow_cannot_read_as_chat_is_checked_record_by_record(
     good = [json.dumps(conversation(rng)).encode() for _ in range(60)]
     good[30] = b'{"messages": [' + user_turn + b", " + ANSWER + b"]}"
     (tmp_path / "d.jsonl").write_bytes(b"\n".join(good) + b"\n")
-    fast, slow = both_ways(config, monkeypatch, ["d.jsonl"], tmp_path)
+    fast, slow = both_ways(config, ["d.jsonl"], tmp_path)
     assert_same(fast, slow)
     assert fast.datasets[0].error_counts == errors
 
@@ -251,3 +251,45 @@ def test_warning_examples_are_the_first_records_whatever_the_order() -> None:
     assert log.counts[WarningCode.TOO_LONG] == 5
     assert log.records(WarningCode.TOO_LONG) == [7, 40, 41]
     assert log.first_detail(WarningCode.TOO_LONG) == "early"
+
+
+def test_the_index_reports_each_repeat_with_its_first_sighting() -> None:
+    index = RecordIndex(seed=1)
+    a, b, c = b"A" * 16, b"B" * 16, b"C" * 16
+    collides = b"A" * 8 + b"Z" * 8  # the same first half as `a`, another digest
+    seen = list(index.see_many([a, b, a], 0, np.array([False, True, True]), np.array([1, 2, 3])))
+    assert seen == [(2, Sighting(dataset=0, validation=False, record=1))]
+    seen = list(
+        index.see_many([c, collides, b, c], 1, np.zeros(4, dtype=bool), np.array([1, 2, 3, 4]))
+    )
+    assert seen == [
+        (2, Sighting(dataset=0, validation=True, record=2)),
+        (3, Sighting(dataset=1, validation=False, record=1)),
+    ]
+    for _ in range(40):  # many runs, merged as they grow
+        digests = [random.randbytes(16) for _ in range(50)]
+        list(index.see_many(digests, 2, np.zeros(50, dtype=bool), np.arange(50)))
+    repeat = list(index.see_many([collides], 3, np.zeros(1, dtype=bool), np.array([9])))
+    assert repeat == [(0, Sighting(dataset=1, validation=False, record=2))]
+
+
+def test_the_lean_mode_never_loads_arrow(tmp_path: Path) -> None:
+    """reading.columnar_chat: false is the memory-conscious choice: Arrow stays out."""
+    (tmp_path / "chat.jsonl").write_text(
+        "".join(json.dumps(conversation(random.Random(n))) + "\n" for n in range(50))
+    )
+    script = (
+        "import sys; from pathlib import Path; "
+        "from tests.bench.bench_validate import validate; "
+        f"validate(Path({str(tmp_path / 'chat.jsonl')!r}), 'lean'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyarrow'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+        timeout=120,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -7,10 +7,11 @@ Run on demand (pytest does not collect tests/bench):
 
 1. Throughput: writes a seeded, realistic chat JSONL of --mb megabytes, then times, alternately
    and --repeat times each, the floor (`for line in file: orjson.loads(line)`) and a full
-   validate_datasets of the same file (every check, the token estimate, the split, sha256). It
-   prints the best time of each, the throughputs and their ratio (goal: at least 0.5).
-2. Memory: writes a --rss-mb file and validates it in a child process that prints its own peak
-   RSS (ru_maxrss); a second child that only imports the validator gives the baseline (goal:
+   validate_datasets of the same file (every check, the token estimate, the split, sha256), with
+   the column lane (reading.columnar_chat: true, the default) and without it (lean). It prints
+   the best time of each, the throughputs and their ratios (goal: at least 0.5).
+2. Memory: writes a --rss-mb file and validates it, in each mode, in a child process that prints
+   its own peak RSS; a child that only imports what that mode imports gives its baseline (goal:
    peak under 150 MB).
 """
 
@@ -190,10 +191,14 @@ def floor(path: Path) -> tuple[float, float]:
     return time.perf_counter() - start, time.thread_time() - cpu
 
 
-def validate(path: Path) -> tuple[float, float, dict]:
+MODES = {"columnar": True, "lean": False}  # reading.columnar_chat
+
+
+def validate(path: Path, mode: str) -> tuple[float, float, dict]:
     """One full validation as the server runs it (no model selected: the token estimate):
     (wall seconds, CPU seconds of this thread, outcome). The sha256 of the file is computed
-    in a helper thread meanwhile; its CPU time is not in the second figure."""
+    in a helper thread meanwhile, and the column lane works on threads of its own; their CPU
+    time is not in the second figure."""
     from server.settings import load_settings
     from tools.dataset_validator.hub import HubAccess
     from tools.dataset_validator.roots import allowed_roots
@@ -201,6 +206,8 @@ def validate(path: Path) -> tuple[float, float, dict]:
     from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 
     config = load_settings(env={}).datasets
+    reading = config.reading.model_copy(update={"columnar_chat": MODES[mode]})
+    config = config.model_copy(update={"reading": reading})
     hub = HubAccess(endpoint=None, timeout_s=1)
     sources = Sources(config, allowed_roots([path.parent]), hub, None)
     request = ValidationRequest(datasets=[path.name], max_seq_length=4096)
@@ -213,13 +220,16 @@ def validate(path: Path) -> tuple[float, float, dict]:
 
 
 def child(mode: str, path: str) -> None:
-    """Run in a subprocess: validate (or only import) and print the peak RSS as JSON."""
-    if mode == "validate":
-        elapsed, _, outcome = validate(Path(path))
+    """Run in a subprocess: validate in a mode (or only import what it imports: `import-MODE`)
+    and print the peak RSS as JSON."""
+    if mode in MODES:
+        elapsed, _, outcome = validate(Path(path), mode)
     else:
         import tools.dataset_validator.sources
-        import tools.dataset_validator.validator  # noqa: F401
+        import tools.dataset_validator.validator
 
+        if MODES[mode.removeprefix("import-")]:
+            import tools.dataset_validator.columnar  # noqa: F401
         elapsed, outcome = 0.0, {}
     print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "seconds": elapsed, **outcome}))
 
@@ -279,31 +289,39 @@ def main() -> None:
         records = write_dataset(path, args.mb * MB)
         size = path.stat().st_size
         print(f"throughput file: {size / MB:.0f} MB, {records:,} chat records")
-        floors, runs = [], []
+        floors: list[tuple[float, float]] = []
+        runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
         for _ in range(args.repeat):
             floors.append(floor(path))
-            elapsed, cpu, outcome = validate(path)
-            runs.append((elapsed, cpu))
-        assert outcome["records"] == records and outcome["valid"], outcome
+            for mode, times in runs.items():
+                elapsed, cpu, outcome = validate(path, mode)
+                times.append((elapsed, cpu))
+                assert outcome["records"] == records and outcome["valid"], outcome
         for label, index in (("wall clock", 0), ("CPU time of the reading thread", 1)):
             best_floor = min(f[index] for f in floors)
-            best_run = min(r[index] for r in runs)
             print(f"  {label}, best of {args.repeat}:")
             print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
-            print(f"    validate_datasets:             {size / MB / best_run:7.1f} MB/s")
-            print(f"    ratio: {best_floor / best_run:.2f} of the floor (goal >= 0.5)")
+            for mode, times in runs.items():
+                best_run = min(r[index] for r in times)
+                print(
+                    f"    validate_datasets, {mode + ':':9} {size / MB / best_run:7.1f} MB/s"
+                    f" = {best_floor / best_run:.2f} of the floor (goal >= 0.5)"
+                )
         print(f"  {outcome['summary']}")
         path.unlink()
 
         if args.rss_mb:
             big = Path(tmp) / "bench_chat_big.jsonl"
             records = write_dataset(big, args.rss_mb * MB, seed=11)
-            baseline = run_child("import", big)
-            measured = run_child("validate", big)
             print(f"memory file: {big.stat().st_size / MB:.0f} MB, {records:,} chat records")
-            print(f"  peak RSS validating it: {measured['peak_rss_mb']:.0f} MB (goal < 150 MB)")
-            print(f"  baseline (interpreter + imports only): {baseline['peak_rss_mb']:.0f} MB")
-            print(f"  validation took {measured['seconds']:.1f} s")
+            for mode in MODES:
+                baseline = run_child(f"import-{mode}", big)
+                measured = run_child(mode, big)
+                print(
+                    f"  {mode}: peak RSS {measured['peak_rss_mb']:.0f} MB (goal < 150 MB); "
+                    f"imports alone {baseline['peak_rss_mb']:.0f} MB; "
+                    f"took {measured['seconds']:.1f} s"
+                )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Most records of a large dataset have nothing wrong with them, and checking them one Python dict
 at a time is what makes a scan slow. Here Arrow's JSON reader parses a whole batch of lines
-against the chat schema (in C++, on every core) and each rule of FormatChecker._well_formed is
+against the chat schema (in C++, batches in parallel) and each rule of FormatChecker._well_formed is
 applied to whole columns: known roles, non-blank contents, the turn order, an assistant turn.
 The rows that pass come out with what the scan needs of them: digest, system turn, token length,
 placeholder candidates. Every other row, and every batch Arrow cannot read as chat, takes the
@@ -24,6 +24,7 @@ from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED
 from tools.dataset_validator.hygiene import PAIR_SEPARATOR, TURN_SEPARATOR
 from tools.dataset_validator.kinds import Format, Role
 from tools.dataset_validator.readers import LineBatch
+from tools.dataset_validator.tokens import Conversations
 
 _MESSAGES = "messages"
 _SCHEMA = pa.schema(
@@ -50,6 +51,7 @@ class ChatBatch:
     has_system: np.ndarray
     texts: pa.ListArray
     """Each passing row's turn texts."""
+    conversations: Conversations
     tags: pa.StringArray
     """Each passing row's roles, one ROLE_TAGS letter per turn."""
     placeholder_candidates: np.ndarray
@@ -82,7 +84,8 @@ class ChatColumns:
         self._system = ord(ROLE_TAGS[Role.SYSTEM])
         self._seed = seed
         self._literal = placeholder_literal
-        self._read = pj.ReadOptions(use_threads=True, block_size=block)
+        # batches are parsed in parallel on the scan's threads; Arrow's own pool would compete
+        self._read = pj.ReadOptions(use_threads=False, block_size=block)
 
     def read(self, batch: LineBatch) -> ChatBatch | None:
         """The batch's records that are well-formed chat, or None when Arrow cannot read the
@@ -139,6 +142,11 @@ class ChatColumns:
             digests=self._digests(pc.binary_join_element_wise(tags, joined, PAIR_SEPARATOR)),
             has_system=first_tags == self._system,
             texts=texts,
+            conversations=Conversations(
+                offsets=texts.offsets.to_numpy(),
+                chars=pc.utf8_length(texts.values).to_numpy(zero_copy_only=False),
+                texts=texts.values.to_pylist,
+            ),
             tags=tags,
             placeholder_candidates=(
                 np.arange(len(rows))

@@ -39,11 +39,17 @@ class Sighting:
 
 
 class RecordIndex:
-    """Every digest of one validation run, with its first sighting."""
+    """Every digest of one validation run, with its first sighting, looked up a batch at a time.
+
+    Digests live in sorted NumPy runs, 24 bytes a record (a dict of bytes keys takes about 120),
+    so the duplicate checks stay within the memory budget on large files. A batch is sorted,
+    searched in each run and added as a run of its own; runs of similar size are merged, which
+    keeps their number logarithmic in the records seen.
+    """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed % (1 << 64)  # XXH3 takes an unsigned 64-bit seed
-        self._seen: dict[bytes, int] = {}
+        self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (high, low, first)
 
     def digest(self, example: Example) -> tuple[bytes, str]:
         """The record's digest, and its joined text (for the placeholder check)."""
@@ -59,23 +65,55 @@ class RecordIndex:
         data = f"{tags}{PAIR_SEPARATOR}{text}".encode("utf-8", "surrogatepass")
         return xxh3_128_digest(data.translate(None, ASCII_WHITESPACE), self.seed), text
 
-    def see(self, digest: bytes, dataset: int, validation: bool, record: int) -> Sighting | None:
-        """Record a sighting; the earlier one if the digest was seen before, else None."""
-        packed = (dataset << (_RECORD_BITS + 1)) | (record << 1) | validation
-        first = self._seen.setdefault(digest, packed)
-        return None if first == packed else _unpack(first)
-
     def see_many(
         self, digests: Sequence[bytes], dataset: int, validation: np.ndarray, records: np.ndarray
     ) -> Iterator[tuple[int, Sighting]]:
-        """see() for records in order: (position, earlier sighting) for each one seen before."""
-        packed = (records.astype(np.int64) << 1) | validation
-        packed |= dataset << (_RECORD_BITS + 1)
-        setdefault = self._seen.setdefault
-        for position, (digest, mine) in enumerate(zip(digests, packed.tolist(), strict=True)):
-            first = setdefault(digest, mine)
-            if first != mine:
-                yield position, _unpack(first)
+        """Record sightings of records in file order: (position, the first sighting) for each
+        one whose digest was seen before, in this batch or an earlier one."""
+        if not digests:
+            return
+        halves = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
+        high, low = halves[:, 0], halves[:, 1]
+        mine = (np.asarray(records, dtype=np.int64) << 1) | np.asarray(validation, dtype=np.int64)
+        mine |= dataset << (_RECORD_BITS + 1)
+        order = np.lexsort((np.arange(len(high)), low, high))  # by digest, then file order
+        new_digest = np.ones(len(order), dtype=bool)
+        new_digest[1:] = (high[order][1:] != high[order][:-1]) | (low[order][1:] != low[order][:-1])
+        firsts = order[new_digest]  # each distinct digest's first position in the batch
+        earlier = self._find(high[firsts], low[firsts])
+        unseen = earlier < 0
+        self._add(high[firsts][unseen], low[firsts][unseen], mine[firsts][unseen])
+        first = np.where(earlier >= 0, earlier, mine[firsts])
+        group = np.cumsum(new_digest) - 1  # which distinct digest each sorted position holds
+        first_of = np.empty(len(order), dtype=np.int64)
+        first_of[order] = first[group]
+        for position in np.flatnonzero(first_of != mine).tolist():
+            yield position, _unpack(int(first_of[position]))
+
+    def _find(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+        """The first sighting of each digest, or -1 where it was never seen."""
+        found = np.full(len(high), -1, dtype=np.int64)
+        for run_high, run_low, run_first in self._runs:
+            rows = np.flatnonzero(found < 0)
+            at = np.searchsorted(run_high, high[rows])
+            while len(rows):  # more than one pass only where first halves collide
+                keep = at < len(run_high)
+                rows, at = rows[keep], at[keep]
+                keep = run_high[at] == high[rows]
+                rows, at = rows[keep], at[keep]
+                hit = run_low[at] == low[rows]
+                found[rows[hit]] = run_first[at[hit]]
+                rows, at = rows[~hit], at[~hit] + 1
+        return found
+
+    def _add(self, high: np.ndarray, low: np.ndarray, first: np.ndarray) -> None:
+        runs = self._runs
+        runs.append((high, low, first))
+        while len(runs) > 1 and len(runs[-1][0]) * 2 >= len(runs[-2][0]):
+            (h2, l2, f2), (h1, l1, f1) = runs.pop(), runs.pop()
+            merged_high, merged_low = np.concatenate((h1, h2)), np.concatenate((l1, l2))
+            order = np.lexsort((merged_low, merged_high))
+            runs.append((merged_high[order], merged_low[order], np.concatenate((f1, f2))[order]))
 
 
 def _unpack(packed: int) -> Sighting:

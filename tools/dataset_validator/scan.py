@@ -11,10 +11,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tools.dataset_validator.columnar import ChatBatch, ChatColumns
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
@@ -39,6 +39,9 @@ from tools.dataset_validator.sources import ResolvedDataset
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import ErrorLog, WarningLog
 from tools.dataset_validator.tokens import TokenCounter
+
+if TYPE_CHECKING:  # imported by the validator only when enabled: Arrow adds ~80 MB to a process
+    from tools.dataset_validator.columnar import ChatBatch, ChatColumns
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -75,7 +78,8 @@ class RunState:
 
     config: DatasetsConfig
     checker: FormatChecker
-    columns: ChatColumns
+    columns: "ChatColumns | None"
+    """The column lane for chat JSON Lines (reading.columnar_chat), or None."""
     counter: TokenCounter
     index: RecordIndex
     placeholders: Placeholders
@@ -113,6 +117,7 @@ class DatasetScan:
         self.train_records = self.validation_records = 0
         self.duplicates_within = self.duplicates_across = self.overlap = 0
         self._pending: list[tuple[Example, int, bool]] = []
+        self._sightings: list[tuple[bytes, int, bool]] = []  # (digest, record, validation)
         self._keep = keep
         self._preview_records = state.config.limits.preview_records
         self._batch_records = state.config.tokens.batch_records
@@ -153,8 +158,8 @@ class DatasetScan:
         progress, message = self.state.progress, f"reading {self.dataset.ref}"
         progress.report(0, message, force=True)
         try:
-            if reader.holds_lines():
-                self._scan_lines(reader, file_name, message)
+            if reader.holds_lines() and self.state.columns is not None:
+                self._scan_lines(reader, self.state.columns, file_name, message)
             else:
                 every = self.state.config.reading.check_every_records
                 for _, line, value in reader.records():
@@ -166,11 +171,13 @@ class DatasetScan:
             self.blank_lines += reader.blank_lines
         progress.report(reader.size, f"{message}: {self.records:,} records", force=True)
 
-    def _scan_lines(self, reader: RecordReader, file_name: str | None, message: str) -> None:
+    def _scan_lines(
+        self, reader: RecordReader, columns: "ChatColumns", file_name: str | None, message: str
+    ) -> None:
         """JSON Lines: batches are read here and checked as columns on worker threads (Arrow
         and NumPy let go of the GIL), a few ahead, then taken in file order."""
         progress, ahead = self.state.progress, self.state.config.reading.parallel_batches
-        read = self.state.columns.read
+        read = columns.read
         pending: deque[tuple[LineBatch, Future[ChatBatch | None]]] = deque()
         pool = ThreadPoolExecutor(ahead, thread_name_prefix="chat-columns")
         try:
@@ -185,7 +192,7 @@ class DatasetScan:
             pool.shutdown(cancel_futures=True)
 
     def _scan_batch(
-        self, batch: LineBatch, checked: Future[ChatBatch | None], file_name: str | None
+        self, batch: LineBatch, checked: Future["ChatBatch | None"], file_name: str | None
     ) -> None:
         """A batch of JSON Lines: the well-formed chat rows a column at a time, every other
         row record by record, in file order wherever order matters."""
@@ -216,10 +223,11 @@ class DatasetScan:
                 value = raw if type(raw) is ReadError else parse_record(raw)
                 self._record(batch.first + item, line, value, file_name)
         self._measure_chat(chat, numbers, validation)
+        self._flush()
 
     def _accept_run(
         self,
-        chat: ChatBatch,
+        chat: "ChatBatch",
         batch: LineBatch,
         passing: np.ndarray,
         validation: np.ndarray,
@@ -227,14 +235,17 @@ class DatasetScan:
         end: int,
         file_name: str | None,
     ) -> None:
-        """What depends on file order for passing rows start..end: first sightings (duplicates
-        and overlap), the first records of the format, the preview."""
+        """What depends on file order for passing rows start..end: their place in the queue of
+        sightings (duplicates, overlap), the first records of the format, the preview."""
         state, fmt = self.state, Format.CHAT
-        run_numbers = batch.first + passing[start:end]
-        for position, first in state.index.see_many(
-            chat.digests[start:end], self.position, validation[start:end], run_numbers
-        ):
-            self._repeated(first, int(run_numbers[position]), bool(validation[start + position]))
+        self._sightings.extend(
+            zip(
+                chat.digests[start:end],
+                (batch.first + passing[start:end]).tolist(),
+                validation[start:end].tolist(),
+                strict=True,
+            )
+        )
         for position in range(start, min(end, start + self._keep - self.formats[fmt])):
             item = int(passing[position])
             self._first_of(fmt, batch.first + item, batch.items[item][0], file_name)
@@ -244,7 +255,7 @@ class DatasetScan:
             number = batch.first + int(passing[position])
             state.preview.append((self.dataset.ref, number, chat.example(position)))
 
-    def _measure_chat(self, chat: ChatBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
+    def _measure_chat(self, chat: "ChatBatch", numbers: np.ndarray, validation: np.ndarray) -> None:
         """What does not depend on order, for every passing row of a batch at once."""
         state, warnings = self.state, self.warnings
         held_out = int(validation.sum())
@@ -258,7 +269,7 @@ class DatasetScan:
             found = state.placeholders.find(chat.joined_text(position))
             if found is not None:
                 warnings.add(WarningCode.PLACEHOLDER, int(numbers[position]), found)
-        lengths = state.counter.measure_conversations(chat.texts)
+        lengths = state.counter.measure_conversations(chat.conversations)
         self.lengths.add_many(lengths, numbers)
         self.train_tokens += int(lengths[~validation].sum())
         too_long = np.flatnonzero(lengths > state.max_seq_length)
@@ -324,9 +335,7 @@ class DatasetScan:
         state = self.state
         digest, text = state.index.digest(example)
         validation = self._splitter is None or self._splitter.is_validation(digest)
-        first = state.index.see(digest, self.position, validation, number)
-        if first is not None:
-            self._repeated(first, number, validation)
+        self._sightings.append((digest, number, validation))
         if validation:
             self.validation_records += 1
         else:
@@ -360,7 +369,15 @@ class DatasetScan:
             self.warnings.add(WarningCode.TRAIN_VALIDATION_OVERLAP, number)
 
     def _flush(self) -> None:
-        """Measure the pending records' tokens (a batch at a time, for the tokenizer's sake)."""
+        """Look the queued sightings up in the run's index, and measure the pending records'
+        tokens: a batch at a time, for the index's and the tokenizer's sake."""
+        if self._sightings:
+            digests, numbers, sides = zip(*self._sightings, strict=True)
+            for position, first in self.state.index.see_many(
+                digests, self.position, np.array(sides), np.array(numbers)
+            ):
+                self._repeated(first, numbers[position], sides[position])
+            self._sightings.clear()
         if not self._pending:
             return
         limit = self.state.max_seq_length

@@ -5,12 +5,12 @@ of each turn (role markers, separators), which the bare text does not contain.
 """
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Protocol
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
 from tools.dataset_validator.config import TokensConfig
@@ -26,9 +26,28 @@ class TokenCounter(Protocol):
         """Per example: (its longest sequence, the tokens an epoch processes for it)."""
         ...
 
-    def measure_conversations(self, texts: pa.ListArray) -> np.ndarray:
-        """The tokens of each conversation (its turns' texts, as a list<string> array)."""
+    def measure_conversations(self, batch: "Conversations") -> np.ndarray:
+        """The tokens of each conversation of a batch."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Conversations:
+    """Conversations as their turns end to end: conversation i is turns offsets[i]..offsets[i+1];
+    `chars` holds each turn's length in characters, `texts` gives the turns' texts on demand
+    (a tokenizer needs them, the estimate does not)."""
+
+    offsets: np.ndarray
+    chars: np.ndarray
+    texts: Callable[[], list[str]]
+
+    def per_conversation(self, per_turn: np.ndarray) -> np.ndarray:
+        """Sum a value per turn into one per conversation."""
+        summed = np.concatenate(([0], np.cumsum(per_turn, dtype=np.int64)))
+        return summed[self.offsets[1:]] - summed[self.offsets[:-1]]
+
+    def framing(self, per_message: int) -> np.ndarray:
+        return per_message * np.diff(self.offsets).astype(np.int64)
 
 
 _text = itemgetter(1)
@@ -36,13 +55,6 @@ _text = itemgetter(1)
 
 def _framing(example: Example, turns: int, per_message: int) -> int:
     return per_message * turns if example.conversational else 0
-
-
-def _per_row(values: np.ndarray, texts: pa.ListArray) -> np.ndarray:
-    """Sum per-turn values into one per conversation, along the list array's offsets."""
-    summed = np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
-    offsets = texts.offsets.to_numpy()
-    return summed[offsets[1:]] - summed[offsets[:-1]]
 
 
 class EstimatedTokens:
@@ -69,10 +81,11 @@ class EstimatedTokens:
                 measured.append((max(lengths), sum(lengths)))
         return measured
 
-    def measure_conversations(self, texts: pa.ListArray) -> np.ndarray:
-        chars = _per_row(pc.utf8_length(texts.values).to_numpy(zero_copy_only=False), texts)
-        framing = self._per_message * pc.list_value_length(texts).to_numpy(zero_copy_only=False)
-        return np.ceil(chars / self._chars_per_token).astype(np.int64) + framing
+    def measure_conversations(self, batch: Conversations) -> np.ndarray:
+        chars = batch.per_conversation(batch.chars)
+        return np.ceil(chars / self._chars_per_token).astype(np.int64) + batch.framing(
+            self._per_message
+        )
 
     def _length(self, example: Example, turns: list[Turn]) -> int:
         chars = sum(map(len, map(_text, turns)))
@@ -108,12 +121,10 @@ class ModelTokens:
             measured.append((max(lengths), sum(lengths)))
         return measured
 
-    def measure_conversations(self, texts: pa.ListArray) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts.values.to_pylist(), add_special_tokens=False)
-        tokens = _per_row(np.fromiter(map(len, encodings), np.int64, len(encodings)), texts)
-        return tokens + self._per_message * pc.list_value_length(texts).to_numpy(
-            zero_copy_only=False
-        )
+    def measure_conversations(self, batch: Conversations) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(batch.texts(), add_special_tokens=False)
+        tokens = np.fromiter(map(len, encodings), np.int64, len(encodings))
+        return batch.per_conversation(tokens) + batch.framing(self._per_message)
 
 
 def token_counter(
