@@ -209,7 +209,7 @@ def test_the_lane_digests_a_record_as_record_index_does(config: DatasetsConfig) 
     records[0]["messages"][-1]["content"] = "  Spaced\tout\r\n answer  "
     index = RecordIndex(config.split.seed)
     placeholders = Placeholders(config.warnings.placeholder_pattern)
-    columns = ChatColumns(config.formats, index.seed, placeholders.literal, 1 << 20)
+    columns = ChatColumns(config.formats, index.roles_seed, placeholders.literal, 1 << 20)
     batch = LineBatch(1, [(n, json.dumps(r).encode() + b"\n") for n, r in enumerate(records, 1)])
     chat = columns.read(batch)
     assert chat is not None and len(chat.rows) == len(records)

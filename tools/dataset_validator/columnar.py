@@ -10,6 +10,7 @@ record-by-record path, which words each problem. Both paths give a record the sa
 digest and length; the tests hold them to it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -21,7 +22,7 @@ from xxhash import xxh3_128_digest
 
 from tools.dataset_validator.config import FormatsConfig
 from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED, Example
-from tools.dataset_validator.hygiene import PAIR_SEPARATOR, TURN_SEPARATOR
+from tools.dataset_validator.hygiene import TURN_SEPARATOR
 from tools.dataset_validator.kinds import Format, Role
 from tools.dataset_validator.readers import LineBatch
 from tools.dataset_validator.tokens import Conversations
@@ -71,7 +72,14 @@ class ChatBatch:
 class ChatColumns:
     """Reads batches of JSON Lines as chat; holds the role names the config accepts."""
 
-    def __init__(self, config: FormatsConfig, seed: int, placeholder_literal: str, block: int):
+    def __init__(
+        self,
+        config: FormatsConfig,
+        roles_seed: Callable[[str], int],
+        placeholder_literal: str,
+        block: int,
+    ):
+        """`roles_seed`: RecordIndex.roles_seed, so both paths digest a record alike."""
         names = list(config.chat_roles)
         self._names = pa.array(names)
         # each known name's tag letter, then _UNUSABLE for an unknown or missing role
@@ -82,7 +90,7 @@ class ChatColumns:
         self._order = f"^(?:{WELL_ORDERED.pattern})$"
         self._assistant = ROLE_TAGS[Role.ASSISTANT]
         self._system = ord(ROLE_TAGS[Role.SYSTEM])
-        self._seed = seed
+        self._roles_seed = roles_seed
         self._literal = placeholder_literal
         # batches are parsed in parallel on the scan's threads; Arrow's own pool would compete
         self._read = pj.ReadOptions(use_threads=False, block_size=block)
@@ -139,7 +147,7 @@ class ChatColumns:
         first_tags = self._letters[codes][offsets[:-1][passing]] if len(rows) else codes[:0]
         return ChatBatch(
             rows=rows,
-            digests=self._digests(pc.binary_join_element_wise(tags, joined, PAIR_SEPARATOR)),
+            digests=self._digests(tags, joined),
             has_system=first_tags == self._system,
             texts=texts,
             conversations=Conversations(
@@ -159,19 +167,22 @@ class ChatColumns:
             ),
         )
 
-    def _digests(self, keyed: pa.Array) -> list[bytes]:
-        """RecordIndex.digest of each row: XXH3-128 of its bytes with ASCII whitespace removed,
-        the removal done for the whole batch at once."""
-        if not len(keyed):
+    def _digests(self, tags: pa.StringArray, joined: pa.StringArray) -> list[bytes]:
+        """RecordIndex.digest of each row: its joined text without ASCII whitespace (removed
+        for the whole batch at once), hashed with the seed of its roles."""
+        if not len(joined):
             return []
-        _, offsets, data = keyed.buffers()
-        first = keyed.offset
-        starts = np.frombuffer(offsets, dtype=np.int32)[first : first + len(keyed) + 1]
+        _, offsets, data = joined.buffers()
+        first = joined.offset
+        starts = np.frombuffer(offsets, dtype=np.int32)[first : first + len(joined) + 1]
         raw = np.frombuffer(data, dtype=np.uint8)[: starts[-1]]
         low, high = _CONTROL_SPACES
         blank = (raw - np.uint8(low) <= high - low) | (raw == _SPACE)  # uint8 wraps below \t
         spaces = np.flatnonzero(blank)
         packed = np.compress(~blank, raw).tobytes()
         bounds = (starts - np.searchsorted(spaces, starts)).tolist()
-        view, seed = memoryview(packed), self._seed
-        return [xxh3_128_digest(view[a:b], seed) for a, b in pairwise(bounds)]
+        view, seed = memoryview(packed), self._roles_seed
+        return [
+            xxh3_128_digest(view[a:b], seed(roles))
+            for (a, b), roles in zip(pairwise(bounds), tags.to_pylist(), strict=True)
+        ]

@@ -2,7 +2,7 @@
 
 Two records are duplicates when their turns match once whitespace is taken out, so spacing,
 line breaks and indentation cannot hide a copy. Each record leaves only a 16-byte digest behind
-(XXH3-128 seeded with split.seed, over its roles and its text without ASCII whitespace): that is
+(XXH3-128 of its text without ASCII whitespace, seeded with split.seed and its roles): that is
 the memory the duplicate checks need per record; everything else streams. The same digest places
 the record in training or validation, so the split is deterministic (seeded), needs no second
 pass, and never puts two copies of a record on different sides. XXH3 rather than a cryptographic
@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 import numpy as np
-from xxhash import xxh3_128_digest
+from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
 from tools.dataset_validator.formats import ROLE_TAGS, Example
 
 DIGEST_BYTES = 16
 ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
 TURN_SEPARATOR, PAIR_SEPARATOR = "\x1e", "\x1d"
-"""A record's digest input: its roles as ROLE_TAGS letters, PAIR_SEPARATOR, then its turns' texts
-joined by TURN_SEPARATOR (a pair's rejected side, or a label, follows a PAIR_SEPARATOR)."""
+"""A record's digest hashes its turns' texts joined by TURN_SEPARATOR (a pair's rejected side
+follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letters (and label)."""
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
@@ -62,8 +62,12 @@ class RecordIndex:
             tags = f"{tags}{PAIR_SEPARATOR}{''.join([ROLE_TAGS[role] for role, _ in rejected])}"
         if example.label is not None:
             tags = f"{tags}{PAIR_SEPARATOR}{example.label}"
-        data = f"{tags}{PAIR_SEPARATOR}{text}".encode("utf-8", "surrogatepass")
-        return xxh3_128_digest(data.translate(None, ASCII_WHITESPACE), self.seed), text
+        data = text.encode("utf-8", "surrogatepass").translate(None, ASCII_WHITESPACE)
+        return xxh3_128_digest(data, self.roles_seed(tags)), text
+
+    def roles_seed(self, tags: str) -> int:
+        """The seed a record's text is hashed with: the run's seed and the record's roles."""
+        return xxh3_64_intdigest(tags.encode(), self.seed)
 
     def see_many(
         self, digests: Sequence[bytes], dataset: int, validation: np.ndarray, records: np.ndarray

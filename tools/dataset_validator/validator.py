@@ -104,7 +104,7 @@ def _chat_columns(
     from tools.dataset_validator.columnar import ChatColumns
 
     return ChatColumns(
-        config.formats, index.seed, placeholders.literal, config.reading.parse_block_bytes
+        config.formats, index.roles_seed, placeholders.literal, config.reading.parse_block_bytes
     )
 
 
@@ -215,8 +215,8 @@ def _split_report(
     elif share:
         method = "validation_split"
         rule = (
-            "validation when the first 8 bytes (little-endian) of the record's XXH3-128 "
-            f"digest (seeded with seed), as a fraction of 2**64, fall below {share:g}; "
+            "validation when the first 8 bytes (little-endian) of the record's XXH3-128 digest "
+            f"(seeded with seed and its roles), as a fraction of 2**64, fall below {share:g}; "
             "identical records always fall on the same side"
         )
     else:
