@@ -4,12 +4,15 @@ Every saved change publishes "resource updated" for the draft and for the drafts
 server's subscription bus (with PostgreSQL, one that reaches every replica: server.drafts.notify).
 Clients on the 2026-07-28 protocol receive it through subscriptions/listen; handshake-era clients
 (resources/subscribe) through a forwarder that sends notifications/resources/updated to each
-subscribed session. Either way a draft URI is honoured only for a draft the caller owns, so
-nobody learns when someone else's draft changes.
+subscribed session. Either way a draft URI is honoured only for a draft the caller owns, and the
+drafts list's update is published per owner (owned_drafts_uri) and delivered, as the plain list
+URI, to that owner's subscribers alone, so nobody learns when someone else's draft changes.
 """
 
 import weakref
 from collections import defaultdict
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -33,40 +36,95 @@ from mcp.types import (
 )
 
 from server.drafts import DraftNotFoundError
-from server.drafts.model import DRAFTS_URI
+from server.drafts.model import DRAFTS_URI, is_owned_drafts_uri, owned_drafts_uri
 from server.logging import get_logger
 from server.state import AppState, caller_from
 
 log = get_logger(__name__)
 _DRAFT_PREFIX = DRAFTS_URI + "/"
 _PENDING_UPDATES = 1024  # updates queued for handshake-era sessions before new ones are dropped
+# Who the listen stream now subscribing is for: OwnedListenHandler sets it around the SDK's
+# handler, whose bus.subscribe runs synchronously inside that call (see OwnerScopedBus).
+_listening_owner: ContextVar[str | None] = ContextVar("listening_owner", default=None)
 
 
-async def check_owned(ctx: ServerRequestContext[Any, Any], uris: list[str]) -> None:
-    """Refuse a draft URI the caller does not own; other URIs are honoured (they never fire)."""
+async def check_owned(ctx: ServerRequestContext[Any, Any], uris: list[str]) -> str:
+    """Refuse a draft URI the caller does not own, and the bus's owner-scoped list URIs; other
+    URIs are honoured (they never fire). Returns the caller."""
     state: AppState = ctx.lifespan_context
     owner = caller_from(state)
     for uri in uris:
+        if is_owned_drafts_uri(uri):
+            raise MCPError(INVALID_PARAMS, f"Subscribe to {DRAFTS_URI} to hear of your drafts.")
         if uri.startswith(_DRAFT_PREFIX):
             try:
                 await state.store.get(uri.removeprefix(_DRAFT_PREFIX), owner)
             except DraftNotFoundError as exc:
                 raise MCPError(INVALID_PARAMS, str(exc)) from exc
+    return owner
+
+
+def _as_seen_by(owner: str | None) -> Callable[[ServerEvent], ServerEvent | None]:
+    """How `owner`'s subscribers see an event: their own drafts-list update as DRAFTS_URI,
+    anyone else's not at all (None); every other event as it is."""
+    mine = owned_drafts_uri(owner) if owner is not None else None
+
+    def see(event: ServerEvent) -> ServerEvent | None:
+        if not (isinstance(event, ResourceUpdated) and is_owned_drafts_uri(event.uri)):
+            return event
+        return ResourceUpdated(uri=DRAFTS_URI) if event.uri == mine else None
+
+    return see
+
+
+class OwnerScopedBus:
+    """The bus as each listen stream may see it (_as_seen_by the stream's owner).
+
+    A listener subscribed outside OwnedListenHandler has no owner and hears no list updates.
+    """
+
+    def __init__(self, bus: SubscriptionBus):
+        self._bus = bus
+
+    async def publish(self, event: ServerEvent) -> None:
+        """As it is: publishers already name the owner (owned_drafts_uri)."""
+        await self._bus.publish(event)
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        see = _as_seen_by(_listening_owner.get())
+
+        def deliver(event: ServerEvent) -> None:
+            seen = see(event)
+            if seen is not None:
+                listener(seen)
+
+        return self._bus.subscribe(deliver)
 
 
 class OwnedListenHandler(ListenHandler):
+    """subscriptions/listen on an OwnerScopedBus, for the caller's own drafts only."""
+
+    def __init__(self, bus: SubscriptionBus):
+        super().__init__(OwnerScopedBus(bus))
+
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
-        await check_owned(ctx, list(params.notifications.resource_subscriptions or ()))
-        return await super().__call__(ctx, params)
+        owner = await check_owned(ctx, list(params.notifications.resource_subscriptions or ()))
+        token = _listening_owner.set(owner)
+        try:
+            return await super().__call__(ctx, params)
+        finally:
+            _listening_owner.reset(token)
 
 
 class LegacySubscriptions:
     """resources/subscribe for handshake-era sessions, fed from the same bus.
 
     Subscribers are held as their connections, weakly: a request's ServerSession is a proxy
-    made per request, while the connection lives as long as the client is connected.
+    made per request, while the connection lives as long as the client is connected. They are
+    keyed by the URI the bus publishes, so a drafts-list subscriber is keyed by its owner's
+    owned_drafts_uri and hears only its own list's changes.
     """
 
     def __init__(self, bus: SubscriptionBus):
@@ -84,24 +142,31 @@ class LegacySubscriptions:
     async def forward(self) -> None:
         """Send queued updates to subscribed sessions; runs for the server's lifetime."""
         async for uri in self._receive:
+            subscribed_uri = DRAFTS_URI if is_owned_drafts_uri(uri) else uri
             for connection in list(self._subscribers.get(uri, ())):
                 try:
-                    await connection.send_resource_updated(uri)
+                    await connection.send_resource_updated(subscribed_uri)
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     self._subscribers[uri].discard(connection)
 
     async def subscribe(
         self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
     ) -> EmptyResult:
-        await check_owned(ctx, [params.uri])
-        self._subscribers[params.uri].add(_connection(ctx))
+        owner = await check_owned(ctx, [params.uri])
+        self._subscribers[_bus_uri(params.uri, owner)].add(_connection(ctx))
         return EmptyResult()
 
     async def unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
-        self._subscribers[params.uri].discard(_connection(ctx))
+        owner = caller_from(ctx.lifespan_context)
+        self._subscribers[_bus_uri(params.uri, owner)].discard(_connection(ctx))
         return EmptyResult()
+
+
+def _bus_uri(uri: str, owner: str) -> str:
+    """The URI the bus announces changes to `uri` under, for `owner`."""
+    return owned_drafts_uri(owner) if uri == DRAFTS_URI else uri
 
 
 def _connection(ctx: ServerRequestContext[Any, Any]) -> Any:

@@ -9,7 +9,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 
 from server.drafts import DraftPackage, DraftStore, DraftStoreError, StepName, StepSection
-from server.drafts.model import DRAFTS_URI
+from server.drafts.model import owned_drafts_uri
 from server.drafts.postgres import PostgresDraftStore
 from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
@@ -106,9 +106,13 @@ async def save_step(
 
 
 async def announce(ctx: Context, draft: DraftPackage) -> None:
-    """Tell subscribers that this draft, and so the list of drafts, changed."""
+    """Tell subscribers that this draft, and so its owner's list of drafts, changed.
+
+    The list update names the owner, so that only the owner's subscribers hear it
+    (server.notifications); everyone's list has the same URI.
+    """
     await ctx.notify_resource_updated(draft.uri)
-    await ctx.notify_resource_updated(DRAFTS_URI)
+    await ctx.notify_resource_updated(owned_drafts_uri(draft.owner))
 
 
 def client_can_elicit(ctx: Context) -> bool:

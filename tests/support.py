@@ -167,6 +167,17 @@ TEST_DATABASE_URL = os.environ.get(
 )
 
 
+def postgres_overrides(schema: str) -> dict[str, str]:
+    """Settings for a server on `schema`, notifying on a channel of its own."""
+    prefix = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__"
+    return {
+        f"{prefix}BACKEND": "postgres",
+        f"{prefix}POSTGRES__SCHEMA_NAME": schema,
+        f"{prefix}POSTGRES__CONNECT_TIMEOUT_S": "3",
+        f"{prefix}POSTGRES__NOTIFICATIONS__CHANNEL": f"{schema}_drafts",
+    }
+
+
 @asynccontextmanager
 async def postgres_store(max_drafts: int = 100) -> AsyncIterator[PostgresDraftStore]:
     """A PostgresDraftStore in a fresh schema of the test database, dropped afterwards."""
@@ -183,8 +194,12 @@ async def postgres_store(max_drafts: int = 100) -> AsyncIterator[PostgresDraftSt
         yield store
     finally:
         await store.close()
-        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        drop_schema(schema)
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def free_port() -> int:

@@ -23,8 +23,10 @@ from tests.support import (
     TEST_DATABASE_URL,
     TOKENS,
     bearer_client,
+    drop_schema,
     http_server,
     isolated_env,
+    postgres_overrides,
     postgres_store,
     tokens_env,
 )
@@ -32,27 +34,11 @@ from tests.support import (
 QWEN = "Qwen/Qwen2.5-0.5B-Instruct"  # curated: selectable with the Hub out of reach
 
 
-def postgres_overrides(schema: str) -> dict[str, str]:
-    """Settings for a server on `schema`, notifying on a channel of its own."""
-    prefix = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__"
-    return {
-        f"{prefix}BACKEND": "postgres",
-        f"{prefix}POSTGRES__SCHEMA_NAME": schema,
-        f"{prefix}POSTGRES__CONNECT_TIMEOUT_S": "3",
-        f"{prefix}POSTGRES__NOTIFICATIONS__CHANNEL": f"{schema}_drafts",
-    }
-
-
 def postgres_env(tmp_path: Path, schema: str, url: str | None = TEST_DATABASE_URL) -> dict:
     env = isolated_env(tmp_path, **postgres_overrides(schema))
     if url:
         env["TRAINING_PACKAGE_MCP_DATABASE_URL"] = url
     return env
-
-
-def drop_schema(schema: str) -> None:
-    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def restart_postgres() -> None:

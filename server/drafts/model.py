@@ -1,5 +1,6 @@
 """The draft package: a section per wizard step, each with a status, its payload and its issues."""
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -7,10 +8,27 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field
 
 DRAFTS_URI = "package://drafts"
+# "One owner's drafts list changed", as published on the subscription bus; subscribers hear it
+# as DRAFTS_URI, and only when they own it (server.notifications).
+_OWNED_DRAFTS_PREFIX = DRAFTS_URI + "?owner="
 
 
 def draft_uri(draft_id: str) -> str:
     return f"{DRAFTS_URI}/{draft_id}"
+
+
+def owned_drafts_uri(owner: str) -> str:
+    """The bus URI announcing a change to `owner`'s drafts list.
+
+    The owner appears as a hash, so a token's subject never travels in a notification payload
+    (with PostgreSQL, NOTIFY reaches every session listening on the channel).
+    """
+    return _OWNED_DRAFTS_PREFIX + hashlib.sha256(owner.encode()).hexdigest()
+
+
+def is_owned_drafts_uri(uri: str) -> bool:
+    """Whether `uri` is some owner's owned_drafts_uri (the bus's, never a client's to use)."""
+    return uri.startswith(_OWNED_DRAFTS_PREFIX)
 
 
 def utc_now() -> datetime:

@@ -4,8 +4,9 @@ With the shared store, a change saved through one replica must reach listeners o
 Each replica publishes with pg_notify through the drafts pool and holds one connection of its own
 that LISTENs on the configured channel, handing every notification (its own included, so local
 delivery has one path) to its local listeners: the listen streams and resources/subscribe
-forwarder of server.notifications, which admit only URIs of drafts the caller owns. A payload is
-just the event (a resource URI), so it tells nobody more than that check already allows.
+forwarder of server.notifications, which admit only URIs of drafts the caller owns, and only the
+caller's own drafts-list updates. A payload is just the event (a resource URI, where a list
+update names its owner by a hash, never the token subject).
 """
 
 from collections.abc import Callable
