@@ -15,9 +15,11 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer
 
 from server.settings import load_settings
 from tests.support import isolated_env
+from tests.test_datasets_tokens import word_tokenizer
 from tests.test_datasets_validator import validate
 from tools.dataset_validator.columnar import ChatColumns
 from tools.dataset_validator.config import DatasetsConfig
@@ -28,13 +30,16 @@ from tools.dataset_validator.readers import LineBatch
 from tools.dataset_validator.report import ValidationReport
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import WarningLog
+from tools.dataset_validator.tokens import EstimatedTokens, ModelTokens, TokenCounter
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
     settings = load_settings(env=isolated_env(tmp_path_factory.mktemp("config"))).datasets
     # small batches, so one file spans several and the lane meets batch edges
-    reading = settings.reading.model_copy(update={"batch_bytes": 4096, "check_every_records": 7})
+    reading = settings.reading.model_copy(
+        update={"batch_bytes": 4096, "check_every_records": 7, "columnar_chat": True}
+    )
     return settings.model_copy(update={"reading": reading})
 
 
@@ -293,3 +298,25 @@ def test_the_lean_mode_never_loads_arrow(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("counter", ["estimate", "model"])
+def test_the_lane_measures_tokens_as_the_record_path_does(
+    config: DatasetsConfig, counter: str
+) -> None:
+    tokens: TokenCounter = (
+        EstimatedTokens(config.tokens, "no model")
+        if counter == "estimate"
+        else ModelTokens(Tokenizer.from_str(word_tokenizer()), config.tokens, "m", "test")
+    )
+    rng = random.Random(13)
+    records = [conversation(rng) for _ in range(120)]
+    index = RecordIndex(config.split.seed)
+    columns = ChatColumns(config.formats, index.roles_seed, "", 1 << 20)
+    batch = LineBatch(1, [(n, json.dumps(r).encode() + b"\n") for n, r in enumerate(records, 1)])
+    chat = columns.read(batch)
+    assert chat is not None and len(chat.rows) == len(records)
+    checker = FormatChecker(config.formats)
+    examples = [checker.check(Format.CHAT, r)[0] for r in records]
+    expected = [longest for longest, _ in tokens.measure(examples)]  # type: ignore[arg-type]
+    assert tokens.measure_conversations(chat.conversations).tolist() == expected
