@@ -238,15 +238,21 @@ def test_length_stats_do_not_depend_on_how_records_are_added() -> None:
     rng = np.random.default_rng(1)
     lengths = rng.integers(1, 30, 500)  # many ties
     records = np.arange(1, 501)
-    one_by_one, in_batches = LengthStats(5), LengthStats(5)
-    for length, record in zip(lengths.tolist(), records.tolist(), strict=True):
-        one_by_one.add(length, record)
+    at_once, in_batches, backwards = LengthStats(5), LengthStats(5), LengthStats(5)
+    at_once.add_many(lengths, records)
     for start in range(0, 500, 64):
         in_batches.add_many(lengths[start : start + 64], records[start : start + 64])
-    assert one_by_one.summary() == in_batches.summary()
-    assert one_by_one.outliers(1.0) == in_batches.outliers(1.0)
-    assert sorted(one_by_one._longest) == sorted(in_batches._longest)
-    assert sorted(one_by_one._shortest) == sorted(in_batches._shortest)
+    for start in reversed(range(0, 500, 64)):
+        backwards.add_many(lengths[start : start + 64], records[start : start + 64])
+    for stats in (in_batches, backwards):
+        assert stats.summary() == at_once.summary()
+        assert stats.outliers(1.0) == at_once.outliers(1.0)
+        assert sorted(stats._longest) == sorted(at_once._longest)
+        assert sorted(stats._shortest) == sorted(at_once._shortest)
+    pairs = sorted(
+        zip(lengths.tolist(), records.tolist(), strict=True), key=lambda p: (-p[0], p[1])
+    )
+    assert sorted(-r for _, r in at_once._longest) == sorted(r for _, r in pairs[:5])
 
 
 def test_warning_examples_are_the_first_records_whatever_the_order() -> None:

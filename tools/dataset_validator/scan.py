@@ -270,14 +270,7 @@ class DatasetScan:
             if found is not None:
                 warnings.add(WarningCode.PLACEHOLDER, int(numbers[position]), found)
         lengths = state.counter.measure_conversations(chat.conversations)
-        self.lengths.add_many(lengths, numbers)
-        self.train_tokens += int(lengths[~validation].sum())
-        too_long = np.flatnonzero(lengths > state.max_seq_length)
-        warnings.add_many(
-            WarningCode.TOO_LONG,
-            numbers[too_long].tolist(),
-            [f"{length} tokens" for length in lengths[too_long[: self._keep]].tolist()],
-        )
+        self._add_lengths(numbers, lengths, lengths, validation)
 
     def _record(self, number: int, line: int | None, value: object, file_name: str | None) -> None:
         """One record, checked as its own format; every problem is worded."""
@@ -380,17 +373,24 @@ class DatasetScan:
             self._sightings.clear()
         if not self._pending:
             return
-        limit = self.state.max_seq_length
-        measured = self.state.counter.measure([example for example, _, _ in self._pending])
-        for (_, number, validation), (longest, processed) in zip(
-            self._pending, measured, strict=True
-        ):
-            self.lengths.add(longest, number)
-            if longest > limit:
-                self.warnings.add(WarningCode.TOO_LONG, number, f"{longest} tokens")
-            if not validation:
-                self.train_tokens += processed
+        examples, numbers, sides = zip(*self._pending, strict=True)
+        longest, processed = np.array(self.state.counter.measure(list(examples))).T
+        self._add_lengths(np.array(numbers), longest, processed, np.array(sides))
         self._pending.clear()
+
+    def _add_lengths(
+        self, numbers: np.ndarray, longest: np.ndarray, processed: np.ndarray, sides: np.ndarray
+    ) -> None:
+        """Accepted records' token lengths (longest sequence, tokens an epoch processes, side):
+        the statistics, the too-long warnings, the training tokens."""
+        self.lengths.add_many(longest, numbers)
+        too_long = np.flatnonzero(longest > self.state.max_seq_length)
+        self.warnings.add_many(
+            WarningCode.TOO_LONG,
+            numbers[too_long].tolist(),
+            [f"{length} tokens" for length in longest[too_long[: self._keep]].tolist()],
+        )
+        self.train_tokens += int(processed[~sides].sum())
 
     # --- the report -----------------------------------------------------------------------
 

@@ -23,14 +23,8 @@ class LengthStats:
         self._longest: list[tuple[int, int]] = []  # min-heap of (length, -record)
         self._shortest: list[tuple[int, int]] = []  # min-heap of (-length, -record)
 
-    def add(self, length: int, record: int) -> None:
-        self.histogram[length] += 1
-        self.count += 1
-        self.total += length
-        self._keep_extremes(length, record)
-
     def add_many(self, lengths: np.ndarray, records: np.ndarray) -> None:
-        """add() for many records at once."""
+        """Count records' lengths (`records`: their numbers, for the outlier examples)."""
         if not len(lengths):
             return
         values, counts = np.unique(lengths, return_counts=True)
@@ -89,7 +83,8 @@ class LengthStats:
         if self.count < 2:
             return 0, [], 0.0, 0.0
         mean = self.total / self.count
-        variance = sum(n * (length - mean) ** 2 for length, n in self.histogram.items())
+        ordered = sorted(self.histogram.items())  # one summation order, however records came
+        variance = sum(n * (length - mean) ** 2 for length, n in ordered)
         spread = math.sqrt(variance / self.count)
         if spread == 0:
             return 0, [], mean, mean
