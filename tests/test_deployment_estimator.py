@@ -469,8 +469,8 @@ def test_a_70b_model_fits_80_gb_only_in_4_bit(settings: Settings) -> None:
     )
     qlora = replace(work, plan=work.plan.with_changes(adapter="qlora", load_in_4bit=True))
     targets = flavors(config, "a100-large", "h200", "l40sx1")
-    lora_fits = {t.id: evaluate(work, t, 1e6, config).fits for t in targets}
-    qlora_fits = {t.id: evaluate(qlora, t, 1e6, config).fits for t in targets}
+    lora_fits = {o.target: o.fits for o in evaluate(work, targets, 1e6, config)}
+    qlora_fits = {o.target: o.fits for o in evaluate(qlora, targets, 1e6, config)}
     assert lora_fits == {"a100-large": False, "h200": False, "l40sx1": False}
     assert qlora_fits == {"a100-large": True, "h200": True, "l40sx1": False}
 

@@ -152,12 +152,13 @@ def register(mcp: MCPServer) -> None:
         local = await hardware.local(config)
         previous = draft.deployment.payload if draft else {}
         budget = budget_usd or previous.get("budget_usd") or config.default_budget_usd
+        everywhere = resolve_targets(None, config, local.target)
         result = estimate(
             work,
-            resolve_targets(targets, config, local.target),
+            resolve_targets(targets, config, local.target) if targets else everywhere,
             budget,
             config,
-            alternatives=resolve_targets(None, config, local.target),
+            alternatives=everywhere,
             default_lora_r=default_lora_r(templates),
             prices=prices,
         )
@@ -240,7 +241,7 @@ def register(mcp: MCPServer) -> None:
             )
         if draft is None:
             return EstimateDeploymentResult(
-                **result.model_dump(),
+                **dict(result),
                 budget_question=question,
                 next_action="pass draft_id to record the plan, and select to choose a target",
             )
@@ -248,7 +249,7 @@ def register(mcp: MCPServer) -> None:
         result.selected = _selection(result.options, wanted, explicit=bool(select))
         saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result))
         return EstimateDeploymentResult(
-            **result.model_dump(),
+            **dict(result),
             budget_question=question,
             draft_uri=saved.uri,
             next_action=saved.next_action,

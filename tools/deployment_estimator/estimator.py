@@ -5,13 +5,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tools.deployment_estimator.catalog import Target
-from tools.deployment_estimator.config import DeploymentConfig
+from tools.deployment_estimator.config import DeploymentConfig, Gpu
 from tools.deployment_estimator.cost import cloud_cost, local_cost
-from tools.deployment_estimator.memory import estimate_memory, usable_gb
+from tools.deployment_estimator.memory import (
+    MemoryBreakdown,
+    memory_at,
+    trainable_bytes,
+    usable_gb,
+)
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption, Suggestion
 from tools.deployment_estimator.shapes import ModelShape
-from tools.deployment_estimator.throughput import estimate_time
+from tools.deployment_estimator.throughput import TimeEstimate, run_compute, time_on
 
 EPOCH_STEP = 0.1  # fewer-epochs suggestions are rounded down to a tenth of an epoch
 BISECTION_ROUNDS = 30
@@ -30,20 +35,41 @@ class Workload:
 
 
 def evaluate(
-    work: Workload, target: Target, budget_usd: float, config: DeploymentConfig
-) -> DeploymentOption:
-    """One target's figures: memory per GPU, time, cost and the notes that qualify them."""
-    gpu = config.gpus[target.gpu]
-    memory = estimate_memory(work.shape, work.plan, gpu, config, gpu_count=target.gpu_count)
-    time = estimate_time(
+    work: Workload, targets: list[Target], budget_usd: float, config: DeploymentConfig
+) -> list[DeploymentOption]:
+    """Each target's figures: memory per GPU, time, cost and the notes that qualify them.
+
+    What the run asks of any GPU is worked out once. Memory depends on a target only through
+    the bytes per trained weight and the GPU count, so targets that agree on both share it.
+    """
+    compute = run_compute(
         work.shape,
         work.plan,
-        gpu,
         config,
         train_tokens=work.train_tokens,
         example_tokens=work.example_tokens,
-        gpu_count=target.gpu_count,
     )
+    memory: dict[tuple[float, int], MemoryBreakdown] = {}
+    options = []
+    for target in targets:
+        gpu = config.gpus[target.gpu]
+        key = (trainable_bytes(work.plan, gpu, config), target.gpu_count)
+        if key not in memory:
+            memory[key] = memory_at(work.shape, work.plan, config, *key)
+        time = time_on(compute, work.plan, gpu, config, gpu_count=target.gpu_count)
+        options.append(_option(work, target, gpu, memory[key], time, budget_usd, config))
+    return options
+
+
+def _option(
+    work: Workload,
+    target: Target,
+    gpu: Gpu,
+    memory: MemoryBreakdown,
+    time: TimeEstimate,
+    budget_usd: float,
+    config: DeploymentConfig,
+) -> DeploymentOption:
     if target.kind == "cloud" and target.usd_per_hour is not None:
         cost = cloud_cost(time.training_hours, target.usd_per_hour, work.model_size_gb, config)
     else:
@@ -120,7 +146,7 @@ def estimate(
     configured flavor and the local GPU); `default_lora_r` is the rank a QLoRA suggestion uses
     when the run has no LoRA yet (the templates' default); `prices` says where prices came from.
     """
-    options = rank([evaluate(work, t, budget_usd, config) for t in targets])
+    options = rank(evaluate(work, targets, budget_usd, config))
     best = recommend(options)
     suggestions: list[Suggestion] = []
     if best is None:
@@ -228,7 +254,7 @@ class _Suggester:
         """The best option with `changes` applied, when one fits; else None."""
         work = replace(self.work, plan=self.work.plan.with_changes(**changes))
         chosen = self.targets if targets is None else targets
-        options = [evaluate(work, t, self.budget, self.config) for t in chosen]
+        options = evaluate(work, chosen, self.budget, self.config)
         best = recommend(options) or next((o for o in rank(options) if o.fits), None)
         if best is None:
             return None

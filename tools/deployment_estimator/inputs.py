@@ -79,10 +79,9 @@ def _starting_values(
 ) -> dict[str, Any]:
     """The starting values of the applied template, else of the one `values` describe."""
     name = applied or _matching_template(values)
-    template = templates.templates.get(name)
-    if template is None:
+    if name not in templates.templates:
         return {k: r.default for k, r in templates.keys.items() if r.default is not None}
-    return dict(templates.starting_values(template))
+    return templates.starting_values(name)
 
 
 def _matching_template(values: dict[str, Any]) -> str:

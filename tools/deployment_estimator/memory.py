@@ -55,8 +55,19 @@ def estimate_memory(
     gpu_count: int = 1,
 ) -> MemoryBreakdown:
     """Peak memory of one of `gpu_count` data-parallel processes training `shape` with `plan`."""
+    return memory_at(shape, plan, config, trainable_bytes(plan, gpu, config), gpu_count)
+
+
+def memory_at(
+    shape: ModelShape,
+    plan: TrainingPlan,
+    config: DeploymentConfig,
+    weight_bytes: float,
+    gpu_count: int,
+) -> MemoryBreakdown:
+    """estimate_memory with the GPU reduced to what the memory depends on: the bytes per trained
+    weight (trainable_bytes) and the number of processes. Targets that agree on both share it."""
     mem = config.memory
-    weight_bytes = trainable_bytes(plan, gpu, config)
     optimizer = config.optimizers[plan.optimizer]
     state_bytes = optimizer.state_bytes or weight_bytes
 

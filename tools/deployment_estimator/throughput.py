@@ -13,6 +13,8 @@ Sources for the FLOPs:
 - DPO (TRL) also runs the frozen reference model forward over every sequence: +2N per token.
 """
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, Field
 
 from tools.deployment_estimator.config import DeploymentConfig, Gpu
@@ -53,6 +55,39 @@ def training_flops_per_token(shape: ModelShape, plan: TrainingPlan, seq_len: int
     return total
 
 
+@dataclass(frozen=True)
+class Compute:
+    """What a run asks of any GPU, worked out once for all the targets an estimate compares."""
+
+    micro_batch_tokens: int
+    flops_per_token: float
+    mfu: float
+    total_tokens: float  # every epoch
+    trainable_params: int  # what each optimizer step updates
+
+
+def run_compute(
+    shape: ModelShape,
+    plan: TrainingPlan,
+    config: DeploymentConfig,
+    *,
+    train_tokens: int,
+    example_tokens: int | None,
+) -> Compute:
+    """The micro-batch, its FLOPs per token and MFU, the tokens and the trained weights."""
+    efficiency = config.efficiency
+    seq_len = min(plan.max_seq_length, example_tokens or plan.max_seq_length)
+    micro_tokens = plan.batch_size * seq_len * plan.sequences_per_example
+    mfu = efficiency.mfu[plan.kind] * micro_tokens / (micro_tokens + efficiency.saturation_tokens)
+    return Compute(
+        micro_batch_tokens=micro_tokens,
+        flops_per_token=training_flops_per_token(shape, plan, seq_len),
+        mfu=mfu,
+        total_tokens=train_tokens * plan.num_epochs,
+        trainable_params=shape.params if plan.kind == "full" else plan.adapter_params(shape),
+    )
+
+
 def estimate_time(
     shape: ModelShape,
     plan: TrainingPlan,
@@ -63,7 +98,22 @@ def estimate_time(
     example_tokens: int | None,
     gpu_count: int = 1,
 ) -> TimeEstimate:
-    """Training time of `train_tokens` x num_epochs on `gpu_count` data-parallel GPUs.
+    """Training time of `train_tokens` x num_epochs on `gpu_count` data-parallel GPUs."""
+    compute = run_compute(
+        shape, plan, config, train_tokens=train_tokens, example_tokens=example_tokens
+    )
+    return time_on(compute, plan, gpu, config, gpu_count=gpu_count)
+
+
+def time_on(
+    compute: Compute,
+    plan: TrainingPlan,
+    gpu: Gpu,
+    config: DeploymentConfig,
+    *,
+    gpu_count: int = 1,
+) -> TimeEstimate:
+    """How long `compute` takes on `gpu_count` data-parallel `gpu`s.
 
     A micro-batch of T tokens runs at mfu * T / (T + saturation_tokens) of peak (small batches
     leave tensor cores idle and expose per-kernel costs; calibrated in configs/deployment.yaml).
@@ -71,16 +121,13 @@ def estimate_time(
     2w (read, write weights) + g (read gradients) + 2 x states x bytes (read, write states).
     """
     efficiency = config.efficiency
-    seq_len = min(plan.max_seq_length, example_tokens or plan.max_seq_length)
-    micro_tokens = plan.batch_size * seq_len * plan.sequences_per_example
-    flops = training_flops_per_token(shape, plan, seq_len)
-    mfu = efficiency.mfu[plan.kind] * micro_tokens / (micro_tokens + efficiency.saturation_tokens)
-    micro_seconds = micro_tokens * flops / (gpu.bf16_tflops * TERA * mfu)
+    micro_tokens = compute.micro_batch_tokens
+    micro_seconds = micro_tokens * compute.flops_per_token / (gpu.bf16_tflops * TERA * compute.mfu)
 
-    total_tokens = train_tokens * plan.num_epochs
+    total_tokens = compute.total_tokens
     micro_steps = total_tokens / micro_tokens / gpu_count
     optimizer_steps = micro_steps / plan.gradient_accumulation_steps
-    step_seconds = _optimizer_step_bytes(shape, plan, gpu, config) / (
+    step_seconds = _optimizer_step_bytes(compute.trainable_params, plan, gpu, config) / (
         gpu.bandwidth_gb_s * GIGA * efficiency.memory_bound_efficiency
     )
     seconds = micro_steps * micro_seconds + optimizer_steps * step_seconds
@@ -89,18 +136,17 @@ def estimate_time(
     return TimeEstimate(
         training_hours=seconds / SECONDS_PER_HOUR,
         tokens_per_second=total_tokens / seconds,
-        flops_per_token=flops,
-        mfu=mfu,
+        flops_per_token=compute.flops_per_token,
+        mfu=compute.mfu,
         micro_batch_tokens=micro_tokens,
         optimizer_steps=max(1, round(optimizer_steps)),
     )
 
 
 def _optimizer_step_bytes(
-    shape: ModelShape, plan: TrainingPlan, gpu: Gpu, config: DeploymentConfig
+    trainable: int, plan: TrainingPlan, gpu: Gpu, config: DeploymentConfig
 ) -> float:
     """Bytes one optimizer step moves: trainable weights, their gradients and states."""
-    trainable = shape.params if plan.kind == "full" else plan.adapter_params(shape)
     weight_bytes = trainable_bytes(plan, gpu, config)
     optimizer = config.optimizers[plan.optimizer]
     state_bytes = optimizer.state_bytes or weight_bytes

@@ -4,6 +4,7 @@ Everything is cross-checked at start-up, so a typo in a rule or a template defau
 its own key's limits stops the server with the key's name instead of misleading a user later.
 """
 
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -32,9 +33,19 @@ class TemplatesConfig(ConfigModel):
     cross_field: list[CrossFieldRule]
     templates: Annotated[dict[str, Template], Field(min_length=1)]
 
-    def starting_values(self, template: Template) -> dict[str, Value]:
+    def starting_values(self, template_id: str) -> dict[str, Value]:
         """Key defaults overlaid by the template's own (typed as their keys say), before
-        overrides and applicability. Start-up validation has accepted every one of them."""
+        overrides and applicability. Start-up validation has accepted every one of them.
+        A fresh dict for the caller to overlay."""
+        return dict(self._starting[template_id])
+
+    @cached_property
+    def _starting(self) -> dict[str, dict[str, Value]]:
+        """Worked out once: every apply_template and every estimate starts from them."""
+        return {template_id: self._typed_defaults(t) for template_id, t in self.templates.items()}
+
+    def _typed_defaults(self, template: Template) -> dict[str, Value]:
+        """Key defaults overlaid by `template`'s own, typed as their keys say."""
         found = {key: rule.default for key, rule in self.keys.items() if rule.default is not None}
         found.update(template.defaults)
         typed = {key: check_value(key, self.keys[key], value).value for key, value in found.items()}
@@ -78,7 +89,7 @@ class TemplatesConfig(ConfigModel):
                         problems.append(f"{where}.{key}: {checked.issues[0].message}")
             if unknown:
                 continue
-            values = self.starting_values(template)
+            values = self._typed_defaults(template)
             missing = [
                 key
                 for key, rule in self.keys.items()

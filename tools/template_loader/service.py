@@ -56,7 +56,7 @@ def apply_template(
     template_id, template = find_template(config, template_id)
     facts = facts or CrossStepFacts()
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-    values, provenance, issues, notes = _merge(config, template, overrides)
+    values, provenance, issues, notes = _merge(config, template_id, template, overrides)
     derived = derive(values, facts)
     numbers = {k: float(v) for k, v in values.items() if _is_number(v)}
     given = RuleInput(values, {**numbers, **derived.figures()}, facts)
@@ -137,11 +137,11 @@ def find_template(config: TemplatesConfig, template_id: str) -> tuple[str, Templ
 
 
 def _merge(
-    config: TemplatesConfig, template: Template, overrides: Mapping[str, Any]
+    config: TemplatesConfig, template_id: str, template: Template, overrides: Mapping[str, Any]
 ) -> tuple[dict[str, Value], dict[str, Provenance], list[ConfigIssue], list[str]]:
     """Key defaults, then the template, then each accepted override; then the keys that do not
     apply here are left out. Values come back in the order of `keys` in the YAML."""
-    values = config.starting_values(template)
+    values = config.starting_values(template_id)
     provenance: dict[str, Provenance] = {
         key: "template" if key in template.defaults else "default" for key in values
     }
