@@ -152,8 +152,6 @@ class Placeholders:
         """Text every match starts with ("" if none): a text without it need not be searched."""
 
     def find(self, text: str) -> str | None:
-        if self.literal not in text:
-            return None
         found = self._search(text)
         return found.group() if found else None
 
