@@ -326,3 +326,16 @@ def test_the_lane_measures_tokens_as_the_record_path_does(
     examples = [checker.check(Format.CHAT, r)[0] for r in records]
     expected = [longest for longest, _ in tokens.measure(examples)]  # type: ignore[arg-type]
     assert tokens.measure_conversations(chat.conversations).tolist() == expected
+
+
+def test_a_placeholder_spelled_with_escapes_is_found_by_the_lane_too(
+    config: DatasetsConfig, tmp_path: Path
+) -> None:
+    """The lane skips the placeholder search in a batch whose raw bytes cannot hold one; a
+    \\u-escaped brace is still a brace."""
+    escaped = '{"role": "assistant", "content": "Hi \\u007b\\u007b name }}!"}'
+    lines = ['{"messages": [{"role": "user", "content": "Hi?"}, ' + escaped + "]}"] * 3
+    (tmp_path / "e.jsonl").write_text("\n".join(lines) + "\n")
+    fast, slow = both_ways(config, ["e.jsonl"], tmp_path)
+    assert_same(fast, slow)
+    assert any(w.code == WarningCode.PLACEHOLDER for w in fast.datasets[0].warnings)

@@ -37,6 +37,8 @@ _PARSE = pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ign
 _NOT_BLANK = "[^{}]".format(
     "".join(f"\\x{{{code:x}}}" for code in range(0x3001) if chr(code).isspace())
 )
+# what JSON writes escaped besides \uXXXX: the quote, the backslash, the slash, control characters
+_JSON_ESCAPED = frozenset('"\\/' + "".join(map(chr, range(0x20))))
 _UNUSABLE = b"x"  # the tag of a turn whose role is unknown or missing: no order admits it
 _SPACE, _CONTROL_SPACES = ord(" "), (ord("\t"), ord("\r"))  # ASCII_WHITESPACE: \t..\r, " "
 
@@ -106,7 +108,7 @@ class ChatColumns:
             table = pj.read_json(
                 pa.BufferReader(data), read_options=self._read, parse_options=_PARSE
             )
-            # Arrow does not check that strings are UTF-8 (a lone surrogate escape, say)
+            # Arrow passes on string bytes that are not UTF-8 without a word
             table.validate(full=True)
         except (pa.ArrowException, ValueError):
             return None
@@ -115,12 +117,19 @@ class ChatColumns:
         messages = table.column(_MESSAGES).combine_chunks()
         if messages.null_count == len(messages):
             return None
-        literal = self._literal.encode()
-        chat = self._passing(messages, may_hold_placeholder=not literal or literal in data)
+        chat = self._passing(messages, may_hold_placeholder=self._may_hold_placeholder(data))
         if len(lines) < len(batch.items):  # rows are lines; the batch also holds ReadErrors
             at = [i for i, (_, raw) in enumerate(batch.items) if type(raw) is bytes]
             chat = replace(chat, rows=np.asarray(at)[chat.rows])
         return chat
+
+    def _may_hold_placeholder(self, data: bytes) -> bool:
+        """Whether any text of the raw batch may begin a placeholder: the literal is there as
+        written, or an escape could spell it otherwise (a \\uXXXX escape is one)."""
+        literal = self._literal
+        if not literal or any(char in _JSON_ESCAPED for char in literal):
+            return True
+        return literal.encode() in data or b"\\u" in data
 
     def _passing(self, messages: pa.ListArray, may_hold_placeholder: bool) -> ChatBatch:
         offsets = messages.offsets.to_numpy()
