@@ -2,11 +2,13 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+import orjson
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.types import Tool
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, Tool
 
 from server import __version__, notifications
 from server.drafts.notify import PostgresSubscriptionBus
@@ -37,7 +39,24 @@ log = get_logger(__name__)
 
 
 class WizardServer(MCPServer):
-    """MCPServer whose tools/list carries compacted schemas (see server.schemas)."""
+    """MCPServer whose tools/list carries compacted schemas (see server.schemas), and whose
+    results' text block is compact JSON."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """The structured result's text twin without the SDK's indentation: the same JSON, about
+        a third fewer bytes on the wire and tokens for a model that reads only text."""
+        result = await super().call_tool(name, arguments, context)
+        if (
+            isinstance(result, CallToolResult)
+            and result.structured_content is not None
+            and len(result.content) == 1
+            and isinstance(result.content[0], TextContent)
+        ):
+            text = orjson.dumps(result.structured_content).decode()
+            result.content = [TextContent(type="text", text=text)]
+        return result
 
     async def list_tools(self) -> list[Tool]:
         return [
