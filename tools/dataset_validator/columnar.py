@@ -54,7 +54,6 @@ class ChatBatch:
     has_system: np.ndarray
     texts: pa.ListArray
     """Each passing row's turn texts."""
-    conversations: Conversations
     tags: pa.StringArray
     """Each passing row's roles, one ROLE_TAGS letter per turn."""
     placeholder_candidates: np.ndarray
@@ -65,6 +64,16 @@ class ChatBatch:
         roles = map(ROLE_OF_TAG.__getitem__, self.tags[position].as_py())
         turns = list(zip(roles, self.texts[position].as_py(), strict=True))
         return Example(Format.CHAT, turns, has_system=bool(self.has_system[position]))
+
+    @property
+    def conversations(self) -> Conversations:
+        """The passing rows as the token counter takes them."""
+        texts = self.texts
+        return Conversations(
+            offsets=texts.offsets.to_numpy(),
+            chars=pc.utf8_length(texts.values).to_numpy(zero_copy_only=False),
+            texts=texts.values.to_pylist,
+        )
 
     def joined_text(self, position: int) -> str:
         """The row's turns joined as RecordIndex.digest joins them (for the placeholder check)."""
@@ -136,8 +145,9 @@ class ChatColumns:
         role, content = messages.values.flatten()
         known = pc.index_in(role, value_set=self._names)
         codes = pc.fill_null(known, len(self._names)).to_numpy(zero_copy_only=False)
+        letters = self._letters[codes]
         tags = pa.StringArray.from_buffers(
-            len(messages), pa.py_buffer(offsets), pa.py_buffer(self._letters[codes])
+            len(messages), pa.py_buffer(offsets), pa.py_buffer(letters)
         )
         usable = pc.fill_null(pc.match_substring_regex(content, _NOT_BLANK), False)
         faulty = np.concatenate(([0], np.cumsum(~usable.to_numpy(zero_copy_only=False))))
@@ -153,17 +163,12 @@ class ChatColumns:
             messages, tags = messages.take(chosen), tags.take(chosen)
         texts = pa.ListArray.from_arrays(messages.offsets, messages.values.flatten()[1])
         joined = pc.binary_join(texts, TURN_SEPARATOR)
-        first_tags = self._letters[codes][offsets[:-1][passing]] if len(rows) else codes[:0]
+        first_tags = letters[offsets[:-1][passing]] if len(rows) else letters[:0]
         return ChatBatch(
             rows=rows,
             digests=self._digests(tags, joined),
             has_system=first_tags == self._system,
             texts=texts,
-            conversations=Conversations(
-                offsets=texts.offsets.to_numpy(),
-                chars=pc.utf8_length(texts.values).to_numpy(zero_copy_only=False),
-                texts=texts.values.to_pylist,
-            ),
             tags=tags,
             placeholder_candidates=(
                 np.arange(len(rows))

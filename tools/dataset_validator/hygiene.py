@@ -81,12 +81,14 @@ class RecordIndex:
         mine = (np.asarray(records, dtype=np.int64) << 1) | np.asarray(validation, dtype=np.int64)
         mine |= dataset << (_RECORD_BITS + 1)
         order = np.lexsort((np.arange(len(high)), low, high))  # by digest, then file order
+        sorted_high, sorted_low = high[order], low[order]
         new_digest = np.ones(len(order), dtype=bool)
-        new_digest[1:] = (high[order][1:] != high[order][:-1]) | (low[order][1:] != low[order][:-1])
+        new_digest[1:] = (sorted_high[1:] != sorted_high[:-1]) | (sorted_low[1:] != sorted_low[:-1])
         firsts = order[new_digest]  # each distinct digest's first position in the batch
-        earlier = self._find(high[firsts], low[firsts])
+        first_high, first_low = sorted_high[new_digest], sorted_low[new_digest]
+        earlier = self._find(first_high, first_low)
         unseen = earlier < 0
-        self._add(high[firsts][unseen], low[firsts][unseen], mine[firsts][unseen])
+        self._add(first_high[unseen], first_low[unseen], mine[firsts][unseen])
         first = np.where(earlier >= 0, earlier, mine[firsts])
         group = np.cumsum(new_digest) - 1  # which distinct digest each sorted position holds
         first_of = np.empty(len(order), dtype=np.int64)
