@@ -11,9 +11,9 @@ import pytest
 from tests.bench.bench_validate import run_child
 
 TIME_BOUND_S = 300
-# the validator idles at about 75 MB, 130 MB with Arrow's column lane; streaming keeps it flat
-PEAK_RSS_BOUND_MB = {"lean": 250, "columnar": 400}
-MODES = pytest.mark.parametrize("mode", ["lean", "columnar"])
+# the validator idles at about 75 MB; streaming keeps it flat
+PEAK_RSS_BOUND_MB = 250
+MODES = pytest.mark.parametrize("mode", ["lean", "native"])
 CHAT = (
     b'{"messages": [{"role": "user", "content": "hi"}, '
     b'{"role": "assistant", "content": "hello"}]}\n'
@@ -29,7 +29,7 @@ def write(path: Path, *chunks: bytes) -> Path:
 
 def validate_in_child(path: Path, mode: str) -> dict:
     outcome = run_child(mode, path, timeout_s=TIME_BOUND_S)
-    assert outcome["peak_rss_mb"] < PEAK_RSS_BOUND_MB[mode], outcome
+    assert outcome["peak_rss_mb"] < PEAK_RSS_BOUND_MB, outcome
     return outcome
 
 

@@ -1,4 +1,5 @@
-"""The wheel carries configs/ and prompts/, and an installed copy finds them without a checkout."""
+"""The wheel carries configs/ and prompts/ and the compiled chat lane, and an installed copy
+finds them without a checkout."""
 
 import os
 import subprocess
@@ -31,11 +32,15 @@ def test_installed_wheel_finds_its_configs_and_prompts(tmp_path: Path) -> None:
         assert f"server/_shipped/configs/{name}.yaml" in names
     assert "server/_shipped/prompts/training_wizard.md" in names
     assert "server/_shipped/samples/support_chat.jsonl" in names
+    assert any(n.startswith("tools/dataset_validator/_chat_lines.") for n in names)
+    assert not any("/native/" in n for n in names)  # its C sources stay in the sdist
 
     # Run from outside the checkout with the extracted wheel first on the path.
     probe = (
         "from server.paths import shipped_dir; from server.settings import load_settings; "
-        "s = load_settings(env={}); print(shipped_dir('configs')); print(shipped_dir('prompts'))"
+        "s = load_settings(env={}); print(shipped_dir('configs')); print(shipped_dir('prompts')); "
+        "from tools.dataset_validator import chat_lane; print(chat_lane.__file__); "
+        "print(chat_lane.ChatLane.available())"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -46,6 +51,7 @@ def test_installed_wheel_finds_its_configs_and_prompts(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    configs, prompts = result.stdout.split()
+    configs, prompts, lane, built = result.stdout.split()
     site = tmp_path / "site" / "server" / "_shipped"
     assert Path(configs) == site / "configs" and Path(prompts) == site / "prompts"
+    assert Path(lane).is_relative_to(tmp_path / "site") and built == "True"

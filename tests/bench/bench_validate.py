@@ -8,11 +8,12 @@ Run on demand (pytest does not collect tests/bench):
 1. Throughput: writes a seeded, realistic chat JSONL of --mb megabytes, then times, alternately
    and --repeat times each, the floor (`for line in file: orjson.loads(line)`) and a full
    validate_datasets of the same file (every check, the token estimate, the split, sha256), with
-   the column lane (reading.columnar_chat: true, the default) and without it (lean). It prints
-   the best time of each, the throughputs and their ratios (goal: at least 0.5).
+   the native chat lane (reading.native_chat: true, the default) and without it (lean: record by
+   record). It prints the best time of each, the throughputs and their ratios (goal: at least
+   0.5).
 2. Memory: writes a --rss-mb file and validates it, in each mode, in a child process that prints
-   its own peak RSS; a child that only imports what that mode imports gives its baseline (goal:
-   peak under 150 MB).
+   its own peak RSS; a child that only imports the validator gives the baseline (goal: peak
+   under 150 MB).
 """
 
 import argparse
@@ -182,23 +183,21 @@ def write_dataset(path: Path, size_bytes: int, seed: int = 7) -> int:
     return count
 
 
-def floor(path: Path) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this thread) to parse every line with orjson."""
-    start, cpu = time.perf_counter(), time.thread_time()
+def floor(path: Path) -> float:
+    """Seconds to parse every line with orjson."""
+    start = time.perf_counter()
     with path.open("rb") as file:
         for line in file:
             orjson.loads(line)
-    return time.perf_counter() - start, time.thread_time() - cpu
+    return time.perf_counter() - start
 
 
-MODES = {"columnar": True, "lean": False}  # reading.columnar_chat
+MODES = {"native": True, "lean": False}  # reading.native_chat
 
 
-def validate(path: Path, mode: str) -> tuple[float, float, dict]:
+def validate(path: Path, mode: str) -> tuple[float, dict]:
     """One full validation as the server runs it (no model selected: the token estimate):
-    (wall seconds, CPU seconds of this thread, outcome). The sha256 of the file is computed
-    in a helper thread meanwhile, and the column lane works on threads of its own; their CPU
-    time is not in the second figure."""
+    (seconds, outcome). The sha256 of the file is computed in a helper thread meanwhile."""
     from server.settings import load_settings
     from tools.dataset_validator.hub import HubAccess
     from tools.dataset_validator.roots import allowed_roots
@@ -206,30 +205,28 @@ def validate(path: Path, mode: str) -> tuple[float, float, dict]:
     from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 
     config = load_settings(env={}).datasets
-    reading = config.reading.model_copy(update={"columnar_chat": MODES[mode]})
+    reading = config.reading.model_copy(update={"native_chat": MODES[mode]})
     config = config.model_copy(update={"reading": reading})
     hub = HubAccess(endpoint=None, timeout_s=1)
     sources = Sources(config, allowed_roots([path.parent]), hub, None)
     request = ValidationRequest(datasets=[path.name], max_seq_length=4096)
-    start, cpu = time.perf_counter(), time.thread_time()
+    start = time.perf_counter()
     report = validate_datasets(request, config, sources, hub)
-    elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu
+    elapsed = time.perf_counter() - start
     dataset = report.datasets[0]
     outcome = {"records": dataset.records, "valid": report.valid, "summary": report.summary}
-    return elapsed, cpu, outcome
+    return elapsed, outcome
 
 
 def child(mode: str, path: str) -> None:
-    """Run in a subprocess: validate in a mode (or only import what it imports: `import-MODE`)
-    and print the peak RSS as JSON."""
+    """Run in a subprocess: validate in a mode (or, as mode `imports`, only import the
+    validator) and print the peak RSS as JSON."""
     if mode in MODES:
-        elapsed, _, outcome = validate(Path(path), mode)
+        elapsed, outcome = validate(Path(path), mode)
     else:
         import tools.dataset_validator.sources
-        import tools.dataset_validator.validator
+        import tools.dataset_validator.validator  # noqa: F401
 
-        if MODES[mode.removeprefix("import-")]:
-            import tools.dataset_validator.columnar  # noqa: F401
         elapsed, outcome = 0.0, {}
     print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "seconds": elapsed, **outcome}))
 
@@ -289,24 +286,22 @@ def main() -> None:
         records = write_dataset(path, args.mb * MB)
         size = path.stat().st_size
         print(f"throughput file: {size / MB:.0f} MB, {records:,} chat records")
-        floors: list[tuple[float, float]] = []
-        runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+        floors: list[float] = []
+        runs: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(args.repeat):
             floors.append(floor(path))
             for mode, times in runs.items():
-                elapsed, cpu, outcome = validate(path, mode)
-                times.append((elapsed, cpu))
+                elapsed, outcome = validate(path, mode)
+                times.append(elapsed)
                 assert outcome["records"] == records and outcome["valid"], outcome
-        for label, index in (("wall clock", 0), ("CPU time of the reading thread", 1)):
-            best_floor = min(f[index] for f in floors)
-            print(f"  {label}, best of {args.repeat}:")
-            print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
-            for mode, times in runs.items():
-                best_run = min(r[index] for r in times)
-                print(
-                    f"    validate_datasets, {mode + ':':9} {size / MB / best_run:7.1f} MB/s"
-                    f" = {best_floor / best_run:.2f} of the floor (goal >= 0.5)"
-                )
+        best_floor = min(floors)
+        print(f"  wall clock, best of {args.repeat}:")
+        print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
+        for mode, times in runs.items():
+            print(
+                f"    validate_datasets, {mode + ':':9} {size / MB / min(times):7.1f} MB/s"
+                f" = {best_floor / min(times):.2f} of the floor (goal >= 0.5)"
+            )
         print(f"  {outcome['summary']}")
         path.unlink()
 
@@ -314,8 +309,8 @@ def main() -> None:
             big = Path(tmp) / "bench_chat_big.jsonl"
             records = write_dataset(big, args.rss_mb * MB, seed=11)
             print(f"memory file: {big.stat().st_size / MB:.0f} MB, {records:,} chat records")
+            baseline = run_child("imports", big)
             for mode in MODES:
-                baseline = run_child(f"import-{mode}", big)
                 measured = run_child(mode, big)
                 print(
                     f"  {mode}: peak RSS {measured['peak_rss_mb']:.0f} MB (goal < 150 MB); "

@@ -54,9 +54,7 @@ class ReadingConfig(ConfigModel):
 
     buffer_bytes: Annotated[int, Field(ge=4096)]
     batch_bytes: Annotated[int, Field(ge=4096)]
-    parse_block_bytes: Annotated[int, Field(ge=4096)]
-    parallel_batches: Annotated[int, Field(ge=1)]
-    columnar_chat: bool
+    native_chat: bool
     parquet_batch_rows: Annotated[int, Field(ge=1)]
     progress_interval_s: PositiveSeconds
     check_every_records: Annotated[int, Field(ge=1)]

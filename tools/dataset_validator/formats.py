@@ -105,7 +105,7 @@ def _order_problem(prev: Role | None, role: Role) -> str | None:
 
 
 # The same rule as a set of allowed (previous, next) pairs, for the hot path.
-_ALLOWED_ORDER = frozenset(
+ALLOWED_ORDER = frozenset(
     (prev, role) for prev in (None, *Role) for role in Role if _order_problem(prev, role) is None
 )
 # And as a regular expression over one letter per role, for a whole conversation at once
@@ -192,7 +192,7 @@ class FormatChecker:
                 if text is None:
                     prev = _UNKNOWN  # the next turn's order cannot be judged
                     continue
-            if (prev, role) not in _ALLOWED_ORDER and prev is not _UNKNOWN:
+            if (prev, role) not in ALLOWED_ORDER and prev is not _UNKNOWN:
                 where = f"{path}[{index}]"
                 problems.append(
                     (ErrorCode.ROLE_ORDER, where, f"{where} ({role}): {_order_problem(prev, role)}")

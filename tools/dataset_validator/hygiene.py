@@ -12,6 +12,7 @@ hash: nothing here defends against a crafted collision, and it hashes at memory 
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 
 import numpy as np
@@ -27,6 +28,7 @@ follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letter
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
+_ROLE_SEQUENCES_CACHED = 4096  # seeds kept: a dataset's conversations have few role sequences
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class RecordIndex:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed % (1 << 64)  # XXH3 takes an unsigned 64-bit seed
+        self._roles_seed = lru_cache(_ROLE_SEQUENCES_CACHED)(self._roles_seed_of)
         self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (high, low, first)
 
     def digest(self, example: Example) -> tuple[bytes, str]:
@@ -62,10 +65,17 @@ class RecordIndex:
             tags = f"{tags}{PAIR_SEPARATOR}{''.join([ROLE_TAGS[role] for role, _ in rejected])}"
         if example.label is not None:
             tags = f"{tags}{PAIR_SEPARATOR}{example.label}"
-        data = text.encode("utf-8", "surrogatepass").translate(None, ASCII_WHITESPACE)
-        return xxh3_128_digest(data, self.roles_seed(tags)), text
+        return self.text_digest(text, tags), text
 
-    def roles_seed(self, tags: str) -> int:
+    def text_digest(self, text: str, tags: str) -> bytes:
+        """The digest of a record's joined text and roles (`tags`, as digest() spells them)."""
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate (a CSV or Parquet cell may hold one)
+            data = text.encode("utf-8", "surrogatepass")
+        return xxh3_128_digest(data.translate(None, ASCII_WHITESPACE), self._roles_seed(tags))
+
+    def _roles_seed_of(self, tags: str) -> int:
         """The seed a record's text is hashed with: the run's seed and the record's roles."""
         return xxh3_64_intdigest(tags.encode(), self.seed)
 

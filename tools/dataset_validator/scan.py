@@ -5,16 +5,16 @@ finding goes into bounded tallies (a count per code, the first few examples).
 """
 
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tools.dataset_validator.chat_lane import ChatBatch, ChatLane
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
@@ -39,9 +39,6 @@ from tools.dataset_validator.sources import ResolvedDataset
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import ErrorLog, WarningLog
 from tools.dataset_validator.tokens import TokenCounter
-
-if TYPE_CHECKING:  # imported by the validator only when enabled: Arrow adds ~80 MB to a process
-    from tools.dataset_validator.columnar import ChatBatch, ChatColumns
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -78,8 +75,8 @@ class RunState:
 
     config: DatasetsConfig
     checker: FormatChecker
-    columns: "ChatColumns | None"
-    """The column lane for chat JSON Lines (reading.columnar_chat), or None."""
+    chat_lane: ChatLane | None
+    """The native lane for chat JSON Lines (reading.native_chat), or None."""
     counter: TokenCounter
     index: RecordIndex
     placeholders: Placeholders
@@ -158,8 +155,11 @@ class DatasetScan:
         progress, message = self.state.progress, f"reading {self.dataset.ref}"
         progress.report(0, message, force=True)
         try:
-            if reader.holds_lines() and self.state.columns is not None:
-                self._scan_lines(reader, self.state.columns, file_name, message)
+            if reader.holds_lines() and self.state.chat_lane is not None:
+                read = self.state.chat_lane.read
+                for batch in reader.line_batches():
+                    self._scan_batch(batch, read(batch), file_name)
+                    progress.report(reader.position(), f"{message}: {self.records:,} records")
             else:
                 every = self.state.config.reading.check_every_records
                 for _, line, value in reader.records():
@@ -171,35 +171,12 @@ class DatasetScan:
             self.blank_lines += reader.blank_lines
         progress.report(reader.size, f"{message}: {self.records:,} records", force=True)
 
-    def _scan_lines(
-        self, reader: RecordReader, columns: "ChatColumns", file_name: str | None, message: str
-    ) -> None:
-        """JSON Lines: batches are read here and checked as columns on worker threads (Arrow
-        and NumPy let go of the GIL), a few ahead, then taken in file order."""
-        progress, ahead = self.state.progress, self.state.config.reading.parallel_batches
-        read = columns.read
-        pending: deque[tuple[LineBatch, Future[ChatBatch | None]]] = deque()
-        pool = ThreadPoolExecutor(ahead, thread_name_prefix="chat-columns")
-        try:
-            for batch in reader.line_batches():
-                pending.append((batch, pool.submit(read, batch)))
-                if len(pending) > ahead:
-                    self._scan_batch(*pending.popleft(), file_name)
-                    progress.report(reader.position(), f"{message}: {self.records:,} records")
-            while pending:
-                self._scan_batch(*pending.popleft(), file_name)
-        finally:
-            pool.shutdown(cancel_futures=True)
-
-    def _scan_batch(
-        self, batch: LineBatch, checked: Future["ChatBatch | None"], file_name: str | None
-    ) -> None:
-        """A batch of JSON Lines: the well-formed chat rows a column at a time, every other
+    def _scan_batch(self, batch: LineBatch, chat: ChatBatch | None, file_name: str | None) -> None:
+        """A batch of JSON Lines: the well-formed chat rows (`chat`) together, every other
         row record by record, in file order wherever order matters."""
         items = batch.items
         self.records = batch.first + len(items) - 1
-        chat = checked.result()
-        if chat is None or not len(chat.rows):
+        if chat is None:
             for number, line, value in batch.records():
                 self._record(number, line, value, file_name)
             return
@@ -227,7 +204,7 @@ class DatasetScan:
 
     def _accept_run(
         self,
-        chat: "ChatBatch",
+        chat: ChatBatch,
         batch: LineBatch,
         passing: np.ndarray,
         validation: np.ndarray,
@@ -255,7 +232,7 @@ class DatasetScan:
             number = batch.first + int(passing[position])
             state.preview.append((self.dataset.ref, number, chat.example(position)))
 
-    def _measure_chat(self, chat: "ChatBatch", numbers: np.ndarray, validation: np.ndarray) -> None:
+    def _measure_chat(self, chat: ChatBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
         """What does not depend on order, for every passing row of a batch at once."""
         state, warnings = self.state, self.warnings
         held_out = int(validation.sum())

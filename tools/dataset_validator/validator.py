@@ -12,8 +12,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import Example, FormatChecker
 from tools.dataset_validator.hub import HubAccess
@@ -34,9 +34,6 @@ from tools.dataset_validator.sources import ResolvedDataset, Sources
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tokens import token_counter
 from tools.errors import UserError
-
-if TYPE_CHECKING:
-    from tools.dataset_validator.columnar import ChatColumns
 
 HASH_CHUNK = 1 << 20
 
@@ -75,7 +72,11 @@ def validate_datasets(
                 state = RunState(
                     config=config,
                     checker=FormatChecker(config.formats),
-                    columns=_chat_columns(config, index, placeholders),
+                    chat_lane=(
+                        ChatLane(config.formats, index, placeholders.literal)
+                        if config.reading.native_chat and ChatLane.available()
+                        else None
+                    ),
                     counter=counter,
                     index=index,
                     placeholders=placeholders,
@@ -93,19 +94,6 @@ def validate_datasets(
                 for future in hashes.values():
                     future.cancel()
     return _assemble(state, reports, share, request, counter.info)
-
-
-def _chat_columns(
-    config: DatasetsConfig, index: RecordIndex, placeholders: Placeholders
-) -> "ChatColumns | None":
-    """The column lane when reading.columnar_chat asks for it (imported only then)."""
-    if not config.reading.columnar_chat:
-        return None
-    from tools.dataset_validator.columnar import ChatColumns
-
-    return ChatColumns(
-        config.formats, index.roles_seed, placeholders.literal, config.reading.parse_block_bytes
-    )
 
 
 def _refs(request: ValidationRequest) -> list[str]:

@@ -1,5 +1,5 @@
-"""The column-wise chat lane gives every record the verdict, digest and length the
-record-by-record path gives it: whole reports are compared with the lane on and off."""
+"""The native chat lane gives every record the verdict, digest and length the record-by-record
+path gives it: whole reports are compared with the lane on and off."""
 
 import itertools
 import json
@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,10 +20,10 @@ from server.settings import load_settings
 from tests.support import isolated_env
 from tests.test_datasets_tokens import word_tokenizer
 from tests.test_datasets_validator import validate
-from tools.dataset_validator.columnar import ChatColumns
+from tools.dataset_validator.chat_lane import ORJSON_MAX_DEPTH, ChatLane
 from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.formats import ROLE_OF_TAG, WELL_ORDERED, FormatChecker
-from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting
+from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED, FormatChecker
+from tools.dataset_validator.hygiene import RecordIndex, Sighting
 from tools.dataset_validator.kinds import Format, WarningCode
 from tools.dataset_validator.readers import LineBatch
 from tools.dataset_validator.report import ValidationReport
@@ -38,7 +37,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
     settings = load_settings(env=isolated_env(tmp_path_factory.mktemp("config"))).datasets
     # small batches, so one file spans several and the lane meets batch edges
     reading = settings.reading.model_copy(
-        update={"batch_bytes": 4096, "check_every_records": 7, "columnar_chat": True}
+        update={"batch_bytes": 4096, "check_every_records": 7, "native_chat": True}
     )
     return settings.model_copy(update={"reading": reading})
 
@@ -46,9 +45,9 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
 def both_ways(
     config: DatasetsConfig, refs: list[str], root: Path, **kw: Any
 ) -> tuple[ValidationReport, ValidationReport]:
-    """The report with the column lane, and with it off (reading.columnar_chat: false)."""
+    """The report with the native lane, and with it off (reading.native_chat: false)."""
     fast = validate(config, refs, roots=[root], **kw)
-    lean = config.reading.model_copy(update={"columnar_chat": False})
+    lean = config.reading.model_copy(update={"native_chat": False})
     slow = validate(config.model_copy(update={"reading": lean}), refs, roots=[root], **kw)
     return fast, slow
 
@@ -160,14 +159,14 @@ def test_a_large_clean_file_goes_through_the_lane_and_agrees(
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[::7]))
     calls = []
-    read = ChatColumns.read
+    read = ChatLane.read
 
-    def counting(self: ChatColumns, batch: LineBatch) -> Any:
+    def counting(self: ChatLane, batch: LineBatch) -> Any:
         found = read(self, batch)
         calls.append(found is not None and len(found.rows) == len(batch.items))
         return found
 
-    monkeypatch.setattr(ChatColumns, "read", counting)
+    monkeypatch.setattr(ChatLane, "read", counting)
     fast = validate(config, ["a.jsonl", "b.jsonl"], roots=[tmp_path], validation_split=0.1)
     monkeypatch.undo()
     assert calls and all(calls)  # every batch was taken whole by the lane
@@ -176,62 +175,136 @@ def test_a_large_clean_file_goes_through_the_lane_and_agrees(
     assert fast.datasets[0].duplicates.within > 0 and fast.datasets[1].duplicates.across_datasets
 
 
+USER = b'{"role": "user", "content": "Hi?"}'
 ANSWER = b'{"role": "assistant", "content": "Fine."}'
+TURNS = b'"messages": [' + USER + b", " + ANSWER + b"]"
+
+
+def nested(depth: int) -> bytes:
+    """An extra field whose value nests `depth` arrays inside the record's own object."""
+    return b'{"extra": ' + b"[" * depth + b"]" * depth + b", " + TURNS + b"}"
 
 
 @pytest.mark.parametrize(
-    ("user_turn", "errors"),
+    ("line", "errors"),
     [
-        (b'{"role": "user", "content": ["not", "parts"]}', {}),
-        (b'{"role": "user", "content": "caf\xe9"}', {"encoding_error": 1}),
-        (b'{"role": "user", "content": "\\ud800"}', {"invalid_json": 1}),
-        (b'{"role": "user", "content": 5}', {"wrong_type": 1}),
+        (b'{"messages": [{"role": "user", "content": ["not", "parts"]}, ' + ANSWER + b"]}", {}),
+        (
+            b'{"messages": [{"role": "user", "content": "caf\xe9"}, ' + ANSWER + b"]}",
+            {"encoding_error": 1},
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "\\ud800"}, ' + ANSWER + b"]}",
+            {"invalid_json": 1},
+        ),
+        (b'{"messages": [{"role": "user", "content": 5}, ' + ANSWER + b"]}", {"wrong_type": 1}),
+        (
+            b'{"messages": [{"role": "user", "content": "\\u3000\\u001c"}, ' + ANSWER + b"]}",
+            {"empty_content": 1},
+        ),
+        (b'{"messages": [{"role": "user", "content": "\\u200b"}, ' + ANSWER + b"]}", {}),
+        (b'{"messages": [{"role": "user", "content": "a\\u0000b"}, ' + ANSWER + b"]}", {}),
+        # what surrounds the turns: other fields, repeated keys, how deep and how large
+        (b'{"id": "caf\xe9", ' + TURNS + b"}", {"encoding_error": 1}),
+        (b'{"id": 1e309, ' + TURNS + b"}", {"invalid_json": 1}),
+        (b'{"id": 1' + b"0" * 40 + b", " + TURNS + b"}", {}),
+        (nested(ORJSON_MAX_DEPTH - 1), {}),
+        (nested(ORJSON_MAX_DEPTH), {"invalid_json": 1}),
+        (b'{"messages": 5, ' + TURNS + b"}", {}),
+        (b"{" + TURNS + b', "messages": [' + USER + b"]}", {"no_assistant_turn": 1}),
+        (b'{"messages": [{"role": "user", "content": "", "content": "Hi"}, ' + ANSWER + b"]}", {}),
+        (b'{"messages": [{"role": "user", "name": "ann", "content": "Hi"}, ' + ANSWER + b"]}", {}),
+        (b"\xef\xbb\xbf{" + TURNS + b"}", {"invalid_json": 1}),
+        (b"{" + TURNS + b"} {}", {"invalid_json": 1}),
     ],
 )
-def test_a_batch_arrow_cannot_read_as_chat_is_checked_record_by_record(
-    config: DatasetsConfig,
-    tmp_path: Path,
-    user_turn: bytes,
-    errors: dict[str, int],
+def test_lines_the_lane_leaves_are_checked_record_by_record(
+    config: DatasetsConfig, tmp_path: Path, line: bytes, errors: dict[str, int]
 ) -> None:
-    """Arrow refuses some of these and reads invalid UTF-8 without a word; either way the
-    batch goes record by record and the report is the same."""
+    """Whatever the lane does not take as well-formed chat goes record by record, and the
+    report is the same either way: the lane parses as strictly as orjson does."""
     rng = random.Random(5)
     good = [json.dumps(conversation(rng)).encode() for _ in range(60)]
-    good[30] = b'{"messages": [' + user_turn + b", " + ANSWER + b"]}"
+    good[30] = line
     (tmp_path / "d.jsonl").write_bytes(b"\n".join(good) + b"\n")
     fast, slow = both_ways(config, ["d.jsonl"], tmp_path)
     assert_same(fast, slow)
     assert fast.datasets[0].error_counts == errors
 
 
+def test_orjson_refuses_what_the_lane_refuses_as_too_deep() -> None:
+    """ORJSON_MAX_DEPTH is orjson's own limit; the lane must not take what orjson refuses."""
+    orjson.loads(b"[" * ORJSON_MAX_DEPTH + b"]" * ORJSON_MAX_DEPTH)
+    with pytest.raises(orjson.JSONDecodeError, match="depth"):
+        orjson.loads(b"[" * (ORJSON_MAX_DEPTH + 1) + b"]" * (ORJSON_MAX_DEPTH + 1))
+
+
+def test_the_native_core_is_built() -> None:
+    """Installing the package compiles it (hatch_build.py); without it the lane is off."""
+    assert ChatLane.available()
+
+
 # --- the pieces the lane shares with the record path -----------------------------------------
 
 
-def test_the_lane_digests_a_record_as_record_index_does(config: DatasetsConfig) -> None:
-    rng = random.Random(11)
-    records = [conversation(rng) for _ in range(200)]
-    records[0]["messages"][-1]["content"] = "  Spaced\tout\r\n answer  "
+TURN_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1e\x85\xa0\u3000\x00{}"),
+        st.characters(exclude_categories=("Cs",)),  # JSON cannot carry a lone surrogate
+    ),
+    min_size=1,
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(texts=st.lists(st.lists(TURN_TEXT, min_size=2, max_size=5), min_size=1, max_size=8))
+def test_the_lane_digests_and_measures_a_record_as_the_record_path_does(
+    config: DatasetsConfig, texts: list[list[str]]
+) -> None:
+    """Any text (whitespace of every kind, the turn separator, non-BMP characters, NUL): the
+    lane's digest, turn lengths and verdict are the record path's."""
     index = RecordIndex(config.split.seed)
-    placeholders = Placeholders(config.warnings.placeholder_pattern)
-    columns = ChatColumns(config.formats, index.roles_seed, placeholders.literal, 1 << 20)
-    batch = LineBatch(1, [(n, json.dumps(r).encode() + b"\n") for n, r in enumerate(records, 1)])
-    chat = columns.read(batch)
-    assert chat is not None and len(chat.rows) == len(records)
     checker = FormatChecker(config.formats)
-    expected = [index.digest(checker.check(Format.CHAT, r)[0])[0] for r in records]  # type: ignore[arg-type]
-    assert chat.digests == expected
+    records = [
+        {
+            "messages": [
+                {"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)
+            ]
+        }
+        for turns in texts
+    ]
+    lines = [(n, orjson.dumps(r) + b"\n") for n, r in enumerate(records, 1)]
+    chat = ChatLane(config.formats, index, "").read(LineBatch(1, lines))
+    examples = [checker.check(Format.CHAT, r)[0] for r in records]
+    taken = [i for i, example in enumerate(examples) if example is not None]
+    assert (chat.rows.tolist() if chat is not None else []) == taken
+    if chat is not None:
+        assert chat.digests == [index.digest(examples[i])[0] for i in taken]  # type: ignore[arg-type]
+        assert chat.turn_chars.tolist() == [len(t) for i in taken for t in texts[i]]
 
 
-def test_arrow_matches_the_turn_order_rule_as_python_does() -> None:
-    """The lane matches WELL_ORDERED with RE2; it must accept exactly what re accepts."""
+def test_the_lane_takes_exactly_the_turn_orders_python_takes(config: DatasetsConfig) -> None:
+    """The core checks the order a pair of turns at a time (ALLOWED_ORDER); every sequence of
+    up to 7 turns is taken exactly when WELL_ORDERED matches it and it has an assistant turn."""
     sequences = [
         "".join(tags)
-        for length in range(8)
+        for length in range(1, 8)
         for tags in itertools.product(ROLE_OF_TAG, repeat=length)
     ]
-    arrow = pc.match_substring_regex(pa.array(sequences), f"^(?:{WELL_ORDERED.pattern})$")
-    assert arrow.to_pylist() == [WELL_ORDERED.fullmatch(s) is not None for s in sequences]
+    name = {tag: role.value for role, tag in ROLE_TAGS.items()}
+    lines = [
+        json.dumps({"messages": [{"role": name[t], "content": "x"} for t in tags]}).encode()
+        for tags in sequences
+    ]
+    lane = ChatLane(config.formats, RecordIndex(config.split.seed), "")
+    chat = lane.read(LineBatch(1, list(enumerate(lines, 1))))
+    assert chat is not None
+    expected = [
+        i for i, tags in enumerate(sequences) if WELL_ORDERED.fullmatch(tags) and "a" in tags
+    ]
+    assert chat.rows.tolist() == expected
 
 
 def test_length_stats_do_not_depend_on_how_records_are_added() -> None:
@@ -284,15 +357,16 @@ def test_the_index_reports_each_repeat_with_its_first_sighting() -> None:
     assert repeat == [(0, Sighting(dataset=1, validation=False, record=2))]
 
 
-def test_the_lean_mode_never_loads_arrow(tmp_path: Path) -> None:
-    """reading.columnar_chat: false is the memory-conscious choice: Arrow stays out."""
+@pytest.mark.parametrize("mode", ["lean", "native"])
+def test_json_lines_never_load_arrow(tmp_path: Path, mode: str) -> None:
+    """Arrow is for Parquet: importing it costs ~80 MB of memory that JSON Lines do not need."""
     (tmp_path / "chat.jsonl").write_text(
         "".join(json.dumps(conversation(random.Random(n))) + "\n" for n in range(50))
     )
     script = (
         "import sys; from pathlib import Path; "
         "from tests.bench.bench_validate import validate; "
-        f"validate(Path({str(tmp_path / 'chat.jsonl')!r}), 'lean'); "
+        f"validate(Path({str(tmp_path / 'chat.jsonl')!r}), {mode!r}); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyarrow'))"
     )
     done = subprocess.run(
@@ -318,9 +392,9 @@ def test_the_lane_measures_tokens_as_the_record_path_does(
     rng = random.Random(13)
     records = [conversation(rng) for _ in range(120)]
     index = RecordIndex(config.split.seed)
-    columns = ChatColumns(config.formats, index.roles_seed, "", 1 << 20)
+    lane = ChatLane(config.formats, index, "")
     batch = LineBatch(1, [(n, json.dumps(r).encode() + b"\n") for n, r in enumerate(records, 1)])
-    chat = columns.read(batch)
+    chat = lane.read(batch)
     assert chat is not None and len(chat.rows) == len(records)
     checker = FormatChecker(config.formats)
     examples = [checker.check(Format.CHAT, r)[0] for r in records]
