@@ -88,6 +88,31 @@ static int blank(const unsigned char *s, size_t n) {
     return 1;
 }
 
+/* The number of code points in valid UTF-8: every byte but a continuation (10xxxxxx) starts
+ * one. Eight bytes at a time: a continuation has bit 7 set and bit 6 clear. */
+static size_t code_points(const unsigned char *s, size_t n) {
+    const uint64_t high = 0x8080808080808080ULL, ones = 0x0101010101010101ULL;
+    size_t continuations = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, s + i, sizeof word);
+        uint64_t marks = word & ~(word << 1) & high;  /* bit 7 of each continuation byte */
+        continuations += (size_t)(((marks >> 7) * ones) >> 56);  /* the marks, summed */
+    }
+    for (; i < n; i++) continuations += (s[i] & 0xC0) == 0x80;
+    return n - continuations;
+}
+
+/* Copies the bytes `keep` marks, branch-free; returns how many. */
+static size_t strip_copy(char *into, const unsigned char *s, size_t n, const unsigned char *keep) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        into[kept] = (char)s[i];
+        kept += keep[s[i]];
+    }
+    return kept;
+}
+
 static int contains(const char *s, size_t n, const char *part, size_t k) {
     if (k == 0) return 1;
     const char *end = s + n;
@@ -110,7 +135,7 @@ typedef struct {
     Name *names;                /* the role names the config accepts, with their tag letters */
     Py_ssize_t name_count;
     unsigned char allowed[256][256];  /* [previous letter][letter]: 1 where the order allows */
-    unsigned char strip[256];   /* 1 for a byte the digest leaves out */
+    unsigned char keep[256];    /* 0 for a byte the digest leaves out, else 1 */
     char separator, required, start;
     const char *literal;
     Py_ssize_t literal_len;
@@ -161,15 +186,8 @@ static int take(const Rules *rules, yyjson_doc *doc, Py_ssize_t position, Out *o
         if (blank(s, n)) goto refuse;
         if (turns && !put(&out->text, &rules->separator, 1)) return -1;
         if (!grow(&out->text, n)) return -1;
-        int64_t chars = 0;
-        char *write = out->text.data + out->text.len;
-        for (size_t i = 0; i < n; i++) {
-            unsigned char b = s[i];
-            chars += (b & 0xC0) != 0x80;  /* a code point starts at every byte but 10xxxxxx */
-            *write = (char)b;
-            write += !rules->strip[b];
-        }
-        out->text.len = (size_t)(write - out->text.data);
+        out->text.len += strip_copy(out->text.data + out->text.len, s, n, rules->keep);
+        int64_t chars = (int64_t)code_points(s, n);
         if (!candidate)
             candidate = contains((const char *)s, n, rules->literal, (size_t)rules->literal_len);
         if (!put(&out->tags, &letter, 1) || !put(&out->chars, &chars, sizeof chars)) return -1;
@@ -234,8 +252,9 @@ static PyObject *scan(PyObject *Py_UNUSED(module), PyObject *args) {
     const unsigned char *pairs = (const unsigned char *)PyBytes_AS_STRING(allowed);
     for (Py_ssize_t i = 0; i + 1 < PyBytes_GET_SIZE(allowed); i += 2)
         rules.allowed[pairs[i]][pairs[i + 1]] = 1;
+    memset(rules.keep, 1, sizeof rules.keep);
     const unsigned char *left_out = (const unsigned char *)PyBytes_AS_STRING(strip);
-    for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(strip); i++) rules.strip[left_out[i]] = 1;
+    for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(strip); i++) rules.keep[left_out[i]] = 0;
     if (!single_byte(separator, "separator", &rules.separator) ||
         !single_byte(required, "required", &rules.required) ||
         !single_byte(start, "start", &rules.start))
