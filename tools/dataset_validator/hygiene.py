@@ -24,7 +24,8 @@ DIGEST_BYTES = 16
 ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
 TURN_SEPARATOR, PAIR_SEPARATOR = "\x1e", "\x1d"
 """A record's digest hashes its turns' texts joined by TURN_SEPARATOR (a pair's rejected side
-follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letters (and label)."""
+follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letters (and label).
+The native chat lane (chat_lane.py) digests chat records the same way, given these constants."""
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
@@ -65,15 +66,12 @@ class RecordIndex:
             tags = f"{tags}{PAIR_SEPARATOR}{''.join([ROLE_TAGS[role] for role, _ in rejected])}"
         if example.label is not None:
             tags = f"{tags}{PAIR_SEPARATOR}{example.label}"
-        return self.text_digest(text, tags), text
-
-    def text_digest(self, text: str, tags: str) -> bytes:
-        """The digest of a record's joined text and roles (`tags`, as digest() spells them)."""
         try:
             data = text.encode()
         except UnicodeEncodeError:  # a lone surrogate (a CSV or Parquet cell may hold one)
             data = text.encode("utf-8", "surrogatepass")
-        return xxh3_128_digest(data.translate(None, ASCII_WHITESPACE), self._roles_seed(tags))
+        data = data.translate(None, ASCII_WHITESPACE)
+        return xxh3_128_digest(data, self._roles_seed(tags)), text
 
     def _roles_seed_of(self, tags: str) -> int:
         """The seed a record's text is hashed with: the run's seed and the record's roles."""
