@@ -241,7 +241,10 @@ def test_orjson_refuses_what_the_lane_refuses_as_too_deep() -> None:
 
 def test_the_native_core_is_built() -> None:
     """Installing the package compiles it (hatch_build.py); without it the lane is off."""
-    assert ChatLane.available()
+    assert ChatLane.available(), (
+        "the native chat lane is not built: install a C compiler, then run "
+        "`python3 -m uv sync --reinstall-package training-package-mcp`"
+    )
 
 
 # --- the pieces the lane shares with the record path -----------------------------------------
