@@ -278,6 +278,19 @@ def test_cloud_bills_every_started_minute_with_start_up_and_download(settings: S
     assert cost.usd == pytest.approx(-(-minutes // 1) * 2.5 / 60)
 
 
+def test_the_cloud_start_up_every_cloud_option_includes_is_noted_once(settings: Settings) -> None:
+    config = settings.deployment
+    work = workload(settings)
+    result = run_estimate(settings, work, flavors(config, "l4x1", "a100-large"), 1e6)
+    setup = config.overheads.startup_minutes
+    setup += work.model_size_gb * config.overheads.download_minutes_per_gb
+    (note,) = [n for n in result.notes if "start-up" in n]
+    assert f"{setup:.1f} min" in note
+    assert not any("start-up" in n for o in result.options for n in o.notes)
+    mine = run_estimate(settings, work, [Target("local", "local", "L4", 1)], 1e6)
+    assert not any("start-up" in n for n in mine.notes)
+
+
 def test_local_cost_is_the_electricity(settings: Settings) -> None:
     config = settings.deployment
     gpu = config.gpus["RTX-4090"]
@@ -396,7 +409,6 @@ def test_options_rank_by_fit_then_compatibility_then_cost_then_time() -> None:
             cost_usd=cost,
             within_budget=True,
             tokens_per_second=1,
-            memory_gb={},
         )
 
     ranked = rank(
@@ -416,6 +428,27 @@ def test_options_rank_by_fit_then_compatibility_then_cost_then_time() -> None:
         "too-small",
     ]
     assert recommend(ranked).target == "cheap-fast"  # never one that needs a config change
+
+
+def test_each_memory_breakdown_is_given_once_for_the_targets_that_share_it(
+    settings: Settings,
+) -> None:
+    """Full fine-tuning: bf16 GPUs share one breakdown, the T4 (fp32 weights) has its own, and
+    data parallelism on any number of GPUs adds the same gradient buckets."""
+    config = settings.deployment
+    targets = flavors(config, "l4x1", "a100-large", "t4-small", "l4x4", "a10g-largex2")
+    result = run_estimate(settings, workload(settings, LLAMA_1B, adapter="none"), targets, 1e6)
+    groups = {tuple(g["targets"]): g for g in result.memory_gb}
+    assert list(groups) == [("l4x1", "a100-large"), ("t4-small",), ("l4x4", "a10g-largex2")]
+    one, fp32, parallel = groups.values()
+    assert fp32["weights"] == 2 * one["weights"] and one["buffers"] == 0
+    assert parallel["buffers"] == one["gradients"]
+    peaks = {o.target: o.peak_memory_gb for o in result.options}
+    for group in result.memory_gb:
+        parts = sum(v for k, v in group.items() if k not in ("targets", "activations", "logits"))
+        backward = max(group["activations"] + group["logits"], group["gradients"])
+        for target in group["targets"]:
+            assert peaks[target] == pytest.approx(parts - group["gradients"] + backward, abs=0.05)
 
 
 def test_budget_is_enforced_and_fewer_epochs_suggested(settings: Settings) -> None:
@@ -469,8 +502,8 @@ def test_a_70b_model_fits_80_gb_only_in_4_bit(settings: Settings) -> None:
     )
     qlora = replace(work, plan=work.plan.with_changes(adapter="qlora", load_in_4bit=True))
     targets = flavors(config, "a100-large", "h200", "l40sx1")
-    lora_fits = {o.target: o.fits for o in evaluate(work, targets, 1e6, config)}
-    qlora_fits = {o.target: o.fits for o in evaluate(qlora, targets, 1e6, config)}
+    lora_fits = {o.target: o.fits for o in evaluate(work, targets, 1e6, config).options}
+    qlora_fits = {o.target: o.fits for o in evaluate(qlora, targets, 1e6, config).options}
     assert lora_fits == {"a100-large": False, "h200": False, "l40sx1": False}
     assert qlora_fits == {"a100-large": True, "h200": True, "l40sx1": False}
 

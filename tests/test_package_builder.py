@@ -124,7 +124,6 @@ def make_inputs(
         cost_usd=0.1,
         within_budget=True,
         tokens_per_second=1000.0,
-        memory_gb={},
     )
     estimate = DeploymentEstimate(
         options=[option],

@@ -5,6 +5,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
@@ -119,6 +120,12 @@ class _Planned:
     previous: dict[str, Any]
 
 
+# The plan budget_choice made for a call when it asked the user nothing, for that call's body:
+# the resolver and the body run in one task, and the Context tells the call apart. After a
+# question the body plans again, with the draft as it is once the user has answered.
+_UNASKED: ContextVar[tuple[Context, _Planned] | None] = ContextVar("unasked_plan", default=None)
+
+
 def _over_budget(result: DeploymentEstimate) -> DeploymentOption | None:
     """The cheapest option that fits and runs the config, when no option is within budget."""
     if result.recommended is not None:
@@ -186,6 +193,7 @@ def register(mcp: MCPServer) -> None:
             return BudgetChoice(choice="keep")  # the tool body reports the problem
         cheapest = _over_budget(planned.result)
         if cheapest is None:
+            _UNASKED.set((ctx, planned))
             return BudgetChoice(choice="keep")
         return Elicit(_budget_question(planned.result, cheapest), BudgetChoice)
 
@@ -216,9 +224,13 @@ def register(mcp: MCPServer) -> None:
     ) -> EstimateDeploymentResult:
         if select and not draft_id:
             raise UserError("`select` records a choice in a draft: pass draft_id too.")
-        planned = await plan(
-            ctx, draft_id, model_config, training, train_tokens, targets, budget_usd
-        )
+        unasked = _UNASKED.get()
+        if unasked is not None and unasked[0] is ctx:
+            planned = unasked[1]
+        else:
+            planned = await plan(
+                ctx, draft_id, model_config, training, train_tokens, targets, budget_usd
+            )
         draft, result, previous = planned.draft, planned.result, planned.previous
         cheapest = _over_budget(result)
         answer = decision.data.choice if isinstance(decision, AcceptedElicitation) else "keep"
@@ -421,6 +433,7 @@ def _section(result: DeploymentEstimate) -> StepSection:
         "options": [o.model_dump(mode="json") for o in result.options],
         "recommended": result.recommended,
         "selected": result.selected.model_dump(mode="json") if result.selected else None,
+        "memory_gb": result.memory_gb,
         "inputs": result.inputs,
         "prices": result.prices,
     }

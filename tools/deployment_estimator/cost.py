@@ -16,17 +16,18 @@ class Cost:
     energy_kwh: float | None = None
 
 
+def cloud_setup_minutes(model_size_gb: float, config: DeploymentConfig) -> float:
+    """What a cloud machine spends before training: start-up and the model's download."""
+    overheads = config.overheads
+    return overheads.startup_minutes + overheads.download_minutes_per_gb * model_size_gb
+
+
 def cloud_cost(
     training_hours: float, usd_per_hour: float, model_size_gb: float, config: DeploymentConfig
 ) -> Cost:
     """Jobs and Spaces bill every started minute (hub-docs jobs-pricing.md) while the machine
     starts, downloads the model and trains: ceil(start-up + download + training minutes)."""
-    overheads = config.overheads
-    minutes = (
-        overheads.startup_minutes
-        + overheads.download_minutes_per_gb * model_size_gb
-        + training_hours * MINUTES_PER_HOUR
-    )
+    minutes = cloud_setup_minutes(model_size_gb, config) + training_hours * MINUTES_PER_HOUR
     billed = math.ceil(minutes)
     return Cost(hours=minutes / MINUTES_PER_HOUR, usd=billed * usd_per_hour / MINUTES_PER_HOUR)
 

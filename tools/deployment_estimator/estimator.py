@@ -3,10 +3,11 @@ say what would change the answer when nothing fits or nothing is affordable."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from tools.deployment_estimator.catalog import Target
 from tools.deployment_estimator.config import DeploymentConfig, Gpu
-from tools.deployment_estimator.cost import cloud_cost, local_cost
+from tools.deployment_estimator.cost import cloud_cost, cloud_setup_minutes, local_cost
 from tools.deployment_estimator.memory import (
     MemoryBreakdown,
     memory_at,
@@ -34,13 +35,22 @@ class Workload:
     label: str  # the model, for the summary
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Each target's option, and each memory breakdown with the targets that share it."""
+
+    options: list[DeploymentOption]
+    memory_gb: list[dict[str, Any]]
+
+
 def evaluate(
     work: Workload, targets: list[Target], budget_usd: float, config: DeploymentConfig
-) -> list[DeploymentOption]:
+) -> Evaluation:
     """Each target's figures: memory per GPU, time, cost and the notes that qualify them.
 
     What the run asks of any GPU is worked out once. Memory depends on a target only through
-    the bytes per trained weight and the GPU count, so targets that agree on both share it.
+    the bytes per trained weight and whether it runs data parallel, so targets that agree on
+    both share it, and its breakdown is reported once for them all.
     """
     compute = run_compute(
         work.shape,
@@ -49,16 +59,32 @@ def evaluate(
         train_tokens=work.train_tokens,
         example_tokens=work.example_tokens,
     )
-    memory: dict[tuple[float, int], MemoryBreakdown] = {}
+    memory: dict[tuple[float, bool], MemoryBreakdown] = {}
+    sharing: dict[tuple[float, bool], list[str]] = {}
     options = []
     for target in targets:
         gpu = config.gpus[target.gpu]
-        key = (trainable_bytes(work.plan, gpu, config), target.gpu_count)
+        key = (trainable_bytes(work.plan, gpu, config), target.gpu_count > 1)
         if key not in memory:
             memory[key] = memory_at(work.shape, work.plan, config, *key)
+            sharing[key] = []
+        sharing[key].append(target.id)
         time = time_on(compute, work.plan, gpu, config, gpu_count=target.gpu_count)
         options.append(_option(work, target, gpu, memory[key], time, budget_usd, config))
-    return options
+    shared = [{"targets": ids, **_parts_gb(memory[key])} for key, ids in sharing.items()]
+    return Evaluation(options, shared)
+
+
+def _parts_gb(memory: MemoryBreakdown) -> dict[str, float]:
+    return {
+        "weights": round(memory.weights_gb + memory.trainable_gb, 2),
+        "gradients": round(memory.gradients_gb, 2),
+        "optimizer": round(memory.optimizer_gb, 2),
+        "activations": round(memory.activations_gb, 2),
+        "logits": round(memory.logits_gb, 2),
+        "buffers": round(memory.buffers_gb, 2),
+        "overhead": round(memory.overhead_gb, 2),
+    }
 
 
 def _option(
@@ -91,8 +117,6 @@ def _option(
         notes.append("Hugging Face Jobs only, not Spaces")
     if cost.energy_kwh is not None:
         notes.append(f"electricity only: {cost.energy_kwh:.1f} kWh")
-    else:
-        notes.append(f"training {time.training_hours:.2f} h, plus start-up and model download")
     return DeploymentOption(
         target=target.id,
         hardware=target.describe(gpu),
@@ -106,15 +130,6 @@ def _option(
         cost_usd=round(cost.usd, 2),
         within_budget=cost.usd <= budget_usd,
         tokens_per_second=round(time.tokens_per_second),
-        memory_gb={
-            "weights": round(memory.weights_gb + memory.trainable_gb, 2),
-            "gradients": round(memory.gradients_gb, 2),
-            "optimizer": round(memory.optimizer_gb, 2),
-            "activations": round(memory.activations_gb, 2),
-            "logits": round(memory.logits_gb, 2),
-            "buffers": round(memory.buffers_gb, 2),
-            "overhead": round(memory.overhead_gb, 2),
-        },
         notes=notes,
     )
 
@@ -124,9 +139,10 @@ def rank(options: list[DeploymentOption]) -> list[DeploymentOption]:
     return sorted(options, key=lambda o: (not o.fits, not o.compatible, o.cost_usd, o.hours))
 
 
-def recommend(options: list[DeploymentOption]) -> DeploymentOption | None:
-    """The first ranked option that fits, runs the config as it is and is within budget."""
-    return next((o for o in rank(options) if o.fits and o.compatible and o.within_budget), None)
+def recommend(ranked: list[DeploymentOption]) -> DeploymentOption | None:
+    """The first of the `ranked` options that fits, runs the config as it is and is within
+    budget."""
+    return next((o for o in ranked if o.fits and o.compatible and o.within_budget), None)
 
 
 def estimate(
@@ -146,7 +162,8 @@ def estimate(
     configured flavor and the local GPU); `default_lora_r` is the rank a QLoRA suggestion uses
     when the run has no LoRA yet (the templates' default); `prices` says where prices came from.
     """
-    options = rank(evaluate(work, targets, budget_usd, config))
+    evaluation = evaluate(work, targets, budget_usd, config)
+    options = rank(evaluation.options)
     best = recommend(options)
     suggestions: list[Suggestion] = []
     if best is None:
@@ -157,10 +174,11 @@ def estimate(
         options=options,
         recommended=best.target if best else None,
         budget_usd=budget_usd,
+        memory_gb=evaluation.memory_gb,
         inputs=_summary(work),
         suggestions=suggestions,
         prices=prices,
-        notes=_notes(work),
+        notes=_notes(work, targets, config),
     )
 
 
@@ -254,8 +272,8 @@ class _Suggester:
         """The best option with `changes` applied, when one fits; else None."""
         work = replace(self.work, plan=self.work.plan.with_changes(**changes))
         chosen = self.targets if targets is None else targets
-        options = evaluate(work, chosen, self.budget, self.config)
-        best = recommend(options) or next((o for o in rank(options) if o.fits), None)
+        ranked = rank(evaluate(work, chosen, self.budget, self.config).options)
+        best = recommend(ranked) or next((o for o in ranked if o.fits), None)
         if best is None:
             return None
         return Suggestion(
@@ -314,9 +332,12 @@ def _summary(work: Workload) -> dict:
     }
 
 
-def _notes(work: Workload) -> list[str]:
+def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> list[str]:
     notes = []
     plan, arch = work.plan, work.shape.arch
+    if any(t.kind == "cloud" for t in targets):
+        setup = cloud_setup_minutes(work.model_size_gb, config)
+        notes.append(f"cloud hours include {setup:.1f} min of start-up and model download")
     if work.example_tokens is None:
         notes.append(
             f"mean example length unknown: full {plan.max_seq_length}-token sequences assumed "

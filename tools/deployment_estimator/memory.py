@@ -55,7 +55,7 @@ def estimate_memory(
     gpu_count: int = 1,
 ) -> MemoryBreakdown:
     """Peak memory of one of `gpu_count` data-parallel processes training `shape` with `plan`."""
-    return memory_at(shape, plan, config, trainable_bytes(plan, gpu, config), gpu_count)
+    return memory_at(shape, plan, config, trainable_bytes(plan, gpu, config), gpu_count > 1)
 
 
 def memory_at(
@@ -63,10 +63,11 @@ def memory_at(
     plan: TrainingPlan,
     config: DeploymentConfig,
     weight_bytes: float,
-    gpu_count: int,
+    data_parallel: bool,
 ) -> MemoryBreakdown:
     """estimate_memory with the GPU reduced to what the memory depends on: the bytes per trained
-    weight (trainable_bytes) and the number of processes. Targets that agree on both share it."""
+    weight (trainable_bytes) and whether processes share the work (each holds the whole model,
+    whatever their number). Targets that agree on both share it."""
     mem = config.memory
     optimizer = config.optimizers[plan.optimizer]
     state_bytes = optimizer.state_bytes or weight_bytes
@@ -91,7 +92,7 @@ def memory_at(
     if plan.kind == "qlora":
         # bitsandbytes dequantises one weight at a time to 16-bit for its matmul
         buffers += max(shape.module_params(m) for m in shape.linear_modules) * HALF_BYTES
-    if gpu_count > 1:
+    if data_parallel:
         buffers += gradients  # DDP's flat gradient buckets (gradient_as_bucket_view=False)
 
     backward = max(activations + logits, gradients)

@@ -68,11 +68,7 @@ class TrainingPlan(BaseModel):
         """LoRA adds A (r x in) and B (out x r) to each targeted projection: r * (in + out)."""
         if self.lora_r is None:
             return 0
-        per_layer = sum(
-            self.lora_r * sum(shape.module_features(m)) * shape.module_copies(m)
-            for m in self.lora_modules(shape)
-        )
-        return shape.layers * per_layer
+        return shape.layers * self.lora_r * shape.lora_width(self.lora_modules(shape))
 
     def with_changes(self, **changes: Any) -> "TrainingPlan":
         return self.model_validate({**self.model_dump(), **changes})

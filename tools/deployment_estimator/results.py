@@ -32,9 +32,6 @@ class DeploymentOption(_Lean):
     cost_usd: float = Field(description="Cloud: billed minutes; own GPU: electricity.")
     within_budget: bool
     tokens_per_second: float
-    memory_gb: dict[str, float] = Field(
-        description="Parts of the peak; gradients vs activations+logits: the larger counts."
-    )
     notes: list[str] = Field(default_factory=list)
 
 
@@ -53,6 +50,11 @@ class DeploymentEstimate(_Lean):
     recommended: str | None
     selected: DeploymentOption | None = None
     budget_usd: float
+    memory_gb: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Parts of the peak per GPU ({targets, weights, gradients, ...}), once for "
+        "the targets that share them; gradients vs activations+logits: the larger counts.",
+    )
     inputs: dict[str, Any]
     suggestions: list[Suggestion] = Field(default_factory=list)
     prices: str

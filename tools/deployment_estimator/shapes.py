@@ -105,6 +105,16 @@ class ModelShape:
         fan_in, fan_out = self.module_features(module)
         return fan_in * fan_out * self.module_copies(module)
 
+    def lora_width(self, modules: tuple[str, ...]) -> int:
+        """in + out features over `modules`, every expert's copy counted: what a rank-1 LoRA
+        adds to one layer."""
+        widths = self._lora_widths
+        return sum(widths[m] for m in modules)
+
+    @cached_property
+    def _lora_widths(self) -> dict[str, int]:
+        return {m: sum(self.module_features(m)) * self.module_copies(m) for m in self._features}
+
     @cached_property
     def block_linear_params(self) -> int:
         """Weights of every projection in every decoder layer: what 4-bit loading quantises."""

@@ -15,8 +15,6 @@ Sources for the FLOPs:
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
-
 from tools.deployment_estimator.config import DeploymentConfig, Gpu
 from tools.deployment_estimator.memory import trainable_bytes
 from tools.deployment_estimator.plan import TrainingPlan
@@ -27,11 +25,12 @@ GIGA = 1e9
 SECONDS_PER_HOUR = 3600
 
 
-class TimeEstimate(BaseModel):
-    training_hours: float = Field(description="Training alone, every epoch, no start-up.")
-    tokens_per_second: float = Field(description="Training tokens per second, all GPUs.")
+@dataclass(frozen=True, slots=True)
+class TimeEstimate:
+    training_hours: float  # training alone, every epoch, no start-up
+    tokens_per_second: float  # training tokens per second, all GPUs
     flops_per_token: float
-    mfu: float = Field(description="Model FLOPs utilisation assumed for this micro-batch.")
+    mfu: float  # model FLOPs utilisation assumed for this micro-batch
     micro_batch_tokens: int
     optimizer_steps: int
 
