@@ -61,7 +61,8 @@ class ChatBatch:
     """Positions (into `rows`) of the rows that could hold a placeholder."""
 
     def texts(self, position: int) -> list[str]:
-        """One row's turn texts (parsed again: few rows need them)."""
+        """One row's turn texts, parsed again: the preview and placeholder checks need a few
+        rows' texts, and only a model's tokenizer needs them all (and costs far more)."""
         raw = self.batch.items[int(self.rows[position])][1]
         return [message["content"] for message in orjson.loads(raw)["messages"]]  # type: ignore[arg-type]
 
