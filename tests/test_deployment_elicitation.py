@@ -9,8 +9,8 @@ from mcp.types import ElicitRequestParams, ElicitResult
 
 from server.app import build_server
 from server.settings import Secrets, Settings, load_settings
-from server.surface import deployment
 from tests.support import isolated_env
+from tools.deployment_estimator import memo
 
 TINY_BUDGET = 0.01
 
@@ -81,8 +81,8 @@ async def test_a_call_that_asks_nothing_estimates_once(
     async def answer(_context, params: ElicitRequestParams) -> ElicitResult:
         raise AssertionError(f"asked {params.message!r} with the budget to spare")
 
-    estimate = deployment.estimate
-    monkeypatch.setattr(deployment, "estimate", counted)
+    estimate = memo.estimate
+    monkeypatch.setattr(memo, "estimate", counted)
     server = build_server(settings_for(tmp_path), Secrets())
     async with Client(server, elicitation_callback=answer) as client:
         draft_id = await prepared_draft(client)

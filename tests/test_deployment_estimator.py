@@ -12,8 +12,9 @@ from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.cost import cloud_cost, local_cost
 from tools.deployment_estimator.estimator import Workload, estimate, evaluate, rank, recommend
 from tools.deployment_estimator.inputs import DraftSections, build_workload
-from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
+from tools.deployment_estimator.live_prices import LivePrice, fetch_live_prices, with_live_prices
 from tools.deployment_estimator.local_gpu import local_hardware, parse_nvidia_smi
+from tools.deployment_estimator.memo import EstimateMemo
 from tools.deployment_estimator.memory import GIB, estimate_memory
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.results import DeploymentOption
@@ -603,3 +604,56 @@ def test_live_prices_replace_the_yaml_ones_they_cover(
     config = with_live_prices(settings.deployment, live)
     assert config.flavors["a100-large"].usd_per_hour == 2.1
     assert config.flavors["t4-small"] == settings.deployment.flavors["t4-small"]
+
+
+# --- memo ------------------------------------------------------------------------------------
+
+
+def test_the_memo_estimates_each_run_once_and_forgets_the_least_recent(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[tuple[float, int]] = []
+
+    def counted(work: Workload, targets: list[Target], budget: float, *args: Any, **kw: Any):
+        made.append((budget, work.plan.batch_size))
+        return estimate(work, targets, budget, *args, **kw)
+
+    monkeypatch.setattr("tools.deployment_estimator.memo.estimate", counted)
+    config = settings.deployment
+    memo = EstimateMemo(max_entries=2)
+    targets = flavors(config, "l4x1", "a100-large")
+
+    def ask(budget: float, work: Workload):
+        return memo.estimate(
+            work, targets, budget, config, alternatives=targets, default_lora_r=16, prices="p"
+        )
+
+    first = ask(50, workload(settings))
+    assert ask(50, workload(settings)) is first  # an equal run, built afresh, is remembered
+    ask(10, workload(settings))
+    ask(50, workload(settings, batch_size=4))  # a third run: the least recent (first) goes
+    assert ask(10, workload(settings)) is not first
+    assert ask(50, workload(settings)) == first
+    assert made == [(50, 2), (10, 2), (50, 4), (50, 2)]
+    with pytest.raises(ValueError, match="frozen"):
+        first.recommended = None  # shared: nobody may change it
+
+
+def test_the_memo_forgets_everything_when_the_config_is_replaced(
+    settings: Settings,
+) -> None:
+    config = settings.deployment
+    memo = EstimateMemo(max_entries=8)
+    work = workload(settings)
+
+    def ask(with_config: DeploymentConfig):
+        targets = flavors(with_config, "a100-large")
+        return memo.estimate(
+            work, targets, 50, with_config, alternatives=targets, default_lora_r=16, prices="p"
+        )
+
+    before = ask(config)
+    repriced = with_live_prices(config, [LivePrice(flavor="a100-large", usd_per_hour=5.0)])
+    after = ask(repriced)
+    assert after.options[0].cost_usd == pytest.approx(before.options[0].cost_usd * 2, rel=0.01)
+    assert len(memo) == 1  # the old config's estimates are gone

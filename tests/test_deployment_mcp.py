@@ -11,6 +11,7 @@ from mcp.types import TextResourceContents
 from server.settings import Settings, load_settings
 from tests.fake_hub import FakeHub
 from tests.support import CLOSED_PORT_URL, connect, isolated_env, llama_1b_model_step, record_steps
+from tools.deployment_estimator import memo
 
 DEPLOYMENT = "TRAINING_PACKAGE_MCP__DEPLOYMENT__"
 HUB_ENDPOINT = "TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"
@@ -178,6 +179,36 @@ async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings
         again = await estimate(client, draft_id=draft_id, train_tokens=4_000_000)
         assert again["selected"]["target"] == out["recommended"]  # the choice is kept
         assert again["selected"]["hours"] > chosen["selected"]["hours"]
+
+
+async def test_a_repeated_estimate_is_remembered_and_each_answer_stays_its_own(
+    quiet: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same run is estimated once; the shared estimate takes no call's selection or notes."""
+    made: list[float] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(args[2])  # the budget
+        return estimate_run(*args, **kwargs)
+
+    estimate_run = memo.estimate
+    monkeypatch.setattr(memo, "estimate", counted)
+    async with connect(quiet) as client:
+        draft_id = await new_draft(client)
+        applied = await client.call_tool(
+            "apply_template", {"template": "lora", "draft_id": draft_id}
+        )
+        assert not applied.is_error, applied.content
+        await record_steps(quiet, draft_id, model=LLAMA_1B_MODEL_STEP, datasets=DATASETS_STEP)
+        first = await estimate(client, draft_id=draft_id, budget_usd=20)
+        chosen = await estimate(client, draft_id=draft_id, budget_usd=20, select="l4x1")
+        again = await estimate(client, draft_id=draft_id, budget_usd=20)
+        other = await estimate(client, draft_id=draft_id, budget_usd=30)
+    assert made == [20, 30]
+    assert first["selected"] is None and chosen["selected"]["target"] == "l4x1"
+    assert again["selected"]["target"] == "l4x1"  # the draft's choice, not the shared estimate's
+    assert first["notes"] == chosen["notes"] == again["notes"]  # the local GPU's note once each
+    assert first["options"] == again["options"] and other["budget_usd"] == 30
 
 
 async def test_explicit_arguments_override_the_draft(quiet: Settings) -> None:

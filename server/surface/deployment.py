@@ -23,12 +23,10 @@ from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.settings import Secrets, Settings
 from server.state import app_state, client_can_elicit, load_draft, save_step
-from tools.deployment_estimator.catalog import match_gpu, resolve_targets
+from tools.deployment_estimator.catalog import Target, match_gpu, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
-from tools.deployment_estimator.estimator import estimate
 from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
 from tools.deployment_estimator.live_prices import (
-    LivePrice,
     fetch_live_prices,
     with_live_prices,
 )
@@ -37,6 +35,7 @@ from tools.deployment_estimator.local_gpu import (
     local_hardware,
     query_nvidia_smi,
 )
+from tools.deployment_estimator.memo import EstimateMemo
 from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption
 from tools.errors import NotFoundError, UserError
 
@@ -64,11 +63,14 @@ class EstimateDeploymentResult(DeploymentEstimate):
 
 class _Hardware:
     """What is slow to learn, learnt once per server: the local GPU (nvidia-smi, in a worker
-    thread) and the Hub's live prices (in a worker thread, bounded, cached for cache_ttl_s)."""
+    thread), the Hub's live prices (in a worker thread, bounded, cached for cache_ttl_s), the
+    default targets, and the estimates already made (tools.deployment_estimator.memo)."""
 
     def __init__(self) -> None:
         self._local: LocalHardware | None = None
-        self._live: tuple[float, list[LivePrice]] | None = None
+        self._live: tuple[float, DeploymentConfig] | None = None
+        self._everywhere: tuple[DeploymentConfig, list[Target]] | None = None
+        self._memo: EstimateMemo | None = None
 
     async def local(self, config: DeploymentConfig, refresh: bool = False) -> LocalHardware:
         if self._local is None or refresh:
@@ -78,12 +80,16 @@ class _Hardware:
                     query_nvidia_smi, config.local.detect_timeout_s
                 )
             self._local = local_hardware(config, detected)
+            self._everywhere = None
         return self._local
 
     async def priced(
         self, settings: Settings, secrets: Secrets, refresh: bool = False
     ) -> tuple[DeploymentConfig, str]:
-        """The deployment config with live prices where the Hub gave them, and which were used."""
+        """The deployment config with live prices where the Hub gave them, and which were used.
+
+        The priced config is made once per fetch, so that estimates made with it are remembered.
+        """
         config = settings.deployment
         live = config.live_prices
         fallback = f"prices: {live.fallback_source}"
@@ -102,8 +108,19 @@ class _Hardware:
             except Exception as exc:  # any failure: the YAML prices stand in
                 log.warning("hardware.live_prices_failed", error=type(exc).__name__)
                 return config, f"{fallback}; the Hub's live list did not answer"
-            cached = self._live = (time.monotonic(), prices)
-        return with_live_prices(config, cached[1]), "prices: the Hub's live hardware list"
+            cached = self._live = (time.monotonic(), with_live_prices(config, prices))
+        return cached[1], "prices: the Hub's live hardware list"
+
+    def everywhere(self, config: DeploymentConfig, local: LocalHardware) -> list[Target]:
+        """The local machine (when known) and every flavor: what an estimate compares by default."""
+        if self._everywhere is None or self._everywhere[0] is not config:
+            self._everywhere = (config, resolve_targets(None, config, local.target))
+        return self._everywhere[1]
+
+    def memo(self, config: DeploymentConfig) -> EstimateMemo:
+        if self._memo is None:
+            self._memo = EstimateMemo(config.memo_entries)
+        return self._memo
 
 
 class BudgetChoice(BaseModel):
@@ -159,8 +176,8 @@ def register(mcp: MCPServer) -> None:
         local = await hardware.local(config)
         previous = draft.deployment.payload if draft else {}
         budget = budget_usd or previous.get("budget_usd") or config.default_budget_usd
-        everywhere = resolve_targets(None, config, local.target)
-        result = estimate(
+        everywhere = hardware.everywhere(config, local)
+        made = hardware.memo(config).estimate(
             work,
             resolve_targets(targets, config, local.target) if targets else everywhere,
             budget,
@@ -169,7 +186,7 @@ def register(mcp: MCPServer) -> None:
             default_lora_r=default_lora_r(templates),
             prices=prices,
         )
-        result.notes.append(local.note)
+        result = made.model_copy(update={"notes": [*made.notes, local.note]})
         return _Planned(draft, result, previous)
 
     async def budget_choice(
@@ -258,7 +275,8 @@ def register(mcp: MCPServer) -> None:
                 next_action="pass draft_id to record the plan, and select to choose a target",
             )
         wanted = select or (previous.get("selected") or {}).get("target")
-        result.selected = _selection(result.options, wanted, explicit=bool(select))
+        selected = _selection(result.options, wanted, explicit=bool(select))
+        result = result.model_copy(update={"selected": selected})
         saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result))
         return EstimateDeploymentResult(
             **dict(result),

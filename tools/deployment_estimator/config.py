@@ -135,6 +135,9 @@ class DeploymentConfig(ConfigModel):
     overheads: Overheads
     suggestions: SuggestionsConfig
     default_budget_usd: Annotated[float, Field(gt=0)]
+    memo_entries: Annotated[int, Field(ge=1)] = Field(
+        description="Estimates a server keeps to answer repeated requests (tools/.../memo.py)."
+    )
 
     @model_validator(mode="after")
     def _references_known(self) -> "DeploymentConfig":

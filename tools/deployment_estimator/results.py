@@ -20,6 +20,8 @@ class _Lean(BaseModel):
 
 
 class DeploymentOption(_Lean):
+    model_config = ConfigDict(frozen=True)  # estimates are remembered and shared (memo.py)
+
     target: str = Field(description="Pass to `targets` or `select`.")
     hardware: str
     gpu: str
@@ -46,6 +48,8 @@ class Suggestion(_Lean):
 
 
 class DeploymentEstimate(_Lean):
+    model_config = ConfigDict(frozen=True)  # remembered and shared: copy with changes instead
+
     options: list[DeploymentOption] = Field(description="Fitting first, then cost, then time.")
     recommended: str | None
     selected: DeploymentOption | None = None
