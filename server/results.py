@@ -34,14 +34,20 @@ class CompactResults(FuncMetadata):
             or isinstance(result, CallToolResult | InputRequiredResult)
         ):
             return super().convert_result(result)
-        adapter = self._output_adapter(self.output_model)
-        value = {"result": result} if self.wrap_output else result
-        validated = adapter.validate_python(value, by_alias=True, by_name=True)
-        structured = (
-            validated.model_dump(mode="json", by_alias=True)
-            if isinstance(validated, BaseModel)  # a returned subclass keeps its own fields
-            else adapter.dump_python(validated, mode="json", by_alias=True)
-        )
+        model = self.output_model
+        if isinstance(model, type) and issubclass(model, BaseModel) and isinstance(result, model):
+            # Validated when it was built: the SDK's adapter would pass it through unchanged
+            # (pydantic does not revalidate instances). A returned subclass keeps its fields.
+            structured = result.model_dump(mode="json", by_alias=True)
+        else:
+            adapter = self._output_adapter(self.output_model)
+            value = {"result": result} if self.wrap_output else result
+            validated = adapter.validate_python(value, by_alias=True, by_name=True)
+            structured = (
+                validated.model_dump(mode="json", by_alias=True)
+                if isinstance(validated, BaseModel)
+                else adapter.dump_python(validated, mode="json", by_alias=True)
+            )
         text = orjson.dumps(structured).decode()
         return CallToolResult(
             content=[TextContent(type="text", text=text)], structured_content=structured

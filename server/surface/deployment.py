@@ -80,7 +80,7 @@ class _Hardware:
                     query_nvidia_smi, config.local.detect_timeout_s
                 )
             self._local = local_hardware(config, detected)
-            self._everywhere = None
+            self._everywhere = self._memo = None  # both name the local machine's target
         return self._local
 
     async def priced(
@@ -269,7 +269,7 @@ def register(mcp: MCPServer) -> None:
                 f"{cheapest.target}, or select {cheapest.target} as it is",
             )
         if draft is None:
-            return EstimateDeploymentResult(
+            return EstimateDeploymentResult.model_construct(  # of validated parts
                 **dict(result),
                 budget_question=question,
                 next_action="pass draft_id to record the plan, and select to choose a target",
@@ -278,7 +278,7 @@ def register(mcp: MCPServer) -> None:
         selected = _selection(result.options, wanted, explicit=bool(select))
         result = result.model_copy(update={"selected": selected})
         saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result))
-        return EstimateDeploymentResult(
+        return EstimateDeploymentResult.model_construct(  # of validated parts
             **dict(result),
             budget_question=question,
             draft_uri=saved.uri,

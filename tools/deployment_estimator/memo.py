@@ -5,7 +5,11 @@ A conversation asks for the same one several times (a first look, then `select` 
 then again after finalize_package reports it stale), and a team's members ask for the same
 model, template and data. The memo answers those from memory: bounded, least recently used
 first out, and emptied when the config object changes (the Hub's live prices replace it).
+Targets are keyed by kind and id, which name them within one config and one local machine: a
+caller whose local machine changes starts a new memo.
 """
+
+from collections.abc import Iterable
 
 from cachetools import LRUCache
 
@@ -37,7 +41,7 @@ class EstimateMemo:
         if config is not self._config:  # figures from another config would be wrong
             self._made.clear()
             self._config = config
-        key = (work, tuple(targets), budget_usd, tuple(alternatives), default_lora_r, prices)
+        key = (work, _names(targets), budget_usd, _names(alternatives), default_lora_r, prices)
         made = self._made.get(key)
         if made is None:
             made = self._made[key] = estimate(
@@ -53,3 +57,7 @@ class EstimateMemo:
 
     def __len__(self) -> int:
         return len(self._made)
+
+
+def _names(targets: Iterable[Target]) -> tuple[tuple[str, str], ...]:
+    return tuple((t.kind, t.id) for t in targets)
