@@ -5,13 +5,17 @@ Run: uv run python -m tests.bench.bench_http_load [--clients N] [--calls K] [--r
 
 Each client posts JSON-RPC tools/call requests over streamable HTTP (stateless, as replicas run)
 one after another; all clients run concurrently. Reported per tool: calls per second, p50 and p99
-latency, errors, and throughput as a share of the no-op's. Rounds alternate the tools so noise
-hits all alike. Issue goal: >= 0.8x the no-op throughput with zero errors.
+latency, errors, and throughput as a share of the no-op's in the same round (median and range
+over the rounds). Each round runs every tool, starting with a different one, so drift and noise
+hit all alike. estimate_deployment runs twice: the same run every call (what a conversation
+repeats; the server's memo answers it) and a new run every call (train_tokens differs; every
+call is estimated afresh). Issue goal: >= 0.8x the no-op throughput with zero errors.
 """
 
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -20,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -28,44 +34,48 @@ from tests.fake_hub import serve_fake_hub
 from tests.support import free_port, hub_env, seed_models
 
 ROOT = Path(__file__).resolve().parents[2]
-CALLS = {
-    "noop": {},
-    "search_models (cached)": {"query": "chat", "max_params_b": 10},
-    "estimate_deployment": {
-        "model_config": {
-            "num_hidden_layers": 16,
-            "hidden_size": 2048,
-            "intermediate_size": 8192,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 8,
-            "vocab_size": 128256,
-        },
-        "training": {
-            "method": "sft",
-            "adapter": "lora",
-            "batch_size": 2,
-            "gradient_accumulation_steps": 4,
-            "max_seq_length": 2048,
-            "num_epochs": 3,
-            "lora_r": 16,
-            "gradient_checkpointing": True,
-        },
-        "train_tokens": 20_000_000,
+ESTIMATE = {
+    "model_config": {
+        "num_hidden_layers": 16,
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
     },
+    "training": {
+        "method": "sft",
+        "adapter": "lora",
+        "batch_size": 2,
+        "gradient_accumulation_steps": 4,
+        "max_seq_length": 2048,
+        "num_epochs": 3,
+        "lora_r": 16,
+        "gradient_checkpointing": True,
+    },
+    "train_tokens": 20_000_000,
+}
+SERIAL = itertools.count()  # makes every "new run" call's train_tokens unique in the run
+# label: (tool, its arguments for each call)
+CALLS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    "noop": ("noop", dict),
+    "search_models (cached)": ("search_models", lambda: {"query": "chat", "max_params_b": 10}),
+    "estimate_deployment (same run)": ("estimate_deployment", lambda: ESTIMATE),
+    "estimate_deployment (new run)": (
+        "estimate_deployment",
+        lambda: {**ESTIMATE, "train_tokens": ESTIMATE["train_tokens"] + next(SERIAL)},
+    ),
 }
 HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
 
 
-def tool_name(label: str) -> str:
-    return label.split(" ")[0]
-
-
 async def call(client: httpx2.AsyncClient, url: str, label: str) -> tuple[float, bool]:
+    tool, arguments = CALLS[label]
     body = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "tools/call",
-        "params": {"name": tool_name(label), "arguments": CALLS[label]},
+        "params": {"name": tool, "arguments": arguments()},
     }
     start = time.perf_counter()
     try:
@@ -136,9 +146,11 @@ async def main(clients: int, calls: int, rounds: int) -> None:
             url = f"http://127.0.0.1:{port}/mcp"
             for label in CALLS:  # warm every path (the search fills the cache here)
                 await phase(url, label, 1, 3)
+            labels = list(CALLS)
             results: dict[str, list[dict[str, float]]] = {label: [] for label in CALLS}
-            for _ in range(rounds):
-                for label in CALLS:
+            for round_ in range(rounds):
+                turn = round_ % len(labels)
+                for label in labels[turn:] + labels[:turn]:
                     results[label].append(await phase(url, label, clients, calls))
         finally:
             proc.terminate()
@@ -148,17 +160,22 @@ async def main(clients: int, calls: int, rounds: int) -> None:
     def median(label: str, key: str) -> float:
         return statistics.median(r[key] for r in results[label])
 
-    base = median("noop", "rate")
     print(
         f"{clients} concurrent clients x {calls} calls, {rounds} rounds (medians), "
         f"{os.cpu_count()} CPUs, server and clients on one machine"
     )
-    print(f"{'tool':26} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs no-op':>9}")
+    print(
+        f"{'tool':31} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'vs no-op':>9} {'range':>11}"
+    )
     for label in CALLS:
         errors = sum(r["errors"] for r in results[label])
+        paired = zip(results[label], results["noop"], strict=True)
+        ratios = [r["rate"] / n["rate"] for r, n in paired]
         print(
-            f"{label:26} {median(label, 'rate'):8.0f} {median(label, 'p50') * 1e3:8.1f} "
-            f"{median(label, 'p99') * 1e3:8.1f} {errors:7d} {median(label, 'rate') / base:8.2f}x"
+            f"{label:31} {median(label, 'rate'):8.0f} {median(label, 'p50') * 1e3:7.1f} "
+            f"{median(label, 'p99') * 1e3:7.1f} {errors:6d} {statistics.median(ratios):8.2f}x "
+            f"{min(ratios):5.2f}-{max(ratios):.2f}"
         )
 
 
@@ -166,6 +183,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--calls", type=int, default=25)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     asyncio.run(main(args.clients, args.calls, args.rounds))
