@@ -14,7 +14,7 @@ from tools.deployment_estimator.estimator import Workload, estimate, evaluate, r
 from tools.deployment_estimator.inputs import DraftSections, build_workload
 from tools.deployment_estimator.live_prices import LivePrice, fetch_live_prices, with_live_prices
 from tools.deployment_estimator.local_gpu import local_hardware, parse_nvidia_smi
-from tools.deployment_estimator.memo import EstimateMemo
+from tools.deployment_estimator.memo import EstimateMemo, EstimateRequest
 from tools.deployment_estimator.memory import GIB, estimate_memory
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.results import DeploymentOption
@@ -609,7 +609,17 @@ def test_live_prices_replace_the_yaml_ones_they_cover(
 # --- memo ------------------------------------------------------------------------------------
 
 
-def test_the_memo_estimates_each_run_once_and_forgets_the_least_recent(
+def memo_request(budget: float = 50, **training: Any) -> EstimateRequest:
+    return EstimateRequest(
+        budget_usd=budget,
+        model_config=LLAMA_70B_CONFIG,
+        training={"adapter": "qlora", "lora_r": 16, **training},
+        train_tokens=1_000_000,
+        targets=["a100-large", "h200"],
+    )
+
+
+def test_the_memo_estimates_each_request_once_and_forgets_the_least_recent(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[tuple[float, int]] = []
@@ -619,41 +629,52 @@ def test_the_memo_estimates_each_run_once_and_forgets_the_least_recent(
         return estimate(work, targets, budget, *args, **kw)
 
     monkeypatch.setattr("tools.deployment_estimator.memo.estimate", counted)
-    config = settings.deployment
     memo = EstimateMemo(max_entries=2)
-    targets = flavors(config, "l4x1", "a100-large")
 
-    def ask(budget: float, work: Workload):
-        return memo.estimate(
-            work, targets, budget, config, alternatives=targets, default_lora_r=16, prices="p"
-        )
+    def ask(request: EstimateRequest):
+        config, templates = settings.deployment, settings.templates
+        return memo.estimate(request, config=config, templates=templates, local=None, prices="p")
 
-    first = ask(50, workload(settings))
-    assert ask(50, workload(settings)) is first  # an equal run, built afresh, is remembered
-    ask(10, workload(settings))
-    ask(50, workload(settings, batch_size=4))  # a third run: the least recent (first) goes
-    assert ask(10, workload(settings)) is not first
-    assert ask(50, workload(settings)) == first
+    first = ask(memo_request())
+    assert ask(memo_request()) is first  # an equal request, made afresh, is remembered
+    assert ask(replace(memo_request(), training={"lora_r": 16, "adapter": "qlora"})) is first
+    ask(memo_request(10))
+    ask(memo_request(batch_size=4))  # a third request: the least recent (first) goes
+    assert ask(memo_request(10)) is not first
+    assert ask(memo_request()) == first
     assert made == [(50, 2), (10, 2), (50, 4), (50, 2)]
     with pytest.raises(ValueError, match="frozen"):
         first.recommended = None  # shared: nobody may change it
 
 
-def test_the_memo_forgets_everything_when_the_config_is_replaced(
+def test_the_memo_forgets_everything_when_the_config_or_the_machine_changes(
     settings: Settings,
 ) -> None:
     config = settings.deployment
     memo = EstimateMemo(max_entries=8)
-    work = workload(settings)
+    request = memo_request()
 
-    def ask(with_config: DeploymentConfig):
-        targets = flavors(with_config, "a100-large")
+    def ask(with_config: DeploymentConfig, local: Target | None = None):
         return memo.estimate(
-            work, targets, 50, with_config, alternatives=targets, default_lora_r=16, prices="p"
+            request, config=with_config, templates=settings.templates, local=local, prices="p"
         )
 
     before = ask(config)
     repriced = with_live_prices(config, [LivePrice(flavor="a100-large", usd_per_hour=5.0)])
     after = ask(repriced)
-    assert after.options[0].cost_usd == pytest.approx(before.options[0].cost_usd * 2, rel=0.01)
+    a100 = next(o for o in after.options if o.target == "a100-large")
+    assert a100.cost_usd == pytest.approx(
+        next(o for o in before.options if o.target == "a100-large").cost_usd * 2, rel=0.01
+    )
     assert len(memo) == 1  # the old config's estimates are gone
+    ask(repriced, Target(id="local", kind="local", gpu="H200", gpu_count=1))
+    assert len(memo) == 1
+
+
+def test_an_unencodable_request_is_estimated_without_the_memo(settings: Settings) -> None:
+    memo = EstimateMemo(max_entries=8)
+    huge = replace(memo_request(), model_config={**LLAMA_70B_CONFIG, "num_parameters": 2**70})
+    made = memo.estimate(
+        huge, config=settings.deployment, templates=settings.templates, local=None, prices="p"
+    )
+    assert made.inputs["params_b"] > 1e11 and len(memo) == 0

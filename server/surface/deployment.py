@@ -23,9 +23,9 @@ from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.settings import Secrets, Settings
 from server.state import app_state, client_can_elicit, load_draft, save_step
-from tools.deployment_estimator.catalog import Target, match_gpu, resolve_targets
+from tools.deployment_estimator.catalog import match_gpu
 from tools.deployment_estimator.config import DeploymentConfig
-from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
+from tools.deployment_estimator.inputs import DraftSections
 from tools.deployment_estimator.live_prices import (
     fetch_live_prices,
     with_live_prices,
@@ -35,7 +35,7 @@ from tools.deployment_estimator.local_gpu import (
     local_hardware,
     query_nvidia_smi,
 )
-from tools.deployment_estimator.memo import EstimateMemo
+from tools.deployment_estimator.memo import EstimateMemo, EstimateRequest
 from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption
 from tools.errors import NotFoundError, UserError
 
@@ -63,13 +63,12 @@ class EstimateDeploymentResult(DeploymentEstimate):
 
 class _Hardware:
     """What is slow to learn, learnt once per server: the local GPU (nvidia-smi, in a worker
-    thread), the Hub's live prices (in a worker thread, bounded, cached for cache_ttl_s), the
-    default targets, and the estimates already made (tools.deployment_estimator.memo)."""
+    thread), the Hub's live prices (in a worker thread, bounded, cached for cache_ttl_s), and
+    the estimates already made (tools.deployment_estimator.memo)."""
 
     def __init__(self) -> None:
         self._local: LocalHardware | None = None
         self._live: tuple[float, DeploymentConfig] | None = None
-        self._everywhere: tuple[DeploymentConfig, list[Target]] | None = None
         self._memo: EstimateMemo | None = None
 
     async def local(self, config: DeploymentConfig, refresh: bool = False) -> LocalHardware:
@@ -80,7 +79,6 @@ class _Hardware:
                     query_nvidia_smi, config.local.detect_timeout_s
                 )
             self._local = local_hardware(config, detected)
-            self._everywhere = self._memo = None  # both name the local machine's target
         return self._local
 
     async def priced(
@@ -111,12 +109,6 @@ class _Hardware:
             cached = self._live = (time.monotonic(), with_live_prices(config, prices))
         return cached[1], "prices: the Hub's live hardware list"
 
-    def everywhere(self, config: DeploymentConfig, local: LocalHardware) -> list[Target]:
-        """The local machine (when known) and every flavor: what an estimate compares by default."""
-        if self._everywhere is None or self._everywhere[0] is not config:
-            self._everywhere = (config, resolve_targets(None, config, local.target))
-        return self._everywhere[1]
-
     def memo(self, config: DeploymentConfig) -> EstimateMemo:
         if self._memo is None:
             self._memo = EstimateMemo(config.memo_entries)
@@ -133,7 +125,8 @@ class BudgetChoice(BaseModel):
 @dataclass(frozen=True)
 class _Planned:
     draft: DraftPackage | None
-    result: DeploymentEstimate
+    result: DeploymentEstimate  # shared with the memo: read, never changed
+    local_note: str  # what the local machine is, for the result's notes
     previous: dict[str, Any]
 
 
@@ -164,30 +157,25 @@ def register(mcp: MCPServer) -> None:
     ) -> _Planned:
         state = app_state(ctx)
         draft = await load_draft(ctx, draft_id) if draft_id else None
-        templates = state.settings.templates
-        work = build_workload(
-            _sections(draft),
-            model_config=model_config,
-            training=training,
-            train_tokens=train_tokens,
-            templates=templates,
-        )
         config, prices = await hardware.priced(state.settings, state.secrets)
         local = await hardware.local(config)
         previous = draft.deployment.payload if draft else {}
-        budget = budget_usd or previous.get("budget_usd") or config.default_budget_usd
-        everywhere = hardware.everywhere(config, local)
+        request = EstimateRequest(
+            budget_usd=budget_usd or previous.get("budget_usd") or config.default_budget_usd,
+            sections=_sections(draft),
+            model_config=model_config,
+            training=training,
+            train_tokens=train_tokens,
+            targets=targets,
+        )
         made = hardware.memo(config).estimate(
-            work,
-            resolve_targets(targets, config, local.target) if targets else everywhere,
-            budget,
-            config,
-            alternatives=everywhere,
-            default_lora_r=default_lora_r(templates),
+            request,
+            config=config,
+            templates=state.settings.templates,
+            local=local.target,
             prices=prices,
         )
-        result = made.model_copy(update={"notes": [*made.notes, local.note]})
-        return _Planned(draft, result, previous)
+        return _Planned(draft, made, local.note, previous)
 
     async def budget_choice(
         ctx: Context,
@@ -249,6 +237,7 @@ def register(mcp: MCPServer) -> None:
                 ctx, draft_id, model_config, training, train_tokens, targets, budget_usd
             )
         draft, result, previous = planned.draft, planned.result, planned.previous
+        notes = [*result.notes, planned.local_note]
         cheapest = _over_budget(result)
         answer = decision.data.choice if isinstance(decision, AcceptedElicitation) else "keep"
         if cheapest is not None and answer == "raise_budget":
@@ -269,17 +258,16 @@ def register(mcp: MCPServer) -> None:
                 f"{cheapest.target}, or select {cheapest.target} as it is",
             )
         if draft is None:
-            return EstimateDeploymentResult.model_construct(  # of validated parts
-                **dict(result),
+            return EstimateDeploymentResult(
+                **{**dict(result), "notes": notes},
                 budget_question=question,
                 next_action="pass draft_id to record the plan, and select to choose a target",
             )
         wanted = select or (previous.get("selected") or {}).get("target")
         selected = _selection(result.options, wanted, explicit=bool(select))
-        result = result.model_copy(update={"selected": selected})
-        saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result))
-        return EstimateDeploymentResult.model_construct(  # of validated parts
-            **dict(result),
+        saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result, selected))
+        return EstimateDeploymentResult(
+            **{**dict(result), "notes": notes, "selected": selected},
             budget_question=question,
             draft_uri=saved.uri,
             next_action=saved.next_action,
@@ -413,7 +401,7 @@ def _selection(
     return found
 
 
-def _section(result: DeploymentEstimate) -> StepSection:
+def _section(result: DeploymentEstimate, selected: DeploymentOption | None) -> StepSection:
     issues = []
     if not any(o.fits for o in result.options):
         fix = result.suggestions[0].change if result.suggestions else "choose a larger GPU"
@@ -425,7 +413,7 @@ def _section(result: DeploymentEstimate) -> StepSection:
                 fix=fix,
             )
         )
-    if result.selected is None:
+    if selected is None:
         choice = f"select='{result.recommended}'" if result.recommended else "select=<target>"
         issues.append(
             StepIssue(
@@ -435,13 +423,13 @@ def _section(result: DeploymentEstimate) -> StepSection:
                 fix=f"call estimate_deployment with draft_id and {choice}",
             )
         )
-    elif not result.selected.within_budget:
+    elif not selected.within_budget:
         issues.append(
             StepIssue(
                 severity="warning",
                 code="deployment.over_budget",
                 message=(
-                    f"{result.selected.target} costs ${result.selected.cost_usd:.2f}, over the "
+                    f"{selected.target} costs ${selected.cost_usd:.2f}, over the "
                     f"${result.budget_usd:.2f} budget."
                 ),
             )
@@ -450,10 +438,10 @@ def _section(result: DeploymentEstimate) -> StepSection:
         "budget_usd": result.budget_usd,
         "options": [o.model_dump(mode="json") for o in result.options],
         "recommended": result.recommended,
-        "selected": result.selected.model_dump(mode="json") if result.selected else None,
+        "selected": selected.model_dump(mode="json") if selected else None,
         "memory_gb": result.memory_gb,
         "inputs": result.inputs,
         "prices": result.prices,
     }
-    status = StepStatus.VALID if result.selected else StepStatus.INVALID
+    status = StepStatus.VALID if selected else StepStatus.INVALID
     return StepSection(status=status, payload=payload, issues=issues)
