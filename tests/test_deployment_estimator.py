@@ -19,6 +19,7 @@ from tools.deployment_estimator.memory import GIB, estimate_memory
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.results import DeploymentOption
 from tools.deployment_estimator.shapes import ModelShape
+from tools.deployment_estimator.shortlist import shortlist
 from tools.deployment_estimator.throughput import estimate_time, training_flops_per_token
 from tools.errors import UserError
 
@@ -678,3 +679,56 @@ def test_an_unencodable_request_is_estimated_without_the_memo(settings: Settings
         huge, config=settings.deployment, templates=settings.templates, local=None, prices="p"
     )
     assert made.inputs["params_b"] > 1e11 and len(memo) == 0
+
+
+# --- shortlist -------------------------------------------------------------------------------
+
+
+def option(target: str, cost: float, hours: float, **fields: Any) -> DeploymentOption:
+    values: dict[str, Any] = {
+        "target": target,
+        "hardware": target,
+        "gpu": "L4",
+        "gpu_count": 1,
+        "fits": True,
+        "compatible": True,
+        "peak_memory_gb": 10.0,
+        "usable_memory_gb": 20.0,
+        "hours": hours,
+        "cost_usd": cost,
+        "within_budget": True,
+        "tokens_per_second": 1000,
+    }
+    return DeploymentOption(**{**values, **fields})
+
+
+def test_the_shortlist_keeps_what_no_other_beats_on_both_cost_and_time() -> None:
+    ranked = [
+        option("cheap", 1.0, 4.0),
+        option("twin", 1.0, 4.0),  # a tie beats neither: both stay
+        option("balanced", 2.0, 1.0),
+        option("slower", 2.5, 2.0),  # balanced is cheaper and faster
+        option("same-time", 3.0, 1.0),  # balanced is as fast and cheaper
+        option("fastest", 5.0, 0.5),
+        option("old", 0.5, 6.0, compatible=False),
+        option("small", 0.2, 9.0, fits=False, peak_memory_gb=30.0),
+        option("mine", 9.0, 9.0, fits=False, peak_memory_gb=30.0),
+    ]
+    listed, others = shortlist(ranked, keep={"mine"})
+    assert [o.target for o in listed] == ["cheap", "twin", "balanced", "fastest", "mine"]
+    assert others == [
+        "slower: $2.50, 2.00 h",
+        "same-time: $3.00, 1.00 h",
+        "old: $0.50, 6.00 h, no bf16 (train in fp16)",
+        "small: does not fit (30.0 GB per GPU needed, 20.0 usable)",
+    ]
+
+
+def test_when_nothing_fits_the_shortlist_lists_the_nearest_miss() -> None:
+    ranked = [
+        option("small", 1.0, 1.0, fits=False, peak_memory_gb=90.0),
+        option("large", 3.0, 1.0, fits=False, peak_memory_gb=90.0, usable_memory_gb=74.4),
+    ]
+    listed, others = shortlist(ranked, keep=set())
+    assert [o.target for o in listed] == ["large"] and others[0].startswith("small: does not")
+    assert shortlist([], keep={"local"}) == ([], [])

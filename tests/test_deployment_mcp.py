@@ -89,7 +89,15 @@ async def test_explicit_inputs_give_ranked_options_and_a_recommendation(quiet: S
             train_tokens=5_000_000,
             budget_usd=100,
         )
-    options = out["options"]
+        named = await estimate(
+            client,
+            model_config=LLAMA_8B_CONFIG,
+            training={"adapter": "lora", "batch_size": 2, "max_seq_length": 2048},
+            train_tokens=5_000_000,
+            budget_usd=100,
+            targets=list(quiet.deployment.flavors),
+        )
+    options, others = out["options"], out["others"]
     assert [o["target"] for o in options] == sorted(
         (o["target"] for o in options),
         key=lambda t: next(
@@ -98,11 +106,22 @@ async def test_explicit_inputs_give_ranked_options_and_a_recommendation(quiet: S
             if o["target"] == t
         ),
     )
-    assert {o["target"] for o in options} == set(quiet.deployment.flavors)
-    fitting = [o for o in options if o["fits"] and o["compatible"]]
-    assert fitting and out["recommended"] == fitting[0]["target"]
-    t4 = next(o for o in options if o["target"] == "t4-small")
-    assert not t4["fits"] and t4["peak_memory_gb"] > t4["usable_memory_gb"]
+    # listed in full: what fits and runs, beaten by none on both cost and time; a line each else
+    listed = {o["target"] for o in options}
+    assert listed | {line.split(":")[0] for line in others} == set(quiet.deployment.flavors)
+    assert len(options) + len(others) == len(quiet.deployment.flavors) and len(options) < 6
+    assert all(o["fits"] and o["compatible"] for o in options)
+    for o in options:
+        assert not any(p["cost_usd"] <= o["cost_usd"] and p["hours"] < o["hours"] for p in options)
+    assert out["recommended"] == options[0]["target"]
+    t4 = next(line for line in others if line.startswith("t4-small:"))
+    assert "does not fit" in t4 and "usable" in t4
+    # the targets the caller names are all listed in full, the same figures
+    assert {o["target"] for o in named["options"]} == set(quiet.deployment.flavors)
+    assert not named["others"]
+    assert all(o in named["options"] for o in options)
+    small = next(o for o in named["options"] if o["target"] == "t4-small")
+    assert not small["fits"] and small["peak_memory_gb"] > small["usable_memory_gb"]
     assert out["inputs"]["train_tokens"] == 5_000_000 and out["inputs"]["training"] == "lora"
     assert out["draft_uri"] is None and "draft_id" in out["next_action"]
     assert out["prices"].startswith("prices: configs/deployment.yaml")

@@ -23,7 +23,7 @@ from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.settings import Secrets, Settings
 from server.state import app_state, client_can_elicit, load_draft, save_step
-from tools.deployment_estimator.catalog import match_gpu
+from tools.deployment_estimator.catalog import LOCAL, match_gpu
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.inputs import DraftSections
 from tools.deployment_estimator.live_prices import (
@@ -37,6 +37,7 @@ from tools.deployment_estimator.local_gpu import (
 )
 from tools.deployment_estimator.memo import EstimateMemo, EstimateRequest
 from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption
+from tools.deployment_estimator.shortlist import shortlist
 from tools.errors import NotFoundError, UserError
 
 HARDWARE_URI = "package://hardware"
@@ -56,6 +57,10 @@ class BudgetQuestion(BaseModel):
 
 
 class EstimateDeploymentResult(DeploymentEstimate):
+    others: list[str] = Field(
+        default_factory=list,
+        description="Targets beaten on cost and time by a listed one, or out; `targets` details.",
+    )
     budget_question: BudgetQuestion | None = None
     draft_uri: str | None = None
     next_action: str
@@ -237,7 +242,6 @@ def register(mcp: MCPServer) -> None:
                 ctx, draft_id, model_config, training, train_tokens, targets, budget_usd
             )
         draft, result, previous = planned.draft, planned.result, planned.previous
-        notes = [*result.notes, planned.local_note]
         cheapest = _over_budget(result)
         answer = decision.data.choice if isinstance(decision, AcceptedElicitation) else "keep"
         if cheapest is not None and answer == "raise_budget":
@@ -257,21 +261,15 @@ def register(mcp: MCPServer) -> None:
                 how=f"raise budget_usd to {math.ceil(cheapest.cost_usd)} and select "
                 f"{cheapest.target}, or select {cheapest.target} as it is",
             )
+        respond = partial(_answer, planned, listed_all=bool(targets), budget_question=question)
         if draft is None:
-            return EstimateDeploymentResult(
-                **{**dict(result), "notes": notes},
-                budget_question=question,
-                next_action="pass draft_id to record the plan, and select to choose a target",
+            return respond(
+                None, next_action="pass draft_id to record the plan, and select to choose a target"
             )
         wanted = select or (previous.get("selected") or {}).get("target")
         selected = _selection(result.options, wanted, explicit=bool(select))
         saved = await save_step(ctx, draft, StepName.DEPLOYMENT, _section(result, selected))
-        return EstimateDeploymentResult(
-            **{**dict(result), "notes": notes, "selected": selected},
-            budget_question=question,
-            draft_uri=saved.uri,
-            next_action=saved.next_action,
-        )
+        return respond(selected, draft_uri=saved.uri, next_action=saved.next_action)
 
     mcp.tool(
         title="Estimate deployment",
@@ -361,6 +359,26 @@ def _published_as(fn: Callable[P, R], name: str) -> Callable[P, R]:
     ]
     fn.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     return fn
+
+
+def _answer(
+    planned: _Planned, selected: DeploymentOption | None, *, listed_all: bool, **fields: Any
+) -> EstimateDeploymentResult:
+    """The tool's answer: the shared estimate with this call's notes and selection, listing in
+    full the options worth choosing between (all of them when the caller named the targets)."""
+    result = planned.result
+    keep = {LOCAL, result.recommended, selected.target if selected else None} - {None}
+    options, others = (result.options, []) if listed_all else shortlist(result.options, keep)
+    return EstimateDeploymentResult(
+        **{
+            **dict(result),
+            "options": options,
+            "notes": [*result.notes, planned.local_note],
+            "selected": selected,
+        },
+        others=others,
+        **fields,
+    )
 
 
 def _sections(draft: DraftPackage | None) -> DraftSections:
