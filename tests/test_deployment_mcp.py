@@ -65,6 +65,15 @@ async def new_draft(client: Client) -> str:
     return created.structured_content["draft_id"]
 
 
+async def lora_draft(client: Client, settings: Settings) -> str:
+    """A draft with Llama 3.2 1B, the lora template and 2M tokens of data: ready to estimate."""
+    draft_id = await new_draft(client)
+    applied = await client.call_tool("apply_template", {"template": "lora", "draft_id": draft_id})
+    assert not applied.is_error, applied.content
+    await record_steps(settings, draft_id, model=LLAMA_1B_MODEL_STEP, datasets=DATASETS_STEP)
+    return draft_id
+
+
 async def test_tool_and_resource_are_listed(quiet: Settings) -> None:
     async with connect(quiet) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -81,22 +90,15 @@ async def test_tool_and_resource_are_listed(quiet: Settings) -> None:
 
 
 async def test_explicit_inputs_give_ranked_options_and_a_recommendation(quiet: Settings) -> None:
+    run = {
+        "model_config": LLAMA_8B_CONFIG,
+        "training": {"adapter": "lora", "batch_size": 2, "max_seq_length": 2048},
+        "train_tokens": 5_000_000,
+        "budget_usd": 100,
+    }
     async with connect(quiet) as client:
-        out = await estimate(
-            client,
-            model_config=LLAMA_8B_CONFIG,
-            training={"adapter": "lora", "batch_size": 2, "max_seq_length": 2048},
-            train_tokens=5_000_000,
-            budget_usd=100,
-        )
-        named = await estimate(
-            client,
-            model_config=LLAMA_8B_CONFIG,
-            training={"adapter": "lora", "batch_size": 2, "max_seq_length": 2048},
-            train_tokens=5_000_000,
-            budget_usd=100,
-            targets=list(quiet.deployment.flavors),
-        )
+        out = await estimate(client, **run)
+        named = await estimate(client, **run, targets=list(quiet.deployment.flavors))
     options, others = out["options"], out["others"]
     assert [o["target"] for o in options] == sorted(
         (o["target"] for o in options),
@@ -167,12 +169,7 @@ async def test_a_draft_without_earlier_steps_says_which_to_run(quiet: Settings) 
 
 async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings) -> None:
     async with connect(quiet) as client:
-        draft_id = await new_draft(client)
-        applied = await client.call_tool(
-            "apply_template", {"template": "lora", "draft_id": draft_id}
-        )
-        assert not applied.is_error, applied.content
-        await record_steps(quiet, draft_id, model=LLAMA_1B_MODEL_STEP, datasets=DATASETS_STEP)
+        draft_id = await lora_draft(client, quiet)
 
         out = await estimate(client, draft_id=draft_id, budget_usd=20)
         assert out["inputs"]["model"] == LLAMA_1B_MODEL_STEP["model_id"]
@@ -213,12 +210,7 @@ async def test_a_repeated_estimate_is_remembered_and_each_answer_stays_its_own(
     estimate_run = memo.estimate
     monkeypatch.setattr(memo, "estimate", counted)
     async with connect(quiet) as client:
-        draft_id = await new_draft(client)
-        applied = await client.call_tool(
-            "apply_template", {"template": "lora", "draft_id": draft_id}
-        )
-        assert not applied.is_error, applied.content
-        await record_steps(quiet, draft_id, model=LLAMA_1B_MODEL_STEP, datasets=DATASETS_STEP)
+        draft_id = await lora_draft(client, quiet)
         first = await estimate(client, draft_id=draft_id, budget_usd=20)
         chosen = await estimate(client, draft_id=draft_id, budget_usd=20, select="l4x1")
         again = await estimate(client, draft_id=draft_id, budget_usd=20)

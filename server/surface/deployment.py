@@ -59,7 +59,8 @@ class BudgetQuestion(BaseModel):
 class EstimateDeploymentResult(DeploymentEstimate):
     others: list[str] = Field(
         default_factory=list,
-        description="Targets beaten on cost and time by a listed one, or out; `targets` details.",
+        description="Other targets, a line each: beaten on cost and time, or out. Name them in "
+        "`targets` for details.",
     )
     budget_question: BudgetQuestion | None = None
     draft_uri: str | None = None

@@ -136,7 +136,7 @@ class DeploymentConfig(ConfigModel):
     suggestions: SuggestionsConfig
     default_budget_usd: Annotated[float, Field(gt=0)]
     memo_entries: Annotated[int, Field(ge=1)] = Field(
-        description="Estimates a server keeps to answer repeated requests (tools/.../memo.py)."
+        description="Estimates a server remembers, to answer a repeated request at once."
     )
 
     @model_validator(mode="after")

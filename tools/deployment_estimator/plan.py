@@ -7,7 +7,7 @@ scheduler, seed ...) is accepted and ignored.
 import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from tools.deployment_estimator.config import Method, Optimizer
 from tools.deployment_estimator.shapes import ModelShape
@@ -17,10 +17,7 @@ ALL_LINEAR = "all-linear"
 
 
 class TrainingPlan(BaseModel):
-    """What step 2's configuration says about the run, in the estimator's terms. Frozen, so a
-    run can key the estimates already made (tools.deployment_estimator.memo)."""
-
-    model_config = ConfigDict(frozen=True)
+    """What step 2's configuration says about the run, in the estimator's terms."""
 
     method: Literal["sft", "dpo"] = Field(
         default="sft", description="dpo runs chosen and rejected together plus a reference pass."
@@ -36,7 +33,7 @@ class TrainingPlan(BaseModel):
     optimizer: Optimizer
     bf16: bool = True
     lora_r: Annotated[int, Field(ge=1)] | None = None
-    target_modules: str | tuple[str, ...] | None = None
+    target_modules: str | list[str] | None = None
 
     @property
     def kind(self) -> Method:
