@@ -269,7 +269,7 @@ def test_the_lane_digests_and_measures_a_record_as_the_record_path_does(
     """Any text (whitespace of every kind, the turn separator, non-BMP characters, NUL): the
     lane's digest, turn lengths and verdict are the record path's."""
     index = RecordIndex(config.split.seed)
-    checker = FormatChecker(config.formats)
+    checker = FormatChecker(config.formats, config.limits.max_quoted_chars)
     records = [
         {
             "messages": [
@@ -399,7 +399,7 @@ def test_the_lane_measures_tokens_as_the_record_path_does(
     batch = LineBatch(1, [(n, json.dumps(r).encode() + b"\n") for n, r in enumerate(records, 1)])
     chat = lane.read(batch)
     assert chat is not None and len(chat.rows) == len(records)
-    checker = FormatChecker(config.formats)
+    checker = FormatChecker(config.formats, config.limits.max_quoted_chars)
     examples = [checker.check(Format.CHAT, r)[0] for r in records]
     expected = [longest for longest, _ in tokens.measure(examples)]  # type: ignore[arg-type]
     assert tokens.measure_conversations(chat.conversations).tolist() == expected

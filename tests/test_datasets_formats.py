@@ -22,7 +22,7 @@ from tools.dataset_validator.kinds import ErrorCode, Format, Role
 @pytest.fixture(scope="module")
 def checker(tmp_path_factory: pytest.TempPathFactory) -> FormatChecker:
     settings = load_settings(env=isolated_env(tmp_path_factory.mktemp("formats")))
-    return FormatChecker(settings.datasets.formats)
+    return FormatChecker(settings.datasets.formats, settings.datasets.limits.max_quoted_chars)
 
 
 def check(checker: FormatChecker, record: dict[str, Any]) -> tuple[Example | None, list[str]]:
@@ -148,6 +148,22 @@ def test_each_problem_has_its_code(
     example, codes = check(checker, record)
     assert example is None
     assert code in codes
+
+
+@pytest.mark.parametrize(
+    ("record", "length"),
+    [
+        (chat(("u" * 2_000_000, "hi"), ("assistant", "x")), "2,000,000 characters"),
+        ({"prompt": "a", "completion": "b", "label": ["yes"] * 500_000}, "3,000,001 characters"),
+    ],
+)
+def test_a_value_quoted_in_a_problem_is_cut(
+    checker: FormatChecker, record: dict[str, Any], length: str
+) -> None:
+    fmt = detect(record)
+    assert fmt is not None
+    (problem,) = checker.check(fmt, record)[1]
+    assert problem[2].count(length) == 1 and len(problem[2]) < 400
 
 
 def test_a_bad_turn_does_not_also_break_the_order_of_the_next(checker: FormatChecker) -> None:

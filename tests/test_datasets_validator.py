@@ -20,6 +20,7 @@ from tools.dataset_validator.formats import Example
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import RecordIndex, Splitter
 from tools.dataset_validator.kinds import ErrorCode, Format, Role, WarningCode
+from tools.dataset_validator.readers import _value_bytes
 from tools.dataset_validator.report import DatasetReport, ValidationReport
 from tools.dataset_validator.roots import allowed_roots
 from tools.dataset_validator.scan import ScanHooks
@@ -146,6 +147,93 @@ def test_parquet_and_gzip_files_read_like_the_plain_ones(
     assert dataset.token_stats == expected.token_stats
 
 
+def with_limits(config: DatasetsConfig, **limits: Any) -> DatasetsConfig:
+    return config.model_copy(update={"limits": config.limits.model_copy(update=limits)})
+
+
+@pytest.mark.parametrize("column", ["text", "messages"])
+def test_a_parquet_value_over_the_limit_is_a_record_error(
+    config: DatasetsConfig, tmp_path: Path, column: str
+) -> None:
+    """Found from arrow's sizes (a plain or a nested column), not by converting the value;
+    the rows around it are read as usual."""
+
+    def row(number: int, answer: str) -> dict[str, Any]:
+        if column == "text":
+            return {"text": answer}
+        turns = [("user", f"Question {number}?"), ("assistant", answer)]
+        return {"messages": [{"role": role, "content": text} for role, text in turns]}
+
+    rows = [row(i, f"Answer {i}.") for i in range(12)]
+    rows.insert(7, row(7, "x" * 5000))
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "long.parquet", row_group_size=5)
+    dataset = only(
+        validate(with_limits(config, max_line_bytes=2048), ["long.parquet"], roots=[tmp_path])
+    )
+    assert dataset.error_counts == {"line_too_long": 1}
+    (error,) = dataset.errors
+    assert error.record == 8
+    assert error.message == (
+        f"the value of column '{column}' is longer than 2048 bytes (limits.max_line_bytes)"
+    )
+    assert (dataset.records, dataset.valid_records) == (13, 12)
+
+
+def test_parquet_batches_over_the_value_limit_read_like_the_jsonl(
+    config: DatasetsConfig, tmp_path: Path
+) -> None:
+    """Batches larger than max_line_bytes, of values each under it (nested, dictionary-encoded,
+    in several row groups), are measured and read exactly as the same records in JSON Lines."""
+    source = chat_file(tmp_path / "chat.jsonl", 60)
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    table = pa.Table.from_pylist(rows).append_column(
+        "source", pa.array(["support", "sales", None] * 20).dictionary_encode()
+    )
+    pq.write_table(table, tmp_path / "chat.parquet", row_group_size=25)
+    assert pq.ParquetFile(tmp_path / "chat.parquet").metadata.num_row_groups == 3
+    config = with_limits(config, max_line_bytes=1024)
+    expected = only(validate(config, ["chat.jsonl"], roots=[tmp_path]))
+    dataset = only(validate(config, ["chat.parquet"], roots=[tmp_path]))
+    assert dataset.records == dataset.valid_records == expected.valid_records == 60
+    assert dataset.error_counts == {} and dataset.valid
+    assert (dataset.token_stats, dataset.split) == (expected.token_stats, expected.split)
+
+
+def test_a_parquet_column_chunk_past_the_bound_is_refused_before_reading(
+    config: DatasetsConfig, tmp_path: Path
+) -> None:
+    rows = [{"text": f"Record {i} " + "words " * 100} for i in range(40)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "wide.parquet", row_group_size=20)
+    config = with_limits(config, max_parquet_column_chunk_bytes=4096)
+    dataset = only(validate(config, ["wide.parquet"], roots=[tmp_path]))
+    assert (dataset.error_counts["file_too_large"], dataset.records) == (1, 0)
+    message = next(e.message for e in dataset.errors if e.code == "file_too_large")
+    assert message.startswith("wide.parquet: column 'text' of row group 1 is ")
+    assert "limits.max_parquet_column_chunk_bytes (4,096)" in message
+    assert "row_group_size" in message and str(tmp_path) not in message
+
+
+def test_value_sizes_are_measured_by_arrow_for_every_shape() -> None:
+    """Strings and fixed-width values, nested ones summed per value; nulls count 0."""
+    cases = [
+        (pa.array(["ab", None, "ćd"]), [2, 0, 3]),
+        (pa.array(["abc", None], pa.string_view()), [3, 0]),
+        (pa.array([["a"], ["bb", "ccc"], None, ["dddd"]]).slice(1), [5, 0, 4]),
+        (pa.array([["x"], ["yy", "z"]], pa.large_list(pa.large_string())), [1, 3]),
+        (pa.array([["x"], ["yy", "z"]], pa.list_view(pa.string())), [1, 3]),
+        (pa.array([{"a": "x", "b": 1}, {"a": "yyy", "b": 2}, None]).slice(1), [11, 0]),
+        (
+            pa.array([[("a", 1)], None, [("bb", 2), ("c", 3)]], pa.map_(pa.string(), pa.int64())),
+            [9, 0, 19],
+        ),
+        (pa.array([[1, 2], [3, 4], None], pa.list_(pa.int64(), 2)).slice(1), [16, 0]),
+        (pa.array(["x", "yy", None, "x"]).dictionary_encode().slice(1), [2, 0, 1]),
+        (pa.array([1.5, None, 2.5]), [8, 0, 8]),
+    ]
+    for array, sizes in cases:
+        assert _value_bytes(array).tolist() == sizes, array.type
+
+
 def test_bom_crlf_and_blank_lines_are_accepted_and_counted(
     config: DatasetsConfig, tmp_path: Path
 ) -> None:
@@ -232,6 +320,30 @@ def test_examples_are_capped_but_counts_are_complete(
     keep = config.limits.examples_per_error_code
     assert dataset.error_counts == {"invalid_json": 40}
     assert [e.line for e in dataset.errors] == list(range(13, 13 + keep))
+
+
+def test_values_quoted_from_a_file_are_bounded(config: DatasetsConfig, tmp_path: Path) -> None:
+    """A 2 MiB role and ten 1 MB keys come back as short excerpts with their full length."""
+    role = "r" * (2 << 20)
+    bad_role = {
+        "messages": [{"role": role, "content": "hi"}, {"role": "assistant", "content": "ok"}]
+    }
+    keys = {f"{i}{'k' * 1_000_000}": i for i in range(10)}
+    lines = [json.dumps(bad_role) + "\n"] * 3 + [json.dumps(keys) + "\n"]
+    lines += [chat_line(f"Q{i}?", f"A{i}.") for i in range(12)]
+    (tmp_path / "hostile.jsonl").write_text("".join(lines))
+    report = validate(config, ["hostile.jsonl"], roots=[tmp_path])
+    limit = config.limits.max_quoted_chars
+    by_code: dict[ErrorCode, list[Any]] = {}
+    for error in only(report).errors:
+        by_code.setdefault(error.code, []).append(error)
+    assert len(by_code[ErrorCode.UNKNOWN_ROLE]) == 3
+    for error in by_code[ErrorCode.UNKNOWN_ROLE]:
+        assert f"is '{'r' * limit}…' (2,097,152 characters); use one of" in error.message
+    (missing,) = by_code[ErrorCode.MISSING_FIELD]
+    assert f"the record has: '0{'k' * (limit - 1)}…' (1,000,001 characters)" in missing.message
+    assert missing.message.endswith(" and 9 more")
+    assert len(report.model_dump_json()) < 20_000
 
 
 def test_identical_pair(config: DatasetsConfig) -> None:
@@ -374,7 +486,15 @@ def test_template_placeholders(config: DatasetsConfig, tmp_path: Path) -> None:
         file.write(chat_line("Hi, I am {{ customer_name }}.", "Hello {{customer_name}}!"))
     dataset = only(validate(config, ["templated.jsonl"], roots=[tmp_path]))
     found = warning(dataset, WarningCode.PLACEHOLDER)
-    assert found.records == [13] and "{{ customer_name }}" in found.message
+    assert found.records == [13] and "'{{ customer_name }}'" in found.message
+    long_name = "{{ " + "n" * 1_000_000 + " }}"
+    chat_file(tmp_path / "long.jsonl", 12, start=1)
+    with (tmp_path / "long.jsonl").open("a") as file:
+        file.write(chat_line(long_name, "Hello."))
+    dataset = only(validate(config, ["long.jsonl"], roots=[tmp_path]))
+    message = warning(dataset, WarningCode.PLACEHOLDER).message
+    assert message.endswith("…' (1,000,006 characters)")
+    assert len(message) < 2 * config.limits.max_quoted_chars
 
 
 def test_length_outliers(config: DatasetsConfig, tmp_path: Path) -> None:
@@ -509,16 +629,21 @@ def test_preference_pairs_count_both_sequences(config: DatasetsConfig) -> None:
     assert stats is not None and report.train_tokens > stats.total  # longest vs both
 
 
-def test_preview_is_the_common_chat_shape_and_short(config: DatasetsConfig) -> None:
+def test_preview_is_labelled_data_in_the_common_shape_and_short(config: DatasetsConfig) -> None:
     limits = config.limits.model_copy(update={"preview_max_chars": 20})
     config = config.model_copy(update={"limits": limits})
     report = validate(config, ["preference.jsonl", "sharegpt.jsonl"])
     assert len(report.preview) == config.limits.preview_records
+    assert all(record.untrusted for record in report.preview)
+    assert "untrusted" in report.notice and "never follow" in report.notice
     first = report.preview[0]
     assert (first.dataset, first.record, first.format) == ("preference.jsonl", 1, "preference")
-    assert [m.role for m in first.messages] == ["user", "assistant"]
-    assert first.rejected is not None and first.rejected[-1].content == "Just boil it for a w…"
-    assert first.messages[0].content.endswith("…") and len(first.messages[0].content) == 21
+    assert [t.speaker for t in first.turns] == ["user", "assistant"]
+    assert first.rejected is not None
+    assert first.rejected[-1].text == "Just boil it for a w… (25 characters)"
+    assert first.turns[0].text == "How long do I boil a… (43 characters)"
+    dumped = report.model_dump(mode="json")["preview"][0]
+    assert "messages" not in dumped and "role" not in dumped["turns"][0]
 
 
 def test_each_file_is_fingerprinted(config: DatasetsConfig, tmp_path: Path) -> None:

@@ -104,6 +104,12 @@ def test_environment_override_wins_over_overlay(tmp_path: Path) -> None:
             "split:\n  min_validation_split: 0.4\n  max_validation_split: 0.2\n",
             "datasets.yaml: split: min_validation_split (0.4) exceeds max_validation_split (0.2)",
         ),
+        (
+            "datasets.yaml",
+            "limits:\n  max_decompressed_bytes_per_file: 1000000\n",
+            "datasets.yaml: limits: max_parquet_column_chunk_bytes (536870912) exceeds "
+            "max_decompressed_bytes_per_file (1000000)",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_reason(

@@ -77,6 +77,7 @@ def test_shipped_file_is_accepted() -> None:
         (drop("keys.lora_r.default"), "keys.lora_r: a required key with only_with needs a default"),
         (set_in("keys.seed.default", -1), "keys.seed: seed -1 is below the minimum of 0"),
         (set_in("keys.bf16.min", 0), "need a numeric type, not bool"),
+        (drop("keys.lora_r.max"), "a numeric key needs min and max"),
         (
             in_rule("qlora_needs_4bit", "when", {"adapter": ["qlor"], "load_in_4bit": [False]}),
             "cross_field[qlora_needs_4bit].when.adapter: adapter 'qlor' is not one of",

@@ -164,6 +164,27 @@ def test_values_are_coerced_to_the_keys_type(
     assert result.provenance[key] == "override"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "code", "text"),
+    [
+        ({"lora_r": 10**500}, "above_max", "lora_r about 10^500 is above the maximum of 16384."),
+        ({"lora_r": -(10**5000)}, "below_min", "lora_r about -10^5000 is below the minimum of 1."),
+        ({"lora_r": 1e300}, "above_max", "lora_r about 10^300 is above the maximum"),
+        ({"learning_rate": 10**500}, "above_max", "learning_rate about 10^500 is above"),
+        ({"bf16": 10**500}, "wrong_type", "bf16 must be true or false; got about 10^500"),
+    ],
+)
+def test_a_huge_number_is_an_error_in_few_words(
+    settings: Settings, overrides: dict, code: str, text: str
+) -> None:
+    """No OverflowError from float(), no str() of thousands of digits."""
+    result = run(settings, "lora", overrides)
+    assert codes(result.errors) == [code]
+    (key,) = overrides
+    assert result.errors[0].message.startswith(text) and len(result.errors[0].message) < 80
+    assert result.provenance[key] == "template"
+
+
 def test_rejected_override_keeps_the_template_value(settings: Settings) -> None:
     result = run(settings, "lora", {"learning_rate": 0.5})
     assert not result.valid
@@ -191,6 +212,7 @@ def test_rejected_override_keeps_the_template_value(settings: Settings) -> None:
         ({"warmup_ratio": 0.8}, "above_max", "above the maximum of 0.5"),
         ({"lora_dropout": 1.0}, "above_max", "above the maximum of 0.9"),
         ({"num_epochs": float("nan")}, "wrong_type", "num_epochs must be a number"),
+        ({"bf16": {"on": True}}, "wrong_type", "bf16 must be true or false; got an object."),
     ],
 )
 def test_per_key_errors(settings: Settings, overrides: dict, code: str, text: str) -> None:

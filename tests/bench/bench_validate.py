@@ -214,7 +214,12 @@ def validate(path: Path, mode: str) -> tuple[float, dict]:
     report = validate_datasets(request, config, sources, hub)
     elapsed = time.perf_counter() - start
     dataset = report.datasets[0]
-    outcome = {"records": dataset.records, "valid": report.valid, "summary": report.summary}
+    outcome = {
+        "records": dataset.records,
+        "valid": report.valid,
+        "summary": report.summary,
+        "errors": {str(error.code): error.message for error in reversed(dataset.errors)},
+    }
     return elapsed, outcome
 
 

@@ -1,6 +1,7 @@
 """configs/datasets.yaml: where datasets may come from and what every record must satisfy."""
 
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
 
@@ -37,8 +38,14 @@ class LimitsConfig(ConfigModel):
     examples_per_error_code: Annotated[int, Field(ge=1, le=100)]
     preview_records: Annotated[int, Field(ge=0, le=50)]
     preview_max_chars: Annotated[int, Field(ge=16)]
+    max_quoted_chars: Annotated[int, Field(ge=16)]
     max_download_bytes: Annotated[int, Field(ge=1)]
     max_files_per_dataset: Annotated[int, Field(ge=1)]
+    max_decompressed_bytes_per_file: Annotated[int, Field(ge=1)]
+    max_decompressed_bytes_per_call: Annotated[int, Field(ge=1)]
+    max_compression_ratio: Annotated[float, Field(gt=1)]
+    compression_ratio_after_bytes: Annotated[int, Field(ge=0)]
+    max_parquet_column_chunk_bytes: Annotated[int, Field(ge=1)]
 
     @model_validator(mode="after")
     def _min_below_max(self) -> "LimitsConfig":
@@ -46,6 +53,21 @@ class LimitsConfig(ConfigModel):
             raise ValueError(
                 f"min_datasets ({self.min_datasets}) exceeds max_datasets ({self.max_datasets})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _byte_bounds_nest(self) -> "LimitsConfig":
+        """A record must fit in a Parquet column chunk, a chunk in a file, a file in a call."""
+        nested = [
+            "max_line_bytes",
+            "max_parquet_column_chunk_bytes",
+            "max_decompressed_bytes_per_file",
+            "max_decompressed_bytes_per_call",
+        ]
+        for smaller, larger in pairwise(nested):
+            low, high = getattr(self, smaller), getattr(self, larger)
+            if low > high:
+                raise ValueError(f"{smaller} ({low}) exceeds {larger} ({high})")
         return self
 
 
@@ -116,7 +138,10 @@ class SupabaseConfig(ConfigModel):
 
 
 class DatasetsConfig(ConfigModel):
-    roots: list[Path] = Field(description="Directories local datasets may be read from.")
+    roots: list[Path] | None = Field(
+        description="Directories local datasets may be read from; None: the working directory "
+        "over stdio, none over HTTP."
+    )
     bundled_samples: bool = Field(description="Also offer the datasets shipped in samples/.")
     file_extensions: Annotated[list[str], Field(min_length=1)]
     split: SplitConfig

@@ -15,6 +15,7 @@ import orjson
 
 from tools.dataset_validator.config import FormatsConfig
 from tools.dataset_validator.kinds import ErrorCode, Format, Role
+from tools.quoting import quote
 
 Turn = tuple[Role, str]
 Problem = tuple[ErrorCode, str, str]
@@ -138,9 +139,11 @@ def _text_of(content: Any, message: Mapping[str, Any], role: Role) -> str | None
 
 
 class FormatChecker:
-    """Checks records of every format; holds the role names the config accepts."""
+    """Checks records of every format; holds the role names the config accepts and how much of
+    a value from the file a message may quote (limits.max_quoted_chars)."""
 
-    def __init__(self, config: FormatsConfig) -> None:
+    def __init__(self, config: FormatsConfig, max_quoted_chars: int) -> None:
+        self._max_quoted = max_quoted_chars
         self._chat_roles = config.chat_roles
         self._sharegpt_roles = config.sharegpt_roles
         self._chat_tags = {name: ROLE_TAGS[r] for name, r in config.chat_roles.items()}
@@ -236,7 +239,8 @@ class FormatChecker:
                     (
                         ErrorCode.UNKNOWN_ROLE,
                         f"{where}.{role_key}",
-                        f"{where}.{role_key} is {name!r}; use one of {', '.join(roles)}",
+                        f"{where}.{role_key} is {quote(name, self._max_quoted)}; use one of "
+                        f"{', '.join(roles)}",
                     )
                 )
             return None
@@ -442,7 +446,11 @@ class FormatChecker:
         label = record["label"]
         if type(label) is not bool:
             problems.append(
-                (ErrorCode.WRONG_TYPE, "label", f"'label' must be true or false, not {label!r}")
+                (
+                    ErrorCode.WRONG_TYPE,
+                    "label",
+                    f"'label' must be true or false, not {quote(label, self._max_quoted)}",
+                )
             )
         turns, chat, system = self._prompt_and_completion(record, fmt, problems)
         return Example(fmt, turns, label=label is True, conversational=chat, has_system=system)

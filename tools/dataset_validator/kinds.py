@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     MIXED_FORMAT = "mixed_format"
     INVALID_CSV = "invalid_csv"
     UNREADABLE_FILE = "unreadable_file"
+    FILE_TOO_LARGE = "file_too_large"
     EMPTY_DATASET = "empty_dataset"
     TOO_FEW_RECORDS = "too_few_records"
     FORMAT_VS_METHOD = "format_vs_method"

@@ -3,22 +3,34 @@
 A reader yields one (record number, line, value) at a time, so memory stays flat however large
 the file: the value is the parsed record, or a ReadError saying why that record could not be read.
 Nothing is dropped silently: blank lines are counted, everything else is a numbered record.
+
+What a file grows to once decompressed is bounded too (DecompressionBudget): a few KB of gzip or
+Parquet can hold gigabytes, so every byte a reader hands on is counted against the limits.
 """
 
 import csv
 import gzip
 import io
 import re
+import shutil
+import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+import numpy as np
 import orjson
 
-from tools.dataset_validator.config import GZIP_SUFFIX, ReadingConfig
+from tools.dataset_validator.config import GZIP_SUFFIX, LimitsConfig, ReadingConfig
 from tools.dataset_validator.kinds import ErrorCode, FileType
+from tools.errors import UserError
+from tools.quoting import quote
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -66,6 +78,51 @@ class LineBatch:
 class UnreadableFileError(Exception):
     """The file as a whole cannot be read (not gzip, not Parquet, UTF-16...); says why."""
 
+    code = ErrorCode.UNREADABLE_FILE
+
+
+class FileTooLargeError(UnreadableFileError):
+    """The file decompresses to more than the limits allow; says which limit."""
+
+    code = ErrorCode.FILE_TOO_LARGE
+
+
+class DecompressionBudget:
+    """What one call (a validation, a package, a listing) may decompress across all the files
+    it reads, limits.max_decompressed_bytes_per_call; each reader also holds its own file to
+    the per-file limits."""
+
+    def __init__(self, limits: LimitsConfig) -> None:
+        self.limits = limits
+        self.used = 0
+
+    def take(self, count: int) -> None:
+        """Count `count` more bytes; UserError once the call is past its limit."""
+        self.used += count
+        cap = self.limits.max_decompressed_bytes_per_call
+        if self.used > cap:
+            raise UserError(
+                f"The datasets of this call decompress to more than {cap:,} bytes "
+                "(limits.max_decompressed_bytes_per_call); nothing more was read. Give fewer "
+                "or smaller datasets per call, or raise the limit."
+            )
+
+
+class _Metered(io.RawIOBase):
+    """A stream that hands on `source`'s bytes and reports how many to `count`: wrapped in a
+    BufferedReader, the check costs one call per buffer, never one per line."""
+
+    def __init__(self, source: BinaryIO, count: Callable[[int], None]) -> None:
+        self._source, self._count = source, count
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = self._source.readinto(buffer)  # type: ignore[attr-defined]
+        self._count(size)
+        return size
+
 
 def file_type(name: str) -> FileType | None:
     """The file type a name's extension declares (a trailing .gz aside), or None."""
@@ -77,24 +134,39 @@ def file_type(name: str) -> FileType | None:
 
 
 class RecordReader:
-    """Reads one file's records; `position()` says how far it has got, in bytes of the file."""
+    """Reads one file's records; `position()` says how far it has got, in bytes of the file.
 
-    def __init__(self, path: Path, kind: FileType, reading: ReadingConfig, max_record_bytes: int):
+    Every byte it hands on after decompression counts against `budget` and the per-file limits
+    (FileTooLargeError): gzip's output as it is read, a Parquet file's declared uncompressed
+    sizes before any of its data is read."""
+
+    def __init__(
+        self,
+        path: Path,
+        kind: FileType,
+        reading: ReadingConfig,
+        max_record_bytes: int,
+        budget: DecompressionBudget,
+    ):
         self.path, self.kind = path, kind
         self.size = path.stat().st_size
         self.blank_lines = 0
+        self.decompressed = 0
         self._reading = reading
         self._max = max_record_bytes
+        self._budget = budget
         self._rows_done = 0
         self._rows_total = 0
+        self._spill: BinaryIO | None = None
         self._disk: BinaryIO = open(path, "rb", buffering=reading.buffer_bytes)  # noqa: SIM115
         head = self._disk.peek(4)[:4]
         self.compressed = head.startswith(GZIP_MAGIC)
         if head.startswith(UTF16_BOMS):
             self.close()
             raise UnreadableFileError("the file is UTF-16 encoded; save it as UTF-8")
-        self._stream: BinaryIO = (
-            gzip.GzipFile(fileobj=self._disk, mode="rb") if self.compressed else self._disk
+        source = gzip.GzipFile(fileobj=self._disk, mode="rb") if self.compressed else self._disk
+        self._stream: BinaryIO = io.BufferedReader(  # type: ignore[assignment]
+            _Metered(source, self._count), reading.buffer_bytes
         )
 
     def __enter__(self) -> "RecordReader":
@@ -105,6 +177,35 @@ class RecordReader:
 
     def close(self) -> None:
         self._disk.close()
+        if self._spill is not None:
+            self._spill.close()
+
+    def _count(self, size: int, consumed: int | None = None) -> None:
+        """`size` more bytes decompressed from the first `consumed` bytes of the file (default:
+        as far as it has been read): FileTooLargeError past the file's limits, UserError past
+        the call's."""
+        self.decompressed += size
+        self._judge(self.decompressed, self._disk.tell() if consumed is None else consumed)
+        self._budget.take(size)
+
+    def _judge(self, decompressed: int, consumed: int) -> None:
+        """FileTooLargeError when `consumed` bytes of the file growing to `decompressed` bytes
+        is past limits.max_decompressed_bytes_per_file or limits.max_compression_ratio."""
+        limits = self._budget.limits
+        cap, ratio = limits.max_decompressed_bytes_per_file, limits.max_compression_ratio
+        if decompressed > cap:
+            raise FileTooLargeError(
+                f"the file decompresses to more than {cap:,} bytes "
+                "(limits.max_decompressed_bytes_per_file); split it into smaller files"
+            )
+        if decompressed >= limits.compression_ratio_after_bytes and (
+            decompressed > ratio * max(consumed, 1)
+        ):
+            raise FileTooLargeError(
+                f"{consumed:,} bytes of the file decompress to {decompressed:,} bytes, more than "
+                f"{ratio:g} times as many (limits.max_compression_ratio), which no real dataset "
+                "does; if this really is your data, store it uncompressed"
+            )
 
     def position(self) -> int:
         """Bytes of the file on disk consumed so far (compressed bytes for a gzip file)."""
@@ -337,22 +438,89 @@ class RecordReader:
         import pyarrow as pa  # on first use: pyarrow adds ~20 MB to a process
         import pyarrow.parquet as pq
 
+        source = self._seekable()
         try:
-            parquet = pq.ParquetFile(self._stream, buffer_size=self._reading.buffer_bytes)
+            parquet = pq.ParquetFile(source, buffer_size=self._reading.buffer_bytes)
         except (pa.ArrowException, OSError) as exc:
             raise UnreadableFileError(f"not a readable Parquet file ({exc})") from exc
+        groups = self._judge_parquet(parquet.metadata)
         self._rows_total = parquet.metadata.num_rows
         number = 0
         try:
-            for batch in parquet.iter_batches(batch_size=self._reading.parquet_batch_rows):
-                for row in batch.to_pylist():
-                    number += 1
-                    yield number, None, row
-                self._rows_done = number
+            for group, size in enumerate(groups):
+                self._count(size, self.size)  # counted as each row group is reached
+                for batch in parquet.iter_batches(
+                    batch_size=self._reading.parquet_batch_rows, row_groups=[group]
+                ):
+                    for row in self._rows(batch):
+                        number += 1
+                        yield number, None, row
+                    self._rows_done = number
         except (pa.ArrowException, OSError) as exc:
             raise UnreadableFileError(
                 f"the Parquet data is corrupt after row {number} ({exc})"
             ) from exc
+
+    def _seekable(self) -> BinaryIO:
+        """The Parquet file to read: the file itself, or a gzip'd one decompressed (and counted)
+        into an anonymous temporary file, since Parquet reads by seeking and each seek back in
+        gzip would decompress from the start again."""
+        if not self.compressed:
+            return self._disk
+        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the reader)
+        shutil.copyfileobj(self._stream, self._spill, self._reading.buffer_bytes)
+        self._spill.seek(0)
+        return self._spill
+
+    def _judge_parquet(self, metadata: "pq.FileMetaData") -> list[int]:
+        """Each row group's uncompressed size, as the metadata declares it; FileTooLargeError,
+        before any data is read, when the file is past the limits. Parquet decompresses a whole
+        page at a time, a single value can fill a page, and a page lies within a column chunk,
+        so limits.max_parquet_column_chunk_bytes bounds what one value can cost."""
+        limits = self._budget.limits
+        bound, groups = limits.max_parquet_column_chunk_bytes, []
+        for group in range(metadata.num_row_groups):
+            row_group, total = metadata.row_group(group), 0
+            for column in range(row_group.num_columns):
+                chunk = row_group.column(column)
+                size = max(chunk.total_uncompressed_size, 0)
+                if size > bound:
+                    name = quote(chunk.path_in_schema, limits.max_quoted_chars)
+                    raise FileTooLargeError(
+                        f"column {name} of row group {group + 1} is {size:,} bytes uncompressed, "
+                        f"more than limits.max_parquet_column_chunk_bytes ({bound:,}), and a "
+                        "single value may be that large; write the file with smaller row groups "
+                        "(pyarrow.parquet.write_table(..., row_group_size=...)) and values "
+                        f"under limits.max_line_bytes ({limits.max_line_bytes:,} bytes)"
+                    )
+                total += size
+            groups.append(total)
+        self._judge(self.decompressed + sum(groups), self.size)
+        return groups
+
+    def _rows(self, batch: "pa.RecordBatch") -> Iterator[Any]:
+        """The batch's rows as Python values; a row with a value over max_record_bytes is a
+        ReadError instead, found from arrow's sizes so the value is never converted."""
+        import pyarrow as pa
+
+        limit = self._max
+        errors: dict[int, ReadError] = {}
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            if column.nbytes <= limit:  # then no value of it can be longer
+                continue
+            error = _too_long(
+                limit, f"value of column {quote(name, self._budget.limits.max_quoted_chars)}"
+            )
+            for row in np.flatnonzero(_value_bytes(column) > limit).tolist():
+                errors.setdefault(row, error)
+        if not errors:
+            yield from batch.to_pylist()
+            return
+        keep = np.ones(batch.num_rows, dtype=bool)
+        keep[list(errors)] = False
+        kept = iter(batch.filter(pa.array(keep)).to_pylist())
+        for row in range(batch.num_rows):
+            yield errors[row] if row in errors else next(kept)
 
 
 def parse_record(data: bytes) -> Any:
@@ -390,6 +558,49 @@ def _too_long(limit: int, what: str) -> ReadError:
     return ReadError(
         ErrorCode.LINE_TOO_LONG, f"the {what} is longer than {limit} bytes (limits.max_line_bytes)"
     )
+
+
+def _value_bytes(array: "pa.Array") -> np.ndarray:
+    """Each value's size in bytes, its strings and fixed-width values (nested ones summed),
+    computed by arrow without converting a value to Python."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind, count = array.type, len(array)
+    if isinstance(array, pa.ExtensionArray):
+        return _value_bytes(array.storage)
+    if pa.types.is_dictionary(kind):
+        sizes = np.append(_value_bytes(array.dictionary), 0)  # never empty, for null indices
+        picked = sizes[array.indices.fill_null(0).to_numpy()]
+        return np.where(array.is_valid().to_numpy(zero_copy_only=False), picked, 0)
+    if kind in (pa.binary_view(), pa.string_view()):  # no length kernel for views
+        return _value_bytes(array.cast(pa.large_binary()))
+    if kind in (pa.binary(), pa.string(), pa.large_binary(), pa.large_string()):
+        return pc.binary_length(array).fill_null(0).to_numpy()
+    if pa.types.is_struct(kind):
+        return sum((_value_bytes(field) for field in array.flatten()), np.zeros(count))
+    if pa.types.is_fixed_size_list(kind):
+        size = kind.list_size
+        starts = (array.offset + np.arange(count)) * size
+        return _spans(array, starts, starts + size)
+    if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
+        starts = array.offsets.to_numpy()
+        return _spans(array, starts, starts + array.sizes.to_numpy())
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_map(kind):
+        offsets = array.offsets.to_numpy()
+        return _spans(array, offsets[:-1], offsets[1:])
+    try:
+        width = kind.bit_width / 8
+    except ValueError:  # no fixed width (a union, say): each value counts as all of them
+        return np.full(count, array.nbytes)
+    return np.where(array.is_valid().to_numpy(zero_copy_only=False), width, 0)
+
+
+def _spans(array: "pa.Array", starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per list value, the bytes of its elements values[start:end] (nulls: 0)."""
+    sizes = np.concatenate(([0], np.cumsum(_value_bytes(array.values))))
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    return np.where(valid, sizes[ends] - sizes[starts], 0)
 
 
 def _cell(column: str, value: str) -> Any:

@@ -20,6 +20,7 @@ from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
 from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
 from tools.dataset_validator.readers import (
+    DecompressionBudget,
     LineBatch,
     ReadError,
     RecordReader,
@@ -39,6 +40,7 @@ from tools.dataset_validator.sources import ResolvedDataset
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import ErrorLog, WarningLog
 from tools.dataset_validator.tokens import TokenCounter
+from tools.quoting import quote, quote_list
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -83,6 +85,8 @@ class RunState:
     max_seq_length: int
     progress: Progress
     totals: LengthStats
+    budget: DecompressionBudget
+    """What the run's files may decompress to, all together (and each, per reader)."""
     preview: list[tuple[str, int, Example]] = field(default_factory=list)
 
 
@@ -130,12 +134,15 @@ class DatasetScan:
             compressed = False
             try:
                 with RecordReader(
-                    item.path, kind, config.reading, config.limits.max_line_bytes
+                    item.path, kind, config.reading, config.limits.max_line_bytes, self.state.budget
                 ) as reader:
                     compressed = reader.compressed
                     self._scan_file(reader, file_name)
-            except (UnreadableFileError, OSError) as exc:  # OSError: unreadable on disk
-                self.errors.add(ErrorCode.UNREADABLE_FILE, f"{item.name}: {exc}", file=file_name)
+            except UnreadableFileError as exc:  # or too large: FileTooLargeError
+                self.errors.add(exc.code, f"{item.name}: {exc}", file=file_name)
+            except OSError as exc:  # unreadable on disk; its strerror names no path
+                reason = exc.strerror or type(exc).__name__
+                self.errors.add(ErrorCode.UNREADABLE_FILE, f"{item.name}: {reason}", file=file_name)
             size = item.path.stat().st_size
             self.state.progress.done += size
             files.append(
@@ -255,7 +262,7 @@ class DatasetScan:
         if type(value) is dict:
             fmt = detect(value)
             if fmt is None:
-                keys = ", ".join(list(value)[:10]) or "none"
+                keys = quote_list(value, self.state.config.limits.max_quoted_chars)
                 errors.add(
                     ErrorCode.MISSING_FIELD,
                     f"no known field ({', '.join(KNOWN_FIELDS)}); the record has: {keys}",
@@ -454,11 +461,14 @@ class DatasetScan:
                 )
             )
         if counts[WarningCode.PLACEHOLDER]:
+            placeholder = quote(
+                log.first_detail(WarningCode.PLACEHOLDER), config.limits.max_quoted_chars
+            )
             found.append(
                 log.warning(
                     WarningCode.PLACEHOLDER,
                     f"{counts[WarningCode.PLACEHOLDER]} records hold template placeholders such "
-                    f"as {log.first_detail(WarningCode.PLACEHOLDER)}",
+                    f"as {placeholder}",
                 )
             )
         zscore = config.warnings.length_outlier_zscore

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from tools.dataset_validator.config import SupabaseConfig
 from tools.errors import UserError
+from tools.quoting import excerpt, quote
 
 if TYPE_CHECKING:
     from storage3.exceptions import StorageApiError
@@ -57,11 +58,15 @@ class SupabaseAccess(BaseModel):
 
 
 class SupabaseCatalog:
-    """Catalog look-ups and downloads; one short-lived HTTP client per operation."""
+    """Catalog look-ups and downloads; one short-lived HTTP client per operation. Whoever may
+    write the catalog writes its names and paths: messages quote them (max_quoted_chars)."""
 
-    def __init__(self, access: SupabaseAccess, config: SupabaseConfig) -> None:
+    def __init__(
+        self, access: SupabaseAccess, config: SupabaseConfig, max_quoted_chars: int
+    ) -> None:
         self._access = access
         self._config = config
+        self._max_quoted = max_quoted_chars
 
     @contextmanager
     def _client(self) -> Iterator[tuple["Client", httpx.Client]]:
@@ -121,6 +126,7 @@ class SupabaseCatalog:
 
         bucket = self._config.storage_bucket
         target = folder / PurePosixPath(entry.storage_path).name
+        path = quote(entry.storage_path, self._max_quoted)
         with self._client() as (client, http):
             try:
                 signed = client.storage.from_(bucket).create_signed_url(
@@ -131,22 +137,23 @@ class SupabaseCatalog:
             except (httpx.HTTPError, ValueError) as exc:
                 raise self._unreachable(exc) from exc
             if not signed.get("signedURL"):
-                raise UserError(f"Supabase Storage gave no download URL for {entry.storage_path}.")
+                raise UserError(f"Supabase Storage gave no download URL for {path}.")
             try:
                 with http.stream("GET", signed["signedURL"]) as response, target.open("wb") as out:
                     if response.status_code != httpx.codes.OK:
                         response.read()
                         raise UserError(
-                            f"Supabase Storage refused {bucket}/{entry.storage_path} "
-                            f"(HTTP {response.status_code}: {_message(response)})."
+                            f"Supabase Storage refused {path} in bucket '{bucket}' (HTTP "
+                            f"{response.status_code}: {_message(response, self._max_quoted)})."
                         )
                     written = 0
                     for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
                         written += len(chunk)
                         if written > max_bytes:
                             raise UserError(
-                                f"supabase:{entry.name} is larger than limits.max_download_bytes "
-                                f"({max_bytes:,} bytes); raise the limit or use a smaller file."
+                                f"Catalog entry {quote(entry.name, self._max_quoted)} is larger "
+                                f"than limits.max_download_bytes ({max_bytes:,} bytes); raise "
+                                "the limit or use a smaller file."
                             )
                         out.write(chunk)
                         checkpoint()
@@ -178,16 +185,18 @@ class SupabaseCatalog:
             raise self._unreachable(exc) from exc
 
     def _storage_problem(self, entry: CatalogEntry, exc: "StorageApiError") -> str:
-        bucket = self._config.storage_bucket
+        bucket, most = self._config.storage_bucket, self._max_quoted
+        name, path = quote(entry.name, most), quote(entry.storage_path, most)
         status = str(exc.status)
         if status == "404" or exc.code in ("not_found", "NoSuchKey"):
             return (
-                f"Catalog entry '{entry.name}' points at {entry.storage_path}, which is not in "
-                f"the Storage bucket '{bucket}' ({exc.message}); fix its storage_path or upload "
+                f"Catalog entry {name} points at {path}, which is not in the Storage bucket "
+                f"'{bucket}' ({excerpt(str(exc.message), most)}); fix its storage_path or upload "
                 "the file."
             )
         return (
-            f"Supabase Storage refused {bucket}/{entry.storage_path}: {exc.message}. {_AUTH_HINT}"
+            f"Supabase Storage refused {path} in bucket '{bucket}': "
+            f"{excerpt(str(exc.message), most)}. {_AUTH_HINT}"
         )
 
     def _unreachable(self, exc: Exception) -> UserError:
@@ -200,9 +209,12 @@ class SupabaseCatalog:
 _AUTH_HINT = "Check SUPABASE_URL and SUPABASE_KEY (a key that may read the catalog and bucket)."
 
 
-def _message(response: httpx.Response) -> str:
+def _message(response: httpx.Response, max_chars: int) -> str:
+    """What an error response says, cut to `max_chars`."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
-    return str(body.get("message") or body.get("error") or body) if isinstance(body, dict) else ""
+        return excerpt(response.text, max_chars)
+    if not isinstance(body, dict):
+        return ""
+    return excerpt(str(body.get("message") or body.get("error") or body), max_chars)

@@ -15,15 +15,16 @@ from pathlib import Path
 
 from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.formats import Example, FormatChecker
+from tools.dataset_validator.formats import Example, FormatChecker, Turn
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Splitter
 from tools.dataset_validator.kinds import ErrorCode, WarningCode
+from tools.dataset_validator.readers import DecompressionBudget
 from tools.dataset_validator.report import (
     FIXES,
     DatasetReport,
-    PreviewMessage,
     PreviewRecord,
+    PreviewTurn,
     RunIssue,
     SplitReport,
     TokenizerInfo,
@@ -34,6 +35,7 @@ from tools.dataset_validator.sources import ResolvedDataset, Sources
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tokens import token_counter
 from tools.errors import UserError
+from tools.quoting import excerpt
 
 HASH_CHUNK = 1 << 20
 
@@ -56,7 +58,9 @@ def validate_datasets(
     hub: HubAccess,
     hooks: ScanHooks | None = None,
 ) -> ValidationReport:
-    """Check every record; the report names each failing record and why (never raises for data)."""
+    """Check every record; the report names each failing record and why. Data never raises,
+    except all the datasets together decompressing past limits.max_decompressed_bytes_per_call
+    (UserError): a file past its own limits is an error in its report."""
     hooks = hooks or ScanHooks()
     share = _validation_share(request, config)
     counter = token_counter(request.model_id, request.model_revision, hub, config.tokens)
@@ -71,7 +75,7 @@ def validate_datasets(
                 placeholders = Placeholders(config.warnings.placeholder_pattern)
                 state = RunState(
                     config=config,
-                    checker=FormatChecker(config.formats),
+                    checker=FormatChecker(config.formats, config.limits.max_quoted_chars),
                     chat_lane=(
                         ChatLane(config.formats, index, placeholders.literal)
                         if config.reading.native_chat and ChatLane.available()
@@ -87,6 +91,7 @@ def validate_datasets(
                         config.reading.progress_interval_s,
                     ),
                     totals=LengthStats(config.limits.examples_per_error_code),
+                    budget=DecompressionBudget(config.limits),
                 )
                 reports = _scan_all(state, resolved, share, request, hashes)
             finally:
@@ -276,20 +281,19 @@ def _issues(
 
 
 def _preview(ref: str, number: int, example: Example, max_chars: int) -> PreviewRecord:
-    def messages(turns: list[tuple[str, str]]) -> list[PreviewMessage]:
+    """A record as labelled data, its turns as what a speaker in the file said (not chat
+    messages the assistant could take as its own), each cut to `max_chars`."""
+
+    def turns(sequence: list[Turn]) -> list[PreviewTurn]:
         return [
-            PreviewMessage(
-                role=str(role),
-                content=text if len(text) <= max_chars else text[:max_chars] + "…",
-            )
-            for role, text in turns
+            PreviewTurn(speaker=str(role), text=excerpt(text, max_chars)) for role, text in sequence
         ]
 
     return PreviewRecord(
         dataset=ref,
         record=number,
         format=example.format,
-        messages=messages(example.turns),  # type: ignore[arg-type]
-        rejected=messages(example.rejected) if example.rejected else None,  # type: ignore[arg-type]
+        turns=turns(example.turns),
+        rejected=turns(example.rejected) if example.rejected else None,
         label=example.label,
     )

@@ -20,7 +20,12 @@ from pydantic import BaseModel, Field
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import FormatChecker, detect
 from tools.dataset_validator.hygiene import RecordIndex, Splitter
-from tools.dataset_validator.readers import RecordReader, UnreadableFileError, file_type
+from tools.dataset_validator.readers import (
+    DecompressionBudget,
+    RecordReader,
+    UnreadableFileError,
+    file_type,
+)
 from tools.dataset_validator.report import DatasetReport, FileInfo
 from tools.dataset_validator.sources import Sources
 from tools.errors import UserError
@@ -188,7 +193,8 @@ class _SplitWriter:
     ) -> None:
         self._package, self._plan = package, plan
         self._config, self._checkpoint = config, checkpoint
-        self._checker = FormatChecker(config.formats)
+        self._checker = FormatChecker(config.formats, config.limits.max_quoted_chars)
+        self._budget = DecompressionBudget(config.limits)  # the validation's bounds, again
         split = plan.datasets.split
         self._index = RecordIndex(split.seed)
         self._splitter = Splitter(split.validation_split or 0.0)
@@ -212,7 +218,9 @@ class _SplitWriter:
         config, checker = self._config, self._checker
         every = config.reading.check_every_records
         try:
-            with RecordReader(path, kind, config.reading, config.limits.max_line_bytes) as reader:
+            with RecordReader(
+                path, kind, config.reading, config.limits.max_line_bytes, self._budget
+            ) as reader:
                 for number, _, value in reader.records():
                     if not number % every:
                         self._checkpoint()

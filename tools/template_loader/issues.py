@@ -1,5 +1,6 @@
 """What a check found: an error (the config cannot be used) or a warning (it can, but look)."""
 
+import math
 import string
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -7,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Severity = Literal["error", "warning"]
+INT64_BITS = 64
+"""The widest whole number a trainer takes; a wider one is shown by its order of magnitude."""
 
 
 class ConfigIssue(BaseModel):
@@ -32,11 +35,16 @@ def placeholders(text: str) -> set[str]:
 
 
 def show(value: Any) -> str:
-    """A value as the user wrote it in JSON: true, 0.0002, [q_proj, v_proj]."""
+    """A value as the user wrote it in JSON: true, 0.0002, [q_proj, v_proj]; a whole number
+    wider than 64 bits as `about 10^500`, never its digits (thousands, and str() refuses them
+    past 4,300)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, int) and value.bit_length() > INT64_BITS:
+        sign = "-" if value < 0 else ""
+        return f"about {sign}10^{math.floor(math.log10(abs(value)))}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(show(v) for v in value) + "]"
     return "unset" if value is None else str(value)

@@ -60,6 +60,11 @@ class KeyRule(ConfigModel):
         bounded = [self.min, self.max, self.warn_below, self.warn_above]
         if not numeric and any(b is not None for b in bounded):
             raise ValueError(f"min/max/warn_below/warn_above need a numeric type, not {self.type}")
+        if numeric and (self.min is None or self.max is None):
+            raise ValueError(
+                "a numeric key needs min and max: they turn away a number such as "
+                "10**500 that no trainer can hold"
+            )
         return self
 
 
@@ -168,11 +173,14 @@ def _coerce(key_type: KeyType, raw: Any) -> Value | None:
         return None
     if key_type in ("int", "float"):
         number = _number(raw)
-        if number is None:
-            return None
+        if number is None or (isinstance(number, int) and key_type == "int"):
+            return number
         if key_type == "float":
-            return float(number)
-        return int(number) if float(number).is_integer() else None
+            try:
+                return float(number)
+            except OverflowError:  # a whole number past any float: the key's max rejects it
+                return number
+        return int(number) if number.is_integer() else None
     if key_type in ("list[str]", "str|list[str]") and isinstance(raw, list):
         items = [item.strip() for item in raw if isinstance(item, str) and item.strip()]
         return items if items and len(items) == len(raw) else None
@@ -197,8 +205,13 @@ def _number(raw: Any) -> float | int | None:
 
 
 def _describe(raw: Any) -> str:
+    """What the user gave instead: a scalar as written, an object or a list by its kind only."""
     if raw is None:
         return "null"
+    if isinstance(raw, dict):
+        return "an object"
+    if isinstance(raw, list | tuple):
+        return "a list"
     kind = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(
         type(raw), f"a {type(raw).__name__}"
     )
