@@ -142,7 +142,16 @@ def _serve(settings: Settings, *, http: bool, host: str | None, port: int | None
 
     configure_logging(settings.server.logging.level, secrets.values())
     log = get_logger(__name__)
-    mcp = build_server(settings, secrets, auth=auth if use_http else None)
+    try:
+        mcp = build_server(
+            settings,
+            secrets,
+            auth=auth if use_http else None,
+            transport="http" if use_http else "stdio",
+        )
+    except UserError as exc:
+        print(f"{APP_NAME}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         if not use_http:
             mcp.run()

@@ -14,10 +14,11 @@ from server.drafts.notify import PostgresSubscriptionBus
 from server.drafts.postgres import PostgresDraftStore
 from server.http import HttpAuth
 from server.logging import get_logger
+from server.places import Transport, check_places, sweep_package_leftovers
 from server.results import CompactResults
 from server.schemas import compact_schema
 from server.settings import Secrets, Settings
-from server.state import AppState, local_user, open_model_browser, open_store
+from server.state import AppState, HeavyCalls, local_user, open_model_browser, open_store
 from server.surface import (
     completions,
     datasets,
@@ -62,15 +63,31 @@ class WizardServer(MCPServer):
 
 
 def build_server(
-    settings: Settings, secrets: Secrets | None = None, *, auth: HttpAuth | None = None
+    settings: Settings,
+    secrets: Secrets | None = None,
+    *,
+    auth: HttpAuth | None = None,
+    transport: Transport = "stdio",
 ) -> MCPServer:
-    """The server; `auth` (HTTP only) makes every request carry a verified bearer token."""
+    """The server; `auth` (HTTP only) makes every request carry a verified bearer token.
+
+    `transport` decides whose folders are read: over HTTP only the configured dataset roots,
+    never a client's. UserError when a dataset root overlaps the package folders.
+    """
     secrets = secrets or Secrets.from_env()
+    check_places(settings, transport)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         store = await open_store(settings, secrets)
-        log.info("server.started", version=__version__, store=type(store).__name__)
+        swept = await anyio.to_thread.run_sync(sweep_package_leftovers, settings)
+        log.info(
+            "server.started",
+            version=__version__,
+            store=type(store).__name__,
+            transport=transport,
+            swept_leftovers=swept,
+        )
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(legacy_subscriptions.forward)
@@ -84,6 +101,8 @@ def build_server(
                     store=store,
                     models=open_model_browser(settings, secrets),
                     local_owner=local_user(),
+                    transport=transport,
+                    heavy=HeavyCalls(settings.server.limits.max_heavy_calls_per_owner),
                 )
                 background.cancel_scope.cancel()
         finally:

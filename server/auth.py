@@ -97,12 +97,13 @@ class SupabaseJwtVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             return None
+        # The SDK refuses a token past expires_at itself: tell it the expiry the leeway allows.
         return AccessToken(
             token=token,
             client_id=subject,
             subject=subject,
             scopes=str(claims.get("scope", "")).split(),
-            expires_at=claims.get("exp"),
+            expires_at=int(claims["exp"] + self._leeway),
             claims={"iss": claims.get("iss"), "role": claims.get("role")},
         )
 

@@ -105,6 +105,8 @@ class ServerLimits(ConfigModel):
     max_title_chars: Annotated[int, Field(ge=1, le=10_000)]
     max_drafts_per_owner: Annotated[int, Field(ge=1)]
     drafts_list_limit: Annotated[int, Field(ge=1, le=10_000)]
+    max_argument_chars: Annotated[int, Field(ge=256)]
+    max_heavy_calls_per_owner: Annotated[int, Field(ge=1)]
 
 
 class SupabaseAuthConfig(ConfigModel):

@@ -2,6 +2,9 @@
 
 import getpass
 import os
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -13,8 +16,35 @@ from server.drafts.model import owned_drafts_uri
 from server.drafts.postgres import PostgresDraftStore
 from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
+from server.places import Transport
 from server.settings import Secrets, Settings
+from tools.errors import UserError
 from tools.model_browser.browser import ModelBrowser
+
+
+class HeavyCalls:
+    """How many heavy calls (reading whole datasets, writing packages) each owner has running
+    in this process; one more than limits.max_heavy_calls_per_owner is refused as busy."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._running: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def hold(self, owner: str) -> AsyncIterator[None]:
+        if self._running[owner] >= self._limit:
+            raise UserError(
+                f"Busy: you already have {self._limit} dataset validation(s) or package "
+                "write(s) running (limits.max_heavy_calls_per_owner); wait for one to finish, "
+                "then try again."
+            )
+        self._running[owner] += 1
+        try:
+            yield
+        finally:
+            self._running[owner] -= 1
+            if not self._running[owner]:
+                del self._running[owner]
 
 
 @dataclass(frozen=True)
@@ -24,6 +54,8 @@ class AppState:
     store: DraftStore
     models: ModelBrowser
     local_owner: str
+    transport: Transport
+    heavy: HeavyCalls
 
 
 async def open_store(settings: Settings, secrets: Secrets) -> DraftStore:
@@ -89,6 +121,11 @@ def caller_from(state: AppState) -> str:
     if token is not None:
         return token.subject or token.client_id
     return state.local_owner
+
+
+def heavy_call(ctx: Context) -> AbstractAsyncContextManager[None]:
+    """Hold one of the caller's heavy-call slots for the duration (busy: UserError)."""
+    return app_state(ctx).heavy.hold(caller(ctx))
 
 
 async def load_draft(ctx: Context, draft_id: str) -> DraftPackage:

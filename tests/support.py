@@ -25,18 +25,21 @@ from server.state import local_user, open_store
 from tests.fake_hub import FakeHub
 
 SQLITE_PATH_ENV = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__SQLITE__PATH"
+PACKAGE_ROOT_ENV = "TRAINING_PACKAGE_MCP__PACKAGE__OUTPUT__ROOT"
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("training-package-mcp"))
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, connections fail
 
 
 def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The process environment with the drafts database moved under tmp_path and no secrets."""
+    """The process environment with the drafts database and the packages moved under tmp_path
+    and no secrets."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("TRAINING_PACKAGE_MCP") and k not in {"HF_TOKEN", "SUPABASE_KEY"}
     }
     env[SQLITE_PATH_ENV] = str(tmp_path / "drafts.sqlite3")
+    env[PACKAGE_ROOT_ENV] = str(tmp_path / "packages")
     # Never the user's caches, never the real Hub: the endpoint is a closed local port, so a
     # test that forgets its fake Hub fails fast instead of reaching the internet.
     env["TRAINING_PACKAGE_MCP__MODELS__CACHE__DISK_PATH"] = str(tmp_path / "search-cache.json")
@@ -211,20 +214,35 @@ def free_port() -> int:
 @contextmanager
 def http_server(env: dict[str, str], *args: str, timeout_s: float = 30) -> Iterator[str]:
     """`serve --http` as a subprocess on a free port; yields its base URL, stops it after."""
+    with http_server_process(env, *args, timeout_s=timeout_s) as (url, _):
+        yield url
+
+
+@contextmanager
+def http_server_process(
+    env: dict[str, str],
+    *args: str,
+    timeout_s: float = 30,
+    cwd: Path | None = None,
+    stderr: Any = subprocess.PIPE,
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """http_server, yielding the process too (its pid, its log on `stderr`)."""
     port = free_port()
     proc = subprocess.Popen(
         [CONSOLE_SCRIPT, "serve", "--http", "--port", str(port), *args],
         env=env,
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"server exited early: {proc.stderr.read()}")
+                log = proc.stderr.read() if proc.stderr else ""
+                raise AssertionError(f"server exited early: {log}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
@@ -232,7 +250,7 @@ def http_server(env: dict[str, str], *args: str, timeout_s: float = 30) -> Itera
                 if time.monotonic() > deadline:
                     raise AssertionError("server did not start listening") from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         try:

@@ -73,7 +73,8 @@ def test_demo_walks_the_wizard_offline(tmp_path: Path) -> None:
     assert "the server asks the user" in result.stdout  # finalize confirmed the warnings
     # the demo's drafts live in a temporary database, not the user's; the package stays
     assert not (tmp_path / "drafts.sqlite3").exists()
-    (package,) = (tmp_path / "training-packages").iterdir()
+    (owner,) = (tmp_path / "packages").iterdir()  # the package root, a folder per owner
+    (package,) = owner.iterdir()
     assert {"package.yaml", "train.py", "trl.yaml", "axolotl.yaml", "README.md"} <= {
         p.name for p in package.iterdir()
     }

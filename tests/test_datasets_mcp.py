@@ -131,7 +131,7 @@ async def test_client_roots_open_their_directories(tmp_path: Path) -> None:
     settings = data_settings(tmp_path)
     async with connect(settings) as client:  # no roots capability: config roots only
         message = await error_of(client, "validate_datasets", {"datasets": ["mine.jsonl"]})
-        assert "No file 'mine.jsonl' in the allowed directories" in message
+        assert "No file 'mine.jsonl' in the allowed folders" in message
 
     async def roots(_: Any) -> ListRootsResult:
         return ListRootsResult(roots=[Root(uri=offered.as_uri(), name="work")])
@@ -154,13 +154,14 @@ async def test_errors_are_tool_errors_with_the_reason(tmp_path: Path) -> None:
         missing = await error_of(
             client, "validate_datasets", {"datasets": ["chat.jsonl"], "draft_id": "nope"}
         )
-    assert "outside the allowed directories" in escape
+    assert "outside the allowed folders" in escape
     assert "outside [0.01, 0.5]" in split
     assert "No draft 'nope'" in missing
 
 
 async def test_progress_is_reported_while_reading(tmp_path: Path) -> None:
-    big = tmp_path / "big.jsonl"
+    (tmp_path / "data").mkdir()
+    big = tmp_path / "data" / "big.jsonl"
     line = (DATA / "chat.jsonl").read_text().splitlines()[0]
     big.write_text("\n".join(line.replace("Six", f"Six ({i})") for i in range(3000)) + "\n")
     prefix = "TRAINING_PACKAGE_MCP__DATASETS__"
@@ -168,7 +169,7 @@ async def test_progress_is_reported_while_reading(tmp_path: Path) -> None:
         env=isolated_env(
             tmp_path,
             **{
-                f"{prefix}ROOTS": json.dumps([str(tmp_path)]),
+                f"{prefix}ROOTS": json.dumps([str(tmp_path / "data")]),
                 f"{prefix}READING__CHECK_EVERY_RECORDS": "200",
                 f"{prefix}READING__PROGRESS_INTERVAL_S": "0.000001",
             },
@@ -192,7 +193,8 @@ async def test_progress_is_reported_while_reading(tmp_path: Path) -> None:
 async def test_a_cancelled_call_stops_the_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    big = tmp_path / "big.jsonl"
+    (tmp_path / "data").mkdir()
+    big = tmp_path / "data" / "big.jsonl"
     line = (DATA / "chat.jsonl").read_text().splitlines()[0]
     big.write_text("".join(line.replace("Six", f"Six ({i})") + "\n" for i in range(50_000)))
     prefix = "TRAINING_PACKAGE_MCP__DATASETS__"
@@ -200,7 +202,7 @@ async def test_a_cancelled_call_stops_the_scan(
         env=isolated_env(
             tmp_path,
             **{
-                f"{prefix}ROOTS": json.dumps([str(tmp_path)]),
+                f"{prefix}ROOTS": json.dumps([str(tmp_path / "data")]),
                 f"{prefix}BUNDLED_SAMPLES": "false",
                 f"{prefix}READING__CHECK_EVERY_RECORDS": "500",
             },
@@ -249,7 +251,8 @@ async def test_the_bundled_sample_validates(settings: Settings) -> None:
         listing = await call(client, "list_datasets", {"query": "support_chat"})
     (dataset,) = result["datasets"]
     assert result["valid"] and dataset["format"] == "chat" and dataset["records"] == 40
-    assert dataset["location"].endswith("samples/support_chat.jsonl")
-    assert len(result["preview"]) == 3 and result["preview"][0]["messages"][0]["role"] == "system"
+    assert dataset["location"].endswith("/support_chat.jsonl")
+    assert len(result["preview"]) == 3 and result["preview"][0]["untrusted"] is True
+    assert result["preview"][0]["turns"][0]["speaker"] == "system"
     refs = [d["ref"] for d in listing["datasets"] if d["format"] == "chat"]
     assert {"support_chat.jsonl", "samples/support_chat.jsonl"} & set(refs)

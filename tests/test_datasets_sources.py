@@ -62,17 +62,34 @@ def test_paths_that_leave_the_root_are_refused(
     config: DatasetsConfig, tree: tuple[Path, Path], ref: str
 ) -> None:
     root, secret = tree
-    with pytest.raises(UserError, match=r"Refused: .* outside the allowed directories"):
+    with pytest.raises(UserError, match=r"Refused: .* is outside the allowed folders"):
         resolve_local(ref.format(secret=secret), allowed_roots([root]), config.file_extensions)
 
 
-def test_a_symlink_out_of_the_root_is_refused(
+def test_a_symlink_out_of_the_root_is_refused_without_saying_where_it_leads(
     config: DatasetsConfig, tree: tuple[Path, Path]
 ) -> None:
     root, secret = tree
     (root / "innocent.jsonl").symlink_to(secret)
-    with pytest.raises(UserError, match=f"leads to {secret}"):
-        resolve_local("innocent.jsonl", allowed_roots([root]), config.file_extensions)
+    (root / "dangling.jsonl").symlink_to(secret.with_name("absent.jsonl"))
+    messages = []
+    for ref in ("innocent.jsonl", "dangling.jsonl", str(secret), str(secret) + ".absent"):
+        with pytest.raises(UserError, match="is outside the allowed folders") as refused:
+            resolve_local(ref, allowed_roots([root]), config.file_extensions)
+        messages.append(str(refused.value).replace(ref, "<ref>"))
+        assert str(secret.parent) not in str(refused.value).replace(ref, "")
+    assert len(set(messages)) == 1  # existing or not, linked or named: one answer
+
+
+def test_private_folders_inside_a_root_are_out_of_reach(
+    config: DatasetsConfig, tree: tuple[Path, Path]
+) -> None:
+    root, _ = tree
+    private = root / "nested"
+    with pytest.raises(UserError, match="is outside the allowed folders"):
+        resolve_local("nested/chat.jsonl", allowed_roots([root]), config.file_extensions, [private])
+    sources = Sources(config, allowed_roots([root]), NO_HUB, None, private=[private.resolve()])
+    assert list_datasets(config, sources, None, "local").datasets == []
 
 
 def test_a_symlink_that_stays_inside_is_followed(
@@ -88,7 +105,7 @@ def test_a_symlink_that_stays_inside_is_followed(
     ("ref", "message"),
     [
         ("nested", "is a directory"),
-        ("missing.jsonl", "No file 'missing.jsonl' in the allowed directories"),
+        ("missing.jsonl", "No file 'missing.jsonl' in the allowed folders"),
         ("notes.txt", "not a dataset file this server reads"),
     ],
 )
@@ -102,7 +119,7 @@ def test_other_local_refs_say_what_is_wrong(
 
 
 def test_no_roots_at_all(config: DatasetsConfig, tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="No local directory is open"):
+    with pytest.raises(UserError, match="No local folder is open"):
         resolve_local("x.jsonl", allowed_roots([tmp_path / "absent"]), config.file_extensions)
 
 
@@ -394,6 +411,24 @@ def test_the_catalog_is_listed_and_searched(
     assert entry.description == "Customer support conversations, cleaned."
     found = list_datasets(config, sources, "ranked", "supabase")
     assert [e.ref for e in found.datasets] == ["supabase:prefs"]
+
+
+def test_catalog_text_is_cut_and_a_long_name_is_referred_to_by_id(config: DatasetsConfig) -> None:
+    """Whoever may write the catalog writes its names and descriptions: they come back cut."""
+    most, huge = config.limits.max_quoted_chars, 1_000_000
+    with serve_fake_supabase(KEY) as (fake, url):
+        row = catalog_row("n" * huge, "chats/support.jsonl", id=9, description="d" * huge)
+        fake.add(row, (DATA / "chat.jsonl").read_bytes())
+        fake.add(catalog_row("odd", "p" * huge, id=10))
+        sources = supabase_sources(config, url)
+        long_name, _ = list_datasets(config, sources, None, "supabase").datasets
+        assert long_name.ref == "supabase:9"
+        assert long_name.name == f"{'n' * most}… (1,000,000 characters)"
+        assert long_name.description == f"{'d' * most}… (1,000,000 characters)"
+        assert validate_refs(config, sources, NO_HUB, [long_name.ref]).datasets[0].valid
+        with pytest.raises(UserError, match=r"not a file type") as caught:
+            validate_refs(config, sources, NO_HUB, ["supabase:odd"])
+    assert len(str(caught.value)) < 3 * most
 
 
 def test_a_broken_catalog_does_not_hide_local_files(config: DatasetsConfig, tmp_path: Path) -> None:

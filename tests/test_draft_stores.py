@@ -12,6 +12,8 @@ from server.drafts import (
     DraftLimitError,
     DraftNotFoundError,
     DraftStore,
+    DraftUnavailableError,
+    DraftValueError,
     StepName,
     StepSection,
     StepStatus,
@@ -125,3 +127,35 @@ async def test_fifty_concurrent_updates_lose_nothing(backend: str, tmp_path: Pat
         assert len(outcomes) == 50 and winners
         assert final.version == 1 + len(winners)
         assert sorted(final.config.payload) == sorted(winners)  # every win is in the final state
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_delete_is_the_owner_s_alone(backend: str, tmp_path: Path) -> None:
+    async with open_store(backend, tmp_path, max_drafts=1) as store:
+        draft = await store.create("alice", "short-lived")
+        with pytest.raises(DraftNotFoundError):
+            await store.delete(draft.id, "bob")
+        await store.delete(draft.id, "alice")
+        with pytest.raises(DraftNotFoundError):
+            await store.get(draft.id, "alice")
+        with pytest.raises(DraftNotFoundError):
+            await store.delete(draft.id, "alice")
+        await store.create("alice", "room again")  # the limit counts what is left
+
+
+async def test_a_value_postgres_refuses_is_not_called_an_outage() -> None:
+    """A NUL in a title: PostgreSQL text cannot hold one. Retrying would not help, so the user
+    is told to change the value, not that the database is down."""
+    async with postgres_store() as store:
+        with pytest.raises(DraftValueError, match="change the value rather than retrying"):
+            await store.create("alice", "a\x00b")
+        assert await store.list("alice") == []
+
+
+async def test_a_failing_sqlite_database_is_not_named_by_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "drafts.sqlite3"
+    store = SqliteDraftStore(path, busy_timeout_s=5, max_drafts_per_owner=10)
+    await store.close()  # every later call fails inside SQLite
+    with pytest.raises(DraftUnavailableError) as failed:
+        await store.list("alice")
+    assert str(tmp_path) not in str(failed.value) and "try again" in str(failed.value)

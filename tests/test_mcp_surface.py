@@ -52,8 +52,9 @@ async def complete(client, uri: str, argument: str, value: str) -> list[str]:
 
 
 async def test_completions(tmp_path: Path) -> None:
-    # datasets.roots is the test's own directory, so the bundled sample is the one dataset
-    env = isolated_env(tmp_path, TRAINING_PACKAGE_MCP__DATASETS__ROOTS=f"[{tmp_path}]")
+    # datasets.roots is an empty directory, so the bundled sample is the one dataset
+    (tmp_path / "data").mkdir()
+    env = isolated_env(tmp_path, TRAINING_PACKAGE_MCP__DATASETS__ROOTS=f"[{tmp_path / 'data'}]")
     async with connect(load_settings(env=env)) as client:
         draft_id = (await client.call_tool("create_draft", {})).structured_content["draft_id"]
         assert await complete(client, "package://drafts/{draft_id}", "draft_id", "") == [draft_id]
@@ -69,7 +70,8 @@ async def test_completions(tmp_path: Path) -> None:
 
 
 async def test_offline_lookups_for_a_model_a_hardware_id_and_a_file(tmp_path: Path) -> None:
-    env = isolated_env(tmp_path, TRAINING_PACKAGE_MCP__DATASETS__ROOTS=f"[{tmp_path}]")
+    (tmp_path / "data").mkdir()
+    env = isolated_env(tmp_path, TRAINING_PACKAGE_MCP__DATASETS__ROOTS=f"[{tmp_path / 'data'}]")
     async with connect(load_settings(env=env)) as client:
         (model,) = (
             await client.read_resource("package://models/Qwen/Qwen2.5-0.5B-Instruct")

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from filelock import FileLock
 
 from server.settings import Settings, load_settings
 from tests.fake_hub import serve_fake_hub
@@ -37,7 +38,13 @@ from tools.package_builder.checks import (
 )
 from tools.package_builder.config import MANIFEST_NAME, FilesConfig, RequirementsConfig
 from tools.package_builder.data import DatasetChangedError
-from tools.package_builder.destination import default_name, package_destination
+from tools.package_builder.destination import (
+    default_name,
+    owner_folder,
+    owner_folders,
+    package_destination,
+    remove_package,
+)
 from tools.package_builder.exporters import axolotl_dataset
 from tools.package_builder.inputs import (
     PackageInputs,
@@ -47,7 +54,7 @@ from tools.package_builder.inputs import (
 )
 from tools.package_builder.manifest import Generator
 from tools.package_builder.shapes import Shape, package_shape, trl_record
-from tools.package_builder.writer import write_failure
+from tools.package_builder.writer import sweep_leftovers, write_failure
 from tools.template_loader.facts import CrossStepFacts, ModelFacts
 from tools.template_loader.service import apply_template
 
@@ -386,6 +393,17 @@ def test_an_existing_directory_is_replaced_only_when_asked(
     assert [p.name for p in destination.parent.iterdir()] == ["pkg"]
 
 
+def test_overwrite_replaces_a_package_and_nothing_else(settings: Settings, data_root: Path) -> None:
+    inputs = make_inputs(settings, data_root, ["chat.jsonl"])
+    folder = data_root.parent / "out" / "projects"
+    (folder / "other-package").mkdir(parents=True)
+    (folder / "other-package" / MANIFEST_NAME).write_text("name: other\n")
+    with pytest.raises(UserError, match="not a training package"):
+        build(settings, data_root, inputs, folder, overwrite=True)
+    assert (folder / "other-package" / MANIFEST_NAME).read_text() == "name: other\n"
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["projects"]
+
+
 def test_data_changed_since_validation_is_refused(settings: Settings, data_root: Path) -> None:
     inputs = make_inputs(settings, data_root, ["chat.jsonl"])
     path = data_root / "chat.jsonl"
@@ -419,7 +437,9 @@ def test_a_dataset_of_another_size_is_caught_before_writing(
 def example_of(settings: Settings, record: dict[str, Any]) -> Any:
     fmt = detect(record)
     assert fmt is not None
-    example, problems = FormatChecker(settings.datasets.formats).check(fmt, record)
+    datasets = settings.datasets
+    checker = FormatChecker(datasets.formats, datasets.limits.max_quoted_chars)
+    example, problems = checker.check(fmt, record)
     assert example is not None, problems
     return fmt, example
 
@@ -575,25 +595,87 @@ def test_an_estimate_older_than_a_step_is_stale() -> None:
 def test_the_default_destination_is_named_after_the_draft(
     settings: Settings, tmp_path: Path
 ) -> None:
-    output = settings.package.output.model_copy(update={"root": tmp_path / "packages"})
-    path = package_destination(output, None, "Support-Bot v1: Café!", "abc123")
-    assert path == tmp_path / "packages" / "support-bot-v1-cafe-abc123"
+    folders = owner_folders(settings.package.output, tmp_path / "packages", "alice")
+    path = package_destination(folders, None, "Support-Bot v1: Café!", "abc123", 40)
+    assert path == folders[0] / "support-bot-v1-cafe-abc123"
     assert default_name("   ", "abc123", 40) == "abc123"
     assert default_name("x" * 100, "id", 5) == "xxxxx-id"
 
 
-def test_output_dir_stays_inside_the_package_roots(settings: Settings, tmp_path: Path) -> None:
+def test_each_owner_has_a_folder_of_their_own() -> None:
+    names = {owner: owner_folder(owner, 40) for owner in ("alice", "a.b", "a-b", "../..", "⚙")}
+    assert names["alice"].startswith("alice-") and len(set(names.values())) == len(names)
+    assert names["../.."] and "/" not in names["../.."] and ".." not in names["../.."]
+    assert owner_folder("alice", 40) == names["alice"]  # stable across calls and restarts
+
+
+def test_output_dir_stays_inside_the_owner_s_folders(settings: Settings, tmp_path: Path) -> None:
     root, extra = tmp_path / "packages", tmp_path / "elsewhere"
-    output = settings.package.output.model_copy(update={"root": root, "extra_roots": [extra]})
-    assert package_destination(output, "mine", "t", "id") == root / "mine"
-    assert package_destination(output, str(extra / "x"), "t", "id") == extra / "x"
-    for outside in (str(tmp_path / "other"), "../escape", str(root)):
-        with pytest.raises(UserError, match="not inside the package directories"):
-            package_destination(output, outside, "t", "id")
-    root.mkdir()
-    (root / "link").symlink_to(tmp_path)
-    with pytest.raises(UserError, match="not inside"):
-        package_destination(output, "link/escaped", "t", "id")
+    output = settings.package.output.model_copy(update={"extra_roots": [extra]})
+    mine, theirs = owner_folders(output, root, "alice"), owner_folders(output, root, "bob")
+    assert [folder.parent for folder in mine] == [root, extra]
+    assert package_destination(mine, "v1", "t", "id", 40) == mine[0] / "v1"
+    assert package_destination(mine, str(mine[1] / "x"), "t", "id", 40) == mine[1] / "x"
+    for outside in (
+        str(tmp_path / "other"),
+        "../escape",
+        str(mine[0]),
+        str(theirs[0] / "v1"),
+        f"../{theirs[0].name}/v1",
+        str(extra / "shared"),
+    ):
+        with pytest.raises(UserError, match="outside your package folder") as refused:
+            package_destination(mine, outside, "t", "id", 40)
+        assert str(tmp_path) not in str(refused.value)
+    mine[0].mkdir(parents=True)
+    (mine[0] / "link").symlink_to(theirs[0].parent)
+    with pytest.raises(UserError, match="outside your package folder"):
+        package_destination(mine, f"link/{theirs[0].name}/v1", "t", "id", 40)
+
+
+def test_remove_package_removes_only_a_package_of_the_owner(tmp_path: Path) -> None:
+    mine = tmp_path / "alice-1"
+    (mine / "pkg").mkdir(parents=True)
+    (mine / "pkg" / MANIFEST_NAME).write_text("name: pkg\n")
+    (mine / "notes").mkdir()
+    (tmp_path / "bob-2" / "pkg").mkdir(parents=True)
+    (tmp_path / "bob-2" / "pkg" / MANIFEST_NAME).write_text("name: pkg\n")
+    assert remove_package(mine / "notes", [mine]) is False and (mine / "notes").exists()
+    assert remove_package(tmp_path / "bob-2" / "pkg", [mine]) is False
+    assert (tmp_path / "bob-2" / "pkg").exists()
+    assert remove_package(mine / "pkg", [mine]) is True and not (mine / "pkg").exists()
+
+
+# --- what a killed write leaves behind ----------------------------------------------------------
+
+
+def leftover(folder: Path, name: str, kind: str, token: str) -> Path:
+    path = folder / f".{name}.{kind}-{token}"
+    (path / "data").mkdir(parents=True)
+    (path / "data" / "train.jsonl").write_text("copied data\n")
+    return path
+
+
+def test_the_sweep_clears_what_killed_writes_left_and_spares_live_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "alice-1"
+    stale = leftover(folder, "v1", "partial", "0badf00d")
+    live = leftover(folder / "nested", "v2", "partial", "cafebabe")
+    # killed between moving the old v3 aside and renaming the new one into place
+    aside = tmp_path / "alice-1" / ".v3.replaced-deadbeef"
+    (aside / "v3").mkdir(parents=True)
+    (aside / "v3" / MANIFEST_NAME).write_text("name: v3\n")
+    # killed after the replacement arrived, before the old copy was removed
+    done = leftover(folder, "v4", "replaced", "feedface")
+    (folder / "v4").mkdir()
+    (folder / "v4" / MANIFEST_NAME).write_text("name: new v4\n")
+    (folder / ".v5.lock-12345678").write_text("")
+    with FileLock(folder / "nested" / ".v2.lock-cafebabe", timeout=0):
+        cleared = sweep_leftovers(folder)
+    assert not stale.exists() and live.exists()
+    assert (folder / "v3" / MANIFEST_NAME).read_text() == "name: v3\n" and not aside.exists()
+    assert (folder / "v4" / MANIFEST_NAME).read_text() == "name: new v4\n" and not done.exists()
+    assert set(cleared) == {stale, folder / "v3", aside, done}
+    assert sorted(p.name for p in folder.iterdir()) == ["nested", "v3", "v4"]
 
 
 # --- configuration ------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ from mcp.types import ElicitRequestParams, ElicitResult
 
 from server.app import build_server
 from server.settings import Secrets, Settings, load_settings
+from server.state import local_user
 from tests.fake_hub import FakeHub
 from tests.support import connect, isolated_env, llama_config
+from tools.package_builder.destination import owner_folder
 
 DATA = Path(__file__).parent / "data" / "datasets"
 MODEL_ID = "Qwen/Qwen2.5-0.5B-Instruct"  # in the offline catalog: no Hub needed
@@ -100,7 +102,13 @@ async def read_draft(client: Client, draft_id: str) -> dict[str, Any]:
 
 
 def contents(path: Path) -> list[str]:
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+    """The files under `path` (empty folders, such as an owner's, are no package)."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if not p.is_dir())
+
+
+def my_packages(tmp_path: Path) -> Path:
+    """The local user's folder in package_settings' package root."""
+    return tmp_path / "packages" / owner_folder(local_user(), 40)
 
 
 # --- the tool -----------------------------------------------------------------------------------
@@ -149,7 +157,7 @@ async def test_warnings_come_back_as_fields_then_accept_warnings_writes(tmp_path
         changed = await read_draft(client, draft_id)
     path = Path(written["path"])
     assert written["written"] is True
-    assert path == tmp_path / "packages" / f"support-bot-{draft_id}"
+    assert path == my_packages(tmp_path) / f"support-bot-{draft_id}"
     assert set(written["files"]) == {str(p.relative_to(path)) for p in path.rglob("*.*")}
     manifest = yaml.safe_load((path / "package.yaml").read_text())
     assert manifest == written["manifest"]
@@ -293,11 +301,11 @@ async def test_output_dir_is_checked_and_an_existing_package_kept(tmp_path: Path
         outside = await error_of(
             client, "finalize_package", {**args, "output_dir": str(tmp_path / "elsewhere")}
         )
-    assert first["path"] == replaced["path"] == str(tmp_path / "packages" / "v1")
+    assert first["path"] == replaced["path"] == str(my_packages(tmp_path) / "v1")
     assert "already exists and is not empty" in again and "overwrite=true" in again
-    assert "not inside the package directories" in outside
+    assert "outside your package folder" in outside
     assert not (tmp_path / "elsewhere").exists()
-    assert sorted(p.name for p in (tmp_path / "packages").iterdir()) == ["v1"]
+    assert sorted(p.name for p in my_packages(tmp_path).iterdir()) == ["v1"]
 
 
 @contextmanager
@@ -327,7 +335,7 @@ def read_only(path: Path) -> Iterator[None]:
 
 async def test_a_read_only_directory_gives_a_clear_error_and_no_package(tmp_path: Path) -> None:
     settings = package_settings(tmp_path)
-    locked = tmp_path / "packages" / "locked"
+    locked = my_packages(tmp_path) / "locked"
     async with connect(settings) as client:
         draft_id = await complete_draft(client)
         with read_only(locked):

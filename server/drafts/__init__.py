@@ -7,6 +7,8 @@ from server.drafts.store import (
     DraftNotFoundError,
     DraftStore,
     DraftStoreError,
+    DraftUnavailableError,
+    DraftValueError,
 )
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "DraftStore",
     "DraftStoreError",
     "DraftSummary",
+    "DraftUnavailableError",
+    "DraftValueError",
     "StepName",
     "StepSection",
     "StepStatus",

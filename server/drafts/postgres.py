@@ -29,6 +29,8 @@ from server.drafts.store import (
     DraftLimitError,
     DraftNotFoundError,
     DraftStoreError,
+    DraftUnavailableError,
+    DraftValueError,
 )
 from server.logging import get_logger
 
@@ -111,14 +113,23 @@ class PostgresDraftStore:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection; database failures become a DraftStoreError the user can read."""
+        """A pooled connection; database failures become a DraftStoreError the user can read:
+        a refused value (fix the value) apart from an outage (try again); the log keeps the
+        real cause."""
         try:
             async with self._pool.connection() as conn:
                 yield conn
-        except (psycopg.Error, PoolTimeout) as exc:
-            log.warning("drafts.database_error", error=type(exc).__name__)
+        except psycopg.DataError as exc:
+            log.warning("drafts.value_refused", **_cause(exc))
+            raise DraftValueError() from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            log.warning("drafts.unavailable", **_cause(exc))
+            raise DraftUnavailableError() from exc
+        except psycopg.Error as exc:
+            log.error("drafts.database_error", **_cause(exc))
             raise DraftStoreError(
-                "The drafts database is not answering right now; try again in a moment."
+                f"The drafts database failed on this request (SQLSTATE {exc.sqlstate}); the "
+                "server's log has the cause. Tell the server's operator if it persists."
             ) from exc
 
     async def create(self, owner: str, title: str) -> DraftPackage:
@@ -205,6 +216,16 @@ class PostgresDraftStore:
         log.info("draft.saved", draft_id=saved.id, version=saved.version)
         return saved
 
+    async def delete(self, draft_id: str, owner: str) -> None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                sql.SQL("DELETE FROM {} WHERE id = %s AND owner = %s").format(self._table),
+                (draft_id, owner),
+            )
+            if cursor.rowcount == 0:
+                raise DraftNotFoundError(draft_id)
+        log.info("draft.deleted", draft_id=draft_id)
+
     async def notify(self, channel: str, payload: str) -> None:
         """NOTIFY every connection listening on `channel`, through the pool."""
         async with self._connection() as conn:
@@ -216,3 +237,9 @@ class PostgresDraftStore:
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+def _cause(exc: Exception) -> dict[str, str | None]:
+    """What the log keeps of a database failure."""
+    sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+    return {"error": type(exc).__name__, "sqlstate": sqlstate, "cause": str(exc)}

@@ -28,6 +28,8 @@ from server.drafts.store import (
     DraftLimitError,
     DraftNotFoundError,
     DraftStoreError,
+    DraftUnavailableError,
+    DraftValueError,
 )
 from server.logging import get_logger
 
@@ -68,14 +70,23 @@ class SqliteDraftStore:
         return _Transaction(self._conn, self._lock)
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` in a worker thread; a refused value is told apart from a database that
+        cannot answer (locked, disk trouble), and neither names the file: the log does."""
+
         def guarded() -> T:
             try:
                 return fn()
+            except (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError) as exc:
+                log.warning("drafts.value_refused", error=type(exc).__name__, cause=str(exc))
+                raise DraftValueError() from exc
             except sqlite3.Error as exc:
-                raise DraftStoreError(
-                    f"The drafts database at {self.path} failed: {exc}. Try again; if it "
-                    "persists, check the disk and the file's permissions."
-                ) from exc
+                log.warning(
+                    "drafts.unavailable",
+                    error=type(exc).__name__,
+                    cause=str(exc),
+                    path=str(self.path),
+                )
+                raise DraftUnavailableError() from exc
 
         return await anyio.to_thread.run_sync(guarded)
 
@@ -159,6 +170,18 @@ class SqliteDraftStore:
             return saved
 
         return await self._run(compare_and_set)
+
+    async def delete(self, draft_id: str, owner: str) -> None:
+        def remove() -> None:
+            with self._transaction() as conn:
+                deleted = conn.execute(
+                    "DELETE FROM drafts WHERE id = ? AND owner = ?", (draft_id, owner)
+                ).rowcount
+            if not deleted:
+                raise DraftNotFoundError(draft_id)
+            log.info("draft.deleted", draft_id=draft_id)
+
+        await self._run(remove)
 
     async def close(self) -> None:
         with self._lock:

@@ -19,6 +19,21 @@ class DraftNotFoundError(DraftStoreError, NotFoundError):
         )
 
 
+class DraftValueError(DraftStoreError):
+    """The database refused a value (a bad value, not an outage: retrying will not help)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The drafts database refused a value in this request (such as a character or a "
+            "number it cannot store); change the value rather than retrying."
+        )
+
+
+class DraftUnavailableError(DraftStoreError):
+    def __init__(self) -> None:
+        super().__init__("The drafts database is not answering right now; try again in a moment.")
+
+
 class DraftConflictError(DraftStoreError):
     def __init__(self, draft_id: str, expected: int, current: int):
         self.draft_id = draft_id
@@ -34,7 +49,7 @@ class DraftLimitError(DraftStoreError):
     def __init__(self, limit: int):
         super().__init__(
             f"You already have {limit} drafts, the configured maximum "
-            "(limits.max_drafts_per_owner). Finish or remove old drafts first."
+            "(limits.max_drafts_per_owner). Delete old ones with delete_draft first."
         )
 
 
@@ -53,6 +68,10 @@ class DraftStore(Protocol):
         Raises DraftConflictError when another writer saved first, DraftNotFoundError when the
         draft is gone or belongs to someone else.
         """
+        ...
+
+    async def delete(self, draft_id: str, owner: str) -> None:
+        """Remove the owner's draft; DraftNotFoundError when there is none (or not theirs)."""
         ...
 
     async def close(self) -> None: ...

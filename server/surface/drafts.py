@@ -2,8 +2,10 @@
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
@@ -11,8 +13,17 @@ from pydantic import BaseModel, Field
 from server.drafts import StepName
 from server.drafts.model import DRAFTS_URI
 from server.errors import resource_errors, tool_errors
+from server.places import owner_package_folders
 from server.state import announce, app_state, caller
 from tools.errors import UserError
+from tools.package_builder.destination import remove_package
+
+
+class DeleteDraftResult(BaseModel):
+    deleted: str
+    package: str | None = None
+    package_removed: bool = False
+    next_action: str
 
 
 class CreateDraftResult(BaseModel):
@@ -57,6 +68,46 @@ def register(mcp: MCPServer) -> None:
             title=draft.title,
             next_step=draft.next_step,
             next_action=draft.next_action,
+        )
+
+    @mcp.tool(
+        title="Delete a draft",
+        description="Delete a draft for good (ask first); its package stays unless asked.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
+    @tool_errors
+    async def delete_draft(
+        ctx: Context,
+        draft_id: Annotated[str, Field(description="The draft to delete.")],
+        delete_package: Annotated[bool, Field(description="Also remove its package.")] = False,
+    ) -> DeleteDraftResult:
+        state = app_state(ctx)
+        owner = caller(ctx)
+        draft = await state.store.get(draft_id, owner)
+        package = Path(draft.package.path) if draft.package else None
+        removed = False
+        if package is not None and delete_package:
+            removed = await anyio.to_thread.run_sync(
+                remove_package, package, owner_package_folders(state.settings, owner)
+            )
+        await state.store.delete(draft.id, owner)
+        await announce(ctx, draft)
+        if package is None:
+            kept = ""
+        elif removed:
+            kept = " Its package folder was removed too."
+        else:
+            kept = f" Its package stays in {package}."
+        return DeleteDraftResult(
+            deleted=draft.id,
+            package=str(package) if package else None,
+            package_removed=removed,
+            next_action=f"Draft {draft.id} is deleted.{kept} create_draft starts a new one.",
         )
 
     @mcp.resource(

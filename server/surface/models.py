@@ -1,6 +1,6 @@
 """Step 1 on MCP: search_models and select_model."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
@@ -17,6 +17,10 @@ from tools.model_browser.results import ModelDetails, SearchResult
 
 
 class SelectModelResult(ModelDetails):
+    """ModelDetails, its architecture left untyped in the output schema (config.json's keys as
+    the result shows them): the typed one alone would be a twentieth of tools/list."""
+
+    architecture: dict[str, Any]  # type: ignore[assignment]
     draft_uri: str
     next_action: str
 

@@ -21,7 +21,8 @@ from server.drafts import DraftConflictError, DraftPackage, StepName, StepStatus
 from server.drafts.model import PackageRecord
 from server.errors import tool_errors
 from server.logging import get_logger
-from server.state import announce, app_state, client_can_elicit, load_draft
+from server.places import owner_package_folders, sweep_package_leftovers
+from server.state import announce, app_state, caller, client_can_elicit, heavy_call, load_draft
 from server.surface.datasets import dataset_sources
 from server.surface.templates import facts_from_draft
 from tools.deployment_estimator.results import DeploymentEstimate
@@ -173,9 +174,11 @@ def register(mcp: MCPServer) -> None:
         decision: Decision,
         output_dir: Annotated[
             str | None,
-            Field(description="Directory to create; default: <package root>/<title>-<id>."),
+            Field(description="Directory in your package folder; default: <title>-<id>."),
         ] = None,
-        overwrite: Annotated[bool, Field(description="Replace a non-empty output_dir.")] = False,
+        overwrite: Annotated[
+            bool, Field(description="Replace your package at output_dir.")
+        ] = False,
         accept_warnings: Annotated[
             bool, Field(description="Write despite warnings, once the user agreed.")
         ] = False,
@@ -199,8 +202,9 @@ def register(mcp: MCPServer) -> None:
                     "finalize_package again with accept_warnings=true, else fix them first."
                 ),
             )
+        folders = owner_package_folders(settings, caller(ctx))
         destination = package_destination(
-            settings.package.output, output_dir, draft.title, draft.id
+            folders, output_dir, draft.title, draft.id, settings.package.output.slug_max_chars
         )
         request = PackageRequest(
             inputs=preflight.inputs,
@@ -218,7 +222,9 @@ def register(mcp: MCPServer) -> None:
             sources,
             checkpoint=anyio.from_thread.check_cancelled,
         )
-        result = await anyio.to_thread.run_sync(build)
+        async with heavy_call(ctx):
+            await anyio.to_thread.run_sync(sweep_package_leftovers, settings, caller(ctx))
+            result = await anyio.to_thread.run_sync(build)
         log.info("package.written", draft_id=draft.id, path=result.path, files=len(result.files))
         record = PackageRecord(
             path=result.path,

@@ -16,11 +16,13 @@ from huggingface_hub.constants import is_offline_mode
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
+    HFValidationError,
     HTTPError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import validate_repo_id
 
 from tools.dataset_validator.config import LimitsConfig
 from tools.dataset_validator.readers import file_type
@@ -61,8 +63,14 @@ def dataset_files(
     extensions: list[str],
     checkpoint: Callable[[], None],
 ) -> list[tuple[str, Path]]:
-    """(name in the repo, local path) of the split's files, in the cache (downloaded if online)."""
-    if not REPO_ID.match(repo_id):
+    """(name in the repo, local path) of the split's files, in the cache (downloaded if online).
+
+    limits.max_download_bytes counts the files as stored (compressed: a 33 KB Parquet file may
+    hold a 1 GiB value). What they decompress to is bounded when they are read, as a local
+    file's is: RecordReader holds each to max_decompressed_bytes_per_file,
+    max_compression_ratio and max_parquet_column_chunk_bytes, and a call to
+    max_decompressed_bytes_per_call."""
+    if not is_repo_id(repo_id):
         raise UserError(f"'hf:{repo_id}' is not a Hub dataset id; write hf:<owner>/<name>[:split].")
     if is_offline_mode():
         return _cached_files(repo_id, split, default_split, extensions, hub.cache_dir)
@@ -113,6 +121,15 @@ def dataset_files(
             raise UserError(f"Downloading {name} from hf:{repo_id} failed: {exc}") from exc
         files.append((name, Path(path)))
     return files
+
+
+def is_repo_id(repo_id: str) -> bool:
+    """<owner>/<name> as the Hub allows it (no `..`, no leading dot or dash, bounded length)."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return False
+    return REPO_ID.match(repo_id) is not None
 
 
 def _cached_files(

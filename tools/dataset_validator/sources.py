@@ -15,6 +15,7 @@ from tools.dataset_validator.report import SourceKind
 from tools.dataset_validator.roots import resolve_local
 from tools.dataset_validator.supabase_catalog import SupabaseAccess, SupabaseCatalog
 from tools.errors import UserError
+from tools.quoting import excerpt, quote
 
 SUPABASE_PREFIX = "supabase:"
 HUB_PREFIX = "hf:"
@@ -35,7 +36,12 @@ class ResolvedDataset:
 
 
 class Sources:
-    """Resolves refs against the allowed roots, the Hub and (when configured) Supabase."""
+    """Resolves refs against the allowed roots, the Hub and (when configured) Supabase.
+
+    `private`: folders no local ref may reach even inside a root (the package folders, the
+    server's data). `labels`: how a root is shown instead of its path (say, the bundled
+    samples, whose path would tell where the server is installed).
+    """
 
     def __init__(
         self,
@@ -43,11 +49,24 @@ class Sources:
         roots: list[Path],
         hub: HubAccess,
         supabase: SupabaseAccess | None,
+        *,
+        private: list[Path] | None = None,
+        labels: dict[Path, str] | None = None,
     ) -> None:
         self._config = config
         self.roots = roots
+        self.private = private or []
+        self._labels = labels or {}
         self._hub = hub
-        self.catalog = SupabaseCatalog(supabase, config.supabase) if supabase else None
+        self.catalog = (
+            SupabaseCatalog(supabase, config.supabase, config.limits.max_quoted_chars)
+            if supabase
+            else None
+        )
+
+    def label(self, root: Path) -> str:
+        """How `root` is shown to the user."""
+        return self._labels.get(root, str(root))
 
     def resolve(self, ref: str, workdir: Path, checkpoint: Callable[[], None]) -> ResolvedDataset:
         ref = ref.strip()
@@ -59,7 +78,8 @@ class Sources:
             )
         if ref.startswith(HUB_PREFIX):
             return self._hub_dataset(ref, ref.removeprefix(HUB_PREFIX).strip(), checkpoint)
-        path = resolve_local(ref, self.roots, self._config.file_extensions)
+        path = resolve_local(ref, self.roots, self._config.file_extensions, self.private)
+        # the real path: finalize_package copies the file from where it was validated
         return ResolvedDataset(ref, "local", str(path), [DatasetFile(path.name, path)])
 
     def _supabase(
@@ -72,18 +92,19 @@ class Sources:
             )
         if not ident:
             raise UserError("Write supabase:<id-or-name>, e.g. supabase:support-chats.")
-        entry = self.catalog.find(ident)
+        entry, most = self.catalog.find(ident), self._config.limits.max_quoted_chars
         if file_type(entry.storage_path) is None:
             raise UserError(
-                f"Catalog entry '{entry.name}' points at {entry.storage_path}, not a file type "
-                f"this server reads ({', '.join(self._config.file_extensions)})."
+                f"Catalog entry {quote(entry.name, most)} points at "
+                f"{quote(entry.storage_path, most)}, not a file type this server reads "
+                f"({', '.join(self._config.file_extensions)})."
             )
         folder = workdir / f"supabase-{entry.id}"
         folder.mkdir(parents=True, exist_ok=True)
         path = self.catalog.download(
             entry, folder, self._config.limits.max_download_bytes, checkpoint
         )
-        location = f"{self._config.supabase.storage_bucket}/{entry.storage_path}"
+        location = excerpt(f"{self._config.supabase.storage_bucket}/{entry.storage_path}", most)
         return ResolvedDataset(ref, "supabase", location, [DatasetFile(path.name, path)])
 
     def _hub_dataset(self, ref: str, spec: str, checkpoint: Callable[[], None]) -> ResolvedDataset:

@@ -25,7 +25,13 @@ from tools.package_builder.manifest import FileNames, Generator, build_manifest
 from tools.package_builder.readme import render_readme
 from tools.package_builder.requirements import render_requirements
 from tools.package_builder.shapes import package_shape
-from tools.package_builder.writer import OpenFile, open_new, refuse_non_empty, staged
+from tools.package_builder.writer import (
+    OpenFile,
+    open_new,
+    refuse_non_empty,
+    refuse_replacing_other_things,
+    staged,
+)
 
 TRAIN_SCRIPT = ("files", "train.py")
 """The training script every package carries, shipped next to this module."""
@@ -60,7 +66,9 @@ def build_package(
     model_id, revision = inputs.model.model_id, inputs.model.revision
     trl = export_trl(inputs.config, base_model=model_id, revision=revision)
     shape = package_shape([d.format for d in inputs.datasets.datasets if d.format is not None])
-    if not request.overwrite:
+    if request.overwrite:
+        refuse_replacing_other_things(request.destination)
+    else:
         refuse_non_empty(request.destination)
     plan = DataPlan(inputs.datasets, shape, files, config.copy_source_files)
     with staged(request.destination, request.overwrite, open_file) as package:

@@ -21,8 +21,12 @@ _REQUIREMENT = re.compile(
 
 
 class OutputConfig(ConfigModel):
-    root: Path = Field(description="Default parent of every package; relative: the working dir.")
-    extra_roots: list[Path] = Field(description="Other directories output_dir may point into.")
+    root: Path | None = Field(
+        description="Where every owner's package folder lives; None: the user data directory."
+    )
+    extra_roots: list[Path] = Field(
+        description="Other directories holding owners' folders that output_dir may point into."
+    )
     slug_max_chars: Annotated[int, Field(ge=1, le=200)]
 
 

@@ -1,6 +1,10 @@
 """Write a package all at once or not at all: a hidden staging directory beside the destination,
 renamed into place when every file is written, removed when anything fails.
 
+A write holds a lock file beside its staging directory from start to end, so what a killed
+process left behind (staging directories full of data copies, a replaced package moved aside)
+is told apart from a write still in progress, and swept away by `sweep_leftovers`.
+
 Every byte goes through one opener (`open_file`), so a test can make the disk fill up at any
 write without replacing the writer itself. A write error becomes a UserError that says what
 happened, where, and what to do, and names anything that could not be cleaned up.
@@ -9,22 +13,30 @@ happened, where, and what to do, and names anything that could not be cleaned up
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
 from tools.errors import UserError
+from tools.package_builder.config import MANIFEST_NAME
 
 OpenFile = Callable[[Path], BinaryIO]
 COPY_CHUNK = 1 << 20
-_STAGING_PREFIX = "."
-_STAGING_SUFFIX = ".partial-"
-_REPLACED_SUFFIX = ".replaced-"
+_TOKEN_BYTES = 4
+_STAGING, _REPLACED, _LOCK = "partial", "replaced", "lock"
+# .<destination name>.<kind>-<token>: what one write makes beside its destination
+_LEFTOVER = re.compile(
+    rf"^\.(?P<name>.+)\.(?:{_STAGING}|{_REPLACED}|{_LOCK})"
+    rf"-(?P<token>[0-9a-f]{{{2 * _TOKEN_BYTES}}})$"
+)
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -98,23 +110,26 @@ def staged(
 ) -> Iterator[StagedPackage]:
     """Yield a StagedPackage; on a clean exit it becomes `destination`, else it is removed.
 
-    An existing non-empty destination is refused unless `overwrite`; then it is moved aside,
-    replaced and removed, and put back if the replacement fails.
+    An existing non-empty destination is refused unless `overwrite`, and replaced only when it
+    is a package (it holds package.yaml): then it is moved aside, replaced and removed, and put
+    back if the replacement fails.
     """
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = _new_dir(destination, _STAGING_SUFFIX)
+        write = _Write.begin(destination)
     except OSError as exc:  # named by the directory it was to become
         failed = OSError(exc.errno, exc.strerror, str(destination))
         raise UserError(write_failure(failed, destination)) from exc
     try:
-        yield StagedPackage(staging, open_file)
-        _move_into_place(staging, destination, overwrite)
+        yield StagedPackage(write.staging, open_file)
+        write.move_into_place(overwrite)
     except BaseException as exc:
-        leftover = _remove(staging)
+        leftover = _remove(write.staging)
         if isinstance(exc, OSError):
-            raise UserError(write_failure(exc, destination, leftover, staging)) from exc
+            raise UserError(write_failure(exc, destination, leftover, write.staging)) from exc
         raise
+    finally:
+        write.end()
 
 
 def refuse_non_empty(destination: Path) -> None:
@@ -128,39 +143,124 @@ def refuse_non_empty(destination: Path) -> None:
         raise UserError(f"{destination} is a file, not a directory; choose another output_dir.")
 
 
-def _move_into_place(staging: Path, destination: Path, overwrite: bool) -> None:
-    if not overwrite:
-        refuse_non_empty(destination)
-        if destination.is_dir():
-            destination.rmdir()  # empty: rename cannot replace it everywhere
-        os.rename(staging, destination)
-        return
-    aside = None
-    if destination.exists():
-        aside = _new_dir(destination, _REPLACED_SUFFIX)
-        os.rename(destination, aside / destination.name)
-    try:
-        os.rename(staging, destination)
-    except OSError:
-        if aside is not None:
-            os.rename(aside / destination.name, destination)
-            aside.rmdir()
-        raise
-    if aside is not None:
-        _remove(aside)
+def refuse_replacing_other_things(destination: Path) -> None:
+    """UserError when overwriting `destination` would replace something that is not a package
+    (a folder of packages, or anything else that happens to be there)."""
+    refuse = destination.exists() and not (destination / MANIFEST_NAME).is_file()
+    if refuse and (not destination.is_dir() or any(destination.iterdir())):
+        raise UserError(
+            f"{destination} is not a training package (it has no {MANIFEST_NAME}); overwrite "
+            "replaces only a package. Choose another output_dir; nothing was written."
+        )
 
 
-def _new_dir(destination: Path, suffix: str) -> Path:
-    """A new hidden directory beside `destination`, with the permissions the umask gives (a
-    package is shared like any directory the user makes, unlike a private temporary one)."""
-    while True:
-        name = f"{_STAGING_PREFIX}{destination.name}{suffix}{secrets.token_hex(4)}"
-        path = destination.parent / name
+@dataclass(frozen=True)
+class _Write:
+    """One write's staging directory beside its destination, and the lock it holds meanwhile."""
+
+    destination: Path
+    token: str
+    lock: FileLock
+
+    @classmethod
+    def begin(cls, destination: Path) -> "_Write":
+        """Lock first, then make the staging directory: a sweep never sees it unlocked."""
+        while True:
+            token = secrets.token_hex(_TOKEN_BYTES)
+            lock = FileLock(_beside(destination, _LOCK, token), timeout=0)
+            lock.acquire()  # a new name: nobody else holds it
+            write = cls(destination, token, lock)
+            try:
+                write.staging.mkdir()
+            except FileExistsError:
+                write.end()
+                continue
+            except BaseException:
+                write.end()
+                raise
+            return write
+
+    @property
+    def staging(self) -> Path:
+        return _beside(self.destination, _STAGING, self.token)
+
+    def move_into_place(self, overwrite: bool) -> None:
+        staging, destination = self.staging, self.destination
+        if not overwrite:
+            refuse_non_empty(destination)
+            if destination.is_dir():
+                destination.rmdir()  # empty: rename cannot replace it everywhere
+            os.rename(staging, destination)
+            return
+        refuse_replacing_other_things(destination)
+        aside = None
+        if destination.exists():
+            aside = _beside(destination, _REPLACED, self.token)
+            aside.mkdir()
+            os.rename(destination, aside / destination.name)
         try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
+            os.rename(staging, destination)
+        except OSError:
+            if aside is not None:
+                os.rename(aside / destination.name, destination)
+                aside.rmdir()
+            raise
+        if aside is not None:
+            _remove(aside)
+
+    def end(self) -> None:
+        self.lock.release()
+        Path(self.lock.lock_file).unlink(missing_ok=True)
+
+
+def sweep_leftovers(folder: Path) -> list[Path]:
+    """Clear what interrupted writes left in `folder` and the folders below it (packages are not
+    entered): staging directories are removed, a package moved aside is put back when its
+    replacement never arrived (else removed), and their lock files go. Writes in progress
+    hold their locks and are left alone. Returns what was removed or put back."""
+    cleared: list[Path] = []
+    for parent, subfolders, _ in os.walk(folder):
+        here = Path(parent)
+        subfolders[:] = [
+            name
+            for name in subfolders
+            if not name.startswith(".") and not (here / name / MANIFEST_NAME).is_file()
+        ]
+        tokens = {
+            (match["name"], match["token"])
+            for name in os.listdir(here)
+            if (match := _LEFTOVER.match(name))
+        }
+        for name, token in sorted(tokens):
+            cleared += _clear(here / name, token)
+    return cleared
+
+
+def _clear(destination: Path, token: str) -> list[Path]:
+    """One interrupted write's leftovers, when no live write holds its lock."""
+    lock = FileLock(_beside(destination, _LOCK, token), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return []  # still being written
+    try:
+        cleared = []
+        aside = _beside(destination, _REPLACED, token)
+        if (aside / destination.name).is_dir() and not destination.exists():
+            os.rename(aside / destination.name, destination)
+            cleared.append(destination)
+        for leftover in (_beside(destination, _STAGING, token), aside):
+            if leftover.exists():
+                _remove(leftover)
+                cleared.append(leftover)
+        return cleared
+    finally:
+        lock.release()
+        Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def _beside(destination: Path, kind: str, token: str) -> Path:
+    return destination.parent / f".{destination.name}.{kind}-{token}"
 
 
 def _remove(path: Path) -> Path | None:
