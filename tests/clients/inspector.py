@@ -83,10 +83,11 @@ def main() -> int:
         package = inspector.call("finalize_package", draft_id=draft, accept_warnings=True)
         if not package["written"]:
             raise SystemExit(f"finalize_package wrote nothing: {package['next_action']}")
-        missing = tools - {"create_draft", "finalize_package", *calls}
+        missing = tools - {"create_draft", "finalize_package", "delete_draft", *calls}
         if missing:
             raise SystemExit(f"no call prepared for: {', '.join(sorted(missing))}")
         inspector.run("--method", "resources/read", "--uri", f"package://drafts/{draft}")
+        inspector.call("delete_draft", draft_id=draft)  # the package stays
         if not database.exists() or not (Path(tmp) / "packages").is_dir():
             raise SystemExit("the server did not use the isolated drafts database and package root")
         inspector.run(
