@@ -29,6 +29,7 @@ from server.surface import (
     prompts,
     templates,
 )
+from tools import hub_http
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
@@ -79,6 +80,7 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
+        hub_http.install(settings.models.hub)
         store = await open_store(settings, secrets)
         swept = await anyio.to_thread.run_sync(sweep_package_leftovers, settings)
         log.info(

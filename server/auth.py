@@ -21,7 +21,6 @@ from tools.errors import UserError
 log = get_logger(__name__)
 
 STATIC_TOKENS_ENV = "TRAINING_PACKAGE_MCP_TOKENS"
-JWT_SECRET_ENV = "SUPABASE_JWT_SECRET"
 _ENTRY = re.compile(r"^(?P<subject>[^\s:]+)\s*:\s*(?:sha256:)?(?P<digest>[0-9a-fA-F]{64})$")
 
 

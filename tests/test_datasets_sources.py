@@ -14,6 +14,7 @@ from server.settings import load_settings
 from tests.fake_hub import FakeHub, serve_fake_hub
 from tests.fake_supabase import serve_fake_supabase
 from tests.support import isolated_env
+from tools import hub_http
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.listing import list_datasets
@@ -22,7 +23,6 @@ from tools.dataset_validator.sources import Sources
 from tools.dataset_validator.supabase_catalog import SupabaseAccess
 from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 from tools.errors import UserError
-from tools.model_browser.hub import install_retrying_client
 
 DATA = Path(__file__).parent / "data" / "datasets"
 NO_HUB = HubAccess(endpoint="http://127.0.0.1:9", timeout_s=1)
@@ -289,13 +289,13 @@ def test_offline_reads_the_cache_and_says_when_it_cannot(
 
 
 def test_an_unreachable_hub_is_a_clear_error(config: DatasetsConfig) -> None:
-    # The model browser installs a retrying client for every huggingface_hub request of the
-    # process; with it (here with a short budget) or without it, the message is the same.
+    # The server installs a retrying client for every huggingface_hub request of the process;
+    # with it (here with a short budget) or without it, the message is the same.
     hub_config = load_settings(env=isolated_env(Path("/nonexistent"))).models.hub
     retries = hub_config.retries.model_copy(
         update={"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.01}
     )
-    install_retrying_client(hub_config.model_copy(update={"retries": retries}))
+    hub_http.install(hub_config.model_copy(update={"retries": retries}))
     with pytest.raises(UserError, match="The Hub could not be reached"):
         validate_refs(config, Sources(config, [], NO_HUB, None), NO_HUB, ["hf:acme/single"])
 

@@ -4,10 +4,16 @@ from datetime import UTC, datetime
 
 import httpx2
 import pytest
+from huggingface_hub import HfApi, get_session
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import OfflineModeIsEnabled
 
-from tools.model_browser.config import RetryConfig
-from tools.model_browser.retry import (
+from tests.fake_hub import FakeHub
+from tools import hub_http
+from tools.hub_http import (
+    HubConfig,
     HubUnavailable,
+    RetryConfig,
     RetryingTransport,
     parse_retry_after,
     time_budget,
@@ -114,3 +120,24 @@ def test_retry_after_http_date() -> None:
     assert parse_retry_after("Sat, 28 Nov 2026 12:00:30 GMT", now) == 30
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None) is None
+
+
+def test_installed_client_retries_every_hub_call_and_keeps_the_library_s_hooks(
+    fake_hub: tuple[FakeHub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One setup for the model browser and the dataset validator alike: whatever asks
+    huggingface_hub's shared client gets the retries, and its own offline check still holds."""
+    hub, url = fake_hub
+    config = HubConfig(
+        endpoint=url,
+        timeout_s=2,
+        retries=RetryConfig(max_attempts=3, base_delay_s=0.01, max_delay_s=0.01, total_timeout_s=5),
+    )
+    hub_http.install(config)
+    hub.fail("/api/datasets/acme/data", status=503, times=2)
+    hub.add_dataset("acme/data", {"train.jsonl": b'{"text": "x"}\n'})
+    info = HfApi(endpoint=url).dataset_info("acme/data")
+    assert info.id == "acme/data" and len(hub.requests_to("/api/datasets/acme/data")) == 3
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OfflineModeIsEnabled):
+        get_session().get(f"{url}/api/models")

@@ -11,12 +11,14 @@ from server.settings import Secrets, load_settings
 from server.state import open_model_browser
 from tests.fake_hub import FakeHub
 from tests.support import CLOSED_PORT_URL, hub_env, llama_config
+from tools import hub_http
 from tools.errors import UserError
 from tools.model_browser.browser import ModelBrowser, SearchRequest
 
 
 def browser(tmp_path: Path, url: str, token: str | None = None, **env: str) -> ModelBrowser:
     settings = load_settings(env=hub_env(tmp_path, url, **env))
+    hub_http.install(settings.models.hub)  # as the server does at start-up
     return open_model_browser(settings, Secrets(hf_token=token))
 
 

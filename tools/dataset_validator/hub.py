@@ -27,15 +27,15 @@ from huggingface_hub.utils import validate_repo_id
 from tools.dataset_validator.config import LimitsConfig
 from tools.dataset_validator.readers import file_type
 from tools.errors import UserError
-from tools.model_browser.retry import HubUnavailable
+from tools.hub_http import HubUnavailable
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 TOKENIZER_FILE = "tokenizer.json"
-# huggingface_hub's transport errors; HubUnavailable: the retrying transport the model browser
-# installs for every huggingface_hub request in the process gives up with it.
+# huggingface_hub's transport errors; HubUnavailable: the retrying transport tools.hub_http
+# installs at start-up for every huggingface_hub request in the process gives up with it.
 NETWORK_ERRORS = (HTTPError, OSError, HubUnavailable)
 
 

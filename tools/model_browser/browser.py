@@ -30,7 +30,7 @@ from tools.model_browser.cache import SearchCache
 from tools.model_browser.config import Architecture, ModelsConfig, PopularModel, SearchConfig
 from tools.model_browser.hub import HubClient
 from tools.model_browser.results import ModelDetails, ModelSummary, SearchResult
-from tools.model_browser.retry import HubUnavailable, time_budget
+from tools.hub_http import HubUnavailable, time_budget
 
 BYTES_PER_BF16 = 2
 TEXT_GENERATION = "text-generation"

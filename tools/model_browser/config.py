@@ -3,31 +3,12 @@
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, HttpUrl, model_validator
+from pydantic import Field, model_validator
 
 from tools.config_base import ConfigModel
+from tools.hub_http import HubConfig
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
-
-
-class RetryConfig(ConfigModel):
-    """Exponential backoff with jitter, bounded both in attempts and in total time."""
-
-    max_attempts: Annotated[int, Field(ge=1, le=10)]
-    base_delay_s: PositiveSeconds
-    max_delay_s: PositiveSeconds
-    total_timeout_s: PositiveSeconds
-
-
-class HubConfig(ConfigModel):
-    endpoint: HttpUrl | None = Field(
-        default=None, description="None: huggingface_hub's own default (or HF_ENDPOINT)."
-    )
-    timeout_s: PositiveSeconds
-    retries: RetryConfig
-    cache_dir: Path | None = Field(
-        default=None, description="Hugging Face cache; None: huggingface_hub's (HF_HUB_CACHE)."
-    )
 
 
 class SearchConfig(ConfigModel):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2
-from huggingface_hub import HfApi, constants, hf_hub_download, set_client_factory
+from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -22,8 +22,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import ModelInfo
 
 from tools.errors import UserError
-from tools.model_browser.config import HubConfig
-from tools.model_browser.retry import HubUnavailable, RetryingTransport
+from tools.hub_http import HubConfig, HubUnavailable
 
 T = TypeVar("T")
 
@@ -48,23 +47,12 @@ SORTS = {
 }
 
 
-def install_retrying_client(config: HubConfig) -> None:
-    """Make huggingface_hub's shared HTTP client retry and time out as configured."""
-
-    def factory() -> httpx2.Client:
-        transport = RetryingTransport(httpx2.HTTPTransport(), config.retries, config.timeout_s)
-        return httpx2.Client(transport=transport, follow_redirects=True, timeout=config.timeout_s)
-
-    set_client_factory(factory)
-
-
 class HubClient:
     def __init__(self, config: HubConfig, token: str | None, cache_dir: Path | None):
         self._endpoint = str(config.endpoint).rstrip("/") if config.endpoint else None
         self._token = token
         self._cache_dir = cache_dir
         self._api = HfApi(endpoint=self._endpoint, token=token)
-        install_retrying_client(config)
 
     @property
     def endpoint(self) -> str:

@@ -1,10 +1,13 @@
-"""Retries for every Hub request, bounded in attempts and in total time.
+"""One HTTP setup for every huggingface_hub call the server makes, installed once at start-up.
 
-huggingface_hub sends its requests through one shared httpx2 client; this transport sits under
-it, so list_models, model_info and hf_hub_download all get the same policy: exponential backoff
-with full jitter on connection errors, timeouts, 429 and 5xx, honouring Retry-After, and never
-waiting past the configured budget. When the budget is spent it raises HubUnavailable, which the
-library does not retry again (its own backoff only catches httpx2's network errors).
+huggingface_hub sends its requests through one shared httpx2 client, made by a factory the
+application may set. `install` sets one whose transport retries, so list_models, model_info,
+dataset_info and hf_hub_download (model browser and dataset validator alike) all get the same
+policy: exponential backoff with full jitter on connection errors, timeouts, 429 and 5xx,
+honouring Retry-After, and never waiting past the configured budget. When the budget is spent
+it raises HubUnavailable, which the library does not retry again (its own backoff only catches
+httpx2's network errors). The library's own request hooks (offline mode, request ids, debug
+logging) stay on the client.
 """
 
 import random
@@ -15,17 +18,61 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Annotated
 
 import httpx2
+from huggingface_hub import get_session, set_client_factory
+from pydantic import Field, HttpUrl
 
-from tools.model_browser.config import RetryConfig
+from tools.config_base import ConfigModel
 
+PositiveSeconds = Annotated[float, Field(gt=0)]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRY_ERRORS = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
 
 # The monotonic time by which the current operation (a search, a model's details: several
 # requests) must be done; requests made outside one only have their own budget.
 _operation_deadline: ContextVar[float | None] = ContextVar("hub_deadline", default=None)
+
+
+class RetryConfig(ConfigModel):
+    """Exponential backoff with jitter, bounded both in attempts and in total time."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=10)]
+    base_delay_s: PositiveSeconds
+    max_delay_s: PositiveSeconds
+    total_timeout_s: PositiveSeconds
+
+
+class HubConfig(ConfigModel):
+    """configs/models.yaml `hub`: where the Hub is and how long to wait for it."""
+
+    endpoint: HttpUrl | None = Field(
+        default=None, description="None: huggingface_hub's own default (or HF_ENDPOINT)."
+    )
+    timeout_s: PositiveSeconds
+    retries: RetryConfig
+    cache_dir: Path | None = Field(
+        default=None, description="Hugging Face cache; None: huggingface_hub's (HF_HUB_CACHE)."
+    )
+
+
+def install(config: HubConfig) -> None:
+    """Make huggingface_hub's shared client retry and time out as configured, keeping the
+    request hooks of the client it would make itself."""
+    hooks = get_session().event_hooks
+
+    def factory() -> httpx2.Client:
+        transport = RetryingTransport(httpx2.HTTPTransport(), config.retries, config.timeout_s)
+        return httpx2.Client(
+            transport=transport,
+            event_hooks=hooks,
+            follow_redirects=True,
+            timeout=config.timeout_s,
+        )
+
+    set_client_factory(factory)
 
 
 @contextmanager
