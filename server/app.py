@@ -30,6 +30,7 @@ from server.surface import (
     templates,
 )
 from tools import hub_http
+from tools.deployment_estimator.hardware import HardwareFacts
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
@@ -105,6 +106,7 @@ def build_server(
                     local_owner=local_user(),
                     transport=transport,
                     heavy=HeavyCalls(settings.server.limits.max_heavy_calls_per_owner),
+                    hardware=HardwareFacts(),
                 )
                 background.cancel_scope.cancel()
         finally:

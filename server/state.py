@@ -18,6 +18,7 @@ from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
 from server.places import Transport
 from server.settings import Secrets, Settings
+from tools.deployment_estimator.hardware import HardwareFacts
 from tools.errors import UserError
 from tools.model_browser.browser import ModelBrowser
 
@@ -56,6 +57,7 @@ class AppState:
     local_owner: str
     transport: Transport
     heavy: HeavyCalls
+    hardware: HardwareFacts
 
 
 async def open_store(settings: Settings, secrets: Secrets) -> DraftStore:

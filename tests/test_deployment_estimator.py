@@ -1,4 +1,5 @@
-"""The deployment estimator as a service: memory, time, cost, targets, ranking, budget, inputs."""
+"""The deployment estimator as a service: memory, time, cost, targets, ranking, budget, inputs,
+the choice and what the draft records, the hardware facts kept between calls."""
 
 from dataclasses import replace
 from typing import Any
@@ -11,13 +12,18 @@ from tools.deployment_estimator.catalog import Target, match_gpu, resolve_target
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.cost import cloud_cost, local_cost
 from tools.deployment_estimator.estimator import Workload, estimate, evaluate, rank, recommend
+from tools.deployment_estimator.hardware import HardwareFacts
 from tools.deployment_estimator.inputs import DraftSections, build_workload
-from tools.deployment_estimator.live_prices import LivePrice, fetch_live_prices, with_live_prices
-from tools.deployment_estimator.local_gpu import local_hardware, parse_nvidia_smi
-from tools.deployment_estimator.memo import EstimateMemo, EstimateRequest
+from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
+from tools.deployment_estimator.local_gpu import LocalHardware, local_hardware, parse_nvidia_smi
 from tools.deployment_estimator.memory import GIB, estimate_memory
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.results import DeploymentOption
+from tools.deployment_estimator.service import (
+    DeploymentOutcome,
+    DeploymentRequest,
+    plan_deployment,
+)
 from tools.deployment_estimator.shapes import ModelShape
 from tools.deployment_estimator.shortlist import shortlist
 from tools.deployment_estimator.throughput import estimate_time, training_flops_per_token
@@ -497,7 +503,7 @@ def test_a_70b_model_fits_80_gb_only_in_4_bit(settings: Settings) -> None:
     config = settings.deployment
     work = build_workload(
         DraftSections(),
-        model_config=LLAMA_70B_CONFIG,
+        config_json=LLAMA_70B_CONFIG,
         training={"adapter": "lora", "batch_size": 1, "max_seq_length": 2048},
         train_tokens=1_000_000,
         templates=settings.templates,
@@ -517,7 +523,7 @@ def test_missing_steps_are_named_with_the_tool_that_fills_them(settings: Setting
     with pytest.raises(UserError) as error:
         build_workload(
             DraftSections(),
-            model_config=None,
+            config_json=None,
             training=None,
             train_tokens=None,
             templates=settings.templates,
@@ -543,7 +549,7 @@ def test_explicit_values_override_the_draft(settings: Settings) -> None:
         datasets={"train_tokens": 1000, "token_stats": {"mean": 180.4}},
     )
     from_draft = build_workload(
-        draft, model_config=None, training=None, train_tokens=None, templates=settings.templates
+        draft, config_json=None, training=None, train_tokens=None, templates=settings.templates
     )
     assert from_draft.plan.batch_size == 2 and from_draft.train_tokens == 1000
     assert from_draft.example_tokens == 180 and from_draft.model_size_gb == 2.5
@@ -551,7 +557,7 @@ def test_explicit_values_override_the_draft(settings: Settings) -> None:
 
     overridden = build_workload(
         draft,
-        model_config={"num_hidden_layers": 32},
+        config_json={"num_hidden_layers": 32},
         training={"batch_size": 8, "adapter": "qlora"},
         train_tokens=5000,
         templates=settings.templates,
@@ -566,7 +572,7 @@ def test_explicit_training_takes_the_matching_template_s_starting_values(
 ) -> None:
     work = build_workload(
         DraftSections(),
-        model_config=LLAMA_70B_CONFIG,
+        config_json=LLAMA_70B_CONFIG,
         training={"adapter": "qlora"},
         train_tokens=10,
         templates=settings.templates,
@@ -581,7 +587,7 @@ def test_a_misspelt_training_key_is_reported_with_the_right_one(settings: Settin
     with pytest.raises(UserError, match="'batchsize' \\(did you mean 'batch_size'\\?\\)"):
         build_workload(
             DraftSections(),
-            model_config=LLAMA_70B_CONFIG,
+            config_json=LLAMA_70B_CONFIG,
             training={"batchsize": 4},
             train_tokens=10,
             templates=settings.templates,
@@ -607,78 +613,101 @@ def test_live_prices_replace_the_yaml_ones_they_cover(
     assert config.flavors["t4-small"] == settings.deployment.flavors["t4-small"]
 
 
-# --- memo ------------------------------------------------------------------------------------
+# --- the service: budget, choice, the step -----------------------------------------------------
+
+NO_LOCAL = LocalHardware(target=None, note="no local GPU")
 
 
-def memo_request(budget: float = 50, **training: Any) -> EstimateRequest:
-    return EstimateRequest(
-        budget_usd=budget,
-        model_config=LLAMA_70B_CONFIG,
-        training={"adapter": "qlora", "lora_r": 16, **training},
-        train_tokens=1_000_000,
-        targets=["a100-large", "h200"],
+def request(**fields: Any) -> DeploymentRequest:
+    values: dict[str, Any] = {
+        "architecture": LLAMA_70B_CONFIG,
+        "training": {"adapter": "qlora", "lora_r": 16},
+        "train_tokens": 50_000_000,
+    }
+    return DeploymentRequest(**{**values, **fields})
+
+
+def planned(settings: Settings, **fields: Any) -> DeploymentOutcome:
+    return plan_deployment(
+        request(**fields), settings.deployment, settings.templates, NO_LOCAL, prices="p"
     )
 
 
-def test_the_memo_estimates_each_request_once_and_forgets_the_least_recent(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made: list[tuple[float, int]] = []
-
-    def counted(work: Workload, targets: list[Target], budget: float, *args: Any, **kw: Any):
-        made.append((budget, work.plan.batch_size))
-        return estimate(work, targets, budget, *args, **kw)
-
-    monkeypatch.setattr("tools.deployment_estimator.memo.estimate", counted)
-    memo = EstimateMemo(max_entries=2)
-
-    def ask(request: EstimateRequest):
-        config, templates = settings.deployment, settings.templates
-        return memo.estimate(request, config=config, templates=templates, local=None, prices="p")
-
-    first = ask(memo_request())
-    assert ask(memo_request()) is first  # an equal request, made afresh, is remembered
-    assert ask(replace(memo_request(), training={"lora_r": 16, "adapter": "qlora"})) is first
-    ask(memo_request(10))
-    ask(memo_request(batch_size=4))  # a third request: the least recent (first) goes
-    assert ask(memo_request(10)) is not first
-    assert ask(memo_request()) == first
-    assert made == [(50, 2), (10, 2), (50, 4), (50, 2)]
-    with pytest.raises(ValueError, match="frozen"):
-        first.recommended = None  # shared: nobody may change it
-
-
-def test_the_memo_forgets_everything_when_the_config_or_the_machine_changes(
+def test_over_budget_the_question_comes_back_when_nobody_could_be_asked(
     settings: Settings,
 ) -> None:
-    config = settings.deployment
-    memo = EstimateMemo(max_entries=8)
-    request = memo_request()
+    outcome = planned(settings, budget_usd=0.01)
+    answer = outcome.answer
+    assert answer.recommended is None and answer.selected is None
+    question = answer.budget_question
+    assert question is not None and "over the 0.01 USD budget" in question.question
+    assert not outcome.step.ready
+    assert [i.code for i in outcome.step.issues] == ["deployment.not_selected"]
+    asked = planned(settings, budget_usd=0.01, budget_answer="keep")  # asked: they said no
+    assert asked.answer.budget_question is None and asked.answer.selected is None
 
-    def ask(with_config: DeploymentConfig, local: Target | None = None):
-        return memo.estimate(
-            request, config=with_config, templates=settings.templates, local=local, prices="p"
-        )
 
-    before = ask(config)
-    repriced = with_live_prices(config, [LivePrice(flavor="a100-large", usd_per_hour=5.0)])
-    after = ask(repriced)
-    a100 = next(o for o in after.options if o.target == "a100-large")
-    assert a100.cost_usd == pytest.approx(
-        next(o for o in before.options if o.target == "a100-large").cost_usd * 2, rel=0.01
+def test_raising_the_budget_takes_the_cheapest_within_the_new_budget(settings: Settings) -> None:
+    question = planned(settings, budget_usd=0.01).answer.budget_question
+    assert question is not None
+    raised = planned(settings, budget_usd=0.01, budget_answer="raise_budget").answer
+    assert raised.selected is not None and raised.selected.target == question.cheapest
+    assert raised.selected.within_budget and raised.budget_usd >= question.cheapest_cost_usd
+    taken = planned(settings, budget_usd=0.01, budget_answer="take_cheapest")
+    assert taken.answer.selected is not None and not taken.answer.selected.within_budget
+    assert [i.code for i in taken.step.issues] == ["deployment.over_budget"]
+    assert taken.step.ready and taken.step.payload["selected"]["target"] == question.cheapest
+
+
+def test_a_choice_is_checked_and_a_remembered_one_that_no_longer_fits_is_dropped(
+    settings: Settings,
+) -> None:
+    with pytest.raises(UserError, match="does not fit"):
+        planned(settings, select="t4-small")
+    with pytest.raises(UserError, match="not among the estimated options"):
+        planned(settings, select="nothing-like-it")
+    chosen = planned(settings, select="a100-large")
+    assert chosen.answer.selected is not None and chosen.step.ready
+    remembered = chosen.step.payload
+    assert planned(settings, recorded=remembered).answer.selected == chosen.answer.selected
+    stale = {**remembered, "selected": {"target": "t4-small"}}
+    assert planned(settings, recorded=stale).answer.selected is None
+    assert planned(settings, recorded=remembered).answer.budget_usd == remembered["budget_usd"]
+
+
+def test_an_answer_lists_in_full_what_is_worth_choosing_and_all_that_was_named(
+    settings: Settings,
+) -> None:
+    everywhere = planned(settings).answer
+    assert everywhere.others and len(everywhere.options) + len(everywhere.others) == len(
+        settings.deployment.flavors
     )
-    assert len(memo) == 1  # the old config's estimates are gone
-    ask(repriced, Target(id="local", kind="local", gpu="H200", gpu_count=1))
-    assert len(memo) == 1
+    named = planned(settings, targets=["a100-large", "t4-small"]).answer
+    assert {o.target for o in named.options} == {"a100-large", "t4-small"} and not named.others
+    assert named.notes[-1] == NO_LOCAL.note
 
 
-def test_an_unencodable_request_is_estimated_without_the_memo(settings: Settings) -> None:
-    memo = EstimateMemo(max_entries=8)
-    huge = replace(memo_request(), model_config={**LLAMA_70B_CONFIG, "num_parameters": 2**70})
-    made = memo.estimate(
-        huge, config=settings.deployment, templates=settings.templates, local=None, prices="p"
+# --- what is slow to learn about the hardware --------------------------------------------------
+
+
+def test_live_prices_are_kept_until_they_expire_and_the_yaml_stands_in_on_failure(
+    settings: Settings, fake_hub: tuple[FakeHub, str]
+) -> None:
+    hub, url = fake_hub
+    now = [0.0]
+    facts = HardwareFacts(clock=lambda: now[0])
+    config = settings.deployment.model_copy(
+        update={"live_prices": settings.deployment.live_prices.model_copy(update={"enabled": True})}
     )
-    assert made.inputs["params_b"] > 1e11 and len(memo) == 0
+    priced, note = facts.priced(config, url, None)
+    assert priced.flavors["a100-large"].usd_per_hour == 2.1 and "live" in note
+    asked = len(hub.requests_to("/api/jobs/hardware"))
+    assert facts.priced(config, url, None)[0] is priced  # kept: no new request
+    assert len(hub.requests_to("/api/jobs/hardware")) == asked
+    now[0] += config.live_prices.cache_ttl_s
+    hub.fail("/api/jobs/hardware", status=404, times=10)
+    fallback, note = facts.priced(config, url, None)
+    assert fallback is config and "did not answer" in note
 
 
 # --- shortlist -------------------------------------------------------------------------------

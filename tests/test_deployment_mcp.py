@@ -11,7 +11,6 @@ from mcp.types import TextResourceContents
 from server.settings import Settings, load_settings
 from tests.fake_hub import FakeHub
 from tests.support import CLOSED_PORT_URL, connect, isolated_env, llama_1b_model_step, record_steps
-from tools.deployment_estimator import memo
 
 DEPLOYMENT = "TRAINING_PACKAGE_MCP__DEPLOYMENT__"
 HUB_ENDPOINT = "TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"
@@ -78,9 +77,10 @@ async def test_tool_and_resource_are_listed(quiet: Settings) -> None:
     async with connect(quiet) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         tool = tools["estimate_deployment"]
-        assert {"draft_id", "model_config", "training", "train_tokens", "targets"} <= set(
+        assert {"draft_id", "architecture", "training", "train_tokens", "targets"} <= set(
             tool.input_schema["properties"]
         )
+        assert "model_config" not in tool.input_schema["properties"]
         assert {"options", "recommended", "budget_usd"} <= set(tool.output_schema["properties"])
         assert tool.annotations.read_only_hint is False and tool.annotations.idempotent_hint
         templates = {
@@ -91,7 +91,7 @@ async def test_tool_and_resource_are_listed(quiet: Settings) -> None:
 
 async def test_explicit_inputs_give_ranked_options_and_a_recommendation(quiet: Settings) -> None:
     run = {
-        "model_config": LLAMA_8B_CONFIG,
+        "model_config": LLAMA_8B_CONFIG,  # architecture's name until 0.2: still accepted
         "training": {"adapter": "lora", "batch_size": 2, "max_seq_length": 2048},
         "train_tokens": 5_000_000,
         "budget_usd": 100,
@@ -133,7 +133,7 @@ async def test_unknown_hardware_is_a_clear_tool_error(quiet: Settings) -> None:
     async with connect(quiet) as client:
         message = await tool_error(
             client,
-            model_config=LLAMA_8B_CONFIG,
+            architecture=LLAMA_8B_CONFIG,
             training={"adapter": "qlora"},
             train_tokens=1000,
             targets=["h100-large"],
@@ -145,7 +145,7 @@ async def test_a_gpu_name_target_is_costed_as_the_user_s_own_card(quiet: Setting
     async with connect(quiet) as client:
         out = await estimate(
             client,
-            model_config=LLAMA_8B_CONFIG,
+            architecture=LLAMA_8B_CONFIG,
             training={"adapter": "qlora"},
             train_tokens=1_000_000,
             targets=["NVIDIA GeForce RTX 4090"],
@@ -197,27 +197,16 @@ async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings
         assert again["selected"]["hours"] > chosen["selected"]["hours"]
 
 
-async def test_a_repeated_estimate_is_remembered_and_each_answer_stays_its_own(
-    quiet: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same run is estimated once; the shared estimate takes no call's selection or notes."""
-    made: list[float] = []
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        made.append(args[2])  # the budget
-        return estimate_run(*args, **kwargs)
-
-    estimate_run = memo.estimate
-    monkeypatch.setattr(memo, "estimate", counted)
+async def test_each_answer_stays_its_own(quiet: Settings) -> None:
+    """A call's selection and notes are its own: the next call reads the draft's choice."""
     async with connect(quiet) as client:
         draft_id = await lora_draft(client, quiet)
         first = await estimate(client, draft_id=draft_id, budget_usd=20)
         chosen = await estimate(client, draft_id=draft_id, budget_usd=20, select="l4x1")
         again = await estimate(client, draft_id=draft_id, budget_usd=20)
         other = await estimate(client, draft_id=draft_id, budget_usd=30)
-    assert made == [20, 30]
     assert first["selected"] is None and chosen["selected"]["target"] == "l4x1"
-    assert again["selected"]["target"] == "l4x1"  # the draft's choice, not the shared estimate's
+    assert again["selected"]["target"] == "l4x1"  # the draft's choice
     assert first["notes"] == chosen["notes"] == again["notes"]  # the local GPU's note once each
     assert first["options"] == again["options"] and other["budget_usd"] == 30
 
@@ -248,7 +237,7 @@ async def test_explicit_arguments_override_the_draft(quiet: Settings) -> None:
 async def test_select_is_checked(quiet: Settings) -> None:
     async with connect(quiet) as client:
         explicit = {
-            "model_config": LLAMA_8B_CONFIG,
+            "architecture": LLAMA_8B_CONFIG,
             "training": {"adapter": "lora"},
             "train_tokens": 1000,
         }
@@ -267,7 +256,7 @@ async def test_nothing_fitting_is_recorded_with_the_fix(quiet: Settings) -> None
         out = await estimate(
             client,
             draft_id=draft_id,
-            model_config=LLAMA_8B_CONFIG,
+            architecture=LLAMA_8B_CONFIG,
             training={"adapter": "none", "gradient_checkpointing": False},
             train_tokens=1_000_000,
             targets=["t4-small", "l4x1"],
@@ -291,7 +280,7 @@ async def test_hardware_resource_lists_gpus_flavors_and_prices(quiet: Settings) 
 @pytest.fixture
 def online(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live prices are skipped under HF_HUB_OFFLINE; these tests use a local server."""
-    monkeypatch.setattr("server.surface.deployment.is_offline_mode", lambda: False)
+    monkeypatch.setattr("tools.deployment_estimator.hardware.is_offline_mode", lambda: False)
 
 
 @pytest.mark.usefixtures("online")
@@ -307,7 +296,7 @@ async def test_live_prices_come_from_the_hub_when_enabled(
         catalog = await read_json(client, "package://hardware")
         out = await estimate(
             client,
-            model_config=LLAMA_8B_CONFIG,
+            architecture=LLAMA_8B_CONFIG,
             training={"adapter": "qlora"},
             train_tokens=1000,
             targets=["a100-large", "t4-small"],

@@ -35,7 +35,7 @@ async def test_a_result_s_text_block_is_its_structured_content_as_compact_json(
         model |= {"num_attention_heads": 4, "vocab_size": 1000}
         result = await client.call_tool(
             "estimate_deployment",
-            {"model_config": model, "training": {"method": "sft"}, "train_tokens": 1_000_000},
+            {"architecture": model, "training": {"method": "sft"}, "train_tokens": 1_000_000},
         )
         assert not result.is_error, result.content
         (block,) = result.content

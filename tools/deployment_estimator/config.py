@@ -135,9 +135,6 @@ class DeploymentConfig(ConfigModel):
     overheads: Overheads
     suggestions: SuggestionsConfig
     default_budget_usd: Annotated[float, Field(gt=0)]
-    memo_entries: Annotated[int, Field(ge=1)] = Field(
-        description="Estimates a server remembers, to answer a repeated request at once."
-    )
 
     @model_validator(mode="after")
     def _references_known(self) -> "DeploymentConfig":

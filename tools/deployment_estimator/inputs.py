@@ -1,9 +1,10 @@
 """The run to estimate, from a draft's earlier steps, the caller's explicit values, or both.
 
-Explicit values override the draft's: `model_config` (config.json keys) overlays the selected
-model's config, `training` keys override the applied template's, `train_tokens` the validated
-datasets' count. Template keys neither gives take the starting values of the applied template,
-or of the template that matches `training` (dpo, full, qlora, lora) in configs/templates.yaml.
+Explicit values override the draft's: `architecture` (config.json keys, `config_json` here)
+overlays the selected model's config, `training` keys override the applied template's,
+`train_tokens` the validated datasets' count. Template keys neither gives take the starting
+values of the applied template, or of the template that matches `training` (dpo, full, qlora,
+lora) in configs/templates.yaml.
 """
 
 from dataclasses import dataclass, field
@@ -34,15 +35,15 @@ class DraftSections:
 def build_workload(
     draft: DraftSections,
     *,
-    model_config: dict[str, Any] | None,
+    config_json: dict[str, Any] | None,
     training: dict[str, Any] | None,
     train_tokens: int | None,
     templates: TemplatesConfig,
 ) -> Workload:
     """The Workload to estimate; UserError naming every missing input and the step that gives it."""
     missing = []
-    if not model_config and not draft.model.get("architecture"):
-        missing.append("a model (select_model, or pass model_config with config.json keys)")
+    if not config_json and not draft.model.get("architecture"):
+        missing.append("a model (select_model, or pass architecture with config.json keys)")
     if not training and not draft.config.get("config"):
         missing.append("training settings (apply_template, or pass training with template keys)")
     tokens = train_tokens or draft.datasets.get("train_tokens")
@@ -54,15 +55,15 @@ def build_workload(
     given = {**draft.config.get("config", {}), **(training or {})}
     base = _starting_values(templates, draft.config.get("template"), given)
     plan = plan_from_keys({**base, **given}, known_keys=frozenset(templates.keys))
-    shape = _shape(draft.model, model_config, plan)
-    size_gb = draft.model.get("size_gb") if not model_config else None
+    shape = _shape(draft.model, config_json, plan)
+    size_gb = draft.model.get("size_gb") if not config_json else None
     return Workload(
         shape=shape,
         plan=plan,
         train_tokens=int(tokens),
         example_tokens=_mean_example_tokens(draft.datasets),
         model_size_gb=size_gb or shape.params * HALF_BYTES / BYTES_PER_GB,
-        label=_label(draft.model, model_config),
+        label=_label(draft.model, config_json),
     )
 
 
@@ -96,25 +97,25 @@ def _matching_template(values: dict[str, Any]) -> str:
 
 
 def _shape(
-    model: dict[str, Any], model_config: dict[str, Any] | None, plan: TrainingPlan
+    model: dict[str, Any], config_json: dict[str, Any] | None, plan: TrainingPlan
 ) -> ModelShape:
-    if not model_config:
+    if not config_json:
         arch = Architecture.model_validate(model["architecture"])
         return ModelShape(arch, int(model.get("params") or count_parameters(arch)))
     base = _as_config_json(model.get("architecture") or {})
-    if {"hidden_size", "num_attention_heads"} & set(model_config):
-        base.pop("head_dim", None)  # derived from those two unless model_config gives it
-    merged = {**base, **model_config}
+    if {"hidden_size", "num_attention_heads"} & set(config_json):
+        base.pop("head_dim", None)  # derived from those two unless config_json gives it
+    merged = {**base, **config_json}
     if not any(k in merged for k in ("max_position_embeddings", "n_positions", "seq_length")):
         # the estimate needs no context length; take the run's so no warning is raised
         merged["max_position_embeddings"] = plan.max_seq_length
     arch = architecture_from_config(merged)
-    given = next((model_config[k] for k in PARAM_KEYS if model_config.get(k)), None)
+    given = next((config_json[k] for k in PARAM_KEYS if config_json.get(k)), None)
     return ModelShape(arch, int(given) if given else count_parameters(arch))
 
 
 def _as_config_json(architecture: dict[str, Any]) -> dict[str, Any]:
-    """A recorded Architecture in config.json spelling, so model_config keys can overlay it."""
+    """A recorded Architecture in config.json spelling, so config_json keys can overlay it."""
     renamed = {"context_length": "max_position_embeddings", "num_experts": "num_local_experts"}
     return {renamed.get(k, k): v for k, v in architecture.items() if v is not None}
 
@@ -125,7 +126,7 @@ def _mean_example_tokens(datasets: dict[str, Any]) -> int | None:
     return max(1, round(mean)) if isinstance(mean, int | float) and mean > 0 else None
 
 
-def _label(model: dict[str, Any], model_config: dict[str, Any] | None) -> str:
-    if model_config:
-        return str(model_config.get("_name_or_path") or model_config.get("model_type") or "custom")
+def _label(model: dict[str, Any], config_json: dict[str, Any] | None) -> str:
+    if config_json:
+        return str(config_json.get("_name_or_path") or config_json.get("model_type") or "custom")
     return str(model.get("model_id") or model.get("architecture", {}).get("model_type"))

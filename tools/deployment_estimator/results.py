@@ -20,7 +20,7 @@ class _Lean(BaseModel):
 
 
 class DeploymentOption(_Lean):
-    model_config = ConfigDict(frozen=True)  # estimates are remembered and shared (memo.py)
+    model_config = ConfigDict(frozen=True)
 
     target: str = Field(description="Pass to `targets` or `select`.")
     hardware: str
@@ -48,7 +48,7 @@ class Suggestion(_Lean):
 
 
 class DeploymentEstimate(_Lean):
-    model_config = ConfigDict(frozen=True)  # remembered and shared: copy with changes instead
+    model_config = ConfigDict(frozen=True)
 
     options: list[DeploymentOption] = Field(description="Fitting first, then cost, then time.")
     recommended: str | None
@@ -63,3 +63,24 @@ class DeploymentEstimate(_Lean):
     suggestions: list[Suggestion] = Field(default_factory=list)
     prices: str
     notes: list[str] = Field(default_factory=list)
+
+
+class BudgetQuestion(_Lean):
+    """What the user must decide when every option that fits is over budget."""
+
+    question: str
+    cheapest: str
+    cheapest_cost_usd: float
+    how: str = Field(description="How to answer without elicitation.")
+
+
+class DeploymentAnswer(DeploymentEstimate):
+    """The estimate as a caller reads it: the options worth choosing between in full, a line
+    for each other, the chosen one, and the budget question nobody could be asked."""
+
+    others: list[str] = Field(
+        default_factory=list,
+        description="Other targets, a line each: beaten on cost and time, or out. Name them in "
+        "`targets` for details.",
+    )
+    budget_question: BudgetQuestion | None = None

@@ -25,12 +25,12 @@ from huggingface_hub.hf_api import ModelInfo
 from pydantic import BaseModel, Field
 
 from tools.errors import UserError
+from tools.hub_http import HubUnavailable, time_budget
 from tools.model_browser.architecture import architecture_from_config, count_parameters
 from tools.model_browser.cache import SearchCache
 from tools.model_browser.config import Architecture, ModelsConfig, PopularModel, SearchConfig
 from tools.model_browser.hub import HubClient
 from tools.model_browser.results import ModelDetails, ModelSummary, SearchResult
-from tools.hub_http import HubUnavailable, time_budget
 
 BYTES_PER_BF16 = 2
 TEXT_GENERATION = "text-generation"

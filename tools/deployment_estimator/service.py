@@ -1,0 +1,220 @@
+"""estimate_deployment's one entry point: a run's figures on every target, the answer to a budget
+question, the chosen target, and what the draft records.
+
+The estimate itself is a pure function of the run and the hardware (estimator.estimate, well
+under a millisecond); this module decides everything around it: the budget (given, recorded, or
+the default), what to do when every fit is over budget (ask, raise it, take the cheapest), which
+option is chosen, which options an answer lists in full, and the step's issues.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tools.deployment_estimator.catalog import LOCAL, resolve_targets
+from tools.deployment_estimator.config import DeploymentConfig
+from tools.deployment_estimator.estimator import estimate
+from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
+from tools.deployment_estimator.local_gpu import LocalHardware
+from tools.deployment_estimator.results import (
+    BudgetQuestion,
+    DeploymentAnswer,
+    DeploymentEstimate,
+    DeploymentOption,
+)
+from tools.deployment_estimator.shortlist import shortlist
+from tools.errors import UserError
+from tools.issues import Issue
+from tools.template_loader.config import TemplatesConfig
+
+BudgetAnswer = Literal["raise_budget", "take_cheapest", "keep"]
+
+
+@dataclass(frozen=True)
+class DeploymentRequest:
+    """What the caller asks, with what the draft already holds."""
+
+    sections: DraftSections = field(default_factory=DraftSections)
+    recorded: Mapping[str, Any] = field(default_factory=dict)
+    """The draft's deployment step as recorded: its budget and chosen target carry over."""
+    architecture: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    train_tokens: int | None = None
+    targets: list[str] | None = None
+    budget_usd: float | None = None
+    select: str | None = None
+    budget_answer: BudgetAnswer | None = None
+    """The user's answer when every fit was over budget; None: nobody could be asked, so the
+    answer carries the question (budget_question)."""
+
+
+@dataclass(frozen=True)
+class DeploymentStep:
+    """What the draft records: the step is ready once a target is chosen."""
+
+    ready: bool
+    payload: dict[str, Any]
+    issues: list[Issue]
+
+
+@dataclass(frozen=True)
+class DeploymentOutcome:
+    answer: DeploymentAnswer
+    step: DeploymentStep
+
+
+def plan_deployment(
+    request: DeploymentRequest,
+    config: DeploymentConfig,
+    templates: TemplatesConfig,
+    local: LocalHardware,
+    prices: str,
+) -> DeploymentOutcome:
+    """The answer for `request` and the step to record; UserError for what cannot be estimated
+    or chosen (missing inputs, an unknown target, a choice that does not fit)."""
+    budget = request.budget_usd or request.recorded.get("budget_usd") or config.default_budget_usd
+    result = _estimate(request, budget, config, templates, local, prices)
+    cheapest = over_budget(result)
+    select, question = request.select, None
+    if cheapest is not None and request.budget_answer == "raise_budget":
+        result = _estimate(
+            request, math.ceil(cheapest.cost_usd), config, templates, local, prices
+        )
+    if cheapest is not None and request.budget_answer in ("raise_budget", "take_cheapest"):
+        select = cheapest.target
+    elif cheapest is not None and request.budget_answer is None:
+        question = BudgetQuestion(
+            question=budget_question(result, cheapest),
+            cheapest=cheapest.target,
+            cheapest_cost_usd=cheapest.cost_usd,
+            how=f"raise budget_usd to {math.ceil(cheapest.cost_usd)} and select "
+            f"{cheapest.target}, or select {cheapest.target} as it is",
+        )
+    remembered = (request.recorded.get("selected") or {}).get("target")
+    selected = _selection(result.options, select or remembered, explicit=bool(select))
+    keep = {LOCAL, result.recommended, selected.target if selected else None} - {None}
+    options, others = (
+        (result.options, []) if request.targets else shortlist(result.options, keep)
+    )
+    answer = DeploymentAnswer(
+        **{
+            **dict(result),
+            "options": options,
+            "notes": [*result.notes, local.note],
+            "selected": selected,
+        },
+        others=others,
+        budget_question=question,
+    )
+    return DeploymentOutcome(answer, _step(result, selected))
+
+
+def over_budget(result: DeploymentEstimate) -> DeploymentOption | None:
+    """The cheapest option that fits and runs the config, when no option is within budget."""
+    if result.recommended is not None:
+        return None
+    return next((o for o in result.options if o.fits and o.compatible), None)
+
+
+def budget_question(result: DeploymentEstimate, cheapest: DeploymentOption) -> str:
+    return (
+        f"Every option that fits is over the {result.budget_usd:.2f} USD budget. The cheapest "
+        f"is {cheapest.target} ({cheapest.hardware}): {cheapest.cost_usd:.2f} USD, "
+        f"{cheapest.hours:.1f} h. Raise the budget to {math.ceil(cheapest.cost_usd)} USD and "
+        "take it, take it within the budget as it is, or keep looking?"
+    )
+
+
+def _estimate(
+    request: DeploymentRequest,
+    budget_usd: float,
+    config: DeploymentConfig,
+    templates: TemplatesConfig,
+    local: LocalHardware,
+    prices: str,
+) -> DeploymentEstimate:
+    work = build_workload(
+        request.sections,
+        config_json=request.architecture,
+        training=request.training,
+        train_tokens=request.train_tokens,
+        templates=templates,
+    )
+    everywhere = resolve_targets(None, config, local.target)
+    targets = resolve_targets(request.targets, config, local.target) if request.targets else None
+    return estimate(
+        work,
+        targets or everywhere,
+        budget_usd,
+        config,
+        alternatives=everywhere,
+        default_lora_r=default_lora_r(templates),
+        prices=prices,
+    )
+
+
+def _selection(
+    options: list[DeploymentOption], wanted: str | None, *, explicit: bool
+) -> DeploymentOption | None:
+    """The option for `wanted`; an explicit choice that is unknown or does not fit is an error,
+    a remembered one that no longer fits is dropped."""
+    if not wanted:
+        return None
+    found = next((o for o in options if o.target.lower() == wanted.strip().lower()), None)
+    if explicit and found is None:
+        known = ", ".join(o.target for o in options)
+        raise UserError(f"'{wanted}' is not among the estimated options: {known}.")
+    if found is not None and not found.fits:
+        if explicit:
+            raise UserError(
+                f"{found.target} does not fit: it needs {found.peak_memory_gb:.1f} GB per GPU "
+                f"and has {found.usable_memory_gb:.1f} usable. Pick an option that fits."
+            )
+        return None
+    return found
+
+
+def _step(result: DeploymentEstimate, selected: DeploymentOption | None) -> DeploymentStep:
+    issues = []
+    if not any(o.fits for o in result.options):
+        fix = result.suggestions[0].change if result.suggestions else "choose a larger GPU"
+        issues.append(
+            Issue(
+                severity="error",
+                code="deployment.no_fit",
+                message="The run fits on none of the estimated targets.",
+                fix=fix,
+            )
+        )
+    if selected is None:
+        choice = f"select='{result.recommended}'" if result.recommended else "select=<target>"
+        issues.append(
+            Issue(
+                severity="error",
+                code="deployment.not_selected",
+                message="No target is chosen yet.",
+                fix=f"call estimate_deployment with draft_id and {choice}",
+            )
+        )
+    elif not selected.within_budget:
+        issues.append(
+            Issue(
+                severity="warning",
+                code="deployment.over_budget",
+                message=(
+                    f"{selected.target} costs ${selected.cost_usd:.2f}, over the "
+                    f"${result.budget_usd:.2f} budget."
+                ),
+            )
+        )
+    payload = {
+        "budget_usd": result.budget_usd,
+        "options": [o.model_dump(mode="json") for o in result.options],
+        "recommended": result.recommended,
+        "selected": selected.model_dump(mode="json") if selected else None,
+        "memory_gb": result.memory_gb,
+        "inputs": result.inputs,
+        "prices": result.prices,
+    }
+    return DeploymentStep(ready=selected is not None, payload=payload, issues=issues)
