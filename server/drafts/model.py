@@ -3,9 +3,11 @@
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
+
+from tools.issues import Issue
 
 DRAFTS_URI = "package://drafts"
 # "One owner's drafts list changed", as published on the subscription bus; subscribers hear it
@@ -50,17 +52,10 @@ class StepStatus(StrEnum):
     INVALID = "invalid"
 
 
-class StepIssue(BaseModel):
-    severity: Literal["error", "warning"]
-    code: str
-    message: str
-    fix: str | None = None
-
-
 class StepSection(BaseModel):
     status: StepStatus = StepStatus.EMPTY
     payload: dict[str, Any] = Field(default_factory=dict)
-    issues: list[StepIssue] = Field(default_factory=list)
+    issues: list[Issue] = Field(default_factory=list)
     updated_at: datetime | None = None
 
 

@@ -21,7 +21,6 @@ from mcp.types import ListRootsResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from server.drafts import DraftConflictError, DraftPackage, StepName, StepSection, StepStatus
-from server.drafts.model import StepIssue
 from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.paths import shipped_dir
@@ -37,6 +36,7 @@ from tools.dataset_validator.sources import Sources
 from tools.dataset_validator.supabase_catalog import SupabaseAccess
 from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 from tools.errors import NotFoundError
+from tools.issues import Issue
 
 SAMPLES_DIR = "samples"
 SAMPLES_LABEL = "samples (bundled with the server)"
@@ -290,7 +290,7 @@ async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> Draf
 
 
 def _section(report: ValidationReport) -> StepSection:
-    issues: list[StepIssue] = []
+    issues: list[Issue] = []
     for dataset in report.datasets:
         for code, count in dataset.error_counts.items():
             first = next(e for e in dataset.errors if e.code == code)
@@ -300,7 +300,7 @@ def _section(report: ValidationReport) -> StepSection:
                 if value is not None
             )
             issues.append(
-                StepIssue(
+                Issue(
                     severity="error",
                     code=code,
                     message=f"{dataset.ref}: {count} x {code} (first at{where or ' dataset'}: "
@@ -309,14 +309,11 @@ def _section(report: ValidationReport) -> StepSection:
                 )
             )
         issues += [
-            StepIssue(
-                severity="warning", code=w.code, message=f"{dataset.ref}: {w.message}", fix=w.fix
-            )
+            Issue(severity="warning", code=w.code, message=f"{dataset.ref}: {w.message}", fix=w.fix)
             for w in dataset.warnings
         ]
     issues += [
-        StepIssue(severity=i.severity, code=i.code, message=i.message, fix=i.fix)
-        for i in report.issues
+        Issue(severity=i.severity, code=i.code, message=i.message, fix=i.fix) for i in report.issues
     ]
     payload: dict[str, Any] = report.model_dump(mode="json", exclude={"preview"})
     return StepSection(

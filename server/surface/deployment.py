@@ -17,7 +17,6 @@ from mcp.types import ToolAnnotations
 from pydantic import AliasChoices, BaseModel, Field
 
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
-from server.drafts.model import StepIssue
 from server.errors import resource_errors, tool_errors
 from server.state import AppState, app_state, client_can_elicit, load_draft, save_step
 from tools.deployment_estimator.config import DeploymentConfig
@@ -193,7 +192,7 @@ def register(mcp: MCPServer) -> None:
         section = StepSection(
             status=StepStatus.VALID if step.ready else StepStatus.INVALID,
             payload=step.payload,
-            issues=[StepIssue(**issue.model_dump()) for issue in step.issues],
+            issues=step.issues,
         )
         saved = await save_step(ctx, draft, StepName.DEPLOYMENT, section)
         return EstimateDeploymentResult(

@@ -8,10 +8,10 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from server.drafts import StepName, StepSection, StepStatus
-from server.drafts.model import StepIssue
 from server.errors import resource_errors, tool_errors
 from server.state import app_state, load_draft, save_step
 from tools.errors import NotFoundError
+from tools.issues import Issue
 from tools.model_browser.browser import SearchRequest
 from tools.model_browser.results import ModelDetails, SearchResult
 
@@ -107,9 +107,7 @@ def register(mcp: MCPServer) -> None:
         section = StepSection(
             status=StepStatus.VALID,
             payload=details.model_dump(mode="json"),
-            issues=[
-                StepIssue(severity="warning", code="model", message=w) for w in details.warnings
-            ],
+            issues=[Issue(severity="warning", code="model", message=w) for w in details.warnings],
         )
         saved = await save_step(ctx, draft, StepName.MODEL, section)
         return SelectModelResult(

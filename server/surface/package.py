@@ -27,10 +27,10 @@ from server.surface.datasets import dataset_sources
 from server.surface.templates import facts_from_draft
 from tools.deployment_estimator.results import DeploymentEstimate
 from tools.errors import UserError
+from tools.issues import Issue
 from tools.model_browser.results import ModelDetails
 from tools.package_builder.builder import PackageRequest, build_package
 from tools.package_builder.checks import (
-    PackageIssue,
     check_dataset_files,
     check_package,
     raise_errors,
@@ -60,7 +60,7 @@ class FinalizeResult(BaseModel):
     path: str | None = None
     files: list[str] = Field(default_factory=list)
     manifest: dict[str, Any] | None = Field(default=None, description="package.yaml's content.")
-    warnings: list[PackageIssue]
+    warnings: list[Issue]
     draft_uri: str
     next_action: str
 
@@ -73,10 +73,10 @@ class WriteAnyway(BaseModel):
 class _Preflight:
     draft: DraftPackage
     inputs: PackageInputs
-    issues: list[PackageIssue]
+    issues: list[Issue]
 
     @property
-    def warnings(self) -> list[PackageIssue]:
+    def warnings(self) -> list[Issue]:
         return [issue for issue in self.issues if issue.severity == "warning"]
 
 
@@ -121,7 +121,7 @@ async def _preflight(ctx: Context, draft_id: str) -> _Preflight:
     return _Preflight(draft, inputs, issues)
 
 
-def _question(draft: DraftPackage, warnings: list[PackageIssue]) -> str:
+def _question(draft: DraftPackage, warnings: list[Issue]) -> str:
     listed = "\n".join(f"- {issue.message}" for issue in warnings)
     return (
         f"The training package for '{draft.title}' is ready to write, but {len(warnings)} "

@@ -11,10 +11,10 @@ from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
-from server.drafts.model import StepIssue
 from server.errors import resource_errors, tool_errors
 from server.state import app_state, load_draft, save_step
 from tools.deployment_estimator.config import DeploymentConfig
+from tools.issues import Issue
 from tools.model_browser.config import Architecture
 from tools.template_loader.facts import CrossStepFacts, ModelFacts, TargetFacts
 from tools.template_loader.service import (
@@ -166,7 +166,7 @@ def _target_facts(
 
 def _section(result: TemplateResult) -> StepSection:
     issues = [
-        StepIssue(severity=issue.severity, code=issue.code, message=issue.message, fix=issue.fix)
+        Issue(severity=issue.severity, code=issue.code, message=issue.message, fix=issue.fix)
         for issue in [*result.errors, *result.warnings]
     ]
     return StepSection(

@@ -78,9 +78,7 @@ def plan_deployment(
     cheapest = over_budget(result)
     select, question = request.select, None
     if cheapest is not None and request.budget_answer == "raise_budget":
-        result = _estimate(
-            request, math.ceil(cheapest.cost_usd), config, templates, local, prices
-        )
+        result = _estimate(request, math.ceil(cheapest.cost_usd), config, templates, local, prices)
     if cheapest is not None and request.budget_answer in ("raise_budget", "take_cheapest"):
         select = cheapest.target
     elif cheapest is not None and request.budget_answer is None:
@@ -94,9 +92,7 @@ def plan_deployment(
     remembered = (request.recorded.get("selected") or {}).get("target")
     selected = _selection(result.options, select or remembered, explicit=bool(select))
     keep = {LOCAL, result.recommended, selected.target if selected else None} - {None}
-    options, others = (
-        (result.options, []) if request.targets else shortlist(result.options, keep)
-    )
+    options, others = (result.options, []) if request.targets else shortlist(result.options, keep)
     answer = DeploymentAnswer(
         **{
             **dict(result),

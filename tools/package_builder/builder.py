@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.sources import Sources
-from tools.package_builder.checks import PackageIssue
+from tools.issues import Issue
 from tools.package_builder.config import MANIFEST_NAME, PackageConfig
 from tools.package_builder.data import DataPlan, package_datasets
 from tools.package_builder.exporters import axolotl_dataset, export_axolotl, export_trl
@@ -43,7 +43,7 @@ class PackageRequest:
     destination: Path
     generator: Generator
     overwrite: bool = False
-    accepted_warnings: list[PackageIssue] = field(default_factory=list)
+    accepted_warnings: list[Issue] = field(default_factory=list)
 
 
 class PackageResult(BaseModel):

@@ -9,32 +9,23 @@ train together, steps recorded against an older version of another step, files t
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
 
 from tools.errors import UserError
+from tools.issues import Issue
 from tools.package_builder.inputs import PackageInputs, ValidatedDatasets
 from tools.package_builder.shapes import package_shape
 from tools.template_loader.issues import ConfigIssue
 
 
-class PackageIssue(BaseModel):
-    severity: Literal["error", "warning"]
-    code: str
-    message: str
-    fix: str | None = None
+def error(code: str, message: str, fix: str) -> Issue:
+    return Issue(severity="error", code=code, message=message, fix=fix)
 
 
-def error(code: str, message: str, fix: str) -> PackageIssue:
-    return PackageIssue(severity="error", code=code, message=message, fix=fix)
+def warning(code: str, message: str, fix: str | None = None) -> Issue:
+    return Issue(severity="warning", code=code, message=message, fix=fix)
 
 
-def warning(code: str, message: str, fix: str | None = None) -> PackageIssue:
-    return PackageIssue(severity="warning", code=code, message=message, fix=fix)
-
-
-def check_package(inputs: PackageInputs) -> list[PackageIssue]:
+def check_package(inputs: PackageInputs) -> list[Issue]:
     """The problems found across the steps: errors stop the package, warnings need a yes."""
     issues = [_config_issue(issue) for issue in [*inputs.config.errors, *inputs.config.warnings]]
     issues += _hardware(inputs)
@@ -42,7 +33,7 @@ def check_package(inputs: PackageInputs) -> list[PackageIssue]:
     return issues
 
 
-def check_dataset_files(datasets: ValidatedDatasets) -> list[PackageIssue]:
+def check_dataset_files(datasets: ValidatedDatasets) -> list[Issue]:
     """Local files that are gone or changed size since validation (their sha256 is compared
     when they are copied into the package; a size is cheap to compare first)."""
     issues = []
@@ -68,7 +59,7 @@ def check_dataset_files(datasets: ValidatedDatasets) -> list[PackageIssue]:
 
 def stale_estimate(
     estimated_at: datetime | None, changed_at: Mapping[str, datetime | None]
-) -> list[PackageIssue]:
+) -> list[Issue]:
     """A warning when the deployment was estimated before another step last changed: its
     memory, time and cost figures were computed for the earlier choices."""
     if estimated_at is None:
@@ -86,7 +77,7 @@ def stale_estimate(
     ]
 
 
-def raise_errors(issues: list[PackageIssue]) -> None:
+def raise_errors(issues: list[Issue]) -> None:
     """UserError listing every error with its fix, when there is any."""
     errors = [issue for issue in issues if issue.severity == "error"]
     if not errors:
@@ -99,13 +90,11 @@ def raise_errors(issues: list[PackageIssue]) -> None:
     )
 
 
-def _config_issue(issue: ConfigIssue) -> PackageIssue:
-    return PackageIssue(
-        severity=issue.severity, code=issue.code, message=issue.message, fix=issue.fix
-    )
+def _config_issue(issue: ConfigIssue) -> Issue:
+    return Issue(severity=issue.severity, code=issue.code, message=issue.message, fix=issue.fix)
 
 
-def _hardware(inputs: PackageInputs) -> list[PackageIssue]:
+def _hardware(inputs: PackageInputs) -> list[Issue]:
     """QLoRA needs bitsandbytes, which runs on NVIDIA GPUs with CUDA: every GPU of the catalog
     (configs/deployment.yaml) is one; a GPU outside it cannot be vouched for."""
     deployment = inputs.deployment
@@ -123,7 +112,7 @@ def _hardware(inputs: PackageInputs) -> list[PackageIssue]:
     ]
 
 
-def _data(inputs: PackageInputs) -> list[PackageIssue]:
+def _data(inputs: PackageInputs) -> list[Issue]:
     datasets, config = inputs.datasets, inputs.config.config
     formats = [d.format for d in datasets.datasets if d.format is not None]
     issues = []

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from tools.dataset_validator.report import SplitReport
-from tools.package_builder.checks import PackageIssue
+from tools.issues import Issue
 from tools.package_builder.data import DataFile, PackagedData, SourceFile
 from tools.package_builder.inputs import PackageInputs
 from tools.package_builder.shapes import Shape
@@ -105,7 +105,7 @@ class PackageManifest(BaseModel):
     data: DataEntry
     deployment: DeploymentEntry
     files: FileNames
-    accepted_warnings: list[PackageIssue]
+    accepted_warnings: list[Issue]
     checksums: dict[str, FileDigest] = Field(default_factory=dict)
 
     def to_yaml(self) -> str:
@@ -119,7 +119,7 @@ def build_manifest(
     *,
     generator: Generator,
     created_at: datetime,
-    accepted_warnings: list[PackageIssue],
+    accepted_warnings: list[Issue],
 ) -> PackageManifest:
     """The manifest of a package built from `inputs` (checksums are added once files exist)."""
     model, config, datasets = inputs.model, inputs.config, inputs.datasets

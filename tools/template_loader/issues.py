@@ -3,23 +3,20 @@
 import math
 import string
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-Severity = Literal["error", "warning"]
+from tools.issues import Issue
+
 INT64_BITS = 64
 """The widest whole number a trainer takes; a wider one is shown by its order of magnitude."""
 
 
-class ConfigIssue(BaseModel):
-    """A finding and its fix."""
+class ConfigIssue(Issue):
+    """The shared issue model, with the configuration keys the finding is about."""
 
-    severity: Severity
-    code: str
     keys: list[str] = Field(default_factory=list)
-    message: str
-    fix: str | None = None
 
 
 def placeholders(text: str) -> set[str]:

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from tools.config_base import ConfigModel
+from tools.issues import Severity
 from tools.template_loader.derived import DERIVED_FIGURES
 from tools.template_loader.facts import CrossStepFacts
-from tools.template_loader.issues import ConfigIssue, Severity, render
+from tools.template_loader.issues import ConfigIssue, render
 from tools.template_loader.keys import Condition, Value, matches
 
 Provenance = Literal["template", "override", "default"]
