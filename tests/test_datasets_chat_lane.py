@@ -1,4 +1,4 @@
-"""The native chat lane gives every record the verdict, digest and length the record-by-record
+"""The chat lane (msgspec) gives every record the verdict, digest and length the record-by-record
 path gives it: whole reports are compared with the lane on and off."""
 
 import itertools
@@ -17,13 +17,15 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from server.settings import load_settings
+from tests.bench.bench_validate import MODES, record_path
 from tests.support import isolated_env
 from tests.test_datasets_tokens import word_tokenizer
 from tests.test_datasets_validator import validate
-from tools.dataset_validator.chat_lane import ORJSON_MAX_DEPTH, ChatLane
+from tools.dataset_validator import chat_lane
+from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED, FormatChecker
-from tools.dataset_validator.hygiene import RecordIndex, Sighting
+from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting
 from tools.dataset_validator.kinds import Format, WarningCode
 from tools.dataset_validator.readers import LineBatch
 from tools.dataset_validator.report import ValidationReport
@@ -31,29 +33,34 @@ from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import WarningLog
 from tools.dataset_validator.tokens import EstimatedTokens, ModelTokens, TokenCounter
 
+ORJSON_MAX_DEPTH = 1024
+"""orjson refuses a document nested deeper ("depth limit exceeded"), and so must the lane."""
+
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
     settings = load_settings(env=isolated_env(tmp_path_factory.mktemp("config"))).datasets
     # small batches, so one file spans several and the lane meets batch edges
-    reading = settings.reading.model_copy(
-        update={"batch_bytes": 4096, "check_every_records": 7, "native_chat": True}
-    )
+    reading = settings.reading.model_copy(update={"batch_bytes": 4096, "check_every_records": 7})
     return settings.model_copy(update={"reading": reading})
 
 
 def both_ways(
     config: DatasetsConfig, refs: list[str], root: Path, **kw: Any
 ) -> tuple[ValidationReport, ValidationReport]:
-    """The report with the native lane, and with it off (reading.native_chat: false)."""
+    """The report with the chat lane, and without it (every record the record path)."""
     fast = validate(config, refs, roots=[root], **kw)
-    lean = config.reading.model_copy(update={"native_chat": False})
-    slow = validate(config.model_copy(update={"reading": lean}), refs, roots=[root], **kw)
+    with record_path():
+        slow = validate(config, refs, roots=[root], **kw)
     return fast, slow
 
 
 def assert_same(fast: ValidationReport, slow: ValidationReport) -> None:
     assert fast.model_dump() == slow.model_dump()
+
+
+def placeholders(config: DatasetsConfig) -> Placeholders:
+    return Placeholders(config.warnings.placeholder_pattern)
 
 
 # --- records that pass, and records that each break one rule in their own way ---------------
@@ -159,17 +166,22 @@ def test_a_large_clean_file_goes_through_the_lane_and_agrees(
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[::7]))
     calls = []
-    read = ChatLane.read
+    read, parse = ChatLane.read, chat_lane.parse_record
 
     def counting(self: ChatLane, batch: LineBatch) -> Any:
         found = read(self, batch)
-        calls.append(found is not None and len(found.rows) == len(batch.items))
+        calls.append(len(found.rows) == len(batch.items))
         return found
 
+    def parsing(raw: bytes) -> Any:
+        calls.append(False)
+        return parse(raw)
+
     monkeypatch.setattr(ChatLane, "read", counting)
+    monkeypatch.setattr(chat_lane, "parse_record", parsing)
     fast = validate(config, ["a.jsonl", "b.jsonl"], roots=[tmp_path], validation_split=0.1)
     monkeypatch.undo()
-    assert calls and all(calls)  # every batch was taken whole by the lane
+    assert calls and all(calls)  # every batch was taken whole, msgspec decoding every line
     _, slow = both_ways(config, ["a.jsonl", "b.jsonl"], tmp_path, validation_split=0.1)
     assert_same(fast, slow)
     assert fast.datasets[0].duplicates.within > 0 and fast.datasets[1].duplicates.across_datasets
@@ -214,6 +226,32 @@ def nested(depth: int) -> bytes:
         (b"{" + TURNS + b', "messages": [' + USER + b"]}", {"no_assistant_turn": 1}),
         (b'{"messages": [{"role": "user", "content": "", "content": "Hi"}, ' + ANSWER + b"]}", {}),
         (b'{"messages": [{"role": "user", "name": "ann", "content": "Hi"}, ' + ANSWER + b"]}", {}),
+        # members the strict shape does not read, which msgspec would skip unchecked
+        (
+            b'{"messages": [{"role": "user", "w": 1e309, "content": "Hi"}, ' + ANSWER + b"]}",
+            {"invalid_json": 1},
+        ),
+        (
+            b'{"messages": [{"role": "user", "caf\xe9": 1, "content": "Hi"}, ' + ANSWER + b"]}",
+            {"encoding_error": 1},
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "Hi", "deep": '
+            + b"[" * 2000
+            + b"]" * 2000
+            + b"}, "
+            + ANSWER
+            + b"]}",
+            {"invalid_json": 1},
+        ),
+        (b'{"mess\\u0061ges": [' + USER + b", " + ANSWER + b"]}", {}),
+        (b'{"messages": [{"role": "us\\u0065r", "content": "Hi"}, ' + ANSWER + b"]}", {}),
+        (b'{"messages": [{"role": "user", "content": "\\ud83d\\ude00"}, ' + ANSWER + b"]}", {}),
+        (
+            b'{"messages": [{"role": "user", "content": "\xed\xa0\x80"}, ' + ANSWER + b"]}",
+            {"encoding_error": 1},
+        ),
+        (b'{"messages": null}', {"wrong_type": 1}),
         (b"\xef\xbb\xbf{" + TURNS + b"}", {"invalid_json": 1}),
         (b"{" + TURNS + b"} {}", {"invalid_json": 1}),
     ],
@@ -239,12 +277,18 @@ def test_orjson_refuses_what_the_lane_refuses_as_too_deep() -> None:
         orjson.loads(b"[" * (ORJSON_MAX_DEPTH + 1) + b"]" * (ORJSON_MAX_DEPTH + 1))
 
 
-def test_the_native_core_is_built() -> None:
-    """Installing the package compiles it (hatch_build.py); without it the lane is off."""
-    assert ChatLane.available(), (
-        "the native chat lane is not built: install a C compiler, then run "
-        "`python3 -m uv sync --reinstall-package training-package-mcp`"
-    )
+def test_the_lane_takes_records_with_other_members_too(config: DatasetsConfig) -> None:
+    """An "id" beside the messages, a "name" in a message: orjson parses the line, and the
+    lenient shape takes it into the lane all the same."""
+    lines = [
+        b'{"id": 1, ' + TURNS + b"}",
+        b'{"messages": [{"role": "user", "name": "ann", "content": "Hi?"}, ' + ANSWER + b"]}",
+        b"{" + TURNS + b', "meta": {"source": "x", "score": [1, 2.5, null]}}',
+    ]
+    lane = ChatLane(config.formats, RecordIndex(config.split.seed), placeholders(config))
+    chat = lane.read(LineBatch(1, list(enumerate(lines, 1))))
+    assert chat.rows.tolist() == [0, 1, 2] and not chat.others
+    assert chat.digests[0] == chat.digests[1] == chat.digests[2]
 
 
 # --- the pieces the lane shares with the record path -----------------------------------------
@@ -279,13 +323,14 @@ def test_the_lane_digests_and_measures_a_record_as_the_record_path_does(
         for turns in texts
     ]
     lines = [(n, orjson.dumps(r) + b"\n") for n, r in enumerate(records, 1)]
-    chat = ChatLane(config.formats, index, "").read(LineBatch(1, lines))
+    chat = ChatLane(config.formats, index, placeholders(config)).read(LineBatch(1, lines))
     examples = [checker.check(Format.CHAT, r)[0] for r in records]
     taken = [i for i, example in enumerate(examples) if example is not None]
-    assert (chat.rows.tolist() if chat is not None else []) == taken
-    if chat is not None:
-        assert chat.digests == [index.digest(examples[i])[0] for i in taken]  # type: ignore[arg-type]
-        assert chat.turn_chars.tolist() == [len(t) for i in taken for t in texts[i]]
+    assert chat.rows.tolist() == taken
+    assert [n for n, _ in chat.others] == [i for i in range(len(records)) if i not in taken]
+    assert chat.digests == [index.digest(examples[i])[0] for i in taken]  # type: ignore[arg-type]
+    chars = chat.conversations.chars.tolist()
+    assert chars == [len(t) for i in taken for t in texts[i]]
 
 
 def test_the_lane_takes_exactly_the_turn_orders_python_takes(config: DatasetsConfig) -> None:
@@ -301,9 +346,8 @@ def test_the_lane_takes_exactly_the_turn_orders_python_takes(config: DatasetsCon
         json.dumps({"messages": [{"role": name[t], "content": "x"} for t in tags]}).encode()
         for tags in sequences
     ]
-    lane = ChatLane(config.formats, RecordIndex(config.split.seed), "")
+    lane = ChatLane(config.formats, RecordIndex(config.split.seed), placeholders(config))
     chat = lane.read(LineBatch(1, list(enumerate(lines, 1))))
-    assert chat is not None
     expected = [
         i for i, tags in enumerate(sequences) if WELL_ORDERED.fullmatch(tags) and "a" in tags
     ]
@@ -360,7 +404,7 @@ def test_the_index_reports_each_repeat_with_its_first_sighting() -> None:
     assert repeat == [(0, Sighting(dataset=1, validation=False, record=2))]
 
 
-@pytest.mark.parametrize("mode", ["lean", "native"])
+@pytest.mark.parametrize("mode", MODES)
 def test_json_lines_never_load_arrow(tmp_path: Path, mode: str) -> None:
     """Arrow is for Parquet: importing it costs ~80 MB of memory that JSON Lines do not need."""
     (tmp_path / "chat.jsonl").write_text(
@@ -395,10 +439,10 @@ def test_the_lane_measures_tokens_as_the_record_path_does(
     rng = random.Random(13)
     records = [conversation(rng) for _ in range(120)]
     index = RecordIndex(config.split.seed)
-    lane = ChatLane(config.formats, index, "")
+    lane = ChatLane(config.formats, index, placeholders(config))
     batch = LineBatch(1, [(n, json.dumps(r).encode() + b"\n") for n, r in enumerate(records, 1)])
     chat = lane.read(batch)
-    assert chat is not None and len(chat.rows) == len(records)
+    assert len(chat.rows) == len(records)
     checker = FormatChecker(config.formats, config.limits.max_quoted_chars)
     examples = [checker.check(Format.CHAT, r)[0] for r in records]
     expected = [longest for longest, _ in tokens.measure(examples)]  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from server.settings import load_settings
+from tests.bench.bench_validate import MODES as READING_MODES
 from tests.bench.bench_validate import run_child
 from tests.support import isolated_env
 from tools.dataset_validator.config import DatasetsConfig
@@ -37,7 +38,7 @@ GIB = 1 << 30
 NO_HUB = HubAccess(endpoint="http://127.0.0.1:9", timeout_s=1)  # a closed port: never reached
 # the validator idles at about 75 MB; streaming keeps it flat
 PEAK_RSS_BOUND_MB = 250
-MODES = pytest.mark.parametrize("mode", ["lean", "native"])
+MODES = pytest.mark.parametrize("mode", READING_MODES)  # the chat lane, and record by record
 CHAT = (
     b'{"messages": [{"role": "user", "content": "hi"}, '
     b'{"role": "assistant", "content": "hello"}]}\n'

@@ -7,10 +7,10 @@ Run on demand (pytest does not collect tests/bench):
 
 1. Throughput: writes a seeded, realistic chat JSONL of --mb megabytes, then times, alternately
    and --repeat times each, the floor (`for line in file: orjson.loads(line)`) and a full
-   validate_datasets of the same file (every check, the token estimate, the split, sha256), with
-   the native chat lane (reading.native_chat: true, the default) and without it (lean: record by
-   record). It prints the best time of each, the throughputs and their ratios (goal: at least
-   0.5).
+   validate_datasets of the same file (every check, the token estimate, the split, sha256), as
+   installed (msgspec: the chat lane) and record by record (record: the run built without the
+   lane, the path every line the lane does not take goes). It prints the best time of each, the
+   throughputs and their ratios to the floor (goal for the default: at least 0.5).
 2. Memory: writes a --rss-mb file and validates it, in each mode, in a child process that prints
    its own peak RSS; a child that only imports the validator gives the baseline (goal: peak
    under 150 MB).
@@ -26,7 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from unittest import mock
 
 import orjson
 
@@ -192,7 +195,18 @@ def floor(path: Path) -> float:
     return time.perf_counter() - start
 
 
-MODES = {"native": True, "lean": False}  # reading.native_chat
+MODES = ("msgspec", "record")
+"""How a run reads chat JSON Lines: the chat lane (the default), or record by record."""
+
+
+@contextmanager
+def record_path() -> Iterator[None]:
+    """Runs built meanwhile send every record the record path: no chat lane. Test machinery,
+    not a setting: both write the same report, the lane faster."""
+    from tools.dataset_validator import validator
+
+    with mock.patch.object(validator, "ChatLane", lambda *_: None):
+        yield
 
 
 def validate(path: Path, mode: str) -> tuple[float, dict]:
@@ -204,15 +218,15 @@ def validate(path: Path, mode: str) -> tuple[float, dict]:
     from tools.dataset_validator.sources import Sources
     from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 
+    assert mode in MODES, mode
     config = load_settings(env={}).datasets
-    reading = config.reading.model_copy(update={"native_chat": MODES[mode]})
-    config = config.model_copy(update={"reading": reading})
     hub = HubAccess(endpoint=None, timeout_s=1)
     sources = Sources(config, allowed_roots([path.parent]), hub, None)
     request = ValidationRequest(datasets=[path.name], max_seq_length=4096)
-    start = time.perf_counter()
-    report = validate_datasets(request, config, sources, hub)
-    elapsed = time.perf_counter() - start
+    with record_path() if mode == "record" else nullcontext():
+        start = time.perf_counter()
+        report = validate_datasets(request, config, sources, hub)
+        elapsed = time.perf_counter() - start
     dataset = report.datasets[0]
     outcome = {
         "records": dataset.records,
@@ -303,9 +317,10 @@ def main() -> None:
         print(f"  wall clock, best of {args.repeat}:")
         print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
         for mode, times in runs.items():
+            goal = " (goal >= 0.5)" if mode == MODES[0] else ""
             print(
                 f"    validate_datasets, {mode + ':':9} {size / MB / min(times):7.1f} MB/s"
-                f" = {best_floor / min(times):.2f} of the floor (goal >= 0.5)"
+                f" = {best_floor / min(times):.2f} of the floor{goal}"
             )
         print(f"  {outcome['summary']}")
         path.unlink()

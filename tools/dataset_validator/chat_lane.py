@@ -1,135 +1,159 @@
-"""Chat JSON Lines checked a batch at a time in native code.
+"""Chat JSON Lines checked a batch at a time: msgspec decodes each line into the well-formed shape.
 
-Most records of a large dataset are plain, well-formed chat, and building a Python dict for each
-and walking it is what makes a scan slow: about 30 µs a record, against 5 for orjson merely to
-parse it. The native core (native/chat_lines.c: yyjson, the parser orjson itself uses, and
-xxHash) takes a whole batch of lines, without the GIL, and returns what the scan needs of the
-lines that are well-formed chat by the rules of FormatChecker._well_formed: digest, roles, token
-lengths, whether a placeholder could be there. Each rule and constant it applies is handed to it
-from the Python definitions. Every other line takes the record-by-record path, which words each
-problem. Both paths give a record the same verdict, digest and length; the tests hold them to it.
+Most records of a large dataset are plain, well-formed chat, and building a dict for each and
+walking it in Python is what makes the record path slow. msgspec decodes a line straight into
+Structs of that shape (a `messages` list of objects whose `role` is a configured name and whose
+`content` is a string) and refuses any other; the lane holds what it takes to the rest of the
+rules (formats.well_formed), digests it with RecordIndex.digest_text, and the scan then handles the
+batch's rows together. Every other line goes record by record, where FormatChecker words each
+problem (msgspec's own message, such as "at `$.messages[2].role`", is not used: the report stays
+the record path's word for word). Both paths give a record the same verdict, digest and length;
+the tests hold them to it.
 
-The core is compiled when the package is installed (hatch_build.py). Where no C compiler was at
-hand it is missing, and every line takes the record path: the same report, several times slower.
+Two shapes: the strict one admits no member it does not read, so every byte of a line it takes
+is one msgspec checked, as strictly as orjson does (UTF-8, escapes, surrogates). msgspec skips
+unread members without those checks (invalid UTF-8, 1e309, nesting depth), so a line with other
+members (an "id", a message's "name") is parsed by orjson, the record path's own parser, and its
+messages are converted into the lenient shape.
 """
 
 from dataclasses import dataclass
-from itertools import chain
+from operator import attrgetter
+from typing import Any, Literal
 
+import msgspec
 import numpy as np
-import orjson
 
 from tools.dataset_validator.config import FormatsConfig
-from tools.dataset_validator.formats import ALLOWED_ORDER, ROLE_OF_TAG, ROLE_TAGS, Example
-from tools.dataset_validator.hygiene import (
-    ASCII_WHITESPACE,
-    DIGEST_BYTES,
-    TURN_SEPARATOR,
-    RecordIndex,
-)
+from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, Example, well_formed
+from tools.dataset_validator.hygiene import TURN_SEPARATOR, Placeholders, RecordIndex
 from tools.dataset_validator.kinds import Format, Role
-from tools.dataset_validator.readers import LineBatch
+from tools.dataset_validator.readers import LineBatch, ReadError, parse_record
 from tools.dataset_validator.tokens import Conversations
 
-try:
-    from tools.dataset_validator import _chat_lines
-except ImportError:  # built without a C compiler
-    _chat_lines = None
-
-ORJSON_MAX_DEPTH = 1024
-"""orjson refuses a document nested deeper ("depth limit exceeded"), and so must the lane."""
-_START = "^"  # the "previous role" of a conversation's first turn, for the turn-order pairs
+_ROLE, _CONTENT = attrgetter("role"), attrgetter("content")
+_SYSTEM = ROLE_TAGS[Role.SYSTEM]
+_UNPARSED: Any = object()  # a line orjson has not parsed (yet)
 
 
 @dataclass(frozen=True, slots=True)
 class ChatBatch:
-    """The rows of a batch that are well-formed chat, with what the scan needs of each, in
-    batch order."""
+    """A batch of JSON Lines in two parts: the rows that are well-formed chat, with what the
+    scan needs of each, and every other row, parsed, for the record path."""
 
-    batch: LineBatch
     rows: np.ndarray
-    """Positions in the batch's items."""
-    tags: bytes
-    """Every row's roles end to end, one ROLE_TAGS letter per turn."""
+    """Positions in the batch's items of the well-formed chat rows, ascending."""
+    tags: list[str]
+    """Each row's roles, one ROLE_TAGS letter per turn."""
+    texts: list[str]
+    """Every row's turn texts, end to end."""
     offsets: np.ndarray
-    """Row i's turns are turns offsets[i]..offsets[i + 1]."""
-    turn_chars: np.ndarray
-    """Each turn's length in characters."""
+    """Row i's turns are texts[offsets[i]:offsets[i + 1]]."""
     digests: list[bytes]
-    has_system: np.ndarray
-    placeholder_candidates: np.ndarray
-    """Positions (into `rows`) of the rows that could hold a placeholder."""
+    placeholders: list[tuple[int, str]]
+    """(position in rows, the placeholder found) for each row that holds one."""
+    others: list[tuple[int, Any]]
+    """(position in the batch's items, parsed value or ReadError) for every other row."""
 
-    def texts(self, position: int) -> list[str]:
-        """One row's turn texts, parsed again: the preview and placeholder checks need a few
-        rows' texts, and only a model's tokenizer needs them all (and costs far more)."""
-        raw = self.batch.items[int(self.rows[position])][1]
-        return [message["content"] for message in orjson.loads(raw)["messages"]]  # type: ignore[arg-type]
+    @property
+    def has_system(self) -> np.ndarray:
+        letters = np.frombuffer("".join(self.tags).encode(), dtype=np.uint8)
+        return letters[self.offsets[:-1]] == ord(_SYSTEM)
 
     def example(self, position: int) -> Example:
         """One row in the common shape (for the preview)."""
-        start, end = self.offsets[position], self.offsets[position + 1]
-        roles = map(ROLE_OF_TAG.__getitem__, self.tags[start:end].decode())
-        turns = list(zip(roles, self.texts(position), strict=True))
-        return Example(Format.CHAT, turns, has_system=bool(self.has_system[position]))
-
-    def joined_text(self, position: int) -> str:
-        """The row's turns joined as RecordIndex.digest joins them (for the placeholder check)."""
-        return TURN_SEPARATOR.join(self.texts(position))
+        tags, start = self.tags[position], int(self.offsets[position])
+        roles = map(ROLE_OF_TAG.__getitem__, tags)
+        turns = list(zip(roles, self.texts[start : start + len(tags)], strict=True))
+        return Example(Format.CHAT, turns, has_system=tags[0] == _SYSTEM)
 
     @property
     def conversations(self) -> Conversations:
         """The rows as the token counter takes them."""
-        return Conversations(
-            offsets=self.offsets,
-            chars=self.turn_chars,
-            texts=lambda: list(chain.from_iterable(map(self.texts, range(len(self.rows))))),
-        )
+        chars = np.fromiter(map(len, self.texts), np.int64, len(self.texts))
+        return Conversations(offsets=self.offsets, chars=chars, texts=lambda: self.texts)
+
+
+def _shape(roles: tuple[str, ...], *, strict: bool) -> type[msgspec.Struct]:
+    """The well-formed chat record as Structs; `strict`: refusing members it does not read."""
+    message = msgspec.defstruct(
+        "Message",
+        [("role", Literal[roles]), ("content", str)],  # type: ignore[valid-type]
+        forbid_unknown_fields=strict,
+        gc=False,
+    )
+    return msgspec.defstruct(
+        "ChatRecord", [("messages", list[message])], forbid_unknown_fields=strict, gc=False
+    )
 
 
 class ChatLane:
-    """Takes the well-formed chat rows out of batches of JSON Lines."""
+    """Splits batches of JSON Lines into the well-formed chat rows and the rest."""
 
-    @staticmethod
-    def available() -> bool:
-        """Whether the native core was built."""
-        return _chat_lines is not None
+    def __init__(self, config: FormatsConfig, index: RecordIndex, placeholders: Placeholders):
+        """`index` digests the rows as the record path does; `placeholders` finds leftovers."""
+        roles = tuple(config.chat_roles)
+        self._decode = msgspec.json.Decoder(_shape(roles, strict=True)).decode
+        self._lenient = _shape(roles, strict=False)
+        self._tag = {name: ROLE_TAGS[role] for name, role in config.chat_roles.items()}.__getitem__
+        self._digest = index.digest_text
+        self._find = placeholders.find
 
-    def __init__(self, config: FormatsConfig, index: RecordIndex, placeholder_literal: str):
-        """`index` digests records as the lane must; `placeholder_literal`: what every
-        placeholder starts with ("" when unknown: every row is a candidate)."""
-        tag = ROLE_TAGS.__getitem__
-        literal = "" if TURN_SEPARATOR in placeholder_literal else placeholder_literal
-        pairs = "".join(f"{_START if p is None else tag(p)}{tag(r)}" for p, r in ALLOWED_ORDER)
-        self._system = ord(tag(Role.SYSTEM))
-        self._rules = (
-            tuple(name.encode() for name in config.chat_roles),
-            "".join(map(tag, config.chat_roles.values())).encode(),
-            pairs.encode(),
-            ASCII_WHITESPACE,
-            TURN_SEPARATOR.encode(),
-            tag(Role.ASSISTANT).encode(),
-            _START.encode(),
-            index.seed,
-            literal.encode(),  # a match spanning two turns would need the separator in it
-            ORJSON_MAX_DEPTH,
-        )
-
-    def read(self, batch: LineBatch) -> ChatBatch | None:
-        """The batch's well-formed chat rows, or None when it holds none."""
-        assert _chat_lines is not None, "ChatLane.available() says whether it can be used"
-        rows, tags, turns, digests, chars, candidates = _chat_lines.scan(batch.items, *self._rules)
-        if not rows:
-            return None
-        offsets = np.concatenate(([0], np.cumsum(np.frombuffer(turns, dtype=np.int64))))
-        letters = np.frombuffer(tags, dtype=np.uint8)
+    def read(self, batch: LineBatch) -> ChatBatch:
+        """The batch's well-formed chat rows, and every other row parsed as the record path
+        parses it (by orjson, once: the record path takes the value as it is)."""
+        rows: list[int] = []
+        tags: list[str] = []
+        texts: list[str] = []
+        counts: list[int] = []
+        digests: list[bytes] = []
+        found: list[tuple[int, str]] = []
+        others: list[tuple[int, Any]] = []
+        decode, tag, digest, find = self._decode, self._tag, self._digest, self._find
+        for position, (_, raw) in enumerate(batch.items):
+            if type(raw) is ReadError:
+                others.append((position, raw))
+                continue
+            value = _UNPARSED
+            try:
+                messages = decode(raw).messages
+            except msgspec.DecodeError:  # ValidationError too: not the strict shape
+                value = parse_record(raw)
+                messages = self._messages(value)
+                if messages is None:
+                    others.append((position, value))
+                    continue
+            turns = list(map(_CONTENT, messages))
+            roles = "".join(map(tag, map(_ROLE, messages)))
+            if not well_formed(roles, turns):
+                others.append((position, parse_record(raw) if value is _UNPARSED else value))
+                continue
+            text = TURN_SEPARATOR.join(turns)
+            placeholder = find(text)
+            if placeholder is not None:
+                found.append((len(rows), placeholder))
+            rows.append(position)
+            tags.append(roles)
+            texts += turns
+            counts.append(len(turns))
+            digests.append(digest(text, roles))
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
         return ChatBatch(
-            batch=batch,
-            rows=np.frombuffer(rows, dtype=np.int64),
+            rows=np.array(rows, dtype=np.int64),
             tags=tags,
+            texts=texts,
             offsets=offsets,
-            turn_chars=np.frombuffer(chars, dtype=np.int64),
-            digests=[digests[i : i + DIGEST_BYTES] for i in range(0, len(digests), DIGEST_BYTES)],
-            has_system=letters[offsets[:-1]] == self._system,
-            placeholder_candidates=np.flatnonzero(np.frombuffer(candidates, dtype=np.uint8)),
+            digests=digests,
+            placeholders=found,
+            others=others,
         )
+
+    def _messages(self, value: Any) -> list[Any] | None:
+        """A parsed chat record's messages in the lenient shape, or None when it is not one."""
+        if type(value) is not dict or "messages" not in value:
+            return None
+        try:
+            return msgspec.convert(value, self._lenient).messages  # type: ignore[attr-defined]
+        except msgspec.ValidationError:
+            return None

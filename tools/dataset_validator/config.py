@@ -76,7 +76,6 @@ class ReadingConfig(ConfigModel):
 
     buffer_bytes: Annotated[int, Field(ge=4096)]
     batch_bytes: Annotated[int, Field(ge=4096)]
-    native_chat: bool
     parquet_batch_rows: Annotated[int, Field(ge=1)]
     progress_interval_s: PositiveSeconds
     check_every_records: Annotated[int, Field(ge=1)]

@@ -119,6 +119,18 @@ _STR_ONLY = {str}
 _UNKNOWN: Any = object()  # the role before a turn that could not be read
 
 
+def well_formed(tags: str, texts: list[str]) -> bool:
+    """Whether turns with these role letters and string texts break no rule: none blank, an
+    assistant turn, a well-ordered conversation. The record path and the chat lane both ask."""
+    return (
+        bool(texts)
+        and all(texts)
+        and not any(map(str.isspace, texts))
+        and _ASSISTANT_TAG in tags
+        and WELL_ORDERED.fullmatch(tags) is not None
+    )
+
+
 def _text_of(content: Any, message: Mapping[str, Any], role: Role) -> str | None:
     """A message's text: a string, text parts, or (for an assistant) its tool calls."""
     if type(content) is str:
@@ -336,14 +348,7 @@ class FormatChecker:
             texts = list(map(itemgetter(content_key), messages))
         except (TypeError, KeyError):  # not a list of objects, a missing key, an unknown role
             return None
-        if (
-            not texts
-            or set(map(type, texts)) != _STR_ONLY
-            or not all(texts)
-            or any(map(str.isspace, texts))
-            or _ASSISTANT_TAG not in tags
-            or WELL_ORDERED.fullmatch(tags) is None
-        ):
+        if set(map(type, texts)) != _STR_ONLY or not well_formed(tags, texts):
             return None
         return list(zip(map(ROLE_OF_TAG.__getitem__, tags[len(start) :]), texts, strict=True))
 

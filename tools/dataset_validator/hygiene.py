@@ -24,8 +24,7 @@ DIGEST_BYTES = 16
 ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
 TURN_SEPARATOR, PAIR_SEPARATOR = "\x1e", "\x1d"
 """A record's digest hashes its turns' texts joined by TURN_SEPARATOR (a pair's rejected side
-follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letters (and label).
-The native chat lane (chat_lane.py) digests chat records the same way, given these constants."""
+follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letters (and label)."""
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
@@ -66,12 +65,16 @@ class RecordIndex:
             tags = f"{tags}{PAIR_SEPARATOR}{''.join([ROLE_TAGS[role] for role, _ in rejected])}"
         if example.label is not None:
             tags = f"{tags}{PAIR_SEPARATOR}{example.label}"
+        return self.digest_text(text, tags), text
+
+    def digest_text(self, text: str, tags: str) -> bytes:
+        """The digest of a record's joined text and role letters: what digest() computes, for
+        the chat lane, which has both without building an Example."""
         try:
             data = text.encode()
         except UnicodeEncodeError:  # a lone surrogate (a CSV or Parquet cell may hold one)
             data = text.encode("utf-8", "surrogatepass")
-        data = data.translate(None, ASCII_WHITESPACE)
-        return xxh3_128_digest(data, self._roles_seed(tags)), text
+        return xxh3_128_digest(data.translate(None, ASCII_WHITESPACE), self._roles_seed(tags))
 
     def _roles_seed_of(self, tags: str) -> int:
         """The seed a record's text is hashed with: the run's seed and the record's roles."""
@@ -156,30 +159,12 @@ class Splitter:
 
 
 class Placeholders:
+    """Template leftovers: warnings.placeholder_pattern searched in a record's joined text (re
+    looks for a pattern's literal prefix on its own, so no text needs filtering first)."""
+
     def __init__(self, pattern: str) -> None:
         self._search = re.compile(pattern).search
-        self.literal = _leading_literal(pattern)
-        """Text every match starts with ("" if none): a text without it need not be searched."""
 
     def find(self, text: str) -> str | None:
         found = self._search(text)
         return found.group() if found else None
-
-
-def _leading_literal(pattern: str) -> str:
-    """The literal characters the pattern's every match begins with, read off the parse tree
-    of Python's own regex compiler (whose module is private, hence the care)."""
-    try:
-        from re import _constants, _parser  # type: ignore[attr-defined]
-
-        parsed = _parser.parse(pattern)
-        if parsed.state.flags & ~(_constants.SRE_FLAG_UNICODE):
-            return ""  # IGNORECASE and the like change what a literal matches
-        literal = []
-        for op, value in parsed:
-            if op is not _constants.LITERAL:
-                break
-            literal.append(chr(value))
-        return "".join(literal)
-    except (ImportError, AttributeError, TypeError, re.error):
-        return ""

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tools.dataset_validator.kinds import ErrorCode, FileType, Format, WarningCode
+from tools.issues import Issue
 
 SourceKind = Literal["local", "supabase", "hub"]
 
@@ -143,13 +144,6 @@ class SplitReport(BaseModel):
     rule: str = Field(description="How records are assigned, so a trainer can reproduce it.")
 
 
-class RunIssue(BaseModel):
-    severity: Literal["error", "warning"]
-    code: ErrorCode | WarningCode
-    message: str
-    fix: str
-
-
 class PreviewTurn(BaseModel):
     """A turn of a previewed record: what the file says, not a message of this conversation."""
 
@@ -176,7 +170,7 @@ class ValidationReport(BaseModel):
     train_tokens: int = Field(description="Tokens one epoch processes (pairs count twice).")
     max_seq_length: int
     tokenizer: TokenizerInfo
-    issues: list[RunIssue] = Field(description="Problems across datasets or with the config.")
+    issues: list[Issue] = Field(description="Problems across datasets or with the config.")
     preview: list[PreviewRecord]
     valid: bool
     summary: str

@@ -25,7 +25,6 @@ from tools.dataset_validator.report import (
     DatasetReport,
     PreviewRecord,
     PreviewTurn,
-    RunIssue,
     SplitReport,
     TokenizerInfo,
     ValidationReport,
@@ -35,6 +34,7 @@ from tools.dataset_validator.sources import ResolvedDataset, Sources
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tokens import token_counter
 from tools.errors import UserError
+from tools.issues import Issue
 from tools.quoting import excerpt
 
 HASH_CHUNK = 1 << 20
@@ -76,11 +76,7 @@ def validate_datasets(
                 state = RunState(
                     config=config,
                     checker=FormatChecker(config.formats, config.limits.max_quoted_chars),
-                    chat_lane=(
-                        ChatLane(config.formats, index, placeholders.literal)
-                        if config.reading.native_chat and ChatLane.available()
-                        else None
-                    ),
+                    chat_lane=ChatLane(config.formats, index, placeholders),
                     counter=counter,
                     index=index,
                     placeholders=placeholders,
@@ -227,7 +223,7 @@ def _split_report(
 
 def _issues(
     reports: list[DatasetReport], request: ValidationRequest, config: DatasetsConfig, share: float
-) -> list[RunIssue]:
+) -> list[Issue]:
     """What no single dataset shows: formats that do not train together, or not with the method."""
     issues = []
     formats = {r.format for r in reports if r.format is not None}
@@ -236,7 +232,7 @@ def _issues(
     described = "; ".join(f"{m}: {', '.join(fs)}" for m, fs in methods.items())
     if untrainable:
         issues.append(
-            RunIssue(
+            Issue(
                 severity="error",
                 code=ErrorCode.FORMAT_VS_METHOD,
                 message=f"No training method here trains {', '.join(untrainable)} data "
@@ -246,7 +242,7 @@ def _issues(
         )
     elif formats and not any(formats <= set(accepted) for accepted in methods.values()):
         issues.append(
-            RunIssue(
+            Issue(
                 severity="error",
                 code=ErrorCode.MIXED_FORMAT,
                 message=f"The datasets are {', '.join(sorted(formats))}; no training method "
@@ -259,7 +255,7 @@ def _issues(
         wrong = sorted(f for f in formats if f not in accepted)
         if wrong:
             issues.append(
-                RunIssue(
+                Issue(
                     severity="error",
                     code=ErrorCode.FORMAT_VS_METHOD,
                     message=f"The draft's method is {request.method}, which trains on "
@@ -270,7 +266,7 @@ def _issues(
     validation = sum(r.split.validation for r in reports)
     if (share or request.validation_dataset) and not validation:
         issues.append(
-            RunIssue(
+            Issue(
                 severity="warning",
                 code=WarningCode.EMPTY_VALIDATION,
                 message="No valid record landed in the validation set.",
