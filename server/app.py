@@ -1,8 +1,7 @@
 """build_server: the MCPServer with every tool, resource and prompt, over one draft store."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -15,7 +14,6 @@ from server.drafts.postgres import PostgresDraftStore
 from server.http import HttpAuth
 from server.logging import get_logger
 from server.places import Transport, check_places, sweep_package_leftovers
-from server.results import CompactResults
 from server.schemas import compact_schema
 from server.settings import Secrets, Settings
 from server.state import AppState, HeavyCalls, local_user, open_model_browser, open_store
@@ -42,15 +40,11 @@ log = get_logger(__name__)
 
 
 class WizardServer(MCPServer):
-    """MCPServer whose tools/list carries compacted schemas (see server.schemas), and whose
-    results' text block is their compact JSON (see server.results)."""
+    """MCPServer whose tools/list carries compacted schemas (see server.schemas).
 
-    def add_tool(self, fn: Callable[..., Any], name: str | None = None, **options: Any) -> None:
-        """Register as the SDK does, then convert the tool's results with CompactResults."""
-        super().add_tool(fn, name, **options)
-        tool = self._tool_manager.get_tool(name or fn.__name__)
-        if tool is not None:
-            tool.fn_metadata = CompactResults.of(tool.fn_metadata)
+    list_tools is what the SDK's tools/list handler calls, and the SDK documents that a
+    subclass's override takes effect. (Results are made compact by server.errors.tool_errors.)
+    """
 
     async def list_tools(self) -> list[Tool]:
         return [
@@ -128,7 +122,7 @@ def build_server(
         log_level=settings.server.logging.level,
         token_verifier=auth.verifier if auth else None,
         auth=auth.settings if auth else None,
-        subscriptions=bus,
+        subscriptions=notifications.OwnerScopedBus(bus),
     )
     legacy_subscriptions = notifications.install(mcp, bus)
     drafts.register(mcp)

@@ -3,6 +3,8 @@
 Every tool call is logged under its tool and its caller, its arguments are checked first
 (server.arguments), and anything unexpected becomes a short message with an incident id that
 the server log holds the traceback for: never an empty "Error executing tool", never the input.
+Every tool goes through tool_errors, so it is also where a tool's model becomes its compact
+result (server.results).
 """
 
 import functools
@@ -15,9 +17,11 @@ import structlog
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult
 
 from server.arguments import check_arguments
 from server.logging import get_logger
+from server.results import compact
 from server.state import app_state, caller
 from tools.errors import NotFoundError, UserError
 
@@ -28,16 +32,18 @@ INCIDENT_BYTES = 4
 log = get_logger(__name__)
 
 
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | CallToolResult]]:
     """Check the arguments, then run the tool; a UserError becomes a tool error (is_error=True)
-    the assistant can explain, any other exception one that names an incident."""
+    the assistant can explain, any other exception one that names an incident. A returned model
+    goes back compact (server.results); the SDK still derives the output schema from `fn`'s
+    declared return type, since the wrapper's signature is `fn`'s."""
     tool = fn.__name__.removesuffix("_tool")
     context = next(
         name for name, p in inspect.signature(fn).parameters.items() if p.annotation is Context
     )
 
     @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | CallToolResult:
         ctx = kwargs[context]
         assert isinstance(ctx, Context)
         state = app_state(ctx)
@@ -47,7 +53,7 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
                     {k: v for k, v in kwargs.items() if k != context},
                     state.settings.server.limits.max_argument_chars,
                 )
-                return await fn(*args, **kwargs)
+                return compact(await fn(*args, **kwargs))
             except UserError as exc:
                 log.info("tool.refused", error=type(exc).__name__)
                 raise ToolError(str(exc)) from exc

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server import __version__, sse_events
+from server import __version__
 from server.auth import (
     AnyOfVerifiers,
     StaticTokenVerifier,
@@ -83,7 +83,6 @@ def http_app(mcp: MCPServer, settings: Settings, host: str) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    sse_events.install()
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[*LOOPBACK_HOSTS, *http.allowed_hosts],

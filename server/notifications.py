@@ -7,6 +7,13 @@ Clients on the 2026-07-28 protocol receive it through subscriptions/listen; hand
 subscribed session. Either way a draft URI is honoured only for a draft the caller owns, and the
 drafts list's update is published per owner (owned_drafts_uri) and delivered, as the plain list
 URI, to that owner's subscribers alone, so nobody learns when someone else's draft changes.
+
+The listen side uses the SDK's public seams: the bus the server is built with
+(`MCPServer(subscriptions=OwnerScopedBus(bus))`) and a middleware that checks ownership before
+the SDK's own listen handler runs (the gate the SDK's subscriptions guide shows; middleware is
+marked provisional in mcp 2.3). Two
+things have no public API in mcp 2.3, and the SDK's migration guide names the same private
+workarounds for both (see `install` and `_connection`).
 """
 
 import weakref
@@ -16,14 +23,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import anyio
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.subscriptions import (
-    ListenHandler,
-    ResourceUpdated,
-    ServerEvent,
-    SubscriptionBus,
-)
+from mcp.server.subscriptions import ResourceUpdated, ServerEvent, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
@@ -31,9 +33,9 @@ from mcp.types import (
     SetLevelRequestParams,
     SubscribeRequestParams,
     SubscriptionsListenRequestParams,
-    SubscriptionsListenResult,
     UnsubscribeRequestParams,
 )
+from pydantic import ValidationError
 
 from server.drafts import DraftNotFoundError
 from server.drafts.model import DRAFTS_URI, is_owned_drafts_uri, owned_drafts_uri
@@ -43,8 +45,8 @@ from server.state import AppState, caller_from
 log = get_logger(__name__)
 _DRAFT_PREFIX = DRAFTS_URI + "/"
 _PENDING_UPDATES = 1024  # updates queued for handshake-era sessions before new ones are dropped
-# Who the listen stream now subscribing is for: OwnedListenHandler sets it around the SDK's
-# handler, whose bus.subscribe runs synchronously inside that call (see OwnerScopedBus).
+# Who the listen stream now subscribing is for: owned_listen sets it around the SDK's listen
+# handler, whose bus.subscribe runs in that request's task (see OwnerScopedBus).
 _listening_owner: ContextVar[str | None] = ContextVar("listening_owner", default=None)
 
 
@@ -78,9 +80,10 @@ def _as_seen_by(owner: str | None) -> Callable[[ServerEvent], ServerEvent | None
 
 
 class OwnerScopedBus:
-    """The bus as each listen stream may see it (_as_seen_by the stream's owner).
+    """The bus as each listen stream may see it (_as_seen_by the stream's owner); the server's
+    subscriptions bus, so the SDK's listen handler subscribes through it.
 
-    A listener subscribed outside OwnedListenHandler has no owner and hears no list updates.
+    A listener subscribed outside owned_listen has no owner and hears no list updates.
     """
 
     def __init__(self, bus: SubscriptionBus):
@@ -101,21 +104,21 @@ class OwnerScopedBus:
         return self._bus.subscribe(deliver)
 
 
-class OwnedListenHandler(ListenHandler):
-    """subscriptions/listen on an OwnerScopedBus, for the caller's own drafts only."""
-
-    def __init__(self, bus: SubscriptionBus):
-        super().__init__(OwnerScopedBus(bus))
-
-    async def __call__(
-        self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
-    ) -> SubscriptionsListenResult:
-        owner = await check_owned(ctx, list(params.notifications.resource_subscriptions or ()))
-        token = _listening_owner.set(owner)
-        try:
-            return await super().__call__(ctx, params)
-        finally:
-            _listening_owner.reset(token)
+async def owned_listen(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Middleware: subscriptions/listen for the caller's own drafts only, its stream scoped to
+    the caller (_listening_owner). Other requests pass untouched."""
+    if ctx.method != "subscriptions/listen":
+        return await call_next(ctx)
+    try:
+        params = SubscriptionsListenRequestParams.model_validate(ctx.params or {}, by_name=False)
+    except ValidationError:
+        return await call_next(ctx)  # the SDK answers malformed params itself
+    owner = await check_owned(ctx, list(params.notifications.resource_subscriptions or ()))
+    token = _listening_owner.set(owner)
+    try:
+        return await call_next(ctx)
+    finally:
+        _listening_owner.reset(token)
 
 
 class LegacySubscriptions:
@@ -170,21 +173,34 @@ def _bus_uri(uri: str, owner: str) -> str:
 
 
 def _connection(ctx: ServerRequestContext[Any, Any]) -> Any:
-    """The connection behind a request's session proxy (the SDK keeps no public handle)."""
+    """The connection behind a request's session proxy: private, and unavoidable in mcp 2.3.
+
+    A handshake-era subscriber is told of changes after its request is over, so it must be held
+    as something that lives as long as its connection and can send on it. The only such object
+    is the Connection, and the SDK's migration guide says it "is not currently reachable from
+    ctx". Its public stand-ins do not do: the per-request ServerSession proxy holds the
+    connection strongly, and since Connection.notify never raises on a closed stream, a
+    departed client's proxy could never be told from a live one and would stay for good (the
+    guide's other key, the Mcp-Session-Id header, has the same problem, and stdio has none).
+    Held weakly (LegacySubscriptions), the connection leaves with its client.
+    """
     return ctx.session._connection
 
 
 def install(mcp: MCPServer, bus: SubscriptionBus) -> LegacySubscriptions:
-    """Serve listen and subscribe with the ownership check, on the bus the server publishes to.
+    """Gate listen (a middleware, on the public `mcp.middleware` list), and serve the
+    handshake-era resources/subscribe, resources/unsubscribe and logging/setLevel. `mcp` was
+    built with `subscriptions=OwnerScopedBus(bus)` (MCPServer does not expose its bus).
 
-    MCPServer registers a plain ListenHandler and no subscribe handler; these go on its
-    low-level server, as MCPServer registers its own handlers.
+    Those three are spec methods that MCPServer has no public way to serve (an extension may
+    not bind a spec method), and the SDK advertises a capability only for a method with a
+    registered handler, so a middleware cannot stand in. They go on MCPServer's private
+    low-level server, with add_request_handler, which is the workaround the SDK's migration
+    guide gives ("A public way to register these handlers on MCPServer is planned").
     """
     legacy = LegacySubscriptions(bus)
+    mcp.middleware.append(owned_listen)
     server = mcp._lowlevel_server
-    server.add_request_handler(
-        "subscriptions/listen", SubscriptionsListenRequestParams, OwnedListenHandler(bus)
-    )
     server.add_request_handler("resources/subscribe", SubscribeRequestParams, legacy.subscribe)
     server.add_request_handler(
         "resources/unsubscribe", UnsubscribeRequestParams, legacy.unsubscribe

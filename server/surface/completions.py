@@ -2,15 +2,29 @@
 
 The answer depends on the argument's name, whichever prompt or resource template asks, so a
 client completing `draft_id` anywhere gets the caller's drafts.
+
+The answers depend on the server's state (the lifespan's AppState) too, which
+`MCPServer.completion()` does not hand its handler (it gets the reference, the argument and
+the completion context only). A middleware, the SDK's public hook around every request (marked
+provisional in mcp 2.3), makes the state of the request being answered known to the handler
+(_serving).
 """
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from functools import partial
 
 import anyio.to_thread
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CompleteRequestParams, CompleteResult, Completion, ListRootsResult
+from mcp.types import (
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    ListRootsResult,
+    PromptReference,
+    ResourceTemplateReference,
+)
 
 from server.state import AppState, caller_from
 from server.surface.datasets import dataset_sources
@@ -19,6 +33,8 @@ from tools.dataset_validator.listing import list_datasets
 MAX_VALUES = 100  # the protocol's cap on values in one completion answer
 
 Completer = Callable[[AppState, str, str], Awaitable[list[str]]]
+# The state of the server answering the completion request now being served (_with_state).
+_serving: ContextVar[AppState | None] = ContextVar("completion_state", default=None)
 
 
 async def _draft_ids(state: AppState, owner: str, prefix: str) -> list[str]:
@@ -66,22 +82,31 @@ COMPLETERS: dict[str, Completer] = {
 }
 
 
-def register(mcp: MCPServer) -> None:
-    async def complete(
-        ctx: ServerRequestContext[AppState], params: CompleteRequestParams
-    ) -> CompleteResult:
-        completer = COMPLETERS.get(params.argument.name)
-        state = ctx.lifespan_context
-        values = (
-            await completer(state, caller_from(state), params.argument.value) if completer else []
-        )
-        return CompleteResult(
-            completion=Completion(
-                values=values[:MAX_VALUES], total=len(values), has_more=len(values) > MAX_VALUES
-            )
-        )
+async def _with_state(ctx: ServerRequestContext[AppState], call_next: CallNext) -> HandlerResult:
+    """Middleware: a completion request is answered knowing its server's state (_serving)."""
+    if ctx.method != "completion/complete":
+        return await call_next(ctx)
+    token = _serving.set(ctx.lifespan_context)
+    try:
+        return await call_next(ctx)
+    finally:
+        _serving.reset(token)
 
-    # MCPServer.completion() hands its handler no request context, and these answers depend on
-    # the caller and the server's state, so the handler goes on the low-level server directly,
-    # as that decorator itself does.
-    mcp._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, complete)
+
+def register(mcp: MCPServer) -> None:
+    mcp.middleware.append(_with_state)
+
+    @mcp.completion()
+    async def complete(
+        _ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        _context: CompletionContext | None,
+    ) -> Completion:
+        state = _serving.get()
+        completer = COMPLETERS.get(argument.name)
+        if state is None or completer is None:
+            return Completion(values=[])
+        values = await completer(state, caller_from(state), argument.value)
+        return Completion(
+            values=values[:MAX_VALUES], total=len(values), has_more=len(values) > MAX_VALUES
+        )
