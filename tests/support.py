@@ -170,6 +170,12 @@ TEST_DATABASE_URL = os.environ.get(
 )
 
 
+def unique_name(prefix: str) -> str:
+    """A name no other run shares (a schema, a channel, a cluster): suites running at once on
+    one database (CI and a developer, two sessions) must never meet."""
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
 def postgres_overrides(schema: str) -> dict[str, str]:
     """Settings for a server on `schema`, notifying on a channel of its own."""
     prefix = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__"
@@ -182,11 +188,14 @@ def postgres_overrides(schema: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def postgres_store(max_drafts: int = 100) -> AsyncIterator[PostgresDraftStore]:
-    """A PostgresDraftStore in a fresh schema of the test database, dropped afterwards."""
-    schema = f"test_{secrets.token_hex(4)}"
+async def postgres_store(
+    max_drafts: int = 100, url: str = TEST_DATABASE_URL
+) -> AsyncIterator[PostgresDraftStore]:
+    """A PostgresDraftStore in a fresh schema of the test database (or `url`), dropped
+    afterwards."""
+    schema = unique_name("test")
     store = await PostgresDraftStore.open(
-        TEST_DATABASE_URL,
+        url,
         schema=schema,
         pool_min=1,
         pool_max=20,
@@ -197,11 +206,11 @@ async def postgres_store(max_drafts: int = 100) -> AsyncIterator[PostgresDraftSt
         yield store
     finally:
         await store.close()
-        drop_schema(schema)
+        drop_schema(schema, url)
 
 
-def drop_schema(schema: str) -> None:
-    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+def drop_schema(schema: str, url: str = TEST_DATABASE_URL) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 

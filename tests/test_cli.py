@@ -8,6 +8,8 @@ import yaml
 
 from tests.support import CONSOLE_SCRIPT, isolated_env
 
+pytestmark = pytest.mark.slow  # every test runs the console script
+
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

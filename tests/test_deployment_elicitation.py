@@ -2,12 +2,16 @@
 
 from pathlib import Path
 
+import pytest
 from mcp import Client
 from mcp.types import ElicitRequestParams, ElicitResult
 
 from server.app import build_server
 from server.settings import Secrets, Settings, load_settings
 from tests.support import isolated_env
+
+# slow: select_model and validate_datasets wait out the Hub's retry back-off (a closed port)
+pytestmark = pytest.mark.slow
 
 TINY_BUDGET = 0.01
 

@@ -21,7 +21,8 @@ from server.drafts import (
 from server.drafts.sqlite import SqliteDraftStore
 from tests.support import postgres_store
 
-BACKENDS = ["sqlite", "postgres"]
+# slow: the PostgreSQL runs need the PostgreSQL test server, which the fast suite does without
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)]
 
 
 @asynccontextmanager
@@ -143,6 +144,7 @@ async def test_delete_is_the_owner_s_alone(backend: str, tmp_path: Path) -> None
         await store.create("alice", "room again")  # the limit counts what is left
 
 
+@pytest.mark.slow  # needs the PostgreSQL test server
 async def test_a_value_postgres_refuses_is_not_called_an_outage() -> None:
     """A NUL in a title: PostgreSQL text cannot hold one. Retrying would not help, so the user
     is told to change the value, not that the database is down."""

@@ -58,6 +58,7 @@ def validate_in_child(path: Path, mode: str) -> dict:
     return outcome
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "chunks"),
     [
@@ -75,6 +76,7 @@ def test_hostile_file_gets_a_report(
     assert outcome["records"] >= 21 and outcome["valid"] is False, outcome
 
 
+@pytest.mark.slow
 @MODES
 def test_a_million_tiny_records(tmp_path: Path, mode: str) -> None:
     path = write(tmp_path / "million.jsonl", b'{"text": "a b c"}\n' * 1_000_000)
@@ -133,6 +135,7 @@ def one_gib_string_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @MODES
 def test_a_parquet_file_holding_one_1_gib_string(one_gib_string_parquet: Path, mode: str) -> None:
     """Refused from its metadata before any page is read: reading would cost 1 GiB and more."""
@@ -142,6 +145,7 @@ def test_a_parquet_file_holding_one_1_gib_string(one_gib_string_parquet: Path, m
     assert "column 'text'" in message and "limits.max_parquet_column_chunk_bytes" in message
 
 
+@pytest.mark.slow
 @MODES
 def test_a_gzip_of_zeros_is_refused_after_a_fraction_of_it(
     config: DatasetsConfig, tmp_path: Path, mode: str

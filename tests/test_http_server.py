@@ -18,6 +18,8 @@ from tests.support import (
     tokens_env,
 )
 
+pytestmark = pytest.mark.slow  # spawns the console script over HTTP
+
 
 async def test_loopback_without_auth_answers_an_mcp_client(tmp_path: Path) -> None:
     with http_server(isolated_env(tmp_path), "--host", "127.0.0.1") as url:

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from server.settings import load_settings
 from tests.fake_hub import FakeHub
 from tests.support import connect, hub_env
@@ -62,6 +64,7 @@ async def test_errors_come_back_as_tool_errors(
         assert bad_size.is_error
 
 
+@pytest.mark.slow  # waits out the Hub's retry back-off: the Hub is a closed port
 async def test_offline_search_and_select_work_from_the_catalog(settings) -> None:
     async with connect(settings) as client:  # the Hub endpoint is a closed port
         popular = await client.call_tool("search_models", {})

@@ -98,6 +98,7 @@ async def wait_for(uri: str, heard: list[str]) -> None:
             await anyio.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:resources/subscribe is removed")
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_drafts_list_change_reaches_only_its_owners_listeners(

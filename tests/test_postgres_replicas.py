@@ -1,12 +1,17 @@
 """PostgreSQL drafts as replicas see them: shared between processes, surviving a DB restart,
-and every change heard by listeners on every replica."""
+and every change heard by listeners on every replica.
+
+Every schema, channel and cluster here is named for this run alone, so that suites running at
+once on one database server (CI and a developer, two sessions) never meet; the tests that
+restart PostgreSQL restart a cluster of their own, never the shared one.
+"""
 
 import json
-import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -24,12 +29,18 @@ from tests.support import (
     TOKENS,
     bearer_client,
     drop_schema,
+    free_port,
     http_server,
     isolated_env,
     postgres_overrides,
     postgres_store,
     tokens_env,
+    unique_name,
 )
+
+# slow: server processes, a database restart, reconnect back-off; and every test here needs the
+# PostgreSQL test server, which the fast suite does without
+pytestmark = pytest.mark.slow
 
 QWEN = "Qwen/Qwen2.5-0.5B-Instruct"  # curated: selectable with the Hub out of reach
 
@@ -41,20 +52,50 @@ def postgres_env(tmp_path: Path, schema: str, url: str | None = TEST_DATABASE_UR
     return env
 
 
-def restart_postgres() -> None:
-    version = next(Path("/etc/postgresql").iterdir()).name
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+def postgres_tool(*args: str) -> None:
+    """One of Debian's postgresql-common commands (pg_createcluster, pg_ctlcluster, ...)."""
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+
+
+@dataclass(frozen=True)
+class OwnPostgres:
+    """A PostgreSQL cluster of this run's own, for the tests that restart the server."""
+
+    version: str
+    name: str
+    url: str
+
+    def control(self, action: str) -> None:
+        """pg_ctlcluster start, stop or restart this cluster."""
+        postgres_tool("pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, action)
+
+    def restart(self) -> None:
+        self.control("restart")
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[OwnPostgres]:
+    """A throwaway cluster on a free port (trust auth, loopback only), dropped afterwards:
+    restarting the shared test database would cut off every other suite using it."""
+    if shutil.which("pg_createcluster") is None:
+        pytest.skip("needs Debian's pg_createcluster (postgresql-common)")
+    installed = [p for p in Path("/usr/lib/postgresql").iterdir() if (p / "bin/postgres").exists()]
+    version = max(installed, key=lambda p: float(p.name)).name
+    name, port = unique_name("tpm_test"), free_port()
+    cluster = OwnPostgres(version, name, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    create = ["pg_createcluster", version, name, "--port", str(port), "--start-conf", "manual"]
+    postgres_tool(*create, "--", "--auth=trust")
+    try:
+        cluster.control("start")
+        yield cluster
+    finally:
+        postgres_tool("pg_dropcluster", "--stop", version, name)
 
 
 def notifications_config(settings: Settings, **changes: object) -> NotificationsConfig:
     """The shipped notification settings on a channel of this test's own."""
     shipped = settings.server.storage.postgres.notifications
-    return shipped.model_copy(update={"channel": f"test_{secrets.token_hex(4)}", **changes})
+    return shipped.model_copy(update={"channel": unique_name("test"), **changes})
 
 
 async def wait_until(done: Callable[[], bool], timeout_s: float = 30) -> None:
@@ -64,7 +105,7 @@ async def wait_until(done: Callable[[], bool], timeout_s: float = 30) -> None:
 
 
 async def test_two_server_processes_share_drafts(tmp_path: Path) -> None:
-    schema = f"test_{secrets.token_hex(4)}"
+    schema = unique_name("test")
     env = postgres_env(tmp_path, schema)
     try:
         with http_server(env, "--host", "127.0.0.1") as first, http_server(env) as second:
@@ -93,7 +134,7 @@ def test_database_problems_at_start_up_are_clear(
 ) -> None:
     result = subprocess.run(
         [CONSOLE_SCRIPT, "serve"],
-        env=postgres_env(tmp_path, "unused", url),
+        env=postgres_env(tmp_path, unique_name("unused"), url),
         capture_output=True,
         text=True,
         timeout=60,
@@ -105,11 +146,10 @@ def test_database_problems_at_start_up_are_clear(
     assert "pw@" not in result.stderr  # the URL's password is never printed
 
 
-@pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="needs Debian's pg_ctlcluster")
-async def test_the_store_reconnects_after_a_database_restart() -> None:
-    async with postgres_store() as store:
+async def test_the_store_reconnects_after_a_database_restart(own_postgres: OwnPostgres) -> None:
+    async with postgres_store(url=own_postgres.url) as store:
         draft = await store.create("alice", "survives")
-        restart_postgres()
+        own_postgres.restart()
         deadline = time.monotonic() + 30
         while True:  # the server may take a moment to accept connections again
             try:
@@ -151,18 +191,18 @@ async def test_buses_on_one_channel_deliver_every_change_to_every_replica(
 
 @pytest.mark.parametrize("loss", ["terminated", "restarted"])
 async def test_the_listener_reconnects_when_its_connection_is_lost(
-    settings: Settings, loss: str
+    settings: Settings, loss: str, request: pytest.FixtureRequest
 ) -> None:
-    if loss == "restarted" and shutil.which("pg_ctlcluster") is None:
-        pytest.skip("needs Debian's pg_ctlcluster")
+    restartable = request.getfixturevalue("own_postgres") if loss == "restarted" else None
+    url = restartable.url if restartable else TEST_DATABASE_URL
     config = notifications_config(settings)
     heard: list[ServerEvent] = []
-    async with postgres_store() as store, anyio.create_task_group() as background:
+    async with postgres_store(url=url) as store, anyio.create_task_group() as background:
         bus = PostgresSubscriptionBus(config)
         await background.start(bus.relay, store)
         bus.subscribe(heard.append)
-        if loss == "restarted":
-            restart_postgres()
+        if restartable:
+            restartable.restart()
         else:
             with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
                 terminated = conn.execute(
@@ -181,7 +221,7 @@ async def test_the_listener_reconnects_when_its_connection_is_lost(
 async def test_a_change_saved_on_one_replica_reaches_listeners_on_another(
     tmp_path: Path,
 ) -> None:
-    schema = f"test_{secrets.token_hex(4)}"
+    schema = unique_name("test")
     env = tokens_env(
         tmp_path, **postgres_overrides(schema), TRAINING_PACKAGE_MCP_DATABASE_URL=TEST_DATABASE_URL
     )

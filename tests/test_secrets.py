@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from server.auth import token_digest
 from tests.support import (
@@ -18,6 +19,8 @@ from tests.support import (
     free_port,
     isolated_env,
 )
+
+pytestmark = pytest.mark.slow  # spawns the console script over HTTP, on PostgreSQL
 
 HF_TOKEN = "hf_" + secrets.token_hex(16)
 SUPABASE_KEY = "sb_secret_" + secrets.token_hex(16)

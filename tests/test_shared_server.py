@@ -76,6 +76,7 @@ def package_folder_of(owner: str, packages: Path) -> Path:
 # --- 1. client roots ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_over_http_a_client_root_of_file_slash_opens_nothing(tmp_path: Path) -> None:
     secret = write_jsonl(tmp_path / "secret" / "secret.jsonl", [CHAT] * 20)
 
@@ -95,6 +96,7 @@ async def test_over_http_a_client_root_of_file_slash_opens_nothing(tmp_path: Pat
 # --- 2 and 3. packages: nobody reads or overwrites another's ----------------------------------
 
 
+@pytest.mark.slow
 async def test_packages_live_in_per_owner_folders_out_of_every_dataset_root(
     tmp_path: Path,
 ) -> None:
@@ -138,6 +140,7 @@ async def test_packages_live_in_per_owner_folders_out_of_every_dataset_root(
     assert not (tmp_path / "training-packages").exists()  # nothing in the working directory
 
 
+@pytest.mark.slow
 async def test_overwrite_replaces_only_a_package(tmp_path: Path) -> None:
     with http_server(team_env(tmp_path), "--host", "127.0.0.1") as url:
         async with bearer_client(url, TOKENS["alice"]) as alice:
@@ -154,6 +157,7 @@ async def test_overwrite_replaces_only_a_package(tmp_path: Path) -> None:
             assert first["path"] == again["path"]
 
 
+@pytest.mark.slow
 def test_a_dataset_root_holding_the_package_folders_stops_the_server(tmp_path: Path) -> None:
     env = team_env(tmp_path, tmp_path)  # tmp_path holds tmp_path/packages
     with pytest.raises(AssertionError, match="overlap"), http_server(env, "--host", "127.0.0.1"):
@@ -163,6 +167,7 @@ def test_a_dataset_root_holding_the_package_folders_stops_the_server(tmp_path: P
 # --- 4. bombs and floods ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_parquet_cell_over_the_limit_is_an_error_and_memory_stays_flat(
     tmp_path: Path,
 ) -> None:
@@ -178,6 +183,7 @@ async def test_a_parquet_cell_over_the_limit_is_an_error_and_memory_stays_flat(
         assert peak_rss_mb(server.pid) < SERVER_RSS_BOUND_MB
 
 
+@pytest.mark.slow
 async def test_one_owner_s_heavy_calls_are_bounded_and_others_go_on(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_jsonl(data / "big.jsonl", [CHAT] * 150_000)
@@ -203,6 +209,7 @@ async def test_one_owner_s_heavy_calls_are_bounded_and_others_go_on(tmp_path: Pa
 # --- 5 and 6. quoted values and untrusted text --------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_2_mib_role_comes_back_quoted_in_a_few_kilobytes(tmp_path: Path) -> None:
     data = tmp_path / "data"
     huge = {"messages": [{"role": "r" * (2 << 20), "content": "x"}, CHAT["messages"][1]]}
@@ -219,6 +226,7 @@ async def test_a_2_mib_role_comes_back_quoted_in_a_few_kilobytes(tmp_path: Path)
             assert len(stored.text) < 40_000
 
 
+@pytest.mark.slow
 async def test_previews_say_the_data_is_untrusted(tmp_path: Path) -> None:
     data = tmp_path / "data"
     injected = {
@@ -241,6 +249,7 @@ async def test_previews_say_the_data_is_untrusted(tmp_path: Path) -> None:
 # --- 7. every bad input gets a reason -----------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_bad_input_is_answered_with_the_field_and_the_rule(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     with (
@@ -279,6 +288,7 @@ async def test_bad_input_is_answered_with_the_field_and_the_rule(tmp_path: Path)
 # --- 8. no host details in errors ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_refusals_name_no_path_of_the_server(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_jsonl(data / "ok.jsonl", [CHAT] * 20)
@@ -301,6 +311,7 @@ async def test_refusals_name_no_path_of_the_server(tmp_path: Path) -> None:
 # --- 9. housekeeping ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_delete_draft_is_the_owner_s_and_keeps_the_package_unless_asked(
     tmp_path: Path,
 ) -> None:
@@ -327,6 +338,7 @@ async def test_delete_draft_is_the_owner_s_and_keeps_the_package_unless_asked(
             assert json.loads(listing.text)["count"] == 0
 
 
+@pytest.mark.slow
 async def test_a_killed_write_s_leftovers_are_swept_at_start_up(tmp_path: Path) -> None:
     folder = package_folder_of("alice", tmp_path / "packages")
     stale = folder / ".support-bot.partial-deadbeef"
@@ -342,6 +354,7 @@ async def test_a_killed_write_s_leftovers_are_swept_at_start_up(tmp_path: Path) 
         assert live.exists()
 
 
+@pytest.mark.slow
 def test_a_supabase_token_is_accepted_within_the_leeway_after_exp(tmp_path: Path) -> None:
     secret = "super-secret-jwt-key-with-at-least-32-bytes!"
     env = team_env(

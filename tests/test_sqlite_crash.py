@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import anyio
+import pytest
 
 from server.drafts.sqlite import SqliteDraftStore
+
+pytestmark = pytest.mark.slow  # kills a writer process mid-write
 
 WRITER = textwrap.dedent(
     """

@@ -62,6 +62,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 async def test_two_writer_processes_share_the_file(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     store = open_store(path)
@@ -84,6 +85,7 @@ async def test_two_writer_processes_share_the_file(tmp_path: Path) -> None:
     await store.close()
 
 
+@pytest.mark.slow
 async def test_drafts_survive_a_process_restart(tmp_path: Path) -> None:
     path = tmp_path / "restart.sqlite3"
     create = textwrap.dedent(

@@ -4,10 +4,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import TextResourceContents
 
 from tests.support import CONSOLE_SCRIPT, isolated_env
+
+pytestmark = pytest.mark.slow  # spawns the console script over stdio
 
 
 def stdio_server(tmp_path: Path, **env: str) -> StdioServerParameters:
