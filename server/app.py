@@ -28,7 +28,7 @@ from server.surface import (
     templates,
 )
 from tools import hub_http
-from tools.deployment_estimator.hardware import HardwareFacts
+from tools.deployment_estimator import HardwareFacts
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "

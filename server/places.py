@@ -13,8 +13,7 @@ from typing import Literal
 from server.paths import user_data_dir
 from server.settings import Settings
 from tools.errors import UserError
-from tools.package_builder.destination import owner_folders
-from tools.package_builder.writer import sweep_leftovers
+from tools.package_builder import owner_folders, sweep_leftovers
 
 Transport = Literal["stdio", "http"]
 STDIO_DEFAULT_ROOTS = (Path("."),)

@@ -19,11 +19,11 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 
 from server.paths import shipped_dir, user_data_dir
 from tools.config_base import ConfigModel
-from tools.dataset_validator.config import DatasetsConfig
-from tools.deployment_estimator.config import DeploymentConfig
-from tools.model_browser.config import ModelsConfig
-from tools.package_builder.config import PackageConfig
-from tools.template_loader.config import TemplatesConfig
+from tools.dataset_validator import DatasetsConfig
+from tools.deployment_estimator import DeploymentConfig
+from tools.model_browser import ModelsConfig
+from tools.package_builder import PackageConfig
+from tools.template_loader import TemplatesConfig
 
 CONFIG_DIR_ENV = "TRAINING_PACKAGE_MCP_CONFIG_DIR"
 OVERRIDE_PREFIX = "TRAINING_PACKAGE_MCP__"

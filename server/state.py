@@ -18,9 +18,9 @@ from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
 from server.places import Transport
 from server.settings import Secrets, Settings
-from tools.deployment_estimator.hardware import HardwareFacts
+from tools.deployment_estimator import HardwareFacts
 from tools.errors import UserError
-from tools.model_browser.browser import ModelBrowser
+from tools.model_browser import ModelBrowser
 
 
 class HeavyCalls:

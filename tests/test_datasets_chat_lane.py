@@ -28,7 +28,7 @@ from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting
 from tools.dataset_validator.kinds import Format, WarningCode
 from tools.dataset_validator.readers import LineBatch
-from tools.dataset_validator.report import ValidationReport
+from tools.dataset_validator.results import ValidationReport
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import WarningLog
 from tools.dataset_validator.tokens import EstimatedTokens, ModelTokens, TokenCounter

@@ -19,9 +19,9 @@ from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.listing import list_datasets
 from tools.dataset_validator.roots import allowed_roots, resolve_local
+from tools.dataset_validator.service import ValidationRequest, validate_datasets
 from tools.dataset_validator.sources import Sources
 from tools.dataset_validator.supabase_catalog import SupabaseAccess
-from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 from tools.errors import UserError
 
 DATA = Path(__file__).parent / "data" / "datasets"

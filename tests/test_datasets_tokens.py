@@ -14,9 +14,9 @@ from tests.support import isolated_env
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.roots import allowed_roots
+from tools.dataset_validator.service import ValidationRequest, validate_datasets
 from tools.dataset_validator.sources import Sources
 from tools.dataset_validator.tokens import token_counter
-from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 
 CLOSED = HubAccess(endpoint="http://127.0.0.1:9", timeout_s=1)
 PIECES = re.compile(r"\w+|[^\w\s]+")  # what the Whitespace pre-tokenizer splits into

@@ -21,11 +21,11 @@ from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import RecordIndex, Splitter
 from tools.dataset_validator.kinds import ErrorCode, Format, Role, WarningCode
 from tools.dataset_validator.readers import _value_bytes
-from tools.dataset_validator.report import DatasetReport, ValidationReport
+from tools.dataset_validator.results import DatasetReport, ValidationReport
 from tools.dataset_validator.roots import allowed_roots
 from tools.dataset_validator.scan import ScanHooks
+from tools.dataset_validator.service import ValidationRequest, validate_datasets
 from tools.dataset_validator.sources import Sources
-from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 from tools.errors import UserError
 
 DATA = Path(__file__).parent / "data" / "datasets"

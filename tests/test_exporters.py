@@ -23,7 +23,8 @@ from tools.package_builder import (
     export_axolotl,
     export_trl,
 )
-from tools.template_loader.service import TemplateResult, apply_template
+from tools.template_loader.results import TemplateResult
+from tools.template_loader.service import apply_template
 
 FIELDS_DIR = Path(__file__).parent / "data" / "trainer_fields"
 TEMPLATES = ["lora", "qlora", "full", "dpo"]

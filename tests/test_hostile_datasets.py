@@ -24,10 +24,10 @@ from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.kinds import FileType
 from tools.dataset_validator.listing import list_datasets
 from tools.dataset_validator.readers import DecompressionBudget, FileTooLargeError, RecordReader
-from tools.dataset_validator.report import ValidationReport
+from tools.dataset_validator.results import ValidationReport
 from tools.dataset_validator.roots import allowed_roots
+from tools.dataset_validator.service import ValidationRequest, validate_datasets
 from tools.dataset_validator.sources import Sources
-from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 from tools.errors import UserError
 
 TIME_BOUND_S = 300

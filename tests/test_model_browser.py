@@ -13,7 +13,7 @@ from tests.fake_hub import FakeHub
 from tests.support import CLOSED_PORT_URL, hub_env, llama_config
 from tools import hub_http
 from tools.errors import UserError
-from tools.model_browser.browser import ModelBrowser, SearchRequest
+from tools.model_browser.service import ModelBrowser, SearchRequest
 
 
 def browser(tmp_path: Path, url: str, token: str | None = None, **env: str) -> ModelBrowser:

@@ -24,12 +24,11 @@ from tools.dataset_validator.formats import FormatChecker, detect
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.kinds import Format
 from tools.dataset_validator.roots import allowed_roots
+from tools.dataset_validator.service import ValidationRequest, validate_datasets
 from tools.dataset_validator.sources import Sources
-from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption
 from tools.errors import UserError
 from tools.model_browser.results import ModelDetails
-from tools.package_builder.builder import PackageRequest, build_package
 from tools.package_builder.checks import (
     check_dataset_files,
     check_package,
@@ -53,6 +52,7 @@ from tools.package_builder.inputs import (
     step_result,
 )
 from tools.package_builder.manifest import Generator
+from tools.package_builder.service import PackageRequest, build_package
 from tools.package_builder.shapes import Shape, package_shape, trl_record
 from tools.package_builder.writer import sweep_leftovers, write_failure
 from tools.template_loader.facts import CrossStepFacts, ModelFacts

@@ -51,7 +51,7 @@ def test_installed_wheel_finds_its_configs_and_prompts_and_validates(tmp_path: P
         "from tools.dataset_validator.hub import HubAccess; "
         "from tools.dataset_validator.roots import allowed_roots; "
         "from tools.dataset_validator.sources import Sources; "
-        "from tools.dataset_validator.validator import ValidationRequest, validate_datasets; "
+        "from tools.dataset_validator.service import ValidationRequest, validate_datasets; "
         "hub = HubAccess(endpoint=None, timeout_s=1); "
         "sources = Sources(s.datasets, allowed_roots([shipped_dir('samples')]), hub, None); "
         "request = ValidationRequest(datasets=['support_chat.jsonl'], max_seq_length=2048); "

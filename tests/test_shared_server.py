@@ -35,7 +35,7 @@ from tests.support import (
     tokens_env,
 )
 from tests.test_package_mcp import call, complete_draft, error_of
-from tools.model_browser.browser import ModelBrowser
+from tools.model_browser.service import ModelBrowser
 from tools.package_builder.destination import owner_folder
 
 SAMPLE = "support_chat.jsonl"  # bundled with the server: open to everyone, no roots needed

@@ -11,7 +11,7 @@ from mcp.types import TextResourceContents
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
 from server.drafts.model import utc_now
 from server.settings import Settings
-from server.surface.templates import facts_from_draft
+from server.steps import facts_from_draft
 from tests.support import connect, llama_1b_model_step, record_steps
 
 # context shortened so the lora template's 2048 exceeds it

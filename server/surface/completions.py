@@ -26,9 +26,9 @@ from mcp.types import (
     ResourceTemplateReference,
 )
 
+from server.sources import dataset_sources
 from server.state import AppState, caller_from
-from server.surface.datasets import dataset_sources
-from tools.dataset_validator.listing import list_datasets
+from tools.dataset_validator import list_datasets
 
 MAX_VALUES = 100  # the protocol's cap on values in one completion answer
 

@@ -7,11 +7,9 @@ over HTTP a client's roots describe its own machine, not the server's, and are i
 reaches the package folders or the server's data, whatever the roots.
 """
 
-import contextlib
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.from_thread
@@ -23,23 +21,23 @@ from pydantic import BaseModel, Field
 from server.drafts import DraftConflictError, DraftPackage, StepName, StepSection, StepStatus
 from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
-from server.paths import shipped_dir
-from server.places import configured_dataset_roots, private_folders
 from server.settings import Settings
-from server.state import AppState, app_state, heavy_call, load_draft, save_step
-from tools.dataset_validator.hub import HubAccess
-from tools.dataset_validator.listing import DatasetListing, ListingSource, list_datasets
-from tools.dataset_validator.report import FIXES, ValidationReport
-from tools.dataset_validator.roots import allowed_roots
-from tools.dataset_validator.scan import ScanHooks
-from tools.dataset_validator.sources import Sources
-from tools.dataset_validator.supabase_catalog import SupabaseAccess
-from tools.dataset_validator.validator import ValidationRequest, validate_datasets
+from server.sources import dataset_sources, hub_access
+from server.state import app_state, heavy_call, load_draft
+from server.steps import record_step
+from tools.dataset_validator import (
+    FIXES,
+    DatasetListing,
+    ListingSource,
+    ScanHooks,
+    ValidationReport,
+    ValidationRequest,
+    list_datasets,
+    validate_datasets,
+)
 from tools.errors import NotFoundError
 from tools.issues import Issue
 
-SAMPLES_DIR = "samples"
-SAMPLES_LABEL = "samples (bundled with the server)"
 MAX_SEQ_KEY = "max_seq_length"
 
 log = get_logger(__name__)
@@ -126,7 +124,7 @@ def register(mcp: MCPServer) -> None:
         draft = await load_draft(ctx, draft_id) if draft_id else None
         request = _request(datasets, validation_split, validation_dataset, draft, state.settings)
         sources = dataset_sources(state, roots)
-        hub = _hub(state)
+        hub = hub_access(state)
         hooks = ScanHooks(
             checkpoint=anyio.from_thread.check_cancelled,
             progress=partial(_progress, ctx),
@@ -143,13 +141,9 @@ def register(mcp: MCPServer) -> None:
             valid=report.valid,
             tokenizer=report.tokenizer.kind,
         )
-        result = ValidateDatasetsResult(**report.model_dump(mode="json"))
         if draft is None:
-            return result
-        saved = await _record(ctx, draft.id, report)
-        return result.model_copy(
-            update={"draft_id": saved.id, "draft_uri": saved.uri, "next_action": saved.next_action}
-        )
+            return ValidateDatasetsResult(**report.model_dump(mode="json"))
+        return await _record(ctx, draft.id, report)
 
     @mcp.tool(
         name="list_datasets",
@@ -226,67 +220,26 @@ def _request(
     )
 
 
-def dataset_sources(state: AppState, roots: ListRootsResult) -> Sources:
-    """Where refs may lead for this caller: the configured roots (or the transport's default),
-    the bundled samples, and over stdio the client's roots; never the private folders."""
-    settings = state.settings
-    config = settings.datasets
-    offered = [_root_path(str(root.uri)) for root in roots.roots]
-    candidates = configured_dataset_roots(settings, state.transport)
-    if state.transport == "stdio":
-        candidates = [*(p for p in offered if p is not None), *candidates]
-    labels: dict[Path, str] = {}
-    if config.bundled_samples:
-        with contextlib.suppress(FileNotFoundError):  # an installation without the samples
-            samples = shipped_dir(SAMPLES_DIR)
-            candidates.append(samples)
-            labels = {real: SAMPLES_LABEL for real in allowed_roots([samples])}
-    secrets = state.secrets
-    supabase = (
-        SupabaseAccess(url=secrets.supabase_url, key=secrets.supabase_key)
-        if secrets.supabase_url and secrets.supabase_key
-        else None
-    )
-    return Sources(
-        config,
-        allowed_roots(candidates),
-        _hub(state),
-        supabase,
-        private=private_folders(settings),
-        labels=labels,
-    )
-
-
-def _root_path(uri: str) -> Path | None:
-    """The directory of a file:// root; other schemes are not directories this server reads."""
-    parts = urlsplit(uri)
-    return Path(unquote(parts.path)) if parts.scheme == "file" else None
-
-
-def _hub(state: AppState) -> HubAccess:
-    hub = state.settings.models.hub
-    token = state.secrets.hf_token
-    return HubAccess(
-        endpoint=str(hub.endpoint).rstrip("/") if hub.endpoint else None,
-        timeout_s=hub.timeout_s,
-        token=token.get_secret_value() if token else None,
-        cache_dir=hub.cache_dir,
-    )
-
-
 def _progress(ctx: Context, done: int, total: int, message: str) -> None:
     """Called from the scan's worker thread: hand the notification to the event loop."""
     anyio.from_thread.run(ctx.report_progress, done, total, message)
 
 
-async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> DraftPackage:
+async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> ValidateDatasetsResult:
     """Save the datasets step on the draft as it is now (another step may have saved while
     the scan ran; if one saves in between again, try once more)."""
-    section = _section(report)
+    section, answer = _section(report), report.model_dump(mode="json")
+
+    async def record() -> ValidateDatasetsResult:
+        draft = await load_draft(ctx, draft_id)
+        return await record_step(
+            ctx, draft, StepName.DATASETS, section, answer, ValidateDatasetsResult
+        )
+
     try:
-        return await save_step(ctx, await load_draft(ctx, draft_id), StepName.DATASETS, section)
+        return await record()
     except DraftConflictError:
-        return await save_step(ctx, await load_draft(ctx, draft_id), StepName.DATASETS, section)
+        return await record()
 
 
 def _section(report: ValidationReport) -> StepSection:

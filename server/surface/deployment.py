@@ -18,16 +18,17 @@ from pydantic import AliasChoices, BaseModel, Field
 
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
 from server.errors import resource_errors, tool_errors
-from server.state import AppState, app_state, client_can_elicit, load_draft, save_step
-from tools.deployment_estimator.config import DeploymentConfig
-from tools.deployment_estimator.hardware import catalog, describe
-from tools.deployment_estimator.inputs import DraftSections
-from tools.deployment_estimator.local_gpu import LocalHardware
-from tools.deployment_estimator.results import DeploymentAnswer
-from tools.deployment_estimator.service import (
+from server.state import AppState, app_state, client_can_elicit, load_draft
+from server.steps import draft_sections, record_step
+from tools.deployment_estimator import (
     BudgetAnswer,
+    DeploymentAnswer,
+    DeploymentConfig,
     DeploymentOutcome,
     DeploymentRequest,
+    LocalHardware,
+    describe_catalog,
+    describe_hardware,
     plan_deployment,
 )
 from tools.errors import UserError
@@ -82,7 +83,7 @@ async def _plan(
     draft = await load_draft(ctx, arguments.draft_id) if arguments.draft_id else None
     config, prices, local = await _hardware(state)
     request = DeploymentRequest(
-        sections=_sections(draft),
+        sections=draft_sections(draft),
         recorded=draft.deployment.payload if draft else {},
         architecture=arguments.architecture,
         training=arguments.training,
@@ -194,9 +195,8 @@ def register(mcp: MCPServer) -> None:
             payload=step.payload,
             issues=step.issues,
         )
-        saved = await save_step(ctx, draft, StepName.DEPLOYMENT, section)
-        return EstimateDeploymentResult(
-            **dict(outcome.answer), draft_uri=saved.uri, next_action=saved.next_action
+        return await record_step(
+            ctx, draft, StepName.DEPLOYMENT, section, outcome.answer, EstimateDeploymentResult
         )
 
     @mcp.resource(
@@ -210,7 +210,7 @@ def register(mcp: MCPServer) -> None:
         # A URI template (its query optional) rather than a static resource: static resources
         # get no Context, and the catalog depends on the settings and the machine.
         config, prices, local = await _hardware(app_state(ctx), refresh)
-        return json.dumps(catalog(config, prices, local), indent=2)
+        return json.dumps(describe_catalog(config, prices, local), indent=2)
 
     @mcp.resource(
         HARDWARE_URI + "/{hardware_id}",
@@ -220,12 +220,5 @@ def register(mcp: MCPServer) -> None:
     )
     @resource_errors
     async def hardware_item(hardware_id: str, ctx: Context) -> str:
-        return json.dumps(describe(app_state(ctx).settings.deployment, hardware_id), indent=2)
-
-
-def _sections(draft: DraftPackage | None) -> DraftSections:
-    if draft is None:
-        return DraftSections()
-    return DraftSections(
-        model=draft.model.payload, config=draft.config.payload, datasets=draft.datasets.payload
-    )
+        config = app_state(ctx).settings.deployment
+        return json.dumps(describe_hardware(config, hardware_id), indent=2)

@@ -16,7 +16,7 @@ from server.errors import resource_errors, tool_errors
 from server.places import owner_package_folders
 from server.state import announce, app_state, caller
 from tools.errors import UserError
-from tools.package_builder.destination import remove_package
+from tools.package_builder import remove_package
 
 
 class DeleteDraftResult(BaseModel):

@@ -9,11 +9,11 @@ from pydantic import Field
 
 from server.drafts import StepName, StepSection, StepStatus
 from server.errors import resource_errors, tool_errors
-from server.state import app_state, load_draft, save_step
+from server.state import app_state, load_draft
+from server.steps import record_step
 from tools.errors import NotFoundError
 from tools.issues import Issue
-from tools.model_browser.browser import SearchRequest
-from tools.model_browser.results import ModelDetails, SearchResult
+from tools.model_browser import ModelDetails, SearchRequest, SearchResult
 
 
 class SelectModelResult(ModelDetails):
@@ -109,7 +109,6 @@ def register(mcp: MCPServer) -> None:
             payload=details.model_dump(mode="json"),
             issues=[Issue(severity="warning", code="model", message=w) for w in details.warnings],
         )
-        saved = await save_step(ctx, draft, StepName.MODEL, section)
-        return SelectModelResult(
-            **details.model_dump(), draft_uri=saved.uri, next_action=saved.next_action
+        return await record_step(
+            ctx, draft, StepName.MODEL, section, details.model_dump(), SelectModelResult
         )

@@ -22,30 +22,29 @@ from server.drafts.model import PackageRecord
 from server.errors import tool_errors
 from server.logging import get_logger
 from server.places import owner_package_folders, sweep_package_leftovers
+from server.sources import dataset_sources
 from server.state import announce, app_state, caller, client_can_elicit, heavy_call, load_draft
-from server.surface.datasets import dataset_sources
-from server.surface.templates import facts_from_draft
-from tools.deployment_estimator.results import DeploymentEstimate
+from server.steps import facts_from_draft
+from tools.deployment_estimator import DeploymentEstimate
 from tools.errors import UserError
 from tools.issues import Issue
-from tools.model_browser.results import ModelDetails
-from tools.package_builder.builder import PackageRequest, build_package
-from tools.package_builder.checks import (
+from tools.model_browser import ModelDetails
+from tools.package_builder import (
+    Generator,
+    PackageInputs,
+    PackageRequest,
+    ValidatedDatasets,
+    build_package,
     check_dataset_files,
     check_package,
+    deployment_choice,
+    package_destination,
     raise_errors,
     stale_estimate,
+    step_result,
     warning,
 )
-from tools.package_builder.destination import package_destination
-from tools.package_builder.inputs import (
-    PackageInputs,
-    ValidatedDatasets,
-    deployment_choice,
-    step_result,
-)
-from tools.package_builder.manifest import Generator
-from tools.template_loader.service import TemplateResult, apply_template
+from tools.template_loader import TemplateResult, apply_template
 
 log = get_logger(__name__)
 

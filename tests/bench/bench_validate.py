@@ -203,7 +203,7 @@ MODES = ("msgspec", "record")
 def record_path() -> Iterator[None]:
     """Runs built meanwhile send every record the record path: no chat lane. Test machinery,
     not a setting: both write the same report, the lane faster."""
-    from tools.dataset_validator import validator
+    from tools.dataset_validator import service as validator
 
     with mock.patch.object(validator, "ChatLane", lambda *_: None):
         yield
@@ -215,8 +215,8 @@ def validate(path: Path, mode: str) -> tuple[float, dict]:
     from server.settings import load_settings
     from tools.dataset_validator.hub import HubAccess
     from tools.dataset_validator.roots import allowed_roots
+    from tools.dataset_validator.service import ValidationRequest, validate_datasets
     from tools.dataset_validator.sources import Sources
-    from tools.dataset_validator.validator import ValidationRequest, validate_datasets
 
     assert mode in MODES, mode
     config = load_settings(env={}).datasets
@@ -243,9 +243,6 @@ def child(mode: str, path: str) -> None:
     if mode in MODES:
         elapsed, outcome = validate(Path(path), mode)
     else:
-        import tools.dataset_validator.sources
-        import tools.dataset_validator.validator  # noqa: F401
-
         elapsed, outcome = 0.0, {}
     print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "seconds": elapsed, **outcome}))
 

@@ -27,7 +27,7 @@ from tools.dataset_validator.readers import (
     UnreadableFileError,
     file_type,
 )
-from tools.dataset_validator.report import (
+from tools.dataset_validator.results import (
     DatasetReport,
     DatasetWarning,
     DuplicateCounts,

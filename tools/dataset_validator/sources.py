@@ -11,7 +11,7 @@ from pathlib import Path
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.hub import HubAccess, dataset_files
 from tools.dataset_validator.readers import file_type
-from tools.dataset_validator.report import SourceKind
+from tools.dataset_validator.results import SourceKind
 from tools.dataset_validator.roots import resolve_local
 from tools.dataset_validator.supabase_catalog import SupabaseAccess, SupabaseCatalog
 from tools.errors import UserError

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from tools.dataset_validator.report import TokenStats
+from tools.dataset_validator.results import TokenStats
 
 
 class LengthStats:

@@ -5,7 +5,7 @@ from collections import Counter
 from operator import itemgetter
 
 from tools.dataset_validator.kinds import ErrorCode, WarningCode
-from tools.dataset_validator.report import FIXES, DatasetWarning, RecordError
+from tools.dataset_validator.results import FIXES, DatasetWarning, RecordError
 
 _record = itemgetter(0)
 

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 from tools.dataset_validator.config import TokensConfig
 from tools.dataset_validator.formats import Example, Turn
 from tools.dataset_validator.hub import HubAccess, tokenizer_file
-from tools.dataset_validator.report import TokenizerInfo
+from tools.dataset_validator.results import TokenizerInfo
 
 
 class TokenCounter(Protocol):

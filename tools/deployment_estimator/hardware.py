@@ -90,7 +90,7 @@ class HardwareFacts:
         return priced, prices, self.local(priced, refresh)
 
 
-def catalog(config: DeploymentConfig, prices: str, local: LocalHardware) -> dict[str, Any]:
+def describe_catalog(config: DeploymentConfig, prices: str, local: LocalHardware) -> dict[str, Any]:
     """package://hardware: the flavors with their prices, the GPUs, the local machine."""
     return {
         "prices": prices,
@@ -106,7 +106,7 @@ def catalog(config: DeploymentConfig, prices: str, local: LocalHardware) -> dict
     }
 
 
-def describe(config: DeploymentConfig, hardware_id: str) -> dict[str, Any]:
+def describe_hardware(config: DeploymentConfig, hardware_id: str) -> dict[str, Any]:
     """package://hardware/{id}: a flavor (spec and hourly price) or a GPU's spec, by id or any
     name nvidia-smi or a user gives it; NotFoundError otherwise."""
     if flavor := config.flavors.get(hardware_id):

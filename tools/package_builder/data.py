@@ -26,7 +26,7 @@ from tools.dataset_validator.readers import (
     UnreadableFileError,
     file_type,
 )
-from tools.dataset_validator.report import DatasetReport, FileInfo
+from tools.dataset_validator.results import DatasetReport, FileInfo
 from tools.dataset_validator.sources import Sources
 from tools.errors import UserError
 from tools.package_builder.config import FilesConfig

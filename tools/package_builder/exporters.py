@@ -21,7 +21,7 @@ from tools.errors import UserError
 from tools.package_builder.shapes import Shape
 from tools.template_loader.derived import ALL_LINEAR
 from tools.template_loader.keys import Value
-from tools.template_loader.service import TemplateResult
+from tools.template_loader.results import TemplateResult
 
 # Template keys whose value TRL's SFTConfig / DPOConfig take as they are, under another name.
 TRL_ARGS = {

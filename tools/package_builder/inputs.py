@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tools.dataset_validator.report import DatasetReport, SplitReport, TokenizerInfo
+from tools.dataset_validator.results import DatasetReport, SplitReport, TokenizerInfo
 from tools.deployment_estimator.config import Gpu
 from tools.deployment_estimator.results import DeploymentEstimate, DeploymentOption
 from tools.errors import UserError
 from tools.model_browser.results import ModelDetails
-from tools.template_loader.service import TemplateResult
+from tools.template_loader.results import TemplateResult
 
 M = TypeVar("M", bound=BaseModel)
 

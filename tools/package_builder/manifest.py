@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.report import SplitReport
+from tools.dataset_validator.results import SplitReport
 from tools.issues import Issue
 from tools.package_builder.data import DataFile, PackagedData, SourceFile
 from tools.package_builder.inputs import PackageInputs

@@ -8,43 +8,14 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from tools.errors import UserError
 from tools.template_loader.config import Template, TemplatesConfig
-from tools.template_loader.derived import Derived, derive
+from tools.template_loader.derived import derive
 from tools.template_loader.facts import CrossStepFacts
 from tools.template_loader.issues import ConfigIssue, show
-from tools.template_loader.keys import KeyRule, Value, check_value, matches
+from tools.template_loader.keys import Value, check_value, matches
+from tools.template_loader.results import TemplateCatalog, TemplateResult, TemplateSummary
 from tools.template_loader.rules import ExclusiveRule, Provenance, RuleInput
-
-
-class TemplateResult(BaseModel):
-    template: str
-    method: str
-    valid: bool
-    config: dict[str, Value]
-    provenance: dict[str, Provenance] = Field(description="Per key: template, override or default.")
-    errors: list[ConfigIssue]
-    warnings: list[ConfigIssue]
-    derived: Derived
-    overrides: dict[str, Any]
-    notes: list[str] = Field(description="Template values your overrides replaced.")
-    pending: list[str] = Field(description="Checks that wait for another step.")
-
-
-class TemplateSummary(BaseModel):
-    id: str
-    name: str
-    description: str
-    method: str
-    adapter: str
-    defaults: dict[str, Value]
-
-
-class TemplateCatalog(BaseModel):
-    templates: list[TemplateSummary]
-    keys: dict[str, KeyRule] = Field(description="Every key an override may set, with its rule.")
 
 
 def apply_template(

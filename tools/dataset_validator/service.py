@@ -20,7 +20,7 @@ from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Splitter
 from tools.dataset_validator.kinds import ErrorCode, WarningCode
 from tools.dataset_validator.readers import DecompressionBudget
-from tools.dataset_validator.report import (
+from tools.dataset_validator.results import (
     FIXES,
     DatasetReport,
     PreviewRecord,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
 
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.sources import Sources
@@ -24,6 +23,7 @@ from tools.package_builder.inputs import PackageInputs
 from tools.package_builder.manifest import FileNames, Generator, build_manifest
 from tools.package_builder.readme import render_readme
 from tools.package_builder.requirements import render_requirements
+from tools.package_builder.results import PackageResult
 from tools.package_builder.shapes import package_shape
 from tools.package_builder.writer import (
     OpenFile,
@@ -44,12 +44,6 @@ class PackageRequest:
     generator: Generator
     overwrite: bool = False
     accepted_warnings: list[Issue] = field(default_factory=list)
-
-
-class PackageResult(BaseModel):
-    path: str
-    files: list[str] = Field(description="Every file, relative to path.")
-    manifest: dict[str, Any] = Field(description="package.yaml's content.")
 
 
 def build_package(
