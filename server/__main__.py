@@ -118,7 +118,6 @@ def _check_config(settings: Settings) -> int:
 
 def _serve(settings: Settings, *, http: bool, host: str | None, port: int | None) -> int:
     from server.app import build_server
-    from server.http import http_app, http_auth, is_loopback
     from server.logging import configure_logging, get_logger
 
     http_config = settings.server.transport.http
@@ -126,29 +125,28 @@ def _serve(settings: Settings, *, http: bool, host: str | None, port: int | None
     host = host or http_config.host
     port = port or http_config.port
     secrets = Secrets.from_env()
-    try:
-        auth = http_auth(settings, secrets, f"http://{host}:{port}{http_config.path}")
-    except UserError as exc:
-        print(f"{APP_NAME}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if use_http and auth is None and not is_loopback(host):
-        print(
-            f"{APP_NAME}: refusing to serve on {host}: no authentication is configured, so "
-            "HTTP binds only to a loopback address (127.0.0.1, ::1 or localhost). Configure "
-            "tokens (see auth in server.yaml) to serve other hosts.",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
+    auth = None
+    if use_http:  # server.http's auth imports pyjwt and cryptography: stdio does without
+        from server.http import http_auth, is_loopback
+
+        try:
+            auth = http_auth(settings, secrets, f"http://{host}:{port}{http_config.path}")
+        except UserError as exc:
+            print(f"{APP_NAME}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        if auth is None and not is_loopback(host):
+            print(
+                f"{APP_NAME}: refusing to serve on {host}: no authentication is configured, so "
+                "HTTP binds only to a loopback address (127.0.0.1, ::1 or localhost). Configure "
+                "tokens (see auth in server.yaml) to serve other hosts.",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
 
     configure_logging(settings.server.logging.level, secrets.values())
     log = get_logger(__name__)
     try:
-        mcp = build_server(
-            settings,
-            secrets,
-            auth=auth if use_http else None,
-            transport="http" if use_http else "stdio",
-        )
+        mcp = build_server(settings, secrets, auth=auth, transport="http" if use_http else "stdio")
     except UserError as exc:
         print(f"{APP_NAME}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -157,6 +155,8 @@ def _serve(settings: Settings, *, http: bool, host: str | None, port: int | None
             mcp.run()
             return 0
         import uvicorn
+
+        from server.http import http_app
 
         app = http_app(mcp, settings, host)
         log.info(

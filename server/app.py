@@ -2,21 +2,19 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.server.subscriptions import InMemorySubscriptionBus, SubscriptionBus
 from mcp.types import Tool
 
 from server import __version__, notifications
-from server.drafts.notify import PostgresSubscriptionBus
-from server.drafts.postgres import PostgresDraftStore
-from server.http import HttpAuth
 from server.logging import get_logger
 from server.places import Transport, check_places, sweep_package_leftovers
 from server.schemas import compact_schema
-from server.settings import Secrets, Settings
-from server.state import AppState, HeavyCalls, local_user, open_model_browser, open_store
+from server.settings import Secrets, Settings, StorageConfig
+from server.state import AppState, HeavyCalls, local_user, open_store
 from server.surface import (
     completions,
     datasets,
@@ -27,8 +25,10 @@ from server.surface import (
     prompts,
     templates,
 )
-from tools import hub_http
 from tools.deployment_estimator import HardwareFacts
+
+if TYPE_CHECKING:
+    from server.http import HttpAuth  # its auth imports pyjwt and cryptography: HTTP only
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
@@ -62,7 +62,7 @@ def build_server(
     settings: Settings,
     secrets: Secrets | None = None,
     *,
-    auth: HttpAuth | None = None,
+    auth: "HttpAuth | None" = None,
     transport: Transport = "stdio",
 ) -> MCPServer:
     """The server; `auth` (HTTP only) makes every request carry a verified bearer token.
@@ -75,7 +75,6 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
-        hub_http.install(settings.models.hub)
         store = await open_store(settings, secrets)
         swept = await anyio.to_thread.run_sync(sweep_package_leftovers, settings)
         log.info(
@@ -88,15 +87,12 @@ def build_server(
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(legacy_subscriptions.forward)
-                if isinstance(bus, PostgresSubscriptionBus) and isinstance(
-                    store, PostgresDraftStore
-                ):
-                    await background.start(bus.relay, store)
+                if (relay := getattr(bus, "relay", None)) is not None:
+                    await background.start(relay, store)  # replicas hear each other's changes
                 yield AppState(
                     settings=settings,
                     secrets=secrets,
                     store=store,
-                    models=open_model_browser(settings, secrets),
                     local_owner=local_user(),
                     transport=transport,
                     heavy=HeavyCalls(settings.server.limits.max_heavy_calls_per_owner),
@@ -107,12 +103,7 @@ def build_server(
             await store.close()
             log.info("server.stopped")
 
-    storage = settings.server.storage
-    bus = (
-        PostgresSubscriptionBus(storage.postgres.notifications)
-        if storage.backend == "postgres"
-        else InMemorySubscriptionBus()
-    )
+    bus = _subscription_bus(settings.server.storage)
     mcp = WizardServer(
         settings.server.name,
         title="Training Package Wizard",
@@ -134,3 +125,13 @@ def build_server(
     package.register(mcp)
     completions.register(mcp)
     return mcp
+
+
+def _subscription_bus(storage: StorageConfig) -> SubscriptionBus:
+    """Draft changes within one process; with PostgreSQL, across replicas through LISTEN/NOTIFY
+    (psycopg is imported only then)."""
+    if storage.backend != "postgres":
+        return InMemorySubscriptionBus()
+    from server.drafts.notify import PostgresSubscriptionBus
+
+    return PostgresSubscriptionBus(storage.postgres.notifications)

@@ -4,6 +4,7 @@ folders or the server's data."""
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from mcp.types import ListRootsResult
@@ -11,13 +12,16 @@ from mcp.types import ListRootsResult
 from server.paths import shipped_dir
 from server.places import configured_dataset_roots, private_folders
 from server.state import AppState
-from tools.dataset_validator import HubAccess, Sources, SupabaseAccess, allowed_roots
+from tools import dataset_validator, hub_http
+
+if TYPE_CHECKING:
+    from tools.dataset_validator import HubAccess, Sources
 
 SAMPLES_DIR = "samples"
 SAMPLES_LABEL = "samples (bundled with the server)"
 
 
-def dataset_sources(state: AppState, roots: ListRootsResult) -> Sources:
+def dataset_sources(state: AppState, roots: ListRootsResult) -> "Sources":
     """Where refs may lead for this caller: the configured roots (or the transport's default),
     the bundled samples, and over stdio the client's roots; never the private folders."""
     settings = state.settings
@@ -31,16 +35,16 @@ def dataset_sources(state: AppState, roots: ListRootsResult) -> Sources:
         with contextlib.suppress(FileNotFoundError):  # an installation without the samples
             samples = shipped_dir(SAMPLES_DIR)
             candidates.append(samples)
-            labels = {real: SAMPLES_LABEL for real in allowed_roots([samples])}
+            labels = {real: SAMPLES_LABEL for real in dataset_validator.allowed_roots([samples])}
     secrets = state.secrets
     supabase = (
-        SupabaseAccess(url=secrets.supabase_url, key=secrets.supabase_key)
+        dataset_validator.SupabaseAccess(url=secrets.supabase_url, key=secrets.supabase_key)
         if secrets.supabase_url and secrets.supabase_key
         else None
     )
-    return Sources(
+    return dataset_validator.Sources(
         config,
-        allowed_roots(candidates),
+        dataset_validator.allowed_roots(candidates),
         hub_access(state),
         supabase,
         private=private_folders(settings),
@@ -54,11 +58,13 @@ def _root_path(uri: str) -> Path | None:
     return Path(unquote(parts.path)) if parts.scheme == "file" else None
 
 
-def hub_access(state: AppState) -> HubAccess:
-    """Where the Hub is and how long to wait for it, with the server's token."""
+def hub_access(state: AppState) -> "HubAccess":
+    """Where the Hub is and how long to wait for it, with the server's token (and the
+    retrying client installed, before the first download)."""
     hub = state.settings.models.hub
+    hub_http.install(hub)
     token = state.secrets.hf_token
-    return HubAccess(
+    return dataset_validator.HubAccess(
         endpoint=str(hub.endpoint).rstrip("/") if hub.endpoint else None,
         timeout_s=hub.timeout_s,
         token=token.get_secret_value() if token else None,

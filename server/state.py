@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -13,14 +15,16 @@ from mcp.server.mcpserver import Context
 
 from server.drafts import DraftPackage, DraftStore, DraftStoreError, StepName, StepSection
 from server.drafts.model import owned_drafts_uri
-from server.drafts.postgres import PostgresDraftStore
 from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
 from server.places import Transport
 from server.settings import Secrets, Settings
+from tools import hub_http
 from tools.deployment_estimator import HardwareFacts
 from tools.errors import UserError
-from tools.model_browser import ModelBrowser
+
+if TYPE_CHECKING:
+    from tools.model_browser import ModelBrowser
 
 
 class HeavyCalls:
@@ -53,11 +57,16 @@ class AppState:
     settings: Settings
     secrets: Secrets
     store: DraftStore
-    models: ModelBrowser
     local_owner: str
     transport: Transport
     heavy: HeavyCalls
     hardware: HardwareFacts
+
+    @cached_property
+    def models(self) -> "ModelBrowser":
+        """The model browser, made on first use: huggingface_hub's API client is slow to
+        import, and a server should answer its first request without it."""
+        return open_model_browser(self.settings, self.secrets)
 
 
 async def open_store(settings: Settings, secrets: Secrets) -> DraftStore:
@@ -68,6 +77,8 @@ async def open_store(settings: Settings, secrets: Secrets) -> DraftStore:
             raise DraftStoreError(
                 "storage.backend is postgres but TRAINING_PACKAGE_MCP_DATABASE_URL is not set."
             )
+        from server.drafts.postgres import PostgresDraftStore  # psycopg: only when configured
+
         postgres = storage.postgres
         return await PostgresDraftStore.open(
             secrets.database_url.get_secret_value(),
@@ -86,7 +97,10 @@ async def open_store(settings: Settings, secrets: Secrets) -> DraftStore:
     )
 
 
-def open_model_browser(settings: Settings, secrets: Secrets) -> ModelBrowser:
+def open_model_browser(settings: Settings, secrets: Secrets) -> "ModelBrowser":
+    from tools.model_browser import ModelBrowser
+
+    hub_http.install(settings.models.hub)
     cache = settings.models.cache
     return ModelBrowser(
         settings.models,

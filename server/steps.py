@@ -8,7 +8,8 @@ from pydantic import BaseModel, ValidationError
 
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
 from server.state import save_step
-from tools.deployment_estimator import DeploymentConfig, DraftSections
+from tools import deployment_estimator
+from tools.deployment_estimator import DeploymentConfig
 from tools.model_browser import Architecture
 from tools.template_loader import CrossStepFacts, ModelFacts, TargetFacts
 
@@ -30,11 +31,11 @@ async def record_step(
     return result(**fields, draft_id=saved.id, draft_uri=saved.uri, next_action=saved.next_action)
 
 
-def draft_sections(draft: DraftPackage | None) -> DraftSections:
+def draft_sections(draft: DraftPackage | None) -> "deployment_estimator.DraftSections":
     """The payloads of the draft's first three steps, as the deployment estimate reads them."""
     if draft is None:
-        return DraftSections()
-    return DraftSections(
+        return deployment_estimator.DraftSections()
+    return deployment_estimator.DraftSections(
         model=draft.model.payload, config=draft.config.payload, datasets=draft.datasets.payload
     )
 

@@ -11,6 +11,7 @@ logging) stay on the client.
 """
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Annotated
 
 import httpx2
-from huggingface_hub import get_session, set_client_factory
 from pydantic import Field, HttpUrl
 
 from tools.config_base import ConfigModel
@@ -58,9 +58,24 @@ class HubConfig(ConfigModel):
     )
 
 
+_installed: list[HubConfig] = []  # the config the process's client is made for, if any
+_installing = threading.Lock()
+
+
 def install(config: HubConfig) -> None:
     """Make huggingface_hub's shared client retry and time out as configured, keeping the
-    request hooks of the client it would make itself."""
+    request hooks of the client it would make itself. Once per config: the server calls it
+    before each first Hub request of a kind (a search, a dataset, the prices) rather than at
+    start-up, which would cost its first answer the ~50 ms of making a client."""
+    with _installing:
+        if not _installed or _installed[0] is not config:
+            _set_factory(config)
+            _installed[:] = [config]
+
+
+def _set_factory(config: HubConfig) -> None:
+    from huggingface_hub import get_session, set_client_factory  # on first use, as install
+
     hooks = get_session().event_hooks
 
     def factory() -> httpx2.Client:

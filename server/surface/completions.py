@@ -28,7 +28,7 @@ from mcp.types import (
 
 from server.sources import dataset_sources
 from server.state import AppState, caller_from
-from tools.dataset_validator import list_datasets
+from tools import dataset_validator
 
 MAX_VALUES = 100  # the protocol's cap on values in one completion answer
 
@@ -61,7 +61,7 @@ async def _dataset_paths(state: AppState, _: str, prefix: str) -> list[str]:
     completion request carries no way to ask the client for them)."""
     listing = await anyio.to_thread.run_sync(
         partial(
-            list_datasets,
+            dataset_validator.list_datasets,
             state.settings.datasets,
             dataset_sources(state, ListRootsResult(roots=[])),
             None,

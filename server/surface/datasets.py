@@ -25,16 +25,8 @@ from server.settings import Settings
 from server.sources import dataset_sources, hub_access
 from server.state import app_state, heavy_call, load_draft
 from server.steps import record_step
-from tools.dataset_validator import (
-    FIXES,
-    DatasetListing,
-    ListingSource,
-    ScanHooks,
-    ValidationReport,
-    ValidationRequest,
-    list_datasets,
-    validate_datasets,
-)
+from tools import dataset_validator
+from tools.dataset_validator import FIXES, DatasetListing, ListingSource, ValidationReport
 from tools.errors import NotFoundError
 from tools.issues import Issue
 
@@ -125,13 +117,20 @@ def register(mcp: MCPServer) -> None:
         request = _request(datasets, validation_split, validation_dataset, draft, state.settings)
         sources = dataset_sources(state, roots)
         hub = hub_access(state)
-        hooks = ScanHooks(
+        hooks = dataset_validator.ScanHooks(
             checkpoint=anyio.from_thread.check_cancelled,
             progress=partial(_progress, ctx),
         )
         async with heavy_call(ctx):
             report = await anyio.to_thread.run_sync(
-                partial(validate_datasets, request, state.settings.datasets, sources, hub, hooks),
+                partial(
+                    dataset_validator.validate_datasets,
+                    request,
+                    state.settings.datasets,
+                    sources,
+                    hub,
+                    hooks,
+                ),
                 abandon_on_cancel=False,
             )
         log.info(
@@ -173,7 +172,9 @@ def register(mcp: MCPServer) -> None:
         state = app_state(ctx)
         sources = dataset_sources(state, roots)
         return await anyio.to_thread.run_sync(
-            partial(list_datasets, state.settings.datasets, sources, query, source)
+            partial(
+                dataset_validator.list_datasets, state.settings.datasets, sources, query, source
+            )
         )
 
     @mcp.resource(
@@ -187,7 +188,13 @@ def register(mcp: MCPServer) -> None:
         state = app_state(ctx)
         sources = dataset_sources(state, ListRootsResult(roots=[]))
         listing = await anyio.to_thread.run_sync(
-            partial(list_datasets, state.settings.datasets, sources, Path(path).name, "local")
+            partial(
+                dataset_validator.list_datasets,
+                state.settings.datasets,
+                sources,
+                Path(path).name,
+                "local",
+            )
         )
         entry = next((e for e in listing.datasets if e.ref == path), None)
         if entry is None:
@@ -201,7 +208,7 @@ def _request(
     validation_dataset: str | None,
     draft: DraftPackage | None,
     settings: Settings,
-) -> ValidationRequest:
+) -> "dataset_validator.ValidationRequest":
     """The request, with the model and max_seq_length the draft's steps 1 and 2 recorded."""
     model = draft.model.payload if draft else {}
     config = draft.config.payload.get("config", {}) if draft else {}
@@ -209,7 +216,7 @@ def _request(
     if not isinstance(max_seq, int) or max_seq < 1:
         max_seq = settings.datasets.tokens.default_max_seq_length
     method = config.get("method") if isinstance(config, dict) else None
-    return ValidationRequest(
+    return dataset_validator.ValidationRequest(
         datasets=datasets,
         max_seq_length=max_seq,
         validation_split=validation_split,

@@ -20,17 +20,8 @@ from server.drafts import DraftPackage, StepName, StepSection, StepStatus
 from server.errors import resource_errors, tool_errors
 from server.state import AppState, app_state, client_can_elicit, load_draft
 from server.steps import draft_sections, record_step
-from tools.deployment_estimator import (
-    BudgetAnswer,
-    DeploymentAnswer,
-    DeploymentConfig,
-    DeploymentOutcome,
-    DeploymentRequest,
-    LocalHardware,
-    describe_catalog,
-    describe_hardware,
-    plan_deployment,
-)
+from tools import deployment_estimator, hub_http
+from tools.deployment_estimator import BudgetAnswer, DeploymentAnswer
 from tools.errors import UserError
 
 HARDWARE_URI = "package://hardware"
@@ -63,9 +54,10 @@ class _Arguments:
 
 async def _hardware(
     state: AppState, refresh: bool = False
-) -> tuple[DeploymentConfig, str, LocalHardware]:
+) -> tuple["deployment_estimator.DeploymentConfig", str, "deployment_estimator.LocalHardware"]:
     """The priced deployment config, where its prices came from, and the local machine."""
     hub, token = state.settings.models.hub, state.secrets.hf_token
+    hub_http.install(hub)  # the live prices come from the Hub
     facts = partial(
         state.hardware.facts,
         state.settings.deployment,
@@ -78,11 +70,11 @@ async def _hardware(
 
 async def _plan(
     ctx: Context, arguments: _Arguments, answer: BudgetAnswer | None
-) -> tuple[DraftPackage | None, DeploymentOutcome]:
+) -> tuple[DraftPackage | None, "deployment_estimator.DeploymentOutcome"]:
     state = app_state(ctx)
     draft = await load_draft(ctx, arguments.draft_id) if arguments.draft_id else None
     config, prices, local = await _hardware(state)
-    request = DeploymentRequest(
+    request = deployment_estimator.DeploymentRequest(
         sections=draft_sections(draft),
         recorded=draft.deployment.payload if draft else {},
         architecture=arguments.architecture,
@@ -93,7 +85,8 @@ async def _plan(
         select=arguments.select,
         budget_answer=answer,
     )
-    return draft, plan_deployment(request, config, state.settings.templates, local, prices)
+    plan = deployment_estimator.plan_deployment
+    return draft, plan(request, config, state.settings.templates, local, prices)
 
 
 async def budget_choice(
@@ -210,7 +203,7 @@ def register(mcp: MCPServer) -> None:
         # A URI template (its query optional) rather than a static resource: static resources
         # get no Context, and the catalog depends on the settings and the machine.
         config, prices, local = await _hardware(app_state(ctx), refresh)
-        return json.dumps(describe_catalog(config, prices, local), indent=2)
+        return json.dumps(deployment_estimator.describe_catalog(config, prices, local), indent=2)
 
     @mcp.resource(
         HARDWARE_URI + "/{hardware_id}",
@@ -221,4 +214,4 @@ def register(mcp: MCPServer) -> None:
     @resource_errors
     async def hardware_item(hardware_id: str, ctx: Context) -> str:
         config = app_state(ctx).settings.deployment
-        return json.dumps(describe_hardware(config, hardware_id), indent=2)
+        return json.dumps(deployment_estimator.describe_hardware(config, hardware_id), indent=2)

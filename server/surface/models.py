@@ -11,9 +11,10 @@ from server.drafts import StepName, StepSection, StepStatus
 from server.errors import resource_errors, tool_errors
 from server.state import app_state, load_draft
 from server.steps import record_step
+from tools import model_browser
 from tools.errors import NotFoundError
 from tools.issues import Issue
-from tools.model_browser import ModelDetails, SearchRequest, SearchResult
+from tools.model_browser import ModelDetails, SearchResult
 
 
 class SelectModelResult(ModelDetails):
@@ -51,7 +52,7 @@ def register(mcp: MCPServer) -> None:
         ] = None,
         limit: Annotated[int | None, Field(ge=1, description="How many models to return.")] = None,
     ) -> SearchResult:
-        request = SearchRequest(
+        request = model_browser.SearchRequest(
             query=query,
             task=task,
             author=author,

@@ -25,25 +25,11 @@ from server.places import owner_package_folders, sweep_package_leftovers
 from server.sources import dataset_sources
 from server.state import announce, app_state, caller, client_can_elicit, heavy_call, load_draft
 from server.steps import facts_from_draft
+from tools import package_builder
 from tools.deployment_estimator import DeploymentEstimate
 from tools.errors import UserError
 from tools.issues import Issue
 from tools.model_browser import ModelDetails
-from tools.package_builder import (
-    Generator,
-    PackageInputs,
-    PackageRequest,
-    ValidatedDatasets,
-    build_package,
-    check_dataset_files,
-    check_package,
-    deployment_choice,
-    package_destination,
-    raise_errors,
-    stale_estimate,
-    step_result,
-    warning,
-)
 from tools.template_loader import TemplateResult, apply_template
 
 log = get_logger(__name__)
@@ -71,7 +57,7 @@ class WriteAnyway(BaseModel):
 @dataclass(frozen=True)
 class _Preflight:
     draft: DraftPackage
-    inputs: PackageInputs
+    inputs: "package_builder.PackageInputs"
     issues: list[Issue]
 
     @property
@@ -89,30 +75,37 @@ async def _preflight(ctx: Context, draft_id: str) -> _Preflight:
             f"Draft {draft.id} is not ready: the {', '.join(unfinished)} step(s) are not valid "
             f"yet. Next: {draft.next_action}."
         )
-    recorded = step_result(TemplateResult, draft.config.payload, "config", "apply_template")
+    recorded = package_builder.step_result(
+        TemplateResult, draft.config.payload, "config", "apply_template"
+    )
     facts = facts_from_draft(draft, settings.deployment)
-    estimate = step_result(
+    estimate = package_builder.step_result(
         DeploymentEstimate, draft.deployment.payload, "deployment", "estimate_deployment"
     )
-    inputs = PackageInputs(
+    inputs = package_builder.PackageInputs(
         draft_id=draft.id,
         title=draft.title,
         draft_version=draft.version,
-        model=step_result(ModelDetails, draft.model.payload, "model", "select_model"),
-        config=apply_template(settings.templates, recorded.template, recorded.overrides, facts),
-        datasets=step_result(
-            ValidatedDatasets, draft.datasets.payload, "datasets", "validate_datasets"
+        model=package_builder.step_result(
+            ModelDetails, draft.model.payload, "model", "select_model"
         ),
-        deployment=deployment_choice(estimate, settings.deployment.gpus),
+        config=apply_template(settings.templates, recorded.template, recorded.overrides, facts),
+        datasets=package_builder.step_result(
+            package_builder.ValidatedDatasets,
+            draft.datasets.payload,
+            "datasets",
+            "validate_datasets",
+        ),
+        deployment=package_builder.deployment_choice(estimate, settings.deployment.gpus),
     )
-    issues = check_package(inputs)
-    issues += await anyio.to_thread.run_sync(check_dataset_files, inputs.datasets)
-    issues += stale_estimate(
+    issues = package_builder.check_package(inputs)
+    issues += await anyio.to_thread.run_sync(package_builder.check_dataset_files, inputs.datasets)
+    issues += package_builder.stale_estimate(
         draft.deployment.updated_at,
         {step.value: draft.section(step).updated_at for step in _ESTIMATE_INPUTS},
     )
     issues += [
-        warning(issue.code, f"{step.value}: {issue.message}", issue.fix)
+        package_builder.warning(issue.code, f"{step.value}: {issue.message}", issue.fix)
         for step in _CARRIED_WARNINGS
         for issue in draft.section(step).issues
         if issue.severity == "warning"
@@ -185,7 +178,7 @@ def register(mcp: MCPServer) -> None:
         state = app_state(ctx)
         settings = state.settings
         preflight = await _preflight(ctx, draft_id)
-        raise_errors(preflight.issues)
+        package_builder.raise_errors(preflight.issues)
         draft, warnings = preflight.draft, preflight.warnings
         approved = isinstance(decision, AcceptedElicitation) and decision.data.write
         if warnings and not approved:
@@ -202,19 +195,19 @@ def register(mcp: MCPServer) -> None:
                 ),
             )
         folders = owner_package_folders(settings, caller(ctx))
-        destination = package_destination(
+        destination = package_builder.package_destination(
             folders, output_dir, draft.title, draft.id, settings.package.output.slug_max_chars
         )
-        request = PackageRequest(
+        request = package_builder.PackageRequest(
             inputs=preflight.inputs,
             destination=destination,
-            generator=Generator(name=settings.server.name, version=__version__),
+            generator=package_builder.Generator(name=settings.server.name, version=__version__),
             overwrite=overwrite,
             accepted_warnings=warnings,
         )
         sources = dataset_sources(state, ListRootsResult(roots=[]))
         build = partial(
-            build_package,
+            package_builder.build_package,
             request,
             settings.package,
             settings.datasets,

@@ -1,37 +1,21 @@
-"""Step 3: stream-validate training data from local files, Supabase and the Hub."""
+"""Step 3: stream-validate training data from local files, Supabase and the Hub.
 
-from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.hub import HubAccess
-from tools.dataset_validator.listing import (
-    DatasetListing,
-    ListingSource,
-    list_datasets,
-)
-from tools.dataset_validator.results import (
-    FIXES,
-    ValidationReport,
-)
-from tools.dataset_validator.roots import allowed_roots
-from tools.dataset_validator.scan import ScanHooks
-from tools.dataset_validator.service import (
-    ValidationRequest,
-    validate_datasets,
-)
-from tools.dataset_validator.sources import Sources
-from tools.dataset_validator.supabase_catalog import SupabaseAccess
+Its public API, each name imported from its module on first use (lazy_loader), so that
+a server answers its first request without loading what only a later call needs."""
 
-__all__ = [
-    "FIXES",
-    "DatasetListing",
-    "DatasetsConfig",
-    "HubAccess",
-    "ListingSource",
-    "ScanHooks",
-    "Sources",
-    "SupabaseAccess",
-    "ValidationReport",
-    "ValidationRequest",
-    "allowed_roots",
-    "list_datasets",
-    "validate_datasets",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "config": ["DatasetsConfig"],
+        "hub": ["HubAccess"],
+        "listing": ["list_datasets"],
+        "results": ["DatasetEntry", "DatasetListing", "FIXES", "ListingSource", "ValidationReport"],
+        "roots": ["allowed_roots"],
+        "scan": ["ScanHooks"],
+        "service": ["validate_datasets", "ValidationRequest"],
+        "sources": ["Sources"],
+        "supabase_catalog": ["SupabaseAccess"],
+    },
+)

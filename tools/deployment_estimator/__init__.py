@@ -1,37 +1,18 @@
-"""Step 4: will it fit, how long will it take, what will it cost."""
+"""Step 4: will it fit, how long will it take, what will it cost.
 
-from tools.deployment_estimator.config import DeploymentConfig
-from tools.deployment_estimator.hardware import (
-    HardwareFacts,
-    describe_catalog,
-    describe_hardware,
-)
-from tools.deployment_estimator.inputs import DraftSections
-from tools.deployment_estimator.local_gpu import LocalHardware
-from tools.deployment_estimator.results import (
-    DeploymentAnswer,
-    DeploymentEstimate,
-    DeploymentOption,
-)
-from tools.deployment_estimator.service import (
-    BudgetAnswer,
-    DeploymentOutcome,
-    DeploymentRequest,
-    plan_deployment,
-)
+Its public API, each name imported from its module on first use (lazy_loader), so that
+a server answers its first request without loading what only a later call needs."""
 
-__all__ = [
-    "BudgetAnswer",
-    "DeploymentAnswer",
-    "DeploymentConfig",
-    "DeploymentEstimate",
-    "DeploymentOption",
-    "DeploymentOutcome",
-    "DeploymentRequest",
-    "DraftSections",
-    "HardwareFacts",
-    "LocalHardware",
-    "describe_catalog",
-    "describe_hardware",
-    "plan_deployment",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "config": ["DeploymentConfig"],
+        "hardware": ["describe_catalog", "describe_hardware", "HardwareFacts"],
+        "inputs": ["DraftSections"],
+        "local_gpu": ["LocalHardware"],
+        "results": ["BudgetAnswer", "DeploymentAnswer", "DeploymentEstimate", "DeploymentOption"],
+        "service": ["DeploymentOutcome", "DeploymentRequest", "plan_deployment"],
+    },
+)

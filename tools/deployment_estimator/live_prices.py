@@ -7,8 +7,6 @@ timeout and caches the answer.
 
 from dataclasses import dataclass
 
-from huggingface_hub import HfApi
-
 from tools.deployment_estimator.config import DeploymentConfig
 
 MINUTES_PER_HOUR = 60
@@ -23,6 +21,8 @@ class LivePrice:
 
 def fetch_live_prices(endpoint: str | None, token: str | None) -> list[LivePrice]:
     """Every GPU flavor the Hub lists, with its hourly price; raises on any HTTP failure."""
+    from huggingface_hub import HfApi  # on first use: hf_api adds ~60 ms to a start-up
+
     prices = []
     for hardware in HfApi(endpoint=endpoint, token=token).list_jobs_hardware():
         if hardware.accelerator is None or hardware.unit_label != "minute":

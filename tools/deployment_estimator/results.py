@@ -4,7 +4,7 @@ The JSON schema of these models is published in tools/list, so they are kept lea
 dropped (the field names say it) and only fields whose meaning is not obvious are described.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +63,10 @@ class DeploymentEstimate(_Lean):
     suggestions: list[Suggestion] = Field(default_factory=list)
     prices: str
     notes: list[str] = Field(default_factory=list)
+
+
+BudgetAnswer = Literal["raise_budget", "take_cheapest", "keep"]
+"""What the user answers when every option that fits is over budget."""
 
 
 class BudgetQuestion(_Lean):

@@ -10,7 +10,7 @@ option is chosen, which options an answer lists in full, and the step's issues.
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from tools.deployment_estimator.catalog import LOCAL, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
@@ -18,6 +18,7 @@ from tools.deployment_estimator.estimator import estimate
 from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
 from tools.deployment_estimator.local_gpu import LocalHardware
 from tools.deployment_estimator.results import (
+    BudgetAnswer,
     BudgetQuestion,
     DeploymentAnswer,
     DeploymentEstimate,
@@ -27,8 +28,6 @@ from tools.deployment_estimator.shortlist import shortlist
 from tools.errors import UserError
 from tools.issues import Issue
 from tools.template_loader.config import TemplatesConfig
-
-BudgetAnswer = Literal["raise_budget", "take_cheapest", "keep"]
 
 
 @dataclass(frozen=True)

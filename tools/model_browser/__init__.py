@@ -1,25 +1,15 @@
-"""Step 1: find and pick a base model on the Hugging Face Hub."""
+"""Step 1: find and pick a base model on the Hugging Face Hub.
 
-from tools.model_browser.config import (
-    Architecture,
-    ModelsConfig,
-)
-from tools.model_browser.results import (
-    ModelDetails,
-    ModelSummary,
-    SearchResult,
-)
-from tools.model_browser.service import (
-    ModelBrowser,
-    SearchRequest,
-)
+Its public API, each name imported from its module on first use (lazy_loader), so that
+a server answers its first request without loading what only a later call needs."""
 
-__all__ = [
-    "Architecture",
-    "ModelBrowser",
-    "ModelDetails",
-    "ModelSummary",
-    "ModelsConfig",
-    "SearchRequest",
-    "SearchResult",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "config": ["Architecture", "ModelsConfig"],
+        "results": ["ModelDetails", "ModelSummary", "SearchResult"],
+        "service": ["ModelBrowser", "SearchRequest"],
+    },
+)

@@ -1,70 +1,38 @@
-"""finalize_package's services: the trainers' configs, the package's data, manifest and files."""
+"""finalize_package's services: the trainers' configs, the package's data, manifest and files.
 
-from tools.package_builder.checks import (
-    check_dataset_files,
-    check_package,
-    raise_errors,
-    stale_estimate,
-    warning,
-)
-from tools.package_builder.config import PackageConfig
-from tools.package_builder.destination import (
-    owner_folder,
-    owner_folders,
-    package_destination,
-    remove_package,
-)
-from tools.package_builder.exporters import (
-    AXOLOTL_ARGS,
-    AXOLOTL_SHAPING_KEYS,
-    BNB_ARGS,
-    PEFT_ARGS,
-    TRL_ARGS,
-    TRL_SHAPING_KEYS,
-    AxolotlExport,
-    TrlExport,
-    export_axolotl,
-    export_trl,
-)
-from tools.package_builder.inputs import (
-    PackageInputs,
-    ValidatedDatasets,
-    deployment_choice,
-    step_result,
-)
-from tools.package_builder.manifest import Generator
-from tools.package_builder.results import PackageResult
-from tools.package_builder.service import PackageRequest, build_package
-from tools.package_builder.writer import sweep_leftovers
+Its public API, each name imported from its module on first use (lazy_loader), so that
+a server answers its first request without loading what only a later call needs."""
 
-__all__ = [
-    "AXOLOTL_ARGS",
-    "AXOLOTL_SHAPING_KEYS",
-    "BNB_ARGS",
-    "PEFT_ARGS",
-    "TRL_ARGS",
-    "TRL_SHAPING_KEYS",
-    "AxolotlExport",
-    "Generator",
-    "PackageConfig",
-    "PackageInputs",
-    "PackageRequest",
-    "PackageResult",
-    "TrlExport",
-    "ValidatedDatasets",
-    "build_package",
-    "check_dataset_files",
-    "check_package",
-    "deployment_choice",
-    "export_axolotl",
-    "export_trl",
-    "owner_folder",
-    "owner_folders",
-    "package_destination",
-    "raise_errors",
-    "remove_package",
-    "stale_estimate",
-    "step_result",
-    "sweep_leftovers",
-    "warning",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "checks": [
+            "check_dataset_files",
+            "check_package",
+            "raise_errors",
+            "stale_estimate",
+            "warning",
+        ],
+        "config": ["PackageConfig"],
+        "destination": ["owner_folder", "owner_folders", "package_destination", "remove_package"],
+        "exporters": [
+            "AXOLOTL_ARGS",
+            "AXOLOTL_SHAPING_KEYS",
+            "AxolotlExport",
+            "BNB_ARGS",
+            "export_axolotl",
+            "export_trl",
+            "PEFT_ARGS",
+            "TRL_ARGS",
+            "TRL_SHAPING_KEYS",
+            "TrlExport",
+        ],
+        "inputs": ["deployment_choice", "PackageInputs", "step_result", "ValidatedDatasets"],
+        "manifest": ["Generator"],
+        "results": ["PackageResult"],
+        "service": ["build_package", "PackageRequest"],
+        "writer": ["sweep_leftovers"],
+    },
+)

@@ -20,13 +20,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
 from tools.errors import UserError
 from tools.package_builder.config import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 OpenFile = Callable[[Path], BinaryIO]
 COPY_CHUNK = 1 << 20
@@ -160,11 +162,13 @@ class _Write:
 
     destination: Path
     token: str
-    lock: FileLock
+    lock: "FileLock"
 
     @classmethod
     def begin(cls, destination: Path) -> "_Write":
         """Lock first, then make the staging directory: a sweep never sees it unlocked."""
+        from filelock import FileLock  # on first use, as a server starts without writing
+
         while True:
             token = secrets.token_hex(_TOKEN_BYTES)
             lock = FileLock(_beside(destination, _LOCK, token), timeout=0)
@@ -238,6 +242,8 @@ def sweep_leftovers(folder: Path) -> list[Path]:
 
 def _clear(destination: Path, token: str) -> list[Path]:
     """One interrupted write's leftovers, when no live write holds its lock."""
+    from filelock import FileLock, Timeout
+
     lock = FileLock(_beside(destination, _LOCK, token), timeout=0)
     try:
         lock.acquire()

@@ -1,31 +1,17 @@
-"""Step 2: turn the user's intent into a training configuration known to be sane."""
+"""Step 2: turn the user's intent into a training configuration known to be sane.
 
-from tools.template_loader.config import TemplatesConfig
-from tools.template_loader.facts import (
-    CrossStepFacts,
-    ModelFacts,
-    TargetFacts,
-)
-from tools.template_loader.issues import ConfigIssue
-from tools.template_loader.results import (
-    TemplateCatalog,
-    TemplateResult,
-)
-from tools.template_loader.service import (
-    apply_template,
-    describe_templates,
-    merge_overrides,
-)
+Its public API, each name imported from its module on first use (lazy_loader), so that
+a server answers its first request without loading what only a later call needs."""
 
-__all__ = [
-    "ConfigIssue",
-    "CrossStepFacts",
-    "ModelFacts",
-    "TargetFacts",
-    "TemplateCatalog",
-    "TemplateResult",
-    "TemplatesConfig",
-    "apply_template",
-    "describe_templates",
-    "merge_overrides",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "config": ["TemplatesConfig"],
+        "facts": ["CrossStepFacts", "ModelFacts", "TargetFacts"],
+        "issues": ["ConfigIssue"],
+        "results": ["TemplateCatalog", "TemplateResult"],
+        "service": ["apply_template", "describe_templates", "merge_overrides"],
+    },
+)
