@@ -1,4 +1,4 @@
-"""One HTTP setup for every huggingface_hub call the server makes, installed once at start-up.
+"""One HTTP setup for every huggingface_hub call the server makes, installed before the first.
 
 huggingface_hub sends its requests through one shared httpx2 client, made by a factory the
 application may set. `install` sets one whose transport retries, so list_models, model_info,
