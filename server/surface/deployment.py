@@ -6,7 +6,6 @@ is over budget and the client can be asked, records the step and returns.
 """
 
 import json
-from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
@@ -39,19 +38,6 @@ class BudgetChoice(BaseModel):
     )
 
 
-@dataclass(frozen=True)
-class _Arguments:
-    """The tool's arguments, as the service's request needs them."""
-
-    draft_id: str | None = None
-    architecture: dict[str, Any] | None = None
-    training: dict[str, Any] | None = None
-    train_tokens: int | None = None
-    targets: list[str] | None = None
-    budget_usd: float | None = None
-    select: str | None = None
-
-
 async def _hardware(
     state: AppState, refresh: bool = False
 ) -> tuple["deployment_estimator.DeploymentConfig", str, "deployment_estimator.LocalHardware"]:
@@ -69,21 +55,18 @@ async def _hardware(
 
 
 async def _plan(
-    ctx: Context, arguments: _Arguments, answer: BudgetAnswer | None
+    ctx: Context, draft_id: str | None, answer: BudgetAnswer | None, **arguments: Any
 ) -> tuple[DraftPackage | None, "deployment_estimator.DeploymentOutcome"]:
+    """The service's outcome for the tool's `arguments` (its request's fields), with the
+    draft's steps and recorded plan, and the user's answer to the budget question."""
     state = app_state(ctx)
-    draft = await load_draft(ctx, arguments.draft_id) if arguments.draft_id else None
+    draft = await load_draft(ctx, draft_id) if draft_id else None
     config, prices, local = await _hardware(state)
     request = deployment_estimator.DeploymentRequest(
         sections=draft_sections(draft),
         recorded=draft.deployment.payload if draft else {},
-        architecture=arguments.architecture,
-        training=arguments.training,
-        train_tokens=arguments.train_tokens,
-        targets=arguments.targets,
-        budget_usd=arguments.budget_usd,
-        select=arguments.select,
         budget_answer=answer,
+        **arguments,
     )
     plan = deployment_estimator.plan_deployment
     return draft, plan(request, config, state.settings.templates, local, prices)
@@ -102,16 +85,17 @@ async def budget_choice(
     """Ask the user, when the client can ask, what to do if every fit is over budget."""
     if select or not draft_id or not client_can_elicit(ctx):
         return BudgetChoice(choice="keep")
-    arguments = _Arguments(
-        draft_id=draft_id,
-        architecture=architecture,
-        training=training,
-        train_tokens=train_tokens,
-        targets=targets,
-        budget_usd=budget_usd,
-    )
     try:
-        _, outcome = await _plan(ctx, arguments, answer=None)
+        _, outcome = await _plan(
+            ctx,
+            draft_id,
+            None,
+            architecture=architecture,
+            training=training,
+            train_tokens=train_tokens,
+            targets=targets,
+            budget_usd=budget_usd,
+        )
     except UserError:
         return BudgetChoice(choice="keep")  # the tool body reports the problem
     question = outcome.answer.budget_question
@@ -166,8 +150,11 @@ def register(mcp: MCPServer) -> None:
     ) -> EstimateDeploymentResult:
         if select and not draft_id:
             raise UserError("`select` records a choice in a draft: pass draft_id too.")
-        arguments = _Arguments(
-            draft_id=draft_id,
+        answer = decision.data.choice if isinstance(decision, AcceptedElicitation) else "keep"
+        draft, outcome = await _plan(
+            ctx,
+            draft_id,
+            answer if client_can_elicit(ctx) else None,
             architecture=architecture,
             training=training,
             train_tokens=train_tokens,
@@ -175,8 +162,6 @@ def register(mcp: MCPServer) -> None:
             budget_usd=budget_usd,
             select=select,
         )
-        answer = decision.data.choice if isinstance(decision, AcceptedElicitation) else "keep"
-        draft, outcome = await _plan(ctx, arguments, answer if client_can_elicit(ctx) else None)
         if draft is None:
             return EstimateDeploymentResult(
                 **dict(outcome.answer),
