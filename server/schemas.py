@@ -1,9 +1,10 @@
 """Compact tool schemas for tools/list: every byte there is read by the model on every turn.
 
 pydantic puts a `title` on every model and property, spells an optional value as
-anyOf [X, null], and writes out defaults that JSON Schema already implies. Rewriting those, and
-dropping descriptions on output fields the structured result makes plain, keeps the whole list
-small without changing what any schema accepts.
+anyOf [X, null], and writes out defaults that JSON Schema already implies. Rewriting those keeps
+the list small without changing what any schema accepts. Output schemas keep their field
+descriptions: clients check results against them, and a description says what a field means
+where its name does not.
 """
 
 from typing import Any
@@ -11,13 +12,13 @@ from typing import Any
 # Keywords whose value maps names to subschemas: the names are data, not keywords.
 _NAMED_SUBSCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 # An output schema describes what this server sends; the results themselves show every field,
-# so their descriptions, defaults and required-lists only cost bytes.
-_OUTPUT_ONLY_NOISE = frozenset({"description", "default", "examples", "required"})
+# so their defaults and required-lists only cost bytes.
+_OUTPUT_ONLY_NOISE = frozenset({"default", "examples", "required"})
 _NULL = {"type": "null"}
 
 
 def compact_schema(schema: Any, *, output: bool = False) -> Any:
-    """`schema` without annotations: titles; for outputs also descriptions and required-lists.
+    """`schema` without annotations: titles; for outputs also defaults and required-lists.
 
     For inputs, an optional parameter whose default is null is offered as just its type:
     leaving it out means the same as null, and a single `type` is what every client dialect

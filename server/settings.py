@@ -107,6 +107,7 @@ class ServerLimits(ConfigModel):
     drafts_list_limit: Annotated[int, Field(ge=1, le=10_000)]
     max_argument_chars: Annotated[int, Field(ge=256)]
     max_heavy_calls_per_owner: Annotated[int, Field(ge=1)]
+    draft_issue_lines: Annotated[int, Field(ge=1, le=1000)]
 
 
 class SupabaseAuthConfig(ConfigModel):

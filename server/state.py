@@ -13,7 +13,7 @@ import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 
-from server.drafts import DraftPackage, DraftStore, DraftStoreError, StepName, StepSection
+from server.drafts import DraftPackage, DraftStore, DraftStoreError
 from server.drafts.model import owned_drafts_uri
 from server.drafts.sqlite import SqliteDraftStore
 from server.paths import user_data_dir
@@ -147,15 +147,6 @@ def heavy_call(ctx: Context) -> AbstractAsyncContextManager[None]:
 async def load_draft(ctx: Context, draft_id: str) -> DraftPackage:
     """The caller's draft, or DraftNotFoundError (also for another owner's draft)."""
     return await app_state(ctx).store.get(draft_id, caller(ctx))
-
-
-async def save_step(
-    ctx: Context, draft: DraftPackage, step: StepName, section: StepSection
-) -> DraftPackage:
-    """Record one step's result in `draft` (compare-and-set on the version it was read at)."""
-    saved = await app_state(ctx).store.update(draft.with_section(step, section))
-    await announce(ctx, saved)
-    return saved
 
 
 async def announce(ctx: Context, draft: DraftPackage) -> None:

@@ -1,17 +1,34 @@
-"""What the surfaces share about a draft's steps: the facts earlier steps give a later one, and
-one way to record a step's result and say where the draft stands."""
+"""What the surfaces share about a draft's steps: recording a step's result, which brings the
+later steps up to date, and the facts earlier steps give a later one.
 
+When a step is recorded with different facts, each later step made from them is redone in the
+same call where that is mechanical and cheap (the config re-checked against a new model, the
+deployment re-estimated with the same targets, its chosen target kept only if it still fits),
+and otherwise marked stale with the reason (re-reading the datasets is neither): the draft is
+never left saying valid about something made from facts that have changed.
+"""
+
+from functools import partial
 from typing import Any, TypeVar
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ValidationError
 
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
-from server.state import save_step
-from tools import deployment_estimator
+from server.drafts.graph import change, later_steps, waits_for
+from server.state import AppState, announce, app_state
+from tools import deployment_estimator, hub_http
 from tools.deployment_estimator import DeploymentConfig
+from tools.errors import UserError
 from tools.model_browser import Architecture
-from tools.template_loader import CrossStepFacts, ModelFacts, TargetFacts
+from tools.template_loader import (
+    CrossStepFacts,
+    ModelFacts,
+    TargetFacts,
+    TemplateResult,
+    apply_template,
+)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -24,11 +41,138 @@ async def record_step(
     answer: BaseModel | dict[str, Any],
     result: type[R],
 ) -> R:
-    """Save `section` as the draft's `step`, and return `answer` as the tool's `result` model
-    with the draft's id, uri and next action (those of them the model declares)."""
-    saved = await save_step(ctx, draft, step, section)
+    """Save `section` as the draft's `step` with the later steps brought up to date, and
+    return `answer` as the tool's `result` model with the draft's id, uri, next action and
+    what happened to the later steps (those of them the model declares)."""
+    state = app_state(ctx)
+    updated, changes = await follow_up(state, draft, step, section)
+    saved = await state.store.update(updated)
+    await announce(ctx, saved)
     fields = dict(answer) if isinstance(answer, BaseModel) else answer
-    return result(**fields, draft_id=saved.id, draft_uri=saved.uri, next_action=saved.next_action)
+    return result(
+        **fields,
+        draft_id=saved.id,
+        draft_uri=saved.uri,
+        next_action=saved.next_action,
+        changes=changes,
+    )
+
+
+async def follow_up(
+    state: AppState, draft: DraftPackage, step: StepName, section: StepSection
+) -> tuple[DraftPackage, list[str]]:
+    """`draft` with `section` as its `step` and each later step made from facts that changed
+    (or stale already) redone or marked stale; and a line for each, to tell the user."""
+    updated = draft.with_section(step, section)
+    changed = {step: (draft.section(step).payload, section.payload)}
+    lines: list[str] = []
+    for later in later_steps(step):
+        current = updated.section(later)
+        if current.status is StepStatus.EMPTY:
+            continue
+        reasons = [change(up, before, after, later) for up, (before, after) in changed.items()]
+        reason = "; ".join(r for r in reasons if r)
+        if not reason and current.status is not StepStatus.STALE:
+            continue
+        redone, told = await _redo(state, updated, later)
+        if redone is None:
+            blocker = waits_for(updated, later)
+            why = reason or current.reason or "an earlier step changed"
+            if blocker is not None and blocker is not step:
+                why = f"{why}; it waits for the {blocker.value} step"
+            stale = current.model_copy(update={"status": StepStatus.STALE, "reason": why})
+            updated = updated.with_section(later, stale)
+            lines.append(f"{later.value}: stale ({why})")
+            continue
+        changed[later] = (current.payload, redone.payload)
+        updated = updated.with_section(later, redone)
+        lines.append(f"{later.value}: {told}")
+    return updated, lines
+
+
+async def _redo(
+    state: AppState, draft: DraftPackage, step: StepName
+) -> tuple[StepSection | None, str]:
+    """`step` made again from the draft's current earlier steps, when that is mechanical and
+    cheap and they are valid, and what came of it; (None, "") otherwise."""
+    if waits_for(draft, step) is not None:
+        return None, ""
+    try:
+        if step is StepName.CONFIG:
+            recorded = draft.config.payload
+            facts = facts_from_draft(draft, state.settings.deployment)
+            result = apply_template(
+                state.settings.templates, recorded["template"], recorded.get("overrides"), facts
+            )
+            outcome = "valid" if result.valid else f"{len(result.errors)} error(s)"
+            return config_section(result), f"re-checked against the new facts: {outcome}"
+        if step is StepName.DEPLOYMENT:
+            return await _re_estimate(state, draft)
+    except (UserError, KeyError):
+        return None, ""
+    return None, ""  # the datasets: read again only when the user asks
+
+
+async def _re_estimate(state: AppState, draft: DraftPackage) -> tuple[StepSection, str]:
+    recorded = draft.deployment.payload
+    targets = [o["target"] for o in recorded.get("options") or [] if isinstance(o, dict)]
+    config, prices, local = await hardware_facts(state)
+    request = deployment_estimator.DeploymentRequest(
+        sections=draft_sections(draft),
+        recorded=recorded,
+        targets=targets or None,
+        budget_answer="keep",
+    )
+    outcome = deployment_estimator.plan_deployment(
+        request, config, state.settings.templates, local, prices
+    )
+    chosen = outcome.answer.selected
+    before = (recorded.get("selected") or {}).get("target")
+    if chosen is not None:
+        told = (
+            f"re-estimated: {chosen.target} kept ({chosen.peak_memory_gb:.1f} GB, "
+            f"{chosen.hours:.2f} h, ${chosen.cost_usd:.2f})"
+        )
+    elif before:
+        dropped = [note for note in outcome.answer.notes if note.startswith("the draft's choice")]
+        told = f"re-estimated: {dropped[0] if dropped else f'the choice {before} was dropped'}"
+    else:
+        told = "re-estimated"
+    return deployment_section(outcome.step), told
+
+
+async def hardware_facts(
+    state: AppState, refresh: bool = False
+) -> tuple["deployment_estimator.DeploymentConfig", str, "deployment_estimator.LocalHardware"]:
+    """The priced deployment config, where its prices came from, and the local machine."""
+    hub, token = state.settings.models.hub, state.secrets.hf_token
+    hub_http.install(hub)  # the live prices come from the Hub
+    facts = partial(
+        state.hardware.facts,
+        state.settings.deployment,
+        str(hub.endpoint) if hub.endpoint else None,
+        token.get_secret_value() if token else None,
+        refresh,
+    )
+    return await anyio.to_thread.run_sync(facts)
+
+
+def config_section(result: TemplateResult) -> StepSection:
+    """apply_template's result as the draft's config step."""
+    return StepSection(
+        status=StepStatus.VALID if result.valid else StepStatus.INVALID,
+        payload=result.model_dump(mode="json"),
+        issues=[issue.model_dump(exclude={"keys"}) for issue in [*result.errors, *result.warnings]],
+    )
+
+
+def deployment_section(step: "deployment_estimator.DeploymentStep") -> StepSection:
+    """The deployment service's step as the draft's deployment step."""
+    return StepSection(
+        status=StepStatus.VALID if step.ready else StepStatus.INVALID,
+        payload=step.payload,
+        issues=step.issues,
+    )
 
 
 def draft_sections(draft: DraftPackage | None) -> "deployment_estimator.DraftSections":

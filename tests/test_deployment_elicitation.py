@@ -50,7 +50,9 @@ async def test_the_user_raises_the_budget_and_takes_the_cheapest(tmp_path: Path)
     (question,) = asked
     assert "over the 0.01 USD budget" in question
     assert result["selected"] is not None and result["selected"]["within_budget"]
-    assert result["budget_usd"] >= result["selected"]["cost_usd"]
+    # raised to exactly the cheapest cost the question stated, to the cent
+    assert result["budget_usd"] == result["selected"]["cost_usd"]
+    assert f"Raise the budget to {result['budget_usd']:.2f} USD and take it" in question
     assert result["budget_question"] is None
 
 
@@ -67,6 +69,8 @@ async def test_without_elicitation_the_question_comes_back_as_fields(tmp_path: P
     cheapest = next(o for o in result["options"] if o["fits"] and o["compatible"])
     assert question["cheapest"] == cheapest["target"]
     assert f"select {cheapest['target']}" in question["how"]
+    assert f"raise budget_usd to {cheapest['cost_usd']:.2f} and" in question["how"]
+    assert question["cheapest_cost_usd"] == cheapest["cost_usd"]
 
 
 async def test_a_call_with_the_budget_to_spare_asks_nothing(tmp_path: Path) -> None:

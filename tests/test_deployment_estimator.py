@@ -8,6 +8,7 @@ import pytest
 
 from server.settings import Settings
 from tests.fake_hub import FakeHub
+from tests.support import llama_config
 from tools.deployment_estimator.catalog import Target, match_gpu, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.cost import cloud_cost, local_cost
@@ -481,9 +482,11 @@ def test_nothing_fits_suggests_changes_with_their_figures(settings: Settings) ->
     result = run_estimate(settings, work, flavors(config, "t4-small"), 100)
     assert not any(o.fits for o in result.options) and result.recommended is None
     smaller, bigger = result.suggestions
-    # the fewest changes, least disruptive first, that make an 8B LoRA fit a 16 GB T4
+    # the fewest changes, least disruptive first, that make an 8B LoRA fit a 16 GB T4, which
+    # has no bf16: fp16 comes with them
     assert smaller.change.startswith("gradient checkpointing + micro batch 1")
     assert "QLoRA" in smaller.change and smaller.target == "t4-small"
+    assert smaller.change.endswith(" + fp16 instead of bf16")
     assert smaller.training == {
         "gradient_checkpointing": True,
         "batch_size": 1,
@@ -491,6 +494,8 @@ def test_nothing_fits_suggests_changes_with_their_figures(settings: Settings) ->
         "adapter": "qlora",
         "load_in_4bit": True,
         "lora_r": 16,
+        "bf16": False,
+        "fp16": True,
     }
     assert smaller.peak_memory_gb < result.options[0].usable_memory_gb
     assert bigger.change == f"a GPU with more memory: {bigger.target}"
@@ -662,7 +667,7 @@ def test_raising_the_budget_takes_the_cheapest_within_the_new_budget(settings: S
 def test_a_choice_is_checked_and_a_remembered_one_that_no_longer_fits_is_dropped(
     settings: Settings,
 ) -> None:
-    with pytest.raises(UserError, match="does not fit"):
+    with pytest.raises(UserError, match=r"does not fit: .* Pick \S+, which fits\."):
         planned(settings, select="t4-small")
     with pytest.raises(UserError, match="not among the estimated options"):
         planned(settings, select="nothing-like-it")
@@ -671,8 +676,94 @@ def test_a_choice_is_checked_and_a_remembered_one_that_no_longer_fits_is_dropped
     remembered = chosen.step.payload
     assert planned(settings, recorded=remembered).answer.selected == chosen.answer.selected
     stale = {**remembered, "selected": {"target": "t4-small"}}
-    assert planned(settings, recorded=stale).answer.selected is None
+    dropped = planned(settings, recorded=stale)
+    assert dropped.answer.selected is None
+    assert dropped.answer.notes[-1].startswith("the draft's choice t4-small was dropped: ")
+    assert "no longer fits" in dropped.answer.notes[-1]
     assert planned(settings, recorded=remembered).answer.budget_usd == remembered["budget_usd"]
+
+
+# A 1B LoRA run that fits everywhere; its cheapest option is a T4, which has no bf16.
+SMALL_RUN = {
+    "architecture": llama_config(),
+    "training": {"adapter": "lora", "lora_r": 16, "max_seq_length": 1024},
+    "train_tokens": 2_000_000,
+}
+FP16 = {"bf16": False, "fp16": True}
+
+
+def every_option(settings: Settings) -> list[DeploymentOption]:
+    """SMALL_RUN's options on every flavor, in full (an answer lists a line for some)."""
+    return planned(settings, **SMALL_RUN, targets=list(settings.deployment.flavors)).answer.options
+
+
+def test_a_choice_that_cannot_run_the_config_is_refused_with_the_fix(settings: Settings) -> None:
+    """bf16 on a T4 would be recorded, then fail in finalize_package: refused when chosen."""
+    answer = planned(settings, **SMALL_RUN).answer
+    t4 = next(o for o in every_option(settings) if o.target == "t4-small")
+    assert t4.fits and not t4.compatible and answer.recommended
+    with pytest.raises(UserError) as refused:
+        planned(settings, **SMALL_RUN, select="t4-small")
+    assert str(refused.value) == (
+        "t4-small runs on a T4, which has no bf16 (the config has bf16 on): apply_template "
+        f'with overrides {{"bf16": false, "fp16": true}}, or pick {answer.recommended}.'
+    )
+    fp16 = {**SMALL_RUN, "training": {**SMALL_RUN["training"], **FP16}}
+    chosen = planned(settings, **fp16, select="t4-small")
+    assert chosen.answer.selected is not None and chosen.step.ready
+
+
+def test_a_remembered_choice_the_config_no_longer_runs_on_is_dropped_with_why(
+    settings: Settings,
+) -> None:
+    fp16 = {**SMALL_RUN, "training": {**SMALL_RUN["training"], **FP16}}
+    remembered = planned(settings, **fp16, select="t4-small").step.payload
+    outcome = planned(settings, **SMALL_RUN, recorded=remembered)  # bf16 on again
+    assert outcome.answer.selected is None and not outcome.step.ready
+    note = outcome.answer.notes[-1]
+    assert note.startswith("the draft's choice t4-small was dropped: its T4 has no bf16")
+    assert '{"bf16": false, "fp16": true}' in note
+    (issue,) = outcome.step.issues
+    assert issue.code == "deployment.not_selected" and note in issue.message
+
+
+def test_the_budget_question_states_the_cheapest_cost_and_raising_sets_exactly_it(
+    settings: Settings,
+) -> None:
+    answer = planned(settings, **SMALL_RUN, budget_usd=0.05).answer
+    question = answer.budget_question
+    assert question is not None
+    cheapest = next(o for o in answer.options if o.fits and o.compatible)
+    cost = f"{cheapest.cost_usd:.2f}"
+    assert question.cheapest == cheapest.target and question.cheapest_cost_usd < 1
+    assert f"Raise the budget to {cost} USD and take it" in question.question
+    assert question.how.startswith(f"raise budget_usd to {cost} and select {cheapest.target}")
+    raised = planned(settings, **SMALL_RUN, budget_usd=0.05, budget_answer="raise_budget")
+    assert raised.answer.budget_usd == question.cheapest_cost_usd
+    assert raised.answer.selected is not None and raised.answer.selected.within_budget
+    assert raised.step.payload["budget_usd"] == question.cheapest_cost_usd
+
+
+def test_a_cheaper_gpu_that_needs_fp16_is_suggested_and_named_in_the_question(
+    settings: Settings,
+) -> None:
+    everywhere = every_option(settings)
+    t4 = next(o for o in everywhere if o.target == "t4-small")
+    cheapest = next(o for o in everywhere if o.fits and o.compatible)
+    assert t4.cost_usd < cheapest.cost_usd
+    answer = planned(settings, **SMALL_RUN, budget_usd=t4.cost_usd).answer
+    assert answer.recommended is None and answer.budget_question is not None
+    fp16 = next(s for s in answer.suggestions if s.training == FP16)
+    assert fp16.change == "fp16 instead of bf16 on t4-small" and fp16.target == "t4-small"
+    assert (fp16.cost_usd, fp16.hours, fp16.peak_memory_gb) == (
+        t4.cost_usd,
+        t4.hours,
+        t4.peak_memory_gb,
+    )
+    assert fp16.within_budget
+    question = answer.budget_question.question
+    assert "Cheaper with a config change: " in question
+    assert f"fp16 instead of bf16 on t4-small ({t4.cost_usd:.2f} USD, {t4.hours:.2f} h)" in question
 
 
 def test_an_answer_lists_in_full_what_is_worth_choosing_and_all_that_was_named(

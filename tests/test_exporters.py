@@ -122,6 +122,12 @@ def test_trl_export_of_qlora_loads_the_base_in_4bit(settings: Settings) -> None:
     assert export.peft_config is not None and export.peft_config["r"] == 16
 
 
+def test_the_qlora_adapter_on_the_lora_template_exports_a_4bit_base(settings: Settings) -> None:
+    quantised = export_trl(result(settings, "lora", adapter="qlora")).quantization_config
+    assert quantised == export_trl(result(settings, "qlora")).quantization_config
+    assert export_axolotl(result(settings, "lora", adapter="qlora")).config["load_in_4bit"] is True
+
+
 def test_trl_export_of_full_fine_tuning(settings: Settings) -> None:
     export = export_trl(result(settings, "full"))
     assert export.peft_config is None and export.quantization_config is None

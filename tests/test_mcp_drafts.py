@@ -50,6 +50,7 @@ async def test_create_draft_then_read_it(settings: Settings) -> None:
                 "status": "empty",
                 "payload": {},
                 "issues": [],
+                "reason": None,
                 "updated_at": None,
             }
 

@@ -34,7 +34,8 @@ async def test_search_then_select_records_the_model_in_the_draft(
         assert details["params"] == 1_235_814_400
         assert details["architecture"]["hidden_size"] == 2048
         assert details["context_length"] == 131072
-        assert details["next_action"].startswith("choose a training template")
+        assert details["next_action"] == f'apply_template(draft_id="{draft_id}", template="lora")'
+        assert details["changes"] == []  # no later step to bring up to date
 
         (content,) = (await client.read_resource(f"package://drafts/{draft_id}")).contents
         draft = json.loads(content.text)

@@ -33,7 +33,6 @@ from tools.package_builder.checks import (
     check_dataset_files,
     check_package,
     raise_errors,
-    stale_estimate,
 )
 from tools.package_builder.config import MANIFEST_NAME, FilesConfig, RequirementsConfig
 from tools.package_builder.data import DatasetChangedError
@@ -578,15 +577,6 @@ def test_a_step_recorded_in_another_form_names_the_tool_to_run_again() -> None:
         step_result(ModelDetails, {"model_id": "acme/x"}, "model", "select_model")
     assert "model step was recorded in a form" in str(exc.value)
     assert "params" in str(exc.value) and "Run select_model again" in str(exc.value)
-
-
-def test_an_estimate_older_than_a_step_is_stale() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    now = datetime.now(UTC)
-    (issue,) = stale_estimate(now, {"model": now - timedelta(1), "config": now + timedelta(1)})
-    assert issue.code == "deployment_estimate_stale" and "config" in issue.message
-    assert stale_estimate(now, {"model": now - timedelta(1)}) == []
 
 
 # --- where packages go --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ DATA = Path(__file__).parent / "data" / "datasets"
 MODEL_ID = "Qwen/Qwen2.5-0.5B-Instruct"  # in the offline catalog: no Hub needed
 HUB = "TRAINING_PACKAGE_MCP__MODELS__HUB__"
 OFFLINE_WARNING = "details come from the curated catalog"
+FP16 = {"bf16": False, "fp16": True}  # what a GPU without bf16 (a T4) trains in
 
 
 def package_settings(tmp_path: Path, *roots: Path, **extra: str) -> Settings:
@@ -204,22 +205,30 @@ async def test_the_user_is_asked_when_the_client_can_elicit(tmp_path: Path) -> N
 # --- checks across the steps ------------------------------------------------------------------
 
 
-async def test_bf16_on_a_gpu_without_it_is_caught_at_the_end(tmp_path: Path) -> None:
-    """The config was applied (bf16 on) before the T4 was chosen; finalize checks it again."""
+async def test_a_gpu_without_bf16_is_chosen_only_with_fp16(tmp_path: Path) -> None:
+    """With bf16 on, the T4 is refused when chosen, with the fix; after the fix it is taken and
+    the package trains in fp16."""
     async with connect(package_settings(tmp_path)) as client:
-        draft_id = await complete_draft(client, target="t4-small")
+        draft_id = await complete_draft(client)
         message = await error_of(
-            client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
+            client, "estimate_deployment", {"draft_id": draft_id, "select": "t4-small"}
         )
-    assert "The package was not written" in message
-    assert "bf16 is on, but t4-small runs on a T4" in message and "Fix:" in message
-    assert contents(tmp_path / "packages") == []
+        assert "t4-small runs on a T4, which has no bf16" in message
+        assert 'overrides {"bf16": false, "fp16": true}, or pick ' in message
+        fixed = await complete_draft(client, target="t4-small", overrides=FP16)
+        written = await call(
+            client, "finalize_package", {"draft_id": fixed, "accept_warnings": True}
+        )
+    manifest = written["manifest"]
+    assert written["written"] is True and manifest["deployment"]["target"] == "t4-small"
+    assert {k: manifest["config"]["values"][k] for k in FP16} == FP16
 
 
 async def test_max_seq_length_beyond_a_later_models_context_is_caught(
     tmp_path: Path, fake_hub: tuple[FakeHub, str]
 ) -> None:
-    """The config fit the first model; the model chosen after it has a shorter context."""
+    """The config fit the first model; the model chosen after it has a shorter context: the
+    config is checked again as the model is chosen, and nothing is written until it is fixed."""
     hub, url = fake_hub
     hub.add_model(
         "acme/short-1b",
@@ -234,11 +243,16 @@ async def test_max_seq_length_beyond_a_later_models_context_is_caught(
             client, model="acme/chat-1b", overrides={"max_seq_length": 2048}
         )
         await call(client, "select_model", {"draft_id": draft_id, "model_id": "acme/short-1b"})
+        draft = await read_draft(client, draft_id)
         message = await error_of(
             client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
         )
-    assert "max_seq_length 2048 exceeds the context length of acme/short-1b (1024" in message
-    assert "Set max_seq_length to 1024 or less" in message
+    (error,) = [i for i in draft["config"]["issues"] if i["severity"] == "error"]
+    assert (
+        "max_seq_length 2048 exceeds the context length of acme/short-1b (1024" in error["message"]
+    )
+    assert error["fix"] == "Set max_seq_length to 1024 or less."
+    assert "config (invalid)" in message and "Nothing stale or invalid is written" in message
 
 
 async def test_dpo_without_preference_data_is_refused(tmp_path: Path) -> None:
@@ -253,17 +267,19 @@ async def test_dpo_without_preference_data_is_refused(tmp_path: Path) -> None:
     assert "datasets" in message and "not valid" in message
 
 
-async def test_a_later_change_makes_the_estimate_a_warning(tmp_path: Path) -> None:
+async def test_a_later_change_is_re_estimated_before_anything_is_written(tmp_path: Path) -> None:
     async with connect(package_settings(tmp_path)) as client:
         draft_id = await complete_draft(client)
-        await call(
+        applied = await call(
             client,
             "apply_template",
             {"draft_id": draft_id, "template": "lora", "overrides": {"lora_r": 8}},
         )
         held = await call(client, "finalize_package", {"draft_id": draft_id})
-    codes = {w["code"] for w in held["warnings"]}
-    assert "deployment_estimate_stale" in codes and held["written"] is False
+        draft = await read_draft(client, draft_id)
+    assert applied["changes"][0].startswith("deployment: re-estimated")
+    assert draft["deployment"]["payload"]["inputs"]["lora_r"] == 8
+    assert held["written"] is False  # the offline catalog's warning still asks for a yes
 
 
 # --- data changed since validation ----------------------------------------------------------
@@ -306,6 +322,36 @@ async def test_output_dir_is_checked_and_an_existing_package_kept(tmp_path: Path
     assert "outside your package folder" in outside
     assert not (tmp_path / "elsewhere").exists()
     assert sorted(p.name for p in my_packages(tmp_path).iterdir()) == ["v1"]
+
+
+async def test_a_taken_output_dir_is_refused_before_anyone_is_asked(tmp_path: Path) -> None:
+    """A yes to the warnings could not write over a folder that is not empty (nor replace one
+    that is no package), so the folder is refused first, with what to do, and nobody is asked;
+    without elicitation the warnings are not returned with a retry that would fail too."""
+    questions: list[str] = []
+
+    async def yes(_: Any, params: ElicitRequestParams) -> ElicitResult:
+        questions.append(params.message)
+        return ElicitResult(action="accept", content={"write": True})
+
+    settings = package_settings(tmp_path)
+    taken = my_packages(tmp_path) / "taken"
+    server = build_server(settings, Secrets())
+    async with Client(server, raise_exceptions=True, elicitation_callback=yes) as client:
+        draft_id = await complete_draft(client)
+        taken.mkdir(parents=True)
+        (taken / "notes.txt").write_text("mine")
+        args = {"draft_id": draft_id, "output_dir": "taken"}
+        refused = await error_of(client, "finalize_package", args)
+        replacing = await error_of(client, "finalize_package", {**args, "overwrite": True})
+    async with connect(settings) as client:
+        unasked = await error_of(client, "finalize_package", args)
+    assert questions == []
+    assert f"{taken} already exists and is not empty" in refused
+    assert "pass overwrite=true" in refused and "choose another output_dir" in refused
+    assert "is not a training package" in replacing and "another output_dir" in replacing
+    assert "already exists and is not empty" in unasked
+    assert contents(taken) == ["notes.txt"] and (taken / "notes.txt").read_text() == "mine"
 
 
 @contextmanager

@@ -54,4 +54,4 @@ def test_titles_go_but_a_property_named_title_stays() -> None:
     # an optional input is offered as its plain type; an output keeps its null branch
     assert compact["properties"]["name"] == {"description": "optional", "type": "string"}
     output = compact_schema(SCHEMA, output=True)["properties"]["name"]
-    assert output == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert output == {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "optional"}

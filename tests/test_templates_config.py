@@ -104,6 +104,26 @@ def test_shipped_file_is_accepted() -> None:
         ),
         (in_rule("warmup_exclusive", "exclusive", ["warmup_ratio", "wu"]), "unknown key wu"),
         (in_rule("qlora_needs_4bit", "kind", "sometimes"), "does not match any of the expected"),
+        (
+            in_rule("qlora_means_4bit", "implies", {"load_in_4bits": True}),
+            "cross_field[qlora_means_4bit]: unknown key load_in_4bits",
+        ),
+        (
+            in_rule("qlora_means_4bit", "implies", {"load_in_4bit": "yes"}),
+            "implies.load_in_4bit: load_in_4bit must be true or false",
+        ),
+        (
+            in_rule("qlora_means_4bit", "implies", {"adapter": "lora"}),
+            "implies adapter, which an implication's `when` names",
+        ),
+        (
+            in_rule("qlora_means_4bit", "note", "4-bit {nope}."),
+            "cross_field[qlora_means_4bit]: unknown message fields nope",
+        ),
+        (
+            set_in("templates.qlora.defaults.load_in_4bit", False),
+            "templates.qlora.defaults: contradicts cross_field[qlora_means_4bit].implies",
+        ),
     ],
 )
 def test_mistakes_are_named(change: Callable[[dict[str, Any]], None], expected: str) -> None:

@@ -142,6 +142,33 @@ async def test_draft_records_and_updates_the_config_step(settings: Settings) -> 
         assert draft["config"]["payload"]["config"]["lora_r"] == 16
 
 
+async def test_a_template_switch_names_the_overrides_it_carries(settings: Settings) -> None:
+    """lora -> full keeps LoRA's learning rate (the user set it) and says the full template's
+    own value, so the assistant asks; the next call on the same template says nothing more."""
+    async with connect(settings) as client:
+        draft_id = (await client.call_tool("create_draft", {})).structured_content["draft_id"]
+        await call(client, template="lora", overrides={"learning_rate": 1e-4}, draft_id=draft_id)
+        switched = await call(client, template="full", draft_id=draft_id)
+        again = await call(client, template="full", overrides={"seed": 1}, draft_id=draft_id)
+    assert switched["config"]["learning_rate"] == 1e-4
+    assert switched["provenance"]["learning_rate"] == "override"
+    (note,) = switched["notes"]
+    assert note.startswith("learning_rate 0.0001 is carried over from your earlier overrides")
+    assert "the full template's value is 2e-05. Ask the user which to keep" in note
+    assert again["notes"] == []
+
+
+async def test_the_qlora_adapter_brings_a_4bit_base(settings: Settings) -> None:
+    async with connect(settings) as client:
+        out = await call(client, template="lora", overrides={"adapter": "qlora"})
+        refused = await call(
+            client, template="lora", overrides={"adapter": "qlora", "load_in_4bit": False}
+        )
+    assert out["valid"] and out["config"]["load_in_4bit"] is True
+    assert out["provenance"]["load_in_4bit"] == "implied"
+    assert [e["code"] for e in refused["errors"]] == ["qlora_needs_4bit"]
+
+
 async def test_an_invalid_config_marks_the_step_invalid_with_its_issues(
     settings: Settings,
 ) -> None:

@@ -9,9 +9,11 @@ from tools.errors import UserError
 from tools.model_browser.config import Architecture
 from tools.template_loader.facts import CrossStepFacts, ModelFacts, TargetFacts
 from tools.template_loader.issues import ConfigIssue
+from tools.template_loader.rules import ImpliesRule
 from tools.template_loader.service import (
     TemplateResult,
     apply_template,
+    carried_overrides,
     describe_templates,
     merge_overrides,
 )
@@ -422,8 +424,39 @@ def test_cross_field_rule_stays_quiet(
 
 
 def test_every_cross_field_rule_has_a_case_that_fires(settings: Settings) -> None:
+    """Every rule that finds issues; implications find none (their test is below)."""
     fired = {param.values[3] for param in FIRES}
-    assert fired == {rule.code for rule in settings.templates.cross_field}
+    rules = settings.templates.cross_field
+    assert fired == {rule.code for rule in rules if not isinstance(rule, ImpliesRule)}
+
+
+# --- implications -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["lora", "full"])
+def test_the_qlora_adapter_implies_a_4bit_base(settings: Settings, template: str) -> None:
+    result = run(settings, template, {"adapter": "qlora"})
+    assert result.valid, codes(result.errors)
+    assert result.config["load_in_4bit"] is True and result.provenance["load_in_4bit"] == "implied"
+    assert result.config["bnb_4bit_quant_type"] == "nf4"
+    assert result.config["bnb_4bit_use_double_quant"] is True
+    assert result.config["lora_r"] == 16
+    assert result.notes == [
+        "adapter qlora trains LoRA on a 4-bit base, so load_in_4bit is now true "
+        "(nf4, double quantisation true)."
+    ]
+
+
+def test_an_explicit_16bit_base_with_qlora_stays_an_error(settings: Settings) -> None:
+    result = run(settings, "lora", {"adapter": "qlora", "load_in_4bit": False})
+    assert codes(result.errors) == ["qlora_needs_4bit"] and result.notes == []
+    assert result.provenance["load_in_4bit"] == "override"
+    assert "bnb_4bit_quant_type" not in result.config
+
+
+def test_a_template_that_already_holds_the_implied_value_is_unchanged(settings: Settings) -> None:
+    result = run(settings, "qlora", {"lora_r": 8})
+    assert result.provenance["load_in_4bit"] == "template" and result.notes == []
 
 
 def test_messages_name_the_values_involved(settings: Settings) -> None:
@@ -535,6 +568,44 @@ def test_full_fine_tuning_trains_everything(settings: Settings) -> None:
 )
 def test_merge_overrides(settings: Settings, previous: dict, new: dict, merged: dict) -> None:
     assert merge_overrides(settings.templates, previous, new) == merged
+
+
+@pytest.mark.parametrize(
+    ("earlier", "template", "carried"),
+    [
+        (None, "full", []),  # nothing recorded before
+        ("lora", "lora", []),  # the same template: nothing is carried anywhere
+        ("lora", " LoRA ", []),
+        ("lora", "full", ["learning_rate", "lora_r"]),  # batch_size is given again
+    ],
+)
+def test_carried_overrides_are_those_a_switch_keeps(
+    settings: Settings, earlier: str | None, template: str, carried: list[str]
+) -> None:
+    previous = {"learning_rate": 1e-4, "lora_r": 8, "batch_size": 4}
+    new = {"batch_size": 2}
+    assert carried_overrides(settings.templates, earlier, template, previous, new) == carried
+
+
+def test_a_carried_override_unlike_the_new_template_is_noted(settings: Settings) -> None:
+    """LoRA's learning rate carried into full fine-tuning stays (the user set it), and the note
+    names the full template's own value so the assistant can ask; lora_r is left out with its
+    warning, a carried value the template shares is not noted."""
+    overrides = {"learning_rate": 1e-4, "lora_r": 8, "max_seq_length": 2048, "seed": 7}
+    carried = ["learning_rate", "lora_r", "max_seq_length", "seed"]
+    result = apply_template(settings.templates, "full", overrides, carried=carried)
+    assert result.config["learning_rate"] == 1e-4
+    assert result.provenance["learning_rate"] == "override"
+    assert result.notes == [
+        "learning_rate 0.0001 is carried over from your earlier overrides; the full template's "
+        "value is 2e-05. Ask the user which to keep (null takes the template's).",
+        "seed 7 is carried over from your earlier overrides; the full template's value is 42. "
+        "Ask the user which to keep (null takes the template's).",
+    ]
+    assert codes(result.warnings) == ["not_applicable"]
+    steps = {"warmup_steps": 10}
+    unset = apply_template(settings.templates, "full", steps, carried=list(steps))
+    assert "the full template leaves it unset" in unset.notes[-1]
 
 
 # --- the catalog --------------------------------------------------------------------------------

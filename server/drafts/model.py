@@ -50,21 +50,16 @@ class StepStatus(StrEnum):
     EMPTY = "empty"
     VALID = "valid"
     INVALID = "invalid"
+    STALE = "stale"
+    """Made from an earlier step's facts that have changed since (server.drafts.graph)."""
 
 
 class StepSection(BaseModel):
     status: StepStatus = StepStatus.EMPTY
     payload: dict[str, Any] = Field(default_factory=dict)
     issues: list[Issue] = Field(default_factory=list)
+    reason: str | None = Field(default=None, description="Why the step is stale.")
     updated_at: datetime | None = None
-
-
-_STEP_HINTS = {
-    StepName.MODEL: "pick a base model: search_models, then select_model",
-    StepName.CONFIG: "choose a training template: apply_template",
-    StepName.DATASETS: "check the training data: validate_datasets",
-    StepName.DEPLOYMENT: "decide where to train: estimate_deployment",
-}
 
 
 class PackageRecord(BaseModel):
@@ -100,7 +95,7 @@ class DraftPackage(BaseModel):
     @computed_field
     @property
     def next_step(self) -> StepName | None:
-        """The first step not yet valid; None once all four are."""
+        """The first step not yet valid (empty, invalid or stale); None once all four are."""
         for step in StepName:
             if self.section(step).status is not StepStatus.VALID:
                 return step
@@ -109,12 +104,20 @@ class DraftPackage(BaseModel):
     @computed_field
     @property
     def next_action(self) -> str:
+        """The next call to make, with its arguments where the draft knows them: what an
+        assistant that cannot read resources relies on."""
         step = self.next_step
-        if step is not None:
-            return _STEP_HINTS[step]
-        if self.package is not None:
-            return f"finalized: the training package is in {self.package.path}"
-        return "all steps are valid: finalize_package"
+        if step is None:
+            if self.package is not None:
+                return f"finalized: the training package is in {self.package.path}"
+            return f'finalize_package(draft_id="{self.id}")'
+        section = self.section(step)
+        call = _next_call(self, step, section.payload)
+        if section.status is StepStatus.STALE:
+            return f"redo the {step.value} step ({section.reason}): {call}"
+        if section.status is StepStatus.INVALID:
+            return f"fix the {step.value} step's errors, then {call}"
+        return call
 
     def section(self, step: StepName) -> StepSection:
         return getattr(self, step.value)
@@ -128,6 +131,30 @@ class DraftPackage(BaseModel):
     def finalized(self, record: PackageRecord) -> "DraftPackage":
         """A copy that keeps where its package was written (the caller saves it)."""
         return self.model_copy(update={"package": record})
+
+
+def _next_call(draft: DraftPackage, step: StepName, payload: dict[str, Any]) -> str:
+    """The call that takes `step`, as far as the draft can fill in its arguments."""
+    draft_id = f'draft_id="{draft.id}"'
+    if step is StepName.MODEL:
+        model = payload.get("model_id")
+        if model:
+            return f'select_model({draft_id}, model_id="{model}")'
+        return f"search_models(query=...), then select_model({draft_id}, model_id=...)"
+    if step is StepName.CONFIG:
+        template = payload.get("template") or "lora"
+        return f'apply_template({draft_id}, template="{template}")'
+    if step is StepName.DATASETS:
+        refs = [d["ref"] for d in payload.get("datasets") or [] if isinstance(d, dict)]
+        shown = ", ".join(f'"{ref}"' for ref in refs) if refs else "..."
+        return f"validate_datasets({draft_id}, datasets=[{shown}])"
+    recommended = payload.get("recommended")
+    if payload and not payload.get("selected") and recommended:
+        return (
+            f'show the options, then estimate_deployment({draft_id}, select="{recommended}") '
+            "or the target the user picks"
+        )
+    return f"estimate_deployment({draft_id})"
 
 
 class DraftSummary(BaseModel):

@@ -60,6 +60,10 @@ class ValidateDatasetsResult(BaseModel):
     draft_id: str | None = None
     draft_uri: str | None = None
     next_action: str | None = None
+    changes: list[str] = Field(
+        default_factory=list,
+        description="What this call did to later steps: redone (and how it came out) or stale.",
+    )
 
 
 def client_roots(ctx: Context) -> ListRootsResult | ListRoots:

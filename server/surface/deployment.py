@@ -6,20 +6,18 @@ is over budget and the client can be asked, records the step and returns.
 """
 
 import json
-from functools import partial
 from typing import Annotated, Any
 
-import anyio.to_thread
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import AliasChoices, BaseModel, Field
 
-from server.drafts import DraftPackage, StepName, StepSection, StepStatus
+from server.drafts import DraftPackage, StepName
 from server.errors import resource_errors, tool_errors
-from server.state import AppState, app_state, client_can_elicit, load_draft
-from server.steps import draft_sections, record_step
-from tools import deployment_estimator, hub_http
+from server.state import app_state, client_can_elicit, load_draft
+from server.steps import deployment_section, draft_sections, hardware_facts, record_step
+from tools import deployment_estimator
 from tools.deployment_estimator import BudgetAnswer, DeploymentAnswer
 from tools.errors import UserError
 
@@ -33,25 +31,10 @@ class EstimateDeploymentResult(DeploymentAnswer):
 
 class BudgetChoice(BaseModel):
     choice: BudgetAnswer = Field(
-        description="raise_budget: budget = the cheapest option's cost, and select it; "
-        "take_cheapest: select it within the budget as it is; keep: change nothing."
+        description="raise_budget: budget = exactly the cheapest option's cost, and select it; "
+        "take_cheapest: select it over the budget as it is; keep: change nothing (e.g. to "
+        "apply a cheaper suggested config change)."
     )
-
-
-async def _hardware(
-    state: AppState, refresh: bool = False
-) -> tuple["deployment_estimator.DeploymentConfig", str, "deployment_estimator.LocalHardware"]:
-    """The priced deployment config, where its prices came from, and the local machine."""
-    hub, token = state.settings.models.hub, state.secrets.hf_token
-    hub_http.install(hub)  # the live prices come from the Hub
-    facts = partial(
-        state.hardware.facts,
-        state.settings.deployment,
-        str(hub.endpoint) if hub.endpoint else None,
-        token.get_secret_value() if token else None,
-        refresh,
-    )
-    return await anyio.to_thread.run_sync(facts)
 
 
 async def _plan(
@@ -61,7 +44,7 @@ async def _plan(
     draft's steps and recorded plan, and the user's answer to the budget question."""
     state = app_state(ctx)
     draft = await load_draft(ctx, draft_id) if draft_id else None
-    config, prices, local = await _hardware(state)
+    config, prices, local = await hardware_facts(state)
     request = deployment_estimator.DeploymentRequest(
         sections=draft_sections(draft),
         recorded=draft.deployment.payload if draft else {},
@@ -167,12 +150,7 @@ def register(mcp: MCPServer) -> None:
                 **dict(outcome.answer),
                 next_action="pass draft_id to record the plan, and select to choose a target",
             )
-        step = outcome.step
-        section = StepSection(
-            status=StepStatus.VALID if step.ready else StepStatus.INVALID,
-            payload=step.payload,
-            issues=step.issues,
-        )
+        section = deployment_section(outcome.step)
         return await record_step(
             ctx, draft, StepName.DEPLOYMENT, section, outcome.answer, EstimateDeploymentResult
         )
@@ -187,7 +165,7 @@ def register(mcp: MCPServer) -> None:
     async def hardware_catalog(ctx: Context, refresh: bool = False) -> str:
         # A URI template (its query optional) rather than a static resource: static resources
         # get no Context, and the catalog depends on the settings and the machine.
-        config, prices, local = await _hardware(app_state(ctx), refresh)
+        config, prices, local = await hardware_facts(app_state(ctx), refresh)
         return json.dumps(deployment_estimator.describe_catalog(config, prices, local), indent=2)
 
     @mcp.resource(

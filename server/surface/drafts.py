@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from server.drafts import StepName
 from server.drafts.model import DRAFTS_URI
+from server.drafts.summary import DraftState, draft_state
 from server.errors import resource_errors, tool_errors
 from server.places import owner_package_folders
 from server.state import announce, app_state, caller
@@ -109,6 +110,27 @@ def register(mcp: MCPServer) -> None:
             package_removed=removed,
             next_action=f"Draft {draft.id} is deleted.{kept} create_draft starts a new one.",
         )
+
+    @mcp.tool(
+        title="Where a draft stands",
+        description=(
+            "A draft in a few lines: each step's status (valid, invalid, stale, empty) with "
+            "what it holds and why it is stale, the open issues, and the next call."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    @tool_errors
+    async def get_draft(
+        ctx: Context, draft_id: Annotated[str, Field(description="The draft.")]
+    ) -> DraftState:
+        state = app_state(ctx)
+        draft = await state.store.get(draft_id, caller(ctx))
+        return draft_state(draft, state.settings.server.limits.draft_issue_lines)
 
     @mcp.resource(
         DRAFTS_URI + "/{draft_id}",

@@ -24,6 +24,10 @@ class SelectModelResult(ModelDetails):
     architecture: dict[str, Any]  # type: ignore[assignment]
     draft_uri: str
     next_action: str
+    changes: list[str] = Field(
+        default_factory=list,
+        description="What this call did to later steps: redone (and how it came out) or stale.",
+    )
 
 
 def register(mcp: MCPServer) -> None:

@@ -7,6 +7,7 @@ call that writes anyway (accept_warnings=true). The writing runs in a worker thr
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.from_thread
@@ -37,7 +38,6 @@ log = get_logger(__name__)
 # Steps whose recorded warnings still stand at the end; the config step's are found afresh,
 # because its template is applied again against the final choices.
 _CARRIED_WARNINGS = (StepName.MODEL, StepName.DATASETS, StepName.DEPLOYMENT)
-_ESTIMATE_INPUTS = (StepName.MODEL, StepName.CONFIG, StepName.DATASETS)
 
 
 class FinalizeResult(BaseModel):
@@ -69,11 +69,15 @@ async def _preflight(ctx: Context, draft_id: str) -> _Preflight:
     """The draft's four steps as typed results, and every problem found across them."""
     settings = app_state(ctx).settings
     draft = await load_draft(ctx, draft_id)
-    unfinished = [step.value for step in StepName if draft.section(step).status != StepStatus.VALID]
+    unfinished = [step for step in StepName if draft.section(step).status != StepStatus.VALID]
     if unfinished:
+        states = ", ".join(
+            f"{step.value} ({draft.section(step).status.value})" for step in unfinished
+        )
         raise UserError(
-            f"Draft {draft.id} is not ready: the {', '.join(unfinished)} step(s) are not valid "
-            f"yet. Next: {draft.next_action}."
+            f"Draft {draft.id} is not ready: the {', '.join(s.value for s in unfinished)} "
+            f"step(s) are not valid yet: {states}. Nothing stale or invalid is written. "
+            f"Next: {draft.next_action}."
         )
     recorded = package_builder.step_result(
         TemplateResult, draft.config.payload, "config", "apply_template"
@@ -100,10 +104,6 @@ async def _preflight(ctx: Context, draft_id: str) -> _Preflight:
     )
     issues = package_builder.check_package(inputs)
     issues += await anyio.to_thread.run_sync(package_builder.check_dataset_files, inputs.datasets)
-    issues += package_builder.stale_estimate(
-        draft.deployment.updated_at,
-        {step.value: draft.section(step).updated_at for step in _ESTIMATE_INPUTS},
-    )
     issues += [
         package_builder.warning(issue.code, f"{step.value}: {issue.message}", issue.fix)
         for step in _CARRIED_WARNINGS
@@ -121,8 +121,22 @@ def _question(draft: DraftPackage, warnings: list[Issue]) -> str:
     )
 
 
+async def _destination(
+    ctx: Context, draft: DraftPackage, output_dir: str | None, overwrite: bool
+) -> Path:
+    """Where the package goes, refused (UserError) when the writer would refuse it, so nobody
+    is asked to accept warnings for a package that cannot be written there."""
+    settings = app_state(ctx).settings
+    folders = owner_package_folders(settings, caller(ctx))
+    destination = package_builder.package_destination(
+        folders, output_dir, draft.title, draft.id, settings.package.output.slug_max_chars
+    )
+    await anyio.to_thread.run_sync(package_builder.refuse_destination, destination, overwrite)
+    return destination
+
+
 async def write_decision(
-    ctx: Context, draft_id: str, accept_warnings: bool
+    ctx: Context, draft_id: str, accept_warnings: bool, output_dir: str | None, overwrite: bool
 ) -> WriteAnyway | Elicit[WriteAnyway]:
     """Whether the package may be written: yes without warnings or when the caller accepted
     them; otherwise the user is asked when the client can ask, else the answer is no."""
@@ -133,6 +147,7 @@ async def write_decision(
         return WriteAnyway(write=False)
     try:
         preflight = await _preflight(ctx, draft_id)
+        await _destination(ctx, preflight.draft, output_dir, overwrite)
     except UserError:
         return WriteAnyway(write=False)  # the tool body reports the problem
     warnings = preflight.warnings
@@ -180,6 +195,7 @@ def register(mcp: MCPServer) -> None:
         preflight = await _preflight(ctx, draft_id)
         package_builder.raise_errors(preflight.issues)
         draft, warnings = preflight.draft, preflight.warnings
+        destination = await _destination(ctx, draft, output_dir, overwrite)
         approved = isinstance(decision, AcceptedElicitation) and decision.data.write
         if warnings and not approved:
             asked = client_can_elicit(ctx) and not accept_warnings
@@ -194,10 +210,6 @@ def register(mcp: MCPServer) -> None:
                     "finalize_package again with accept_warnings=true, else fix them first."
                 ),
             )
-        folders = owner_package_folders(settings, caller(ctx))
-        destination = package_builder.package_destination(
-            folders, output_dir, draft.title, draft.id, settings.package.output.slug_max_chars
-        )
         request = package_builder.PackageRequest(
             inputs=preflight.inputs,
             destination=destination,

@@ -10,14 +10,14 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from server.drafts import StepName, StepSection, StepStatus
+from server.drafts import StepName
 from server.errors import resource_errors, tool_errors
 from server.state import app_state, load_draft
-from server.steps import facts_from_draft, record_step
-from tools.issues import Issue
+from server.steps import config_section, facts_from_draft, record_step
 from tools.template_loader import (
     TemplateResult,
     apply_template,
+    carried_overrides,
     describe_templates,
     merge_overrides,
 )
@@ -29,6 +29,10 @@ class ApplyTemplateResult(TemplateResult):
     draft_id: str | None = None
     draft_uri: str | None = None
     next_action: str | None = None
+    changes: list[str] = Field(
+        default_factory=list,
+        description="What this call did to later steps: redone (and how it came out) or stale.",
+    )
 
 
 def register(mcp: MCPServer) -> None:
@@ -74,10 +78,12 @@ def register(mcp: MCPServer) -> None:
         draft = await load_draft(ctx, draft_id)
         previous = draft.config.payload.get("overrides", {}) if keep_overrides else {}
         merged = merge_overrides(settings.templates, previous, overrides)
+        earlier = draft.config.payload.get("template")
+        carried = carried_overrides(settings.templates, earlier, template, previous, overrides)
         facts = facts_from_draft(draft, settings.deployment)
-        result = apply_template(settings.templates, template, merged, facts)
+        result = apply_template(settings.templates, template, merged, facts, carried)
         return await record_step(
-            ctx, draft, StepName.CONFIG, _section(result), result, ApplyTemplateResult
+            ctx, draft, StepName.CONFIG, config_section(result), result, ApplyTemplateResult
         )
 
     @mcp.resource(
@@ -92,15 +98,3 @@ def register(mcp: MCPServer) -> None:
         # Context, and the templates come from the settings.
         catalog = describe_templates(app_state(ctx).settings.templates, template)
         return catalog.model_dump_json(indent=2, exclude_none=True)
-
-
-def _section(result: TemplateResult) -> StepSection:
-    issues = [
-        Issue(severity=issue.severity, code=issue.code, message=issue.message, fix=issue.fix)
-        for issue in [*result.errors, *result.warnings]
-    ]
-    return StepSection(
-        status=StepStatus.VALID if result.valid else StepStatus.INVALID,
-        payload=result.model_dump(mode="json"),
-        issues=issues,
-    )

@@ -13,6 +13,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "inputs": ["DraftSections"],
         "local_gpu": ["LocalHardware"],
         "results": ["BudgetAnswer", "DeploymentAnswer", "DeploymentEstimate", "DeploymentOption"],
-        "service": ["DeploymentOutcome", "DeploymentRequest", "plan_deployment"],
+        "service": ["DeploymentOutcome", "DeploymentRequest", "DeploymentStep", "plan_deployment"],
     },
 )

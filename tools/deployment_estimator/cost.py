@@ -7,6 +7,7 @@ from tools.deployment_estimator.config import DeploymentConfig, Gpu
 
 MINUTES_PER_HOUR = 60
 WATTS_PER_KW = 1000
+CENT_DIGITS = 2  # money is shown, compared with the budget and set as a budget to the cent
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,11 @@ class Cost:
     hours: float  # wall clock, start-up and download included for the cloud
     usd: float
     energy_kwh: float | None = None
+
+
+def to_cents(usd: float) -> float:
+    """The amount as the user reads it: a budget of that figure covers it."""
+    return round(usd, CENT_DIGITS)
 
 
 def cloud_setup_minutes(model_size_gb: float, config: DeploymentConfig) -> float:

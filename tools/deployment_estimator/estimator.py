@@ -7,7 +7,12 @@ from typing import Any
 
 from tools.deployment_estimator.catalog import Target
 from tools.deployment_estimator.config import DeploymentConfig, Gpu
-from tools.deployment_estimator.cost import cloud_cost, cloud_setup_minutes, local_cost
+from tools.deployment_estimator.cost import (
+    cloud_cost,
+    cloud_setup_minutes,
+    local_cost,
+    to_cents,
+)
 from tools.deployment_estimator.memory import (
     MemoryBreakdown,
     memory_at,
@@ -21,6 +26,9 @@ from tools.deployment_estimator.throughput import TimeEstimate, run_compute, tim
 
 EPOCH_STEP = 0.1  # fewer-epochs suggestions are rounded down to a tenth of an epoch
 BISECTION_ROUNDS = 30
+# The training keys that run a bf16 config on a GPU without bf16 (T4, V100).
+FP16 = {"bf16": False, "fp16": True}
+FP16_CHANGE = "fp16 instead of bf16"
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ def _option(
         cost = cloud_cost(time.training_hours, target.usd_per_hour, work.model_size_gb, config)
     else:
         cost = local_cost(time.training_hours, gpu, target.gpu_count, config)
+    usd = to_cents(cost.usd)  # the budget is held against the figure the user reads
     usable = usable_gb(gpu, config)
     fits = memory.peak_gb <= usable
     notes = []
@@ -127,8 +136,8 @@ def _option(
         peak_memory_gb=round(memory.peak_gb, 2),
         usable_memory_gb=round(usable, 2),
         hours=round(cost.hours, 3),
-        cost_usd=round(cost.usd, 2),
-        within_budget=cost.usd <= budget_usd,
+        cost_usd=usd,
+        within_budget=usd <= budget_usd,
         tokens_per_second=round(time.tokens_per_second),
         notes=notes,
     )
@@ -169,7 +178,8 @@ def estimate(
     if best is None:
         suggest = _Suggester(work, targets, budget_usd, config, alternatives, default_lora_r)
         fitting = any(o.fits for o in options)
-        suggestions = suggest.for_budget() if fitting else suggest.for_memory()
+        cheapest = next((o for o in options if o.fits and o.compatible), None)
+        suggestions = suggest.for_budget(cheapest) if fitting else suggest.for_memory()
     return DeploymentEstimate(
         options=options,
         recommended=best.target if best else None,
@@ -215,9 +225,8 @@ class _Suggester:
             if suggestion:
                 found.append(suggestion)
                 break
-        bigger = self._try("a GPU with more memory", {}, self.others)
+        bigger = self._try("a GPU with more memory: {target}", {}, self.others)
         if bigger:
-            bigger.change = f"a GPU with more memory: {bigger.target}"
             found.append(bigger)
         return found
 
@@ -245,8 +254,10 @@ class _Suggester:
             length //= 2
         return ladder
 
-    def for_budget(self) -> list[Suggestion]:
-        """Something fits but costs too much: less work, faster training, or cheaper hardware."""
+    def for_budget(self, cheapest: DeploymentOption | None) -> list[Suggestion]:
+        """Something fits but costs too much: less work, faster training, cheaper hardware, or
+        fp16 on a GPU without bf16 that costs less than `cheapest` (the cheapest option that
+        fits and runs the config as it is)."""
         found = []
         epochs = self._fewer_epochs()
         if epochs:
@@ -256,10 +267,22 @@ class _Suggester:
             suggestion = self._try("LoRA in 16-bit (less compute)", lora)
             if suggestion and suggestion.within_budget:
                 found.append(suggestion)
-        cheaper = self._try("cheaper hardware", {}, self.others)
+        cheaper = self._try("cheaper hardware: {target}", {}, self.others)
         if cheaper and cheaper.within_budget:
-            cheaper.change = f"cheaper hardware: {cheaper.target}"
             found.append(cheaper)
+        half = self._fp16(cheapest)
+        if half:
+            found.append(half)
+        return found
+
+    def _fp16(self, cheapest: DeploymentOption | None) -> Suggestion | None:
+        """The run in fp16 on the cheapest GPU without bf16 that fits, when it costs less."""
+        if not self.work.plan.bf16:
+            return None
+        pool = [t for t in [*self.targets, *self.others] if not self.config.gpus[t.gpu].bf16]
+        found = self._try(f"{FP16_CHANGE} on {{target}}", FP16, pool) if pool else None
+        if found is None or (cheapest is not None and found.cost_usd >= cheapest.cost_usd):
+            return None
         return found
 
     @property
@@ -269,13 +292,17 @@ class _Suggester:
     def _try(
         self, label: str, changes: dict, targets: list[Target] | None = None
     ) -> Suggestion | None:
-        """The best option with `changes` applied, when one fits; else None."""
+        """The best option with `changes` applied, when one fits; else None. `label` may name
+        the option's {target}; on a GPU without bf16 the change includes fp16."""
         work = replace(self.work, plan=self.work.plan.with_changes(**changes))
         chosen = self.targets if targets is None else targets
         ranked = rank(evaluate(work, chosen, self.budget, self.config).options)
         best = recommend(ranked) or next((o for o in ranked if o.fits), None)
         if best is None:
             return None
+        label = label.format(target=best.target)
+        if not best.compatible:  # the figures already assume fp16 there
+            label, changes = f"{label} + {FP16_CHANGE}", {**changes, **FP16}
         return Suggestion(
             change=label,
             training=changes,

@@ -7,14 +7,14 @@ the default), what to do when every fit is over budget (ask, raise it, take the 
 option is chosen, which options an answer lists in full, and the step's issues.
 """
 
-import math
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tools.deployment_estimator.catalog import LOCAL, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
-from tools.deployment_estimator.estimator import estimate
+from tools.deployment_estimator.estimator import FP16, estimate
 from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
 from tools.deployment_estimator.local_gpu import LocalHardware
 from tools.deployment_estimator.results import (
@@ -71,13 +71,14 @@ def plan_deployment(
     prices: str,
 ) -> DeploymentOutcome:
     """The answer for `request` and the step to record; UserError for what cannot be estimated
-    or chosen (missing inputs, an unknown target, a choice that does not fit)."""
+    or chosen (missing inputs, an unknown target, a choice that does not fit or cannot run the
+    config)."""
     budget = request.budget_usd or request.recorded.get("budget_usd") or config.default_budget_usd
     result = _estimate(request, budget, config, templates, local, prices)
     cheapest = over_budget(result)
     select, question = request.select, None
     if cheapest is not None and request.budget_answer == "raise_budget":
-        result = _estimate(request, math.ceil(cheapest.cost_usd), config, templates, local, prices)
+        result = _estimate(request, cheapest.cost_usd, config, templates, local, prices)
     if cheapest is not None and request.budget_answer in ("raise_budget", "take_cheapest"):
         select = cheapest.target
     elif cheapest is not None and request.budget_answer is None:
@@ -85,24 +86,24 @@ def plan_deployment(
             question=budget_question(result, cheapest),
             cheapest=cheapest.target,
             cheapest_cost_usd=cheapest.cost_usd,
-            how=f"raise budget_usd to {math.ceil(cheapest.cost_usd)} and select "
-            f"{cheapest.target}, or select {cheapest.target} as it is",
+            how=f"raise budget_usd to {cheapest.cost_usd:.2f} and select {cheapest.target}, "
+            f"or select {cheapest.target} as it is, or apply a suggestion's training keys",
         )
     remembered = (request.recorded.get("selected") or {}).get("target")
-    selected = _selection(result.options, select or remembered, explicit=bool(select))
+    selected, dropped = _selection(result, select or remembered, explicit=bool(select))
     keep = {LOCAL, result.recommended, selected.target if selected else None} - {None}
     options, others = (result.options, []) if request.targets else shortlist(result.options, keep)
     answer = DeploymentAnswer(
         **{
             **dict(result),
             "options": options,
-            "notes": [*result.notes, local.note],
+            "notes": [*result.notes, local.note, *([dropped] if dropped else [])],
             "selected": selected,
         },
         others=others,
         budget_question=question,
     )
-    return DeploymentOutcome(answer, _step(result, selected))
+    return DeploymentOutcome(answer, _step(result, selected, dropped))
 
 
 def over_budget(result: DeploymentEstimate) -> DeploymentOption | None:
@@ -113,12 +114,22 @@ def over_budget(result: DeploymentEstimate) -> DeploymentOption | None:
 
 
 def budget_question(result: DeploymentEstimate, cheapest: DeploymentOption) -> str:
-    return (
-        f"Every option that fits is over the {result.budget_usd:.2f} USD budget. The cheapest "
-        f"is {cheapest.target} ({cheapest.hardware}): {cheapest.cost_usd:.2f} USD, "
-        f"{cheapest.hours:.1f} h. Raise the budget to {math.ceil(cheapest.cost_usd)} USD and "
-        "take it, take it within the budget as it is, or keep looking?"
+    """The choice in the user's terms: the cheapest option as it is, and each change that costs
+    less (fp16 on a GPU without bf16, fewer epochs, ...)."""
+    question = (
+        f"Every option that fits and runs this config is over the {result.budget_usd:.2f} USD "
+        f"budget. The cheapest is {cheapest.target} ({cheapest.hardware}): "
+        f"{cheapest.cost_usd:.2f} USD, {cheapest.hours:.2f} h. Raise the budget to "
+        f"{cheapest.cost_usd:.2f} USD and take it, take it over budget, or keep looking?"
     )
+    cheaper = sorted(
+        (s for s in result.suggestions if s.cost_usd < cheapest.cost_usd),
+        key=lambda s: s.cost_usd,
+    )
+    if not cheaper:
+        return question
+    changes = "; ".join(f"{s.change} ({s.cost_usd:.2f} USD, {s.hours:.2f} h)" for s in cheaper)
+    return f"{question} Cheaper with a config change: {changes}."
 
 
 def _estimate(
@@ -150,27 +161,51 @@ def _estimate(
 
 
 def _selection(
-    options: list[DeploymentOption], wanted: str | None, *, explicit: bool
-) -> DeploymentOption | None:
-    """The option for `wanted`; an explicit choice that is unknown or does not fit is an error,
-    a remembered one that no longer fits is dropped."""
+    result: DeploymentEstimate, wanted: str | None, *, explicit: bool
+) -> tuple[DeploymentOption | None, str | None]:
+    """The option for `wanted`, and why the draft's choice was dropped (None: it was not).
+
+    The finished package must train on the choice, so an explicit choice that is unknown, does
+    not fit or cannot run the config is an error with the fix; a remembered one that no longer
+    fits or runs is dropped, with a note saying why."""
     if not wanted:
-        return None
+        return None, None
+    options = result.options
     found = next((o for o in options if o.target.lower() == wanted.strip().lower()), None)
     if explicit and found is None:
         known = ", ".join(o.target for o in options)
         raise UserError(f"'{wanted}' is not among the estimated options: {known}.")
-    if found is not None and not found.fits:
-        if explicit:
+    if found is None or (found.fits and found.compatible):
+        return found, None
+    fix = json.dumps(FP16)
+    if explicit:
+        alternative = result.recommended or next(
+            (o.target for o in options if o.fits and o.compatible), None
+        )
+        if not found.fits:
+            pick = f"Pick {alternative}, which fits" if alternative else "Pick an option that fits"
             raise UserError(
                 f"{found.target} does not fit: it needs {found.peak_memory_gb:.1f} GB per GPU "
-                f"and has {found.usable_memory_gb:.1f} usable. Pick an option that fits."
+                f"and has {found.usable_memory_gb:.1f} usable. {pick}."
             )
-        return None
-    return found
+        pick = f", or pick {alternative}" if alternative else ""
+        raise UserError(
+            f"{found.target} runs on a {found.gpu}, which has no bf16 (the config has bf16 on): "
+            f"apply_template with overrides {fix}{pick}."
+        )
+    if not found.fits:
+        why = (
+            f"it no longer fits ({found.peak_memory_gb:.1f} GB per GPU needed, "
+            f"{found.usable_memory_gb:.1f} usable)"
+        )
+    else:
+        why = f"its {found.gpu} has no bf16 (apply_template with overrides {fix} to keep it)"
+    return None, f"the draft's choice {found.target} was dropped: {why}"
 
 
-def _step(result: DeploymentEstimate, selected: DeploymentOption | None) -> DeploymentStep:
+def _step(
+    result: DeploymentEstimate, selected: DeploymentOption | None, dropped: str | None
+) -> DeploymentStep:
     issues = []
     if not any(o.fits for o in result.options):
         fix = result.suggestions[0].change if result.suggestions else "choose a larger GPU"
@@ -188,7 +223,9 @@ def _step(result: DeploymentEstimate, selected: DeploymentOption | None) -> Depl
             Issue(
                 severity="error",
                 code="deployment.not_selected",
-                message="No target is chosen yet.",
+                message=f"No target is chosen; {dropped}."
+                if dropped
+                else "No target is chosen yet.",
                 fix=f"call estimate_deployment with draft_id and {choice}",
             )
         )

@@ -12,7 +12,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "check_dataset_files",
             "check_package",
             "raise_errors",
-            "stale_estimate",
             "warning",
         ],
         "config": ["PackageConfig"],
@@ -33,6 +32,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "manifest": ["Generator"],
         "results": ["PackageResult"],
         "service": ["build_package", "PackageRequest"],
-        "writer": ["sweep_leftovers"],
+        "writer": ["refuse_destination", "sweep_leftovers"],
     },
 )

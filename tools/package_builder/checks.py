@@ -6,8 +6,6 @@ these checks add what only the whole package shows: QLoRA on the chosen hardware
 train together, steps recorded against an older version of another step, files that changed.
 """
 
-from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 
 from tools.errors import UserError
@@ -55,26 +53,6 @@ def check_dataset_files(datasets: ValidatedDatasets) -> list[Issue]:
                 )
             )
     return issues
-
-
-def stale_estimate(
-    estimated_at: datetime | None, changed_at: Mapping[str, datetime | None]
-) -> list[Issue]:
-    """A warning when the deployment was estimated before another step last changed: its
-    memory, time and cost figures were computed for the earlier choices."""
-    if estimated_at is None:
-        return []
-    later = [step for step, at in changed_at.items() if at is not None and at > estimated_at]
-    if not later:
-        return []
-    return [
-        warning(
-            "deployment_estimate_stale",
-            f"The deployment was estimated before the {' and '.join(later)} step(s) last "
-            "changed, so its memory, time and cost may not match the final choices.",
-            "Call estimate_deployment with the draft_id (and select) again.",
-        )
-    ]
 
 
 def raise_errors(issues: list[Issue]) -> None:

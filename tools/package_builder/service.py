@@ -28,8 +28,7 @@ from tools.package_builder.shapes import package_shape
 from tools.package_builder.writer import (
     OpenFile,
     open_new,
-    refuse_non_empty,
-    refuse_replacing_other_things,
+    refuse_destination,
     staged,
 )
 
@@ -60,10 +59,7 @@ def build_package(
     model_id, revision = inputs.model.model_id, inputs.model.revision
     trl = export_trl(inputs.config, base_model=model_id, revision=revision)
     shape = package_shape([d.format for d in inputs.datasets.datasets if d.format is not None])
-    if request.overwrite:
-        refuse_replacing_other_things(request.destination)
-    else:
-        refuse_non_empty(request.destination)
+    refuse_destination(request.destination, request.overwrite)
     plan = DataPlan(inputs.datasets, shape, files, config.copy_source_files)
     with staged(request.destination, request.overwrite, open_file) as package:
         data = package_datasets(plan, package, datasets_config, sources, checkpoint)

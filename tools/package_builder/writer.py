@@ -134,12 +134,23 @@ def staged(
         write.end()
 
 
+def refuse_destination(destination: Path, overwrite: bool) -> None:
+    """UserError when what is at `destination` already keeps the package from going there:
+    anything at all without `overwrite`, anything but a package with it. Checked before a
+    package is built (and before the user is asked anything), and again as it moves in."""
+    if overwrite:
+        refuse_replacing_other_things(destination)
+    else:
+        refuse_non_empty(destination)
+
+
 def refuse_non_empty(destination: Path) -> None:
     """UserError when `destination` holds anything (an empty directory may be filled)."""
     if destination.is_dir() and any(destination.iterdir()):
         raise UserError(
-            f"{destination} already exists and is not empty; nothing was written. Pass "
-            "overwrite=true to replace it, or choose another output_dir."
+            f"{destination} already exists and is not empty; nothing was written. If it is "
+            "your own package from before, pass overwrite=true to replace it; otherwise "
+            "choose another output_dir."
         )
     if destination.exists() and not destination.is_dir():
         raise UserError(f"{destination} is a file, not a directory; choose another output_dir.")
@@ -190,13 +201,12 @@ class _Write:
 
     def move_into_place(self, overwrite: bool) -> None:
         staging, destination = self.staging, self.destination
+        refuse_destination(destination, overwrite)
         if not overwrite:
-            refuse_non_empty(destination)
             if destination.is_dir():
                 destination.rmdir()  # empty: rename cannot replace it everywhere
             os.rename(staging, destination)
             return
-        refuse_replacing_other_things(destination)
         aside = None
         if destination.exists():
             aside = _beside(destination, _REPLACED, self.token)

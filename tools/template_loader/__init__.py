@@ -12,6 +12,11 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "facts": ["CrossStepFacts", "ModelFacts", "TargetFacts"],
         "issues": ["ConfigIssue"],
         "results": ["TemplateCatalog", "TemplateResult"],
-        "service": ["apply_template", "describe_templates", "merge_overrides"],
+        "service": [
+            "apply_template",
+            "carried_overrides",
+            "describe_templates",
+            "merge_overrides",
+        ],
     },
 )

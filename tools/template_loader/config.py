@@ -19,6 +19,7 @@ from tools.template_loader.rules import (
     CrossFieldRule,
     ExclusiveRule,
     GpuBf16Rule,
+    ImpliesRule,
 )
 
 
@@ -114,7 +115,14 @@ class TemplatesConfig(ConfigModel):
             where = f"cross_field[{rule.code}]"
             if rule.when:
                 problems.extend(self._condition_problems(f"{where}.when", rule.when))
-            problems.extend(f"{where}: {problem}" for problem in self._subject_problems(rule))
+            subject = self._subject_problems(rule)
+            problems.extend(f"{where}: {problem}" for problem in subject)
+            if isinstance(rule, ImpliesRule) and not subject:
+                problems.extend(
+                    f"templates.{template_id}.defaults: contradicts {where}.implies"
+                    for template_id in self.templates
+                    if rule.implied(self.starting_values(template_id), {})
+                )
             allowed = set(self.keys) | rule.placeholders()
             for text in rule.messages():
                 try:
@@ -139,6 +147,8 @@ class TemplatesConfig(ConfigModel):
             ]
         if isinstance(rule, ExclusiveRule):
             return [f"unknown key {key}" for key in rule.exclusive if key not in self.keys]
+        if isinstance(rule, ImpliesRule):
+            return self._implies_problems(rule)
         if isinstance(rule, ContextLengthRule | GpuBf16Rule):
             wanted = "int" if isinstance(rule, ContextLengthRule) else "bool"
             if rule.key not in self.keys:
@@ -146,6 +156,20 @@ class TemplatesConfig(ConfigModel):
             if self.keys[rule.key].type != wanted:
                 return [f"key {rule.key} must be of type {wanted}"]
         return []
+
+    def _implies_problems(self, rule: ImpliesRule) -> list[str]:
+        """Keys and values an implication may not set: unknown, rejected, in its own `when`,
+        or named by any implication's `when` (implications may not chain)."""
+        problems = []
+        triggers = {k for r in self.cross_field if isinstance(r, ImpliesRule) for k in r.when}
+        for key, value in rule.implies.items():
+            if key not in self.keys:
+                problems.append(f"unknown key {key}")
+                continue
+            problems.extend(f"implies.{key}: {p}" for p in _rejections(key, self.keys[key], value))
+            if key in triggers:
+                problems.append(f"implies {key}, which an implication's `when` names")
+        return problems
 
     def _condition_problems(self, where: str, condition: Condition) -> list[str]:
         problems = []

@@ -15,12 +15,17 @@ class TemplateResult(BaseModel):
     method: str
     valid: bool
     config: dict[str, Value]
-    provenance: dict[str, Provenance] = Field(description="Per key: template, override or default.")
+    provenance: dict[str, Provenance] = Field(
+        description="Per key: template, override, default, or implied by another key's value."
+    )
     errors: list[ConfigIssue]
     warnings: list[ConfigIssue]
     derived: Derived
     overrides: dict[str, Any]
-    notes: list[str] = Field(description="Template values your overrides replaced.")
+    notes: list[str] = Field(
+        description="What your overrides replaced or implied, and earlier overrides carried "
+        "over from another template (ask the user about those)."
+    )
     pending: list[str] = Field(description="Checks that wait for another step.")
 
 

@@ -18,7 +18,8 @@ from tools.template_loader.facts import CrossStepFacts
 from tools.template_loader.issues import ConfigIssue, render
 from tools.template_loader.keys import Condition, Value, matches
 
-Provenance = Literal["template", "override", "default"]
+Provenance = Literal["template", "override", "default", "implied"]
+"""Where a value came from; "implied": another key's value brought it (an `implies` rule)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,6 @@ class Outcome:
 
 class _Rule(ConfigModel):
     code: str
-    severity: Severity
     when: Condition | None = None
 
     def keys(self) -> list[str]:
@@ -60,6 +60,12 @@ class _Rule(ConfigModel):
     def evaluate(self, given: RuleInput) -> Outcome:
         """The issues the rule finds, or what it waits for."""
 
+
+class _Finding(_Rule):
+    """A rule that reports what it finds as issues of its severity."""
+
+    severity: Severity
+
     def _issue(self, message: str, fix: str, given: RuleInput, **extra: Any) -> ConfigIssue:
         values = {**given.values, **extra}
         return ConfigIssue(
@@ -71,7 +77,7 @@ class _Rule(ConfigModel):
         )
 
 
-class CombinationRule(_Rule):
+class CombinationRule(_Finding):
     """Fires when the keys hold the listed values together (e.g. adapter qlora, 16-bit base)."""
 
     kind: Literal["combination"]
@@ -86,7 +92,7 @@ class CombinationRule(_Rule):
         return Outcome([self._issue(self.message, self.fix, given)])
 
 
-class ExclusiveRule(_Rule):
+class ExclusiveRule(_Finding):
     """At most one of `exclusive` may be set. An override of one replaces the others' template
     values before the rules run; only two values the user set themselves are an error."""
 
@@ -112,13 +118,45 @@ class ExclusiveRule(_Rule):
         return Outcome([self._issue(self.message, self.fix, given)] if len(present) > 1 else [])
 
 
+class ImpliesRule(_Rule):
+    """When `when` holds, the keys of `implies` take its values unless the user set them
+    (adapter qlora means a 4-bit base). Applied while merging, with a note; it finds no issues,
+    so a value the user set against it meets the rules that check the combination."""
+
+    kind: Literal["implies"]
+    when: Condition
+    implies: Annotated[dict[str, Value], Field(min_length=1)]
+    note: str
+
+    def keys(self) -> list[str]:
+        return [*self.when, *self.implies]
+
+    def messages(self) -> list[str]:
+        return [self.note]
+
+    def implied(
+        self, values: Mapping[str, Value], provenance: Mapping[str, Provenance]
+    ) -> dict[str, Value]:
+        """The values to set: those of `implies` the configuration lacks and the user left."""
+        if not matches(self.when, values):
+            return {}
+        return {
+            key: value
+            for key, value in self.implies.items()
+            if provenance.get(key) != "override" and not matches({key: [value]}, values)
+        }
+
+    def evaluate(self, given: RuleInput) -> Outcome:
+        return Outcome([])
+
+
 class BandLimit(ConfigModel):
     limit: float
     message: str
     fix: str
 
 
-class BandRule(_Rule):
+class BandRule(_Finding):
     """A figure (a numeric key or a derived one) outside [below.limit, above.limit]."""
 
     kind: Literal["band"]
@@ -157,7 +195,7 @@ class BandRule(_Rule):
         return Outcome([self._issue(side.message, side.fix, given, value=value, limit=side.limit)])
 
 
-class _CrossStepRule(_Rule):
+class _CrossStepRule(_Finding):
     """A rule about another step's result: until that step has run, it says it is pending."""
 
     message: str
@@ -237,6 +275,7 @@ class GpuBf16Rule(_CrossStepKeyRule):
 CrossFieldRule = Annotated[
     CombinationRule
     | ExclusiveRule
+    | ImpliesRule
     | BandRule
     | DatasetFormatRule
     | ContextLengthRule

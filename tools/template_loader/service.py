@@ -5,17 +5,17 @@ does not exist is raised, because then there is nothing to return.
 """
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from tools.errors import UserError
 from tools.template_loader.config import Template, TemplatesConfig
 from tools.template_loader.derived import derive
 from tools.template_loader.facts import CrossStepFacts
-from tools.template_loader.issues import ConfigIssue, show
+from tools.template_loader.issues import ConfigIssue, render, show
 from tools.template_loader.keys import Value, check_value, matches
 from tools.template_loader.results import TemplateCatalog, TemplateResult, TemplateSummary
-from tools.template_loader.rules import ExclusiveRule, Provenance, RuleInput
+from tools.template_loader.rules import ExclusiveRule, ImpliesRule, Provenance, RuleInput
 
 
 def apply_template(
@@ -23,11 +23,15 @@ def apply_template(
     template_id: str,
     overrides: Mapping[str, Any] | None = None,
     facts: CrossStepFacts | None = None,
+    carried: Collection[str] = (),
 ) -> TemplateResult:
+    """`carried`: override keys set under another template (carried_overrides); each that
+    differs from this template's value gets a note, so the user is asked whether to keep it."""
     template_id, template = find_template(config, template_id)
     facts = facts or CrossStepFacts()
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     values, provenance, issues, notes = _merge(config, template_id, template, overrides)
+    notes += _carried_notes(config, template_id, values, provenance, carried)
     derived = derive(values, facts)
     numbers = {k: float(v) for k, v in values.items() if _is_number(v)}
     given = RuleInput(values, {**numbers, **derived.figures()}, facts)
@@ -71,6 +75,20 @@ def merge_overrides(
                         merged.pop(other, None)
         merged[key] = value
     return merged
+
+
+def carried_overrides(
+    config: TemplatesConfig,
+    earlier_template: str | None,
+    template_id: str,
+    previous: Mapping[str, Any],
+    new: Mapping[str, Any],
+) -> list[str]:
+    """The earlier overrides (set under `earlier_template`) that a switch to another template
+    keeps without the user giving them again; none when the template stays the same."""
+    if earlier_template is None or find_template(config, template_id)[0] == earlier_template:
+        return []
+    return [key for key in previous if key not in new]
 
 
 def describe_templates(config: TemplatesConfig, template_id: str | None = None) -> TemplateCatalog:
@@ -126,7 +144,8 @@ def _merge(
         issues.extend(checked.issues)
         if checked.accepted and checked.value is not None:
             values[key], provenance[key] = checked.value, "override"
-    notes = _replace_exclusive(config, values, provenance)
+    notes = _apply_implied(config, values, provenance)
+    notes += _replace_exclusive(config, values, provenance)
     issues.extend(_drop_inapplicable(config, values, provenance))
     ordered = [key for key in config.keys if key in values]
     return (
@@ -155,6 +174,46 @@ def _unknown_key(config: TemplatesConfig, key: str) -> ConfigIssue:
         message = f"Unknown key '{key}'."
         fix = "Use one of: " + ", ".join(config.keys) + " (package://templates describes each)."
     return ConfigIssue(severity="error", code="unknown_key", keys=[key], message=message, fix=fix)
+
+
+def _apply_implied(
+    config: TemplatesConfig, values: dict[str, Value], provenance: dict[str, Provenance]
+) -> list[str]:
+    """Set what the `implies` rules imply (adapter qlora: a 4-bit base), each with its note."""
+    notes = []
+    for rule in config.cross_field:
+        if not isinstance(rule, ImpliesRule):
+            continue
+        implied = rule.implied(values, provenance)
+        for key, value in implied.items():
+            typed = check_value(key, config.keys[key], value).value  # accepted at start-up
+            values[key] = value if typed is None else typed
+            provenance[key] = "implied"
+        if implied:
+            notes.append(render(rule.note, values))
+    return notes
+
+
+def _carried_notes(
+    config: TemplatesConfig,
+    template_id: str,
+    values: dict[str, Value],
+    provenance: dict[str, Provenance],
+    carried: Collection[str],
+) -> list[str]:
+    """A note per carried override still in force whose value is not this template's own."""
+    own = config.starting_values(template_id)
+    notes = []
+    for key in carried:
+        if provenance.get(key) != "override" or (key in own and matches({key: [own[key]]}, values)):
+            continue
+        theirs = f"'s value is {show(own[key])}" if key in own else " leaves it unset"
+        notes.append(
+            f"{key} {show(values[key])} is carried over from your earlier overrides; the "
+            f"{template_id} template{theirs}. Ask the user which to keep (null takes the "
+            "template's)."
+        )
+    return notes
 
 
 def _replace_exclusive(
