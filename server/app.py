@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 INSTRUCTIONS = (
     "Builds a fine-tuning training package in four steps: model, config, datasets, deployment. "
-    "Get the training_wizard prompt for the flow; start with create_draft. Every draft "
-    "resource says which step comes next."
+    "Get the training_wizard prompt for the flow; start with create_draft. Every result's "
+    "next_action names the next call; get_draft shows where a draft stands."
 )
 
 log = get_logger(__name__)

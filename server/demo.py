@@ -96,6 +96,7 @@ async def run_demo(settings: Settings, out: TextIO = sys.stdout) -> int:
 
 
 DEMO_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+LARGER_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"  # in the offline catalog too
 DEMO_DATASET = "support_chat.jsonl"  # bundled in samples/, an allowed root
 
 
@@ -129,6 +130,19 @@ async def walk_wizard(narrator: Narrator) -> None:
     await narrator.call(
         "estimate_deployment", {"draft_id": draft_id, "select": plan["recommended"]}
     )
+
+    narrator.say(f"\n{RULE}\nThe user changes their mind: a larger model. The config is checked")
+    narrator.say("again at once; the token counts and the estimate are stale until the data is")
+    narrator.say("validated with the new model's tokenizer, which re-estimates the chosen target.")
+    await narrator.call("select_model", {"draft_id": draft_id, "model_id": LARGER_MODEL})
+    await narrator.call("get_draft", {"draft_id": draft_id})
+    await narrator.call("validate_datasets", {"datasets": [DEMO_DATASET], "draft_id": draft_id})
+    state = await narrator.call("get_draft", {"draft_id": draft_id})
+    if state["steps"][-1]["status"] != "valid":  # the choice no longer fits: choose again
+        plan = await narrator.call("estimate_deployment", {"draft_id": draft_id})
+        await narrator.call(
+            "estimate_deployment", {"draft_id": draft_id, "select": plan["recommended"]}
+        )
 
     narrator.say(f"\n{RULE}\nFinally: write the training package.")
     package = await narrator.call("finalize_package", {"draft_id": draft_id})

@@ -122,7 +122,7 @@ async def test_the_drafts_model_and_config_shape_the_check(tmp_path: Path) -> No
             arguments = {"datasets": ["chat.jsonl"], "draft_id": draft_id, "validation_split": 0}
             result = await call(client, "validate_datasets", arguments)
             draft = await read_draft(client, draft_id)
-    assert result["tokenizer"]["kind"] == "model" and result["max_seq_length"] == 16
+    assert result["tokenizer"].startswith("acme/tiny-chat") and result["max_seq_length"] == 16
     assert [i["code"] for i in result["issues"]] == ["format_vs_method"]
     assert draft["datasets"]["status"] == "invalid"
     assert any(w["code"] == "too_long" for w in result["datasets"][0]["warnings"])
@@ -142,9 +142,12 @@ async def test_client_roots_open_their_directories(tmp_path: Path) -> None:
 
     server = build_server(settings, Secrets())
     async with Client(server, raise_exceptions=True, list_roots_callback=roots) as client:
-        result = await call(client, "validate_datasets", {"datasets": ["mine.jsonl"]})
+        draft_id = (await call(client, "create_draft", {}))["draft_id"]
+        arguments = {"datasets": ["mine.jsonl"], "draft_id": draft_id}
+        result = await call(client, "validate_datasets", arguments)
         listing = await call(client, "list_datasets", {"source": "local", "query": "mine"})
-    assert result["valid"] and result["datasets"][0]["location"] == str(offered / "mine.jsonl")
+        recorded = (await read_draft(client, draft_id))["datasets"]["payload"]["datasets"][0]
+    assert result["valid"] and recorded["location"] == str(offered / "mine.jsonl")
     assert [d["ref"] for d in listing["datasets"]] == ["mine.jsonl"]
     assert str(offered) in listing["roots"]
 
@@ -255,8 +258,8 @@ async def test_the_bundled_sample_validates(settings: Settings) -> None:
         listing = await call(client, "list_datasets", {"query": "support_chat"})
     (dataset,) = result["datasets"]
     assert result["valid"] and dataset["format"] == "chat" and dataset["records"] == 40
-    assert dataset["location"].endswith("/support_chat.jsonl")
-    assert len(result["preview"]) == 3 and result["preview"][0]["untrusted"] is True
+    assert "location" not in dataset  # the draft keeps it
+    assert len(result["preview"]) == 2 and result["preview"][0]["untrusted"] is True
     assert result["preview"][0]["turns"][0]["speaker"] == "system"
     refs = [d["ref"] for d in listing["datasets"] if d["format"] == "chat"]
     assert {"support_chat.jsonl", "samples/support_chat.jsonl"} & set(refs)

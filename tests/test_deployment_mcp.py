@@ -172,11 +172,12 @@ async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings
         draft_id = await lora_draft(client, quiet)
 
         out = await estimate(client, draft_id=draft_id, budget_usd=20)
-        assert out["inputs"]["model"] == LLAMA_1B_MODEL_STEP["model_id"]
-        assert out["inputs"]["train_tokens"] == DATASETS_STEP["train_tokens"]
+        assert out["inputs"] is None  # the draft keeps the run's inputs
         assert out["recommended"] is not None and out["selected"] is None
         draft = await read_json(client, out["draft_uri"])
         section = draft["deployment"]
+        assert section["payload"]["inputs"]["model"] == LLAMA_1B_MODEL_STEP["model_id"]
+        assert section["payload"]["inputs"]["train_tokens"] == DATASETS_STEP["train_tokens"]
         assert section["status"] == "invalid"
         assert section["issues"][0]["code"] == "deployment.not_selected"
         assert out["recommended"] in section["issues"][0]["fix"]
@@ -186,6 +187,7 @@ async def test_the_draft_plan_is_recorded_then_a_choice_selected(quiet: Settings
 
         chosen = await estimate(client, draft_id=draft_id, select=out["recommended"])
         assert chosen["budget_usd"] == 20  # remembered from the draft
+        assert chosen["options"] == [] and chosen["others"] == []  # the choice alone
         assert chosen["selected"]["target"] == out["recommended"]
         draft = await read_json(client, chosen["draft_uri"])
         assert draft["deployment"]["status"] == "valid"
@@ -222,6 +224,9 @@ async def test_explicit_arguments_override_the_draft(quiet: Settings) -> None:
             datasets=DATASETS_STEP,
         )
         base = await estimate(client, draft_id=draft_id, targets=["a100-large"])
+        base_inputs = (await read_json(client, base["draft_uri"]))["deployment"]["payload"][
+            "inputs"
+        ]
         bigger = await estimate(
             client,
             draft_id=draft_id,
@@ -229,8 +234,9 @@ async def test_explicit_arguments_override_the_draft(quiet: Settings) -> None:
             training={"batch_size": 8},
             train_tokens=4_000_000,
         )
-    assert base["inputs"]["batch_size"] == 2 and bigger["inputs"]["batch_size"] == 8
-    assert bigger["inputs"]["train_tokens"] == 4_000_000
+        inputs = (await read_json(client, bigger["draft_uri"]))["deployment"]["payload"]["inputs"]
+    assert base_inputs["batch_size"] == 2 and inputs["batch_size"] == 8
+    assert inputs["train_tokens"] == 4_000_000
     assert bigger["options"][0]["peak_memory_gb"] > base["options"][0]["peak_memory_gb"]
 
 

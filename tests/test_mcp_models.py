@@ -31,8 +31,7 @@ async def test_search_then_select_records_the_model_in_the_draft(
         )
         assert not chosen.is_error
         details = chosen.structured_content
-        assert details["params"] == 1_235_814_400
-        assert details["architecture"]["hidden_size"] == 2048
+        assert details["params_b"] == 1.236 and "architecture" not in details  # in the draft
         assert details["context_length"] == 131072
         assert details["next_action"] == f'apply_template(draft_id="{draft_id}", template="lora")'
         assert details["changes"] == []  # no later step to bring up to date
@@ -79,4 +78,4 @@ async def test_offline_search_and_select_work_from_the_catalog(settings) -> None
             {"draft_id": draft_id, "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct"},
         )
         assert chosen.structured_content["source"] == "offline"
-        assert chosen.structured_content["params"] == 134_515_008
+        assert chosen.structured_content["params_b"] == 0.135

@@ -35,23 +35,41 @@ MAX_SEQ_KEY = "max_seq_length"
 log = get_logger(__name__)
 
 
+# What the assistant reads of each dataset and of the split; the draft keeps the whole report
+# (files, sizes, sha256s, where each came from, the split's rule).
+DATASET_FIELDS = (
+    "ref",
+    "format",
+    "records",
+    "valid_records",
+    "error_counts",
+    "errors",
+    "warnings",
+    "duplicates",
+    "split",
+)
+SPLIT_FIELDS = ("method", "validation_split", "train_records", "validation_records")
+
+
 class ValidateDatasetsResult(BaseModel):
-    """The ValidationReport, with its nested parts left untyped in the output schema: their
-    full schema would be most of the 14 KB that tools/list may take for every tool."""
+    """The ValidationReport as the assistant needs it to talk to the user; its nested parts
+    are left untyped in the output schema, which would otherwise be most of tools/list."""
 
     valid: bool
     summary: str
     datasets: list[dict[str, Any]] = Field(
         description="Per dataset: ref, format, records, valid_records, error_counts, errors "
         "[{code, record, line, field, message}], warnings [{code, count, message, records, fix}], "
-        "token_stats, duplicates, split, sha256, size_bytes, files."
+        "duplicates, split."
     )
-    split: dict[str, Any]
-    token_stats: dict[str, Any] | None
-    train_tokens: int
+    split: dict[str, Any] = Field(description="method, validation_split, train/validation records.")
+    token_stats: dict[str, Any] | None = Field(
+        description="Tokens per record over every dataset: count, mean, p50, p95, max, total."
+    )
+    train_tokens: int = Field(description="Tokens one epoch trains on.")
     max_seq_length: int
-    tokenizer: dict[str, Any]
-    issues: list[dict[str, Any]]
+    tokenizer: str = Field(description="How tokens were counted.")
+    issues: list[dict[str, Any]] = Field(description="Problems across datasets or with the config.")
     preview: list[dict[str, Any]] = Field(
         description="First records, as untrusted data: {untrusted, dataset, record, format, "
         "turns [{speaker, text}], rejected, label}."
@@ -145,7 +163,7 @@ def register(mcp: MCPServer) -> None:
             tokenizer=report.tokenizer.kind,
         )
         if draft is None:
-            return ValidateDatasetsResult(**report.model_dump(mode="json"))
+            return ValidateDatasetsResult(**_answer(report))
         return await _record(ctx, draft.id, report)
 
     @mcp.tool(
@@ -239,7 +257,7 @@ def _progress(ctx: Context, done: int, total: int, message: str) -> None:
 async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> ValidateDatasetsResult:
     """Save the datasets step on the draft as it is now (another step may have saved while
     the scan ran; if one saves in between again, try once more)."""
-    section, answer = _section(report), report.model_dump(mode="json")
+    section, answer = _section(report), _answer(report)
 
     async def record() -> ValidateDatasetsResult:
         draft = await load_draft(ctx, draft_id)
@@ -251,6 +269,17 @@ async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> Vali
         return await record()
     except DraftConflictError:
         return await record()
+
+
+def _answer(report: ValidationReport) -> dict[str, Any]:
+    """The report without what only the draft needs (see DATASET_FIELDS)."""
+    full = report.model_dump(mode="json")
+    return {
+        **full,
+        "datasets": [{k: d[k] for k in DATASET_FIELDS} for d in full["datasets"]],
+        "split": {k: full["split"][k] for k in SPLIT_FIELDS},
+        "tokenizer": report.tokenizer.detail,
+    }
 
 
 def _section(report: ValidationReport) -> StepSection:

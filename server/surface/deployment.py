@@ -18,15 +18,62 @@ from server.errors import resource_errors, tool_errors
 from server.state import app_state, client_can_elicit, load_draft
 from server.steps import deployment_section, draft_sections, hardware_facts, record_step
 from tools import deployment_estimator
-from tools.deployment_estimator import BudgetAnswer, DeploymentAnswer
+from tools.deployment_estimator import (
+    BudgetAnswer,
+    BudgetQuestion,
+    DeploymentOption,
+    Suggestion,
+)
 from tools.errors import UserError
 
 HARDWARE_URI = "package://hardware"
 
 
-class EstimateDeploymentResult(DeploymentAnswer):
+class EstimateDeploymentResult(BaseModel):
+    """The estimate as the user chooses from it; the draft keeps the rest (every option, the
+    memory breakdown, the run's inputs). Once a target is selected, the answer is the choice."""
+
+    options: list[DeploymentOption] = Field(
+        description="The options worth choosing between, fitting first, then cost, then time."
+    )
+    others: list[str] = Field(
+        description="Other targets, a line each: beaten on cost and time, or out. Name them in "
+        "`targets` for details."
+    )
+    recommended: str | None = Field(description="The cheapest option that fits, within budget.")
+    selected: DeploymentOption | None = Field(description="The draft's chosen target.")
+    budget_usd: float
+    suggestions: list[Suggestion] = Field(
+        description="Changes that would make it fit or fit the budget, with their figures."
+    )
+    budget_question: BudgetQuestion | None = Field(
+        description="Ask the user this when every option that fits is over budget."
+    )
+    notes: list[str]
+    prices: str = Field(description="Where the prices come from.")
+    inputs: dict[str, Any] | None = Field(
+        default=None, description="Without a draft, the run as estimated (a draft keeps it)."
+    )
+    memory_gb: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Without a draft, the parts of the peak per GPU for the targets sharing "
+        "them (a draft keeps them).",
+    )
     draft_uri: str | None = None
     next_action: str
+
+
+def _answer(
+    answer: "deployment_estimator.DeploymentAnswer", *, selecting: bool, in_draft: bool
+) -> dict[str, Any]:
+    """What the user chooses from; after a selection, the choice alone (they saw the rest).
+    The run's inputs and memory breakdown come along only when no draft keeps them."""
+    shown = dict(answer)
+    if in_draft:
+        shown.update(inputs=None, memory_gb=None)
+    if selecting:
+        shown.update(options=[], others=[], suggestions=[])
+    return shown
 
 
 class BudgetChoice(BaseModel):
@@ -145,14 +192,15 @@ def register(mcp: MCPServer) -> None:
             budget_usd=budget_usd,
             select=select,
         )
+        shown = _answer(outcome.answer, selecting=select is not None, in_draft=draft is not None)
         if draft is None:
             return EstimateDeploymentResult(
-                **dict(outcome.answer),
+                **shown,
                 next_action="pass draft_id to record the plan, and select to choose a target",
             )
         section = deployment_section(outcome.step)
         return await record_step(
-            ctx, draft, StepName.DEPLOYMENT, section, outcome.answer, EstimateDeploymentResult
+            ctx, draft, StepName.DEPLOYMENT, section, shown, EstimateDeploymentResult
         )
 
     @mcp.resource(

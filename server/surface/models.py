@@ -1,11 +1,11 @@
 """Step 1 on MCP: search_models and select_model."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from server.drafts import StepName, StepSection, StepStatus
 from server.errors import resource_errors, tool_errors
@@ -14,14 +14,23 @@ from server.steps import record_step
 from tools import model_browser
 from tools.errors import NotFoundError
 from tools.issues import Issue
-from tools.model_browser import ModelDetails, SearchResult
+from tools.model_browser import SearchResult
 
 
-class SelectModelResult(ModelDetails):
-    """ModelDetails, its architecture left untyped in the output schema (config.json's keys as
-    the result shows them): the typed one alone would be a twentieth of tools/list."""
+class SelectModelResult(BaseModel):
+    """What the user must know of the chosen model; the draft keeps every detail (the
+    architecture the later steps use among them)."""
 
-    architecture: dict[str, Any]  # type: ignore[assignment]
+    model_id: str
+    revision: str | None = Field(default=None, description="The commit the draft pins.")
+    params_b: float = Field(description="Parameters, in billions.")
+    context_length: int = Field(description="Longest sequence the model takes, in tokens.")
+    license: str | None = None
+    gated: bool = Field(default=False, description="The Hub asks users to accept its terms.")
+    gated_action: str | None = Field(default=None, description="What the user must do for it.")
+    size_gb: float = Field(description="Weights in bf16, GB.")
+    source: Literal["hub", "offline"] = Field(description="offline: from the curated catalog.")
+    warnings: list[str] = Field(default_factory=list)
     draft_uri: str
     next_action: str
     changes: list[str] = Field(

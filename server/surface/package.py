@@ -42,10 +42,12 @@ _CARRIED_WARNINGS = (StepName.MODEL, StepName.DATASETS, StepName.DEPLOYMENT)
 
 class FinalizeResult(BaseModel):
     written: bool
-    path: str | None = None
-    files: list[str] = Field(default_factory=list)
-    manifest: dict[str, Any] | None = Field(default=None, description="package.yaml's content.")
-    warnings: list[Issue]
+    path: str | None = Field(default=None, description="The package folder.")
+    files: list[str] = Field(default_factory=list, description="Its files, relative to path.")
+    summary: str | None = Field(
+        default=None, description="What it trains, where and at what cost (package.yaml says all)."
+    )
+    warnings: list[Issue] = Field(description="Accepted, or awaiting the user's yes.")
     draft_uri: str
     next_action: str
 
@@ -241,7 +243,7 @@ def register(mcp: MCPServer) -> None:
             written=True,
             path=result.path,
             files=result.files,
-            manifest=result.manifest,
+            summary=_summary(result.manifest),
             warnings=warnings,
             draft_uri=draft.uri,
             next_action=(
@@ -249,6 +251,19 @@ def register(mcp: MCPServer) -> None:
                 f"(pip install -r requirements.txt, then python train.py).{changed}"
             ),
         )
+
+
+def _summary(manifest: dict[str, Any]) -> str:
+    """package.yaml in one line: the model, the method, the data, the target and its figures."""
+    config, deployment = manifest["config"], manifest["deployment"]
+    train = sum(d["train_records"] for d in manifest["datasets"])
+    validation = sum(d["validation_records"] for d in manifest["datasets"])
+    return (
+        f"{manifest['model']['id']}, {config['template']} ({config['method']}), {train:,} train / "
+        f"{validation:,} validation records, on {deployment['target']}: about "
+        f"{deployment['peak_memory_gb']} GB peak, {deployment['hours']} h, "
+        f"${deployment['cost_usd']}"
+    )
 
 
 async def _mark_finalized(

@@ -8,14 +8,18 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from server.drafts import StepName
 from server.errors import resource_errors, tool_errors
 from server.state import app_state, load_draft
 from server.steps import config_section, facts_from_draft, record_step
 from tools.template_loader import (
+    ConfigIssue,
+    Derived,
+    Provenance,
     TemplateResult,
+    Value,
     apply_template,
     carried_overrides,
     describe_templates,
@@ -25,7 +29,25 @@ from tools.template_loader import (
 TEMPLATES_URI = "package://templates"
 
 
-class ApplyTemplateResult(TemplateResult):
+class ApplyTemplateResult(BaseModel):
+    """The checked config as the user needs to hear it; the draft keeps all of it (each key's
+    provenance and the overrides as given among it)."""
+
+    template: str
+    method: str
+    valid: bool
+    config: dict[str, Value] = Field(description="Every key's value, as the trainer gets it.")
+    provenance: dict[str, Provenance] = Field(
+        description="The keys not taken from the template: override, default or implied."
+    )
+    errors: list[ConfigIssue]
+    warnings: list[ConfigIssue]
+    derived: Derived = Field(description="Figures that follow: effective batch, trainable share.")
+    notes: list[str] = Field(
+        description="What your overrides replaced or implied, and earlier overrides carried "
+        "over from another template (ask the user about those)."
+    )
+    pending: list[str] = Field(description="Checks that wait for another step.")
     draft_id: str | None = None
     draft_uri: str | None = None
     next_action: str | None = None
@@ -33,6 +55,12 @@ class ApplyTemplateResult(TemplateResult):
         default_factory=list,
         description="What this call did to later steps: redone (and how it came out) or stale.",
     )
+
+
+def _answer(result: TemplateResult) -> dict[str, Any]:
+    """The result without what only the draft needs: the template's own provenance entries."""
+    given = {key: source for key, source in result.provenance.items() if source != "template"}
+    return {**dict(result), "provenance": given}
 
 
 def register(mcp: MCPServer) -> None:
@@ -74,7 +102,7 @@ def register(mcp: MCPServer) -> None:
         overrides = overrides or {}
         if draft_id is None:
             result = apply_template(settings.templates, template, overrides)
-            return ApplyTemplateResult(**dict(result))
+            return ApplyTemplateResult(**_answer(result))
         draft = await load_draft(ctx, draft_id)
         previous = draft.config.payload.get("overrides", {}) if keep_overrides else {}
         merged = merge_overrides(settings.templates, previous, overrides)
@@ -83,7 +111,12 @@ def register(mcp: MCPServer) -> None:
         facts = facts_from_draft(draft, settings.deployment)
         result = apply_template(settings.templates, template, merged, facts, carried)
         return await record_step(
-            ctx, draft, StepName.CONFIG, config_section(result), result, ApplyTemplateResult
+            ctx,
+            draft,
+            StepName.CONFIG,
+            config_section(result),
+            _answer(result),
+            ApplyTemplateResult,
         )
 
     @mcp.resource(

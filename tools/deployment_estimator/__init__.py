@@ -12,7 +12,14 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "hardware": ["describe_catalog", "describe_hardware", "HardwareFacts"],
         "inputs": ["DraftSections"],
         "local_gpu": ["LocalHardware"],
-        "results": ["BudgetAnswer", "DeploymentAnswer", "DeploymentEstimate", "DeploymentOption"],
+        "results": [
+            "BudgetAnswer",
+            "BudgetQuestion",
+            "DeploymentAnswer",
+            "DeploymentEstimate",
+            "DeploymentOption",
+            "Suggestion",
+        ],
         "service": ["DeploymentOutcome", "DeploymentRequest", "DeploymentStep", "plan_deployment"],
     },
 )

@@ -9,9 +9,12 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "config": ["TemplatesConfig"],
+        "derived": ["Derived"],
         "facts": ["CrossStepFacts", "ModelFacts", "TargetFacts"],
         "issues": ["ConfigIssue"],
+        "keys": ["Value"],
         "results": ["TemplateCatalog", "TemplateResult"],
+        "rules": ["Provenance"],
         "service": [
             "apply_template",
             "carried_overrides",
