@@ -125,3 +125,19 @@ async def test_a_config_change_re_estimates_without_touching_the_data(tmp_path: 
     assert applied["changes"][0].startswith("deployment: re-estimated")
     assert steps["deployment"]["status"] == "valid"
     assert applied["next_action"] == f'finalize_package(draft_id="{draft_id}")'
+
+
+async def test_full_fine_tuning_on_a_big_model_drops_the_small_gpu(tmp_path: Path) -> None:
+    """lora -> full on an 8B model: the estimate follows at once; the L4 chosen for LoRA is
+    dropped with the figures, and the learning rate LoRA used is named for the user to decide."""
+    async with connect_to(tmp_path) as client:
+        draft_id = await complete_draft(
+            client, model=BIG_MODEL, target="l4x1", overrides={"learning_rate": 1e-4}
+        )
+        switched = await call(client, "apply_template", {"draft_id": draft_id, "template": "full"})
+        steps = await state(client, draft_id)
+    (told,) = switched["changes"]
+    assert "the draft's choice l4x1 was dropped: it no longer fits" in told
+    assert steps["deployment"]["status"] == "invalid"
+    assert any("learning_rate 0.0001 is carried over" in note for note in switched["notes"])
+    assert "select=" in switched["next_action"]
