@@ -74,6 +74,7 @@ def main() -> int:
             "list_datasets": {},
             "validate_datasets": {"datasets": [SAMPLE_DATASET], "draft_id": draft},
             "estimate_deployment": {"draft_id": draft},
+            "get_draft": {"draft_id": draft},
         }
         for tool, arguments in calls.items():
             inspector.call(tool, **arguments)
