@@ -9,10 +9,11 @@ import pytest
 from server.settings import Settings
 from tests.fake_hub import FakeHub
 from tests.support import llama_config
-from tools.deployment_estimator.catalog import Target, match_gpu, resolve_targets
+from tools.deployment_estimator.catalog import Target, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.cost import cloud_cost, local_cost
 from tools.deployment_estimator.estimator import Workload, estimate, evaluate, rank, recommend
+from tools.deployment_estimator.gpu_names import match_gpu
 from tools.deployment_estimator.hardware import HardwareFacts
 from tools.deployment_estimator.inputs import DraftSections, build_workload
 from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
@@ -383,6 +384,26 @@ def test_configured_local_gpu_wins_over_detection(settings: Settings) -> None:
     )
     local = local_hardware(config, ["NVIDIA GeForce RTX 4090"])
     assert local.target is not None and local.target.gpu == "L4"
+
+
+@pytest.mark.parametrize("name", ["RTX 4090", "NVIDIA GeForce RTX 4090", "rtx-4090", "RTX-4090"])
+def test_local_gpu_in_the_config_takes_any_name_the_tools_take(
+    settings: Settings, name: str
+) -> None:
+    raw = settings.deployment.model_dump()
+    raw["local"]["gpu"] = name
+    config = DeploymentConfig.model_validate(raw)
+    assert config.local.gpu == "RTX-4090"
+    assert local_hardware(config, []).target == Target(
+        id="local", kind="local", gpu="RTX-4090", gpu_count=1
+    )
+
+
+def test_an_unknown_local_gpu_in_the_config_is_refused_at_start_up(settings: Settings) -> None:
+    raw = settings.deployment.model_dump()
+    raw["local"]["gpu"] = "Voodoo 5"
+    with pytest.raises(ValueError, match="Voodoo 5"):
+        DeploymentConfig.model_validate(raw)
 
 
 # --- options, ranking, budget, suggestions -------------------------------------------------

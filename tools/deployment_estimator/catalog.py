@@ -6,15 +6,14 @@ and aliases after normalising case, separators and vendor words.
 """
 
 import difflib
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from tools.deployment_estimator.config import DeploymentConfig, Flavor, Gpu
+from tools.deployment_estimator.gpu_names import match_gpu
 from tools.errors import UserError
 
 LOCAL = "local"
-_VENDOR_WORDS = {"nvidia", "geforce", "tesla"}
 
 
 @dataclass(frozen=True)
@@ -36,32 +35,6 @@ class Target:
             where = "HF Jobs" if self.jobs_only else "HF Spaces/Jobs"
             return f"{card}, {where} {self.id} at ${self.usd_per_hour:.2f}/h"
         return f"{card}, your machine" if self.kind == "local" else f"{card}, your own GPU"
-
-
-def normalise(name: str) -> str:
-    """'NVIDIA GeForce RTX-4090' -> 'rtx 4090': lower case, one space between words."""
-    words = re.split(r"[\s_\-/]+", name.lower().strip())
-    return " ".join(w for w in words if w and w not in _VENDOR_WORDS)
-
-
-def match_gpu(name: str, gpus: dict[str, Gpu], *, exact: bool = False) -> str | None:
-    """The catalog key of the GPU `name` denotes, or None.
-
-    An exact key or alias wins; unless `exact`, so does the longest alias found as whole words
-    inside the name (nvidia-smi adds words such as 'Workstation Edition' or a form factor).
-    """
-    wanted = normalise(name)
-    best: tuple[int, str] | None = None
-    for key, gpu in gpus.items():
-        for alias in (key, *gpu.aliases):
-            candidate = normalise(alias)
-            if candidate == wanted:
-                return key
-            if re.search(rf"(^| ){re.escape(candidate)}( |$)", wanted) and (
-                best is None or len(candidate) > best[0]
-            ):
-                best = (len(candidate), key)
-    return best[1] if best and not exact else None
 
 
 def flavor_target(flavor_id: str, flavor: Flavor) -> Target:

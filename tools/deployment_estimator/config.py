@@ -9,6 +9,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, model_validator
 
 from tools.config_base import ConfigModel
+from tools.deployment_estimator.gpu_names import match_gpu
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -138,6 +139,10 @@ class DeploymentConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _references_known(self) -> "DeploymentConfig":
+        local = self.local.gpu and match_gpu(self.local.gpu, self.gpus, exact=True)
+        if local and local != self.local.gpu:  # any name or alias the tools take, held as its key
+            gpu = self.local.model_copy(update={"gpu": local})
+            return self.model_copy(update={"local": gpu})._references_known()
         used = {f.gpu for f in self.flavors.values()} | ({self.local.gpu} - {None})
         unknown = sorted(used - set(self.gpus))
         if unknown:

@@ -13,8 +13,8 @@ from typing import Any
 from huggingface_hub import is_offline_mode
 from huggingface_hub.errors import HTTPError
 
-from tools.deployment_estimator.catalog import match_gpu
 from tools.deployment_estimator.config import DeploymentConfig
+from tools.deployment_estimator.gpu_names import match_gpu
 from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
 from tools.deployment_estimator.local_gpu import LocalHardware, local_hardware, query_nvidia_smi
 from tools.errors import NotFoundError

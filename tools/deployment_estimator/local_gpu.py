@@ -9,8 +9,9 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 
-from tools.deployment_estimator.catalog import LOCAL, Target, match_gpu
+from tools.deployment_estimator.catalog import LOCAL, Target
 from tools.deployment_estimator.config import DeploymentConfig
+from tools.deployment_estimator.gpu_names import match_gpu
 
 NVIDIA_SMI_QUERY = ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]
 
