@@ -188,7 +188,6 @@ def facts_from_draft(draft: DraftPackage, deployment: DeploymentConfig) -> Cross
     """The other steps' valid results, as the checks need them; a step not done stays None."""
     return CrossStepFacts(
         model=_model_facts(_valid_payload(draft, StepName.MODEL)),
-        dataset_formats=_dataset_formats(_valid_payload(draft, StepName.DATASETS)),
         target=_target_facts(_valid_payload(draft, StepName.DEPLOYMENT), deployment),
     )
 
@@ -217,13 +216,6 @@ def _model_facts(payload: dict[str, Any] | None) -> ModelFacts | None:
         context_length=context if isinstance(context, int) and context > 0 else None,
         architecture=architecture,
     )
-
-
-def _dataset_formats(payload: dict[str, Any] | None) -> list[str] | None:
-    if not payload or not isinstance(payload.get("datasets"), list):
-        return None
-    formats = [d.get("format") for d in payload["datasets"] if isinstance(d, dict)]
-    return [f for f in formats if isinstance(f, str)] or None
 
 
 def _target_facts(

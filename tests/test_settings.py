@@ -22,7 +22,7 @@ def problems(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 def test_shipped_configs_load_and_cover_every_step() -> None:
     settings = load_settings(env={})
     assert settings.server.storage.backend == "sqlite"
-    assert set(settings.templates.templates) == {"lora", "qlora", "full", "dpo"}
+    assert set(settings.templates.templates) == {"lora", "qlora", "full", "dpo", "kto"}
     assert {"a100-large", "t4-small", "l4x1", "h200"} <= set(settings.deployment.flavors)
     assert settings.models.popular, "the offline fallback needs popular models"
     assert settings.sources == [str(shipped_dir("configs"))]
