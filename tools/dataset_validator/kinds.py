@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     EMPTY_DATASET = "empty_dataset"
     TOO_FEW_RECORDS = "too_few_records"
     FORMAT_VS_METHOD = "format_vs_method"
+    SINGLE_LABEL = "single_label"
 
 
 class WarningCode(StrEnum):
@@ -66,3 +67,4 @@ class WarningCode(StrEnum):
     NO_SYSTEM_MESSAGE = "no_system_message"
     EMPTY_VALIDATION = "empty_validation"
     BLANK_LINES = "blank_lines"
+    LABEL_RATIO = "label_ratio"

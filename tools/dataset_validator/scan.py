@@ -32,6 +32,7 @@ from tools.dataset_validator.results import (
     DatasetWarning,
     DuplicateCounts,
     FileInfo,
+    LabelCounts,
     RecordError,
     SplitCounts,
 )
@@ -112,6 +113,7 @@ class DatasetScan:
         self.lengths = LengthStats(keep)
         self.formats: Counter[Format] = Counter()
         self.valid_by_format: Counter[Format] = Counter()
+        self.labels: Counter[bool] = Counter()  # training records of labelled data, by label
         self.first_of_format: dict[Format, list[RecordError]] = {}
         self.records = self.blank_lines = self.train_tokens = 0
         self.conversational = self.without_system = 0
@@ -308,6 +310,8 @@ class DatasetScan:
             self.validation_records += 1
         else:
             self.train_records += 1
+            if example.label is not None:
+                self.labels[example.label] += 1
         placeholder = state.placeholders.find(text)
         if placeholder is not None:
             self.warnings.add(WarningCode.PLACEHOLDER, number, placeholder)
@@ -412,6 +416,9 @@ class DatasetScan:
                 train_validation_overlap=self.overlap,
             ),
             split=SplitCounts(train=self.train_records, validation=self.validation_records),
+            labels=LabelCounts(desirable=self.labels[True], undesirable=self.labels[False])
+            if self.labels
+            else None,
             valid=self.errors.total == 0,
         )
 
