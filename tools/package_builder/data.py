@@ -241,7 +241,7 @@ class _SplitWriter:
             raise DatasetChangedError(dataset.ref, str(exc)) from exc
 
     def _write(self, held_out: bool, record: dict[str, object], dataset: DatasetReport) -> None:
-        if self._plan.shape in (Shape.PROMPT_COMPLETION, Shape.PREFERENCE):
+        if self._plan.shape in (Shape.PROMPT_COMPLETION, Shape.PREFERENCE, Shape.UNPAIRED):
             self._kinds.add(isinstance(record["prompt"], list))
             if len(self._kinds) > 1:
                 raise UserError(

@@ -190,11 +190,14 @@ def export_axolotl(
 
 def axolotl_dataset(shape: Shape, conversational: bool, path: str) -> dict[str, Any] | None:
     """An Axolotl `datasets` entry reading the package's records of `shape` at `path` as they
-    are, or None for conversational prompt-completion records, which no Axolotl loader reads.
+    are, or None for conversational prompt-completion and unpaired records, which no Axolotl
+    loader reads.
 
     Loaders (src/axolotl/prompt_strategies/ at 067b021): chat_template for `messages`, completion
-    for `text`, a user-defined instruction format for string prompt/completion, and for DPO the
-    passthrough strategy, which hands TRL's preference records to TRL's DPOTrainer unchanged.
+    for `text`, a user-defined instruction format for string prompt/completion, for DPO the
+    passthrough strategy, which hands TRL's preference records to TRL's DPOTrainer unchanged,
+    and for KTO the user-defined strategy (kto/user_defined.py), whose default formats
+    "{prompt}" and "{completion}" keep string records as they are.
     """
     if shape is Shape.MESSAGES:
         return {
@@ -209,6 +212,9 @@ def axolotl_dataset(shape: Shape, conversational: bool, path: str) -> dict[str, 
         return {"path": path, "split": "train", "type": "passthrough"}
     if conversational:
         return None
+    if shape is Shape.UNPAIRED:
+        fields = {"field_prompt": "prompt", "field_completion": "completion"}
+        return {"path": path, "split": "train", "type": {**fields, "field_label": "label"}}
     prompt_only = "{instruction}"
     return {
         "path": path,

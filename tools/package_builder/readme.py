@@ -76,7 +76,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
     else:
         lines += [
             f"`{files.axolotl_config}` holds the training settings but no `datasets` entry: "
-            "Axolotl has no loader for conversational prompt-completion records. Add one that "
+            f"Axolotl has no loader for conversational {data.shape} records. Add one that "
             f"fits your Axolotl version before `axolotl train {files.axolotl_config}`.",
             "",
         ]
