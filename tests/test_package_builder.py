@@ -20,6 +20,7 @@ from filelock import FileLock
 from server.settings import Settings, load_settings
 from tests.fake_hub import serve_fake_hub
 from tests.support import isolated_env
+from tools.dataset_validator.convert import sft_format, to_sft
 from tools.dataset_validator.formats import Example, FormatChecker, detect
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.kinds import Format, Role
@@ -433,6 +434,7 @@ def test_a_dataset_of_another_size_is_caught_before_writing(
 # --- record layouts -----------------------------------------------------------------------------
 
 CALL = {"type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 2}'}}
+ANSWER = {"role": "assistant", "content": "Blue."}
 
 
 def example_of(settings: Settings, record: dict[str, Any]) -> Any:
@@ -589,6 +591,28 @@ def test_axolotl_reads_each_layout_or_is_told_nothing() -> None:
         },
     }
     assert axolotl_dataset(Shape.UNPAIRED, True, path) is None
+
+
+def test_converted_examples_take_a_supervised_layout(settings: Settings) -> None:
+    """convert: "sft": a pair keeps its chosen side (an implicit-prompt pair of strings has no
+    prompt but its text), a desirable answer its prompt and completion."""
+    implicit = {"chosen": "The sky is blue.", "rejected": "The sky is green."}
+    _, pair = example_of(settings, implicit)
+    converted = to_sft(pair)
+    assert converted is not None and sft_format(converted) is Format.PROMPT_COMPLETION
+    assert trl_record(Shape.PROMPT_COMPLETION, converted, implicit) == {
+        "prompt": "",
+        "completion": "The sky is blue.",
+    }
+    liked = {"prompt": [{"role": "user", "content": "Sky?"}], "completion": [ANSWER], "label": True}
+    _, answer = example_of(settings, liked)
+    converted = to_sft(answer)
+    assert converted is not None and sft_format(converted) is Format.CHAT
+    assert trl_record(Shape.MESSAGES, converted, liked) == {
+        "messages": [{"role": "user", "content": "Sky?"}, ANSWER]
+    }
+    disliked = {**liked, "label": False}
+    assert to_sft(example_of(settings, disliked)[1]) is None
 
 
 def test_an_unpaired_conversation_is_judged_on_its_final_assistant_turns() -> None:

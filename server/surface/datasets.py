@@ -27,7 +27,7 @@ from server.sources import dataset_sources, hub_access
 from server.state import app_state, heavy_call, load_draft
 from server.steps import record_step
 from tools import dataset_validator
-from tools.dataset_validator import DatasetListing, ListingSource, ValidationReport
+from tools.dataset_validator import Conversion, DatasetListing, ListingSource, ValidationReport
 from tools.errors import NotFoundError
 
 log = get_logger(__name__)
@@ -131,10 +131,16 @@ def register(mcp: MCPServer) -> None:
             str | None, Field(description="A separate validation dataset ref, instead.")
         ] = None,
         draft_id: Annotated[str | None, Field(description="Draft to record the result in.")] = None,
+        convert: Annotated[
+            Conversion | None,
+            Field(description='"sft": train preference data\'s chosen (or desirable) answers.'),
+        ] = None,
     ) -> ValidateDatasetsResult:
         state = app_state(ctx)
         draft = await load_draft(ctx, draft_id) if draft_id else None
-        request = _request(datasets, validation_split, validation_dataset, draft, state.settings)
+        request = _request(
+            datasets, validation_split, validation_dataset, convert, draft, state.settings
+        )
         sources = dataset_sources(state, roots)
         hub = hub_access(state)
         hooks = dataset_validator.ScanHooks(
@@ -226,6 +232,7 @@ def _request(
     datasets: list[str],
     validation_split: float | None,
     validation_dataset: str | None,
+    convert: Conversion | None,
     draft: DraftPackage | None,
     settings: Settings,
 ) -> "dataset_validator.ValidationRequest":
@@ -240,6 +247,7 @@ def _request(
         model_id=model.get("model_id") or None,
         model_revision=model.get("revision") or None,
         template=template_fit(draft, settings.templates),
+        convert=convert,
     )
 
 

@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "config": ["DatasetsConfig"],
         "hub": ["HubAccess"],
+        "kinds": ["Conversion"],
         "listing": ["list_datasets"],
         "results": ["DatasetEntry", "DatasetListing", "FIXES", "ListingSource", "ValidationReport"],
         "roots": ["allowed_roots"],

@@ -48,7 +48,7 @@ def judge(
     """Formats that no method trains, or no one method together; and against the template:
     formats its method does not train, and (KTO) the balance of the labels."""
     methods = config.formats.method_formats
-    formats = sorted({str(r.format) for r in datasets if r.format is not None})
+    formats = sorted({str(r.trains_as) for r in datasets if r.trains_as is not None})
     described = "; ".join(f"{m}: {', '.join(fs)}" for m, fs in methods.items())
     untrainable = [f for f in formats if not any(f in fs for fs in methods.values())]
     issues = []
@@ -72,7 +72,7 @@ def judge(
     accepted = methods.get(fit.method, [])
     for fmt in formats:
         if fmt not in accepted and fmt not in untrainable:
-            issues.append(_mismatch(fmt, [r for r in datasets if r.format == fmt], fit, config))
+            issues.append(_mismatch(fmt, [r for r in datasets if r.trains_as == fmt], fit, config))
     return issues + _balance(datasets, fit, config.warnings.kto_weighted_ratio)
 
 
@@ -80,22 +80,30 @@ def _mismatch(
     fmt: str, datasets: list[DatasetReport], fit: TemplateFit, config: DatasetsConfig
 ) -> Issue:
     """The template's method does not train `fmt`: the two ways out are another template, or
-    (for preference data) the conversion to supervised data the server can do when asked."""
+    (for preference data) the conversion to supervised data the server can do when asked, or
+    for data converted so, validating it again as it is."""
     methods = config.formats.method_formats
     refs = ", ".join(r.ref for r in datasets)
     verb = "is" if len(datasets) == 1 else "are"
+    originals = sorted({str(r.format) for r in datasets if r.converted is not None})
+    source = (
+        f', converted from {", ".join(originals)} by convert: "{CONVERT_TARGET}"'
+        if originals
+        else ""
+    )
     message = (
         f"The {fit.template} template trains {fit.method} on "
-        f"{', '.join(methods.get(fit.method, []))} data; {refs} {verb} {fmt} data."
+        f"{', '.join(methods.get(fit.method, []))} data; {refs} {verb} {fmt} data{source}."
     )
-    others = [
-        template
-        for method, formats in methods.items()
-        if fmt in formats
-        for template in fit.templates_by_method.get(method, ())
-    ]
+    others = _templates_for([fmt], fit, config)
     ways = [f"apply a template that trains {fmt} data ({', '.join(others)})"] if others else []
-    if fmt not in methods.get(CONVERT_TARGET, []):
+    if originals:
+        as_they_are = ", ".join(_templates_for(originals, fit, config))
+        ways.append(
+            f"validate_datasets again without convert to train the {', '.join(originals)} data "
+            f"as it is ({as_they_are})"
+        )
+    elif fmt not in methods.get(CONVERT_TARGET, []):
         labelled = any(r.labels is not None for r in datasets)
         what = (
             "the desirable (label true) answers as supervised data, leaving the others out"
@@ -109,6 +117,16 @@ def _mismatch(
         ways.append(convert)
     fix = "Either " + ", or ".join(ways) + "." if ways else FIXES[ErrorCode.FORMAT_VS_METHOD]
     return Issue(severity="error", code=ErrorCode.FORMAT_VS_METHOD, message=message, fix=fix)
+
+
+def _templates_for(formats: list[str], fit: TemplateFit, config: DatasetsConfig) -> list[str]:
+    """The templates whose method trains every one of `formats`."""
+    return [
+        template
+        for method, trained in config.formats.method_formats.items()
+        if set(formats) <= set(trained)
+        for template in fit.templates_by_method.get(method, ())
+    ]
 
 
 def _balance(datasets: Sequence[DatasetReport], fit: TemplateFit, band: RatioBand) -> list[Issue]:

@@ -1,6 +1,10 @@
 """The words config, readers, checks and reports share: formats, roles, error and warning codes."""
 
 from enum import StrEnum
+from typing import Literal
+
+Conversion = Literal["sft"]
+"""What validate_datasets can make of preference data when asked (convert: "sft")."""
 
 
 class Format(StrEnum):
@@ -68,3 +72,4 @@ class WarningCode(StrEnum):
     EMPTY_VALIDATION = "empty_validation"
     BLANK_LINES = "blank_lines"
     LABEL_RATIO = "label_ratio"
+    NOTHING_CONVERTED = "nothing_converted"

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.kinds import ErrorCode, FileType, Format, WarningCode
+from tools.dataset_validator.kinds import Conversion, ErrorCode, FileType, Format, WarningCode
 from tools.issues import Issue
 
 SourceKind = Literal["local", "supabase", "hub"]
@@ -60,6 +60,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     WarningCode.EMPTY_VALIDATION: "Raise validation_split or add records, so the validation set "
     "is not empty.",
     WarningCode.BLANK_LINES: "Blank lines are skipped; remove them to be sure nothing is missing.",
+    WarningCode.NOTHING_CONVERTED: "Leave convert out for data that is supervised already; it "
+    "applies to preference pairs and labelled answers.",
     WarningCode.LABEL_RATIO: "Set desirable_weight or undesirable_weight (one of the two) so the "
     "weighted ratio of desirable to undesirable examples lies in the band.",
 }
@@ -102,6 +104,15 @@ class SplitCounts(BaseModel):
     validation: int = 0
 
 
+class ConversionReport(BaseModel):
+    """What convert: "sft" made of a dataset's preference examples."""
+
+    to: Conversion = "sft"
+    records: int = Field(description="Examples trained as supervised data: chosen or desirable.")
+    left_out: int = Field(description="Undesirable (label false) examples left out.")
+    trains_as: Format | None = Field(description="The supervised format they now are.")
+
+
 class LabelCounts(BaseModel):
     """Unpaired preference examples among the training records, by label (what KTO weighs)."""
 
@@ -140,7 +151,15 @@ class DatasetReport(BaseModel):
     labels: LabelCounts | None = Field(
         default=None, description="For labelled (unpaired) data: the training records by label."
     )
+    converted: ConversionReport | None = Field(
+        default=None, description='Set when convert: "sft" made supervised data of it.'
+    )
     valid: bool
+
+    @property
+    def trains_as(self) -> Format | None:
+        """The format the trainer gets: the converted one, else the file's."""
+        return self.converted.trains_as if self.converted else self.format
 
 
 class TokenizerInfo(BaseModel):
@@ -188,6 +207,9 @@ class ValidationReport(BaseModel):
     issues: list[Issue] = Field(description="Problems across datasets or with the config.")
     template: str | None = Field(
         default=None, description="The template the data was judged against; None before one."
+    )
+    convert: Conversion | None = Field(
+        default=None, description="The conversion asked for: the package applies it too."
     )
     preview: list[PreviewRecord] = Field(
         default_factory=list, description="The draft keeps the report without it."

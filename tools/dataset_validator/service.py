@@ -19,7 +19,7 @@ from tools.dataset_validator.fit import JUDGED, TemplateFit, judge
 from tools.dataset_validator.formats import Example, FormatChecker, Turn
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Splitter
-from tools.dataset_validator.kinds import WarningCode
+from tools.dataset_validator.kinds import Conversion, WarningCode
 from tools.dataset_validator.readers import DecompressionBudget
 from tools.dataset_validator.results import (
     FIXES,
@@ -50,6 +50,7 @@ class ValidationRequest:
     model_id: str | None = None
     model_revision: str | None = None
     template: TemplateFit | None = None
+    convert: Conversion | None = None
 
 
 def validate_datasets(
@@ -89,6 +90,7 @@ def validate_datasets(
                     ),
                     totals=LengthStats(config.limits.examples_per_error_code),
                     budget=DecompressionBudget(config.limits),
+                    convert=request.convert,
                 )
                 reports = _scan_all(state, resolved, share, request, hashes)
             finally:
@@ -180,6 +182,7 @@ def _assemble(
         tokenizer=tokenizer,
         issues=issues,
         template=request.template.template if request.template else None,
+        convert=request.convert,
         preview=[
             _preview(ref, number, ex, config.limits.preview_max_chars)
             for ref, number, ex in state.preview
@@ -208,8 +211,15 @@ def _verdict(report: ValidationReport) -> ValidationReport:
     )
     records = sum(d.records for d in datasets)
     usable = sum(d.valid_records for d in datasets)
+    conversions = [d.converted for d in datasets if d.converted]
+    converted = (
+        f"; {sum(c.records for c in conversions):,} converted to {report.convert} data, "
+        f"{sum(c.left_out for c in conversions):,} left out"
+        if conversions
+        else ""
+    )
     summary = (
-        f"{usable:,} of {records:,} records valid in {len(datasets)} dataset(s); "
+        f"{usable:,} of {records:,} records valid in {len(datasets)} dataset(s){converted}; "
         f"{split.train_records:,} train / {split.validation_records:,} validation; "
         f"{report.train_tokens:,} train tokens"
         + ("." if valid else "; not ready: fix the errors listed.")
@@ -243,18 +253,32 @@ def _split_report(
 
 
 def _issues(reports: list[DatasetReport], request: ValidationRequest, share: float) -> list[Issue]:
-    """What no single dataset shows, besides the fit to the template: an empty validation set."""
+    """What no single dataset shows, besides the fit to the template: an empty validation set,
+    a conversion asked for data it does not apply to."""
+    issues = []
     validation = sum(r.split.validation for r in reports)
     if (share or request.validation_dataset) and not validation:
-        return [
+        issues.append(
             Issue(
                 severity="warning",
                 code=WarningCode.EMPTY_VALIDATION,
                 message="No valid record landed in the validation set.",
                 fix=FIXES[WarningCode.EMPTY_VALIDATION],
             )
-        ]
-    return []
+        )
+    unchanged = [r for r in reports if r.format is not None and r.converted is None]
+    if request.convert and unchanged:
+        held = ", ".join(f"{r.ref} ({r.format})" for r in unchanged)
+        issues.append(
+            Issue(
+                severity="warning",
+                code=WarningCode.NOTHING_CONVERTED,
+                message=f'convert: "{request.convert}" changed nothing in {held}: it applies '
+                "to preference pairs and labelled answers.",
+                fix=FIXES[WarningCode.NOTHING_CONVERTED],
+            )
+        )
+    return issues
 
 
 def _preview(ref: str, number: int, example: Example, max_chars: int) -> PreviewRecord:

@@ -75,9 +75,9 @@ def trl_record(shape: Shape, example: Example, record: Mapping[str, Any]) -> dic
     if not example.conversational:
         if shape is Shape.MESSAGES:
             return {"messages": _messages(turns, None)}
+        prompt = turns[0][1] if len(turns) > 1 else ""  # none: an implicit-prompt pair
         if shape is Shape.PROMPT_COMPLETION:
-            return {"prompt": turns[0][1], "completion": turns[1][1]}
-        prompt = turns[0][1] if len(turns) > 1 else ""
+            return {"prompt": prompt, "completion": turns[-1][1]}
         if shape is Shape.UNPAIRED:
             return {"prompt": prompt, "completion": turns[-1][1], "label": example.label}
         return {
