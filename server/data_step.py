@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.drafts import DraftPackage, StepSection, StepStatus
+from server.drafts.graph import WEIGHT_KEYS
 from server.settings import Settings
 from tools import dataset_validator
 from tools.dataset_validator import FIXES, TemplateFit, ValidationReport
@@ -18,7 +19,6 @@ from tools.issues import Issue
 from tools.template_loader import TemplatesConfig
 
 MAX_SEQ_KEY = "max_seq_length"
-WEIGHT_KEYS = ("desirable_weight", "undesirable_weight")
 
 
 def recorded_config(draft: DraftPackage | None) -> dict[str, Any]:

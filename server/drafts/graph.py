@@ -25,8 +25,9 @@ def _config(payload: dict[str, Any]) -> Any:
 
 
 # The config keys a dataset report depends on: the length it measures records against, and
-# what it judges the data against besides the template's name.
-DATA_KEYS = ("max_seq_length", "method", "desirable_weight", "undesirable_weight")
+# what it judges the data against besides the template's name: the method, KTO's label weights.
+WEIGHT_KEYS = ("desirable_weight", "undesirable_weight")
+DATA_KEYS = ("max_seq_length", "method", *WEIGHT_KEYS)
 
 
 def _data_shaping(payload: dict[str, Any]) -> Any:
