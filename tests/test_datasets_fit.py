@@ -84,7 +84,7 @@ def test_dpo_with_chat_data_names_the_template_the_format_and_the_sft_templates(
         "The dpo template trains dpo on preference data; chat.jsonl is chat data."
     )
     # chat is supervised data already: the way out is a template, nothing to convert
-    assert error.fix == "Either apply a template that trains chat data (lora, qlora, full)."
+    assert error.fix == "Apply a template that trains chat data (lora, qlora, full)."
 
 
 def test_sft_with_pairs_offers_dpo_or_the_chosen_answers(settings: Settings) -> None:

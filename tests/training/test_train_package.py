@@ -2,6 +2,9 @@
 package's own train.py runs two optimizer steps on the CPU, on the package's own data, with a
 tiny randomly initialised model of the selected architecture family (no download).
 
+Every template is proven: lora, full, dpo and kto train; qlora, whose 4-bit base needs CUDA,
+refuses the CPU with the reason, as its package promises.
+
 Runs in the training environment, whose Python is .venv-train/bin/python (or the one
 $TRAINING_PACKAGE_TRAIN_PYTHON names); tests/training/requirements.txt says how to make it.
 Marked `training`: slow (tens of seconds per case), so kept out of the fast suite.

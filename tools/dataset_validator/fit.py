@@ -115,7 +115,10 @@ def _mismatch(
             sft = ", ".join(fit.templates_by_method.get(CONVERT_TARGET, ()))
             convert += f", with an SFT template ({sft})"
         ways.append(convert)
-    fix = "Either " + ", or ".join(ways) + "." if ways else FIXES[ErrorCode.FORMAT_VS_METHOD]
+    if len(ways) > 1:
+        fix = "Either " + ", or ".join(ways) + "."
+    else:
+        fix = f"{ways[0][:1].upper()}{ways[0][1:]}." if ways else FIXES[ErrorCode.FORMAT_VS_METHOD]
     return Issue(severity="error", code=ErrorCode.FORMAT_VS_METHOD, message=message, fix=fix)
 
 
