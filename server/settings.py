@@ -232,6 +232,7 @@ def load_settings(config_dir: Path | None = None, env: Mapping[str, str] = os.en
             sections[name] = model.model_validate(merged)
         except ValidationError as exc:
             problems.extend(_describe(exc, model, layers))
+    problems += _methods_without_formats(sections, overlay_dir or base_dir)
     if problems:
         raise ConfigError(problems)
     sources = [str(base_dir)]
@@ -239,6 +240,28 @@ def load_settings(config_dir: Path | None = None, env: Mapping[str, str] = os.en
         sources.append(str(overlay_dir))
     sources.extend(var for layers in overrides.values() for var, _ in layers)
     return Settings(**sections, sources=sources)  # type: ignore[arg-type]
+
+
+def _methods_without_formats(
+    sections: dict[str, ConfigModel], config_dir: Path
+) -> list[ConfigProblem]:
+    """Every method a template trains needs its formats in datasets.yaml: the datasets step
+    judges the data against the template's method with them."""
+    templates, datasets = sections.get("templates"), sections.get("datasets")
+    if not isinstance(templates, TemplatesConfig) or not isinstance(datasets, DatasetsConfig):
+        return []
+    known = datasets.formats.method_formats
+    missing = [method for method in templates.templates_by_method if method not in known]
+    if not missing:
+        return []
+    return [
+        ConfigProblem(
+            source=str(config_dir),
+            key="datasets.yaml formats.method_formats",
+            message=f"no formats for {', '.join(missing)}, which templates in templates.yaml "
+            "train; the datasets step could not judge data against them",
+        )
+    ]
 
 
 _FAST_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -3,9 +3,10 @@ later steps up to date, and the facts earlier steps give a later one.
 
 When a step is recorded with different facts, each later step made from them is redone in the
 same call where that is mechanical and cheap (the config re-checked against a new model, the
-deployment re-estimated with the same targets, its chosen target kept only if it still fits),
-and otherwise marked stale with the reason (re-reading the datasets is neither): the draft is
-never left saying valid about something made from facts that have changed.
+datasets judged against a new template, the deployment re-estimated with the same targets, its
+chosen target kept only if it still fits), and otherwise marked stale with the reason
+(re-reading the datasets is neither): the draft is never left saying valid about something made
+from facts that have changed.
 """
 
 from functools import partial
@@ -15,6 +16,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ValidationError
 
+from server.data_step import fit_problem, rejudge
 from server.drafts import DraftPackage, StepName, StepSection, StepStatus
 from server.drafts.graph import change, later_steps, waits_for
 from server.state import AppState, announce, app_state
@@ -70,31 +72,39 @@ async def follow_up(
         current = updated.section(later)
         if current.status is StepStatus.EMPTY:
             continue
-        reasons = [change(up, before, after, later) for up, (before, after) in changed.items()]
-        reason = "; ".join(r for r in reasons if r)
+        reasons = {up: change(up, before, after, later) for up, (before, after) in changed.items()}
+        reason = "; ".join(r for r in reasons.values() if r)
         if not reason and current.status is not StepStatus.STALE:
             continue
-        redone, told = await _redo(state, updated, later)
+        # a step stale already, or made from another model, is not merely judged again
+        judge_only = current.status is not StepStatus.STALE and not reasons.get(StepName.MODEL)
+        redone, told = await _redo(state, updated, later, judge_only)
         if redone is None:
             blocker = waits_for(updated, later)
             why = reason or current.reason or "an earlier step changed"
             if blocker is not None and blocker is not step:
                 why = f"{why}; it waits for the {blocker.value} step"
+            if later is StepName.DATASETS and (problem := fit_problem(updated, state.settings)):
+                why = f"{why}; {problem}"
             stale = current.model_copy(update={"status": StepStatus.STALE, "reason": why})
             updated = updated.with_section(later, stale)
             lines.append(f"{later.value}: stale ({why})")
             continue
         changed[later] = (current.payload, redone.payload)
         updated = updated.with_section(later, redone)
-        lines.append(f"{later.value}: {told}")
+        if told:
+            lines.append(f"{later.value}: {told}")
     return updated, lines
 
 
 async def _redo(
-    state: AppState, draft: DraftPackage, step: StepName
+    state: AppState, draft: DraftPackage, step: StepName, judge_only: bool
 ) -> tuple[StepSection | None, str]:
     """`step` made again from the draft's current earlier steps, when that is mechanical and
-    cheap and they are valid, and what came of it; (None, "") otherwise."""
+    cheap and they are valid, and what came of it ("" if nothing the user needs to hear);
+    (None, "") otherwise. The datasets are
+    only judged again (`judge_only`: nothing but the config changed under them), when the
+    config left their length limit as it was."""
     if waits_for(draft, step) is not None:
         return None, ""
     try:
@@ -106,11 +116,13 @@ async def _redo(
             )
             outcome = "valid" if result.valid else f"{len(result.errors)} error(s)"
             return config_section(result), f"re-checked against the new facts: {outcome}"
+        if step is StepName.DATASETS and judge_only:
+            return rejudge(draft, state.settings)
         if step is StepName.DEPLOYMENT:
             return await _re_estimate(state, draft)
     except (UserError, KeyError):
         return None, ""
-    return None, ""  # the datasets: read again only when the user asks
+    return None, ""  # the datasets otherwise: read again only when the user asks
 
 
 async def _re_estimate(state: AppState, draft: DraftPackage) -> tuple[StepSection, str]:
@@ -188,7 +200,6 @@ def facts_from_draft(draft: DraftPackage, deployment: DeploymentConfig) -> Cross
     """The other steps' valid results, as the checks need them; a step not done stays None."""
     return CrossStepFacts(
         model=_model_facts(_valid_payload(draft, StepName.MODEL)),
-        dataset_formats=_dataset_formats(_valid_payload(draft, StepName.DATASETS)),
         target=_target_facts(_valid_payload(draft, StepName.DEPLOYMENT), deployment),
     )
 
@@ -217,13 +228,6 @@ def _model_facts(payload: dict[str, Any] | None) -> ModelFacts | None:
         context_length=context if isinstance(context, int) and context > 0 else None,
         architecture=architecture,
     )
-
-
-def _dataset_formats(payload: dict[str, Any] | None) -> list[str] | None:
-    if not payload or not isinstance(payload.get("datasets"), list):
-        return None
-    formats = [d.get("format") for d in payload["datasets"] if isinstance(d, dict)]
-    return [f for f in formats if isinstance(f, str)] or None
 
 
 def _target_facts(

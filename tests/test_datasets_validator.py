@@ -593,16 +593,6 @@ def test_formats_that_no_method_trains_together(config: DatasetsConfig) -> None:
     assert [i.code for i in report.issues] == [ErrorCode.MIXED_FORMAT]
 
 
-def test_a_format_the_method_cannot_train(config: DatasetsConfig) -> None:
-    report = validate(config, ["chat.jsonl"], method="dpo", validation_split=0)
-    assert not report.valid
-    (issue,) = report.issues
-    assert issue.code == ErrorCode.FORMAT_VS_METHOD and "dpo" in issue.message
-    assert validate(config, ["preference.jsonl"], method="dpo").valid
-    unpaired = validate(config, ["unpaired_preference.jsonl"], validation_split=0)
-    assert [i.code for i in unpaired.issues] == [ErrorCode.FORMAT_VS_METHOD]
-
-
 # --- tokens, preview, fingerprints ----------------------------------------------------------
 
 

@@ -211,6 +211,26 @@ def test_dpo_runs_both_answers_and_a_full_dpo_keeps_a_reference_copy(settings: S
     assert reference_pass == 2 * matmul + 2 * 512 * shape.q_dim * shape.layers
 
 
+def test_kto_trains_one_answer_and_scores_it_three_more_times(settings: Settings) -> None:
+    """TRL's KTOTrainer: one sequence with gradients (no pair), then the policy over the
+    mismatched KL completion and the reference over both, without gradients; a full KTO run
+    keeps a frozen reference copy, as DPO's does."""
+    config = settings.deployment
+    shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]
+    sft = estimate_memory(shape, plan(adapter="none"), gpu, config)
+    kto = estimate_memory(shape, plan(adapter="none", method="kto"), gpu, config)
+    assert kto.logits_gb == pytest.approx(sft.logits_gb)
+    assert kto.activations_gb == pytest.approx(sft.activations_gb)
+    assert kto.weights_gb == pytest.approx(sft.weights_gb + shape.params * 2 / GIB)
+    lora_kto = estimate_memory(shape, plan(method="kto"), gpu, config)
+    assert lora_kto.weights_gb == estimate_memory(shape, plan(), gpu, config).weights_gb
+    extra = training_flops_per_token(shape, plan(method="kto"), 512) - (
+        training_flops_per_token(shape, plan(), 512)
+    )
+    matmul = shape.block_linear_params + shape.vocab * shape.hidden
+    assert extra == 3 * (2 * matmul + 2 * 512 * shape.q_dim * shape.layers)
+
+
 def test_data_parallel_adds_gradient_buckets_and_divides_the_time(settings: Settings) -> None:
     config = settings.deployment
     shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["L40S"]
@@ -607,6 +627,15 @@ def test_explicit_training_takes_the_matching_template_s_starting_values(
     assert work.plan.optimizer == qlora["optimizer"]
     assert work.plan.max_seq_length == qlora["max_seq_length"]
     assert work.shape.params == LLAMA_70B_CONFIG["num_parameters"]
+    kto = build_workload(
+        DraftSections(),
+        config_json=LLAMA_70B_CONFIG,
+        training={"method": "kto"},
+        train_tokens=10,
+        templates=settings.templates,
+    )
+    assert kto.plan.method == "kto" and kto.plan.batch_size == 2
+    assert kto.plan.max_seq_length == settings.templates.templates["kto"].defaults["max_seq_length"]
 
 
 def test_a_misspelt_training_key_is_reported_with_the_right_one(settings: Settings) -> None:

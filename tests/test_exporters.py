@@ -27,7 +27,7 @@ from tools.template_loader.results import TemplateResult
 from tools.template_loader.service import apply_template
 
 FIELDS_DIR = Path(__file__).parent / "data" / "trainer_fields"
-TEMPLATES = ["lora", "qlora", "full", "dpo"]
+TEMPLATES = ["lora", "qlora", "full", "dpo", "kto"]
 
 
 @cache
@@ -57,12 +57,16 @@ def test_field_lists_name_their_source() -> None:
     )
     assert "warmup_ratio" not in documented("transformers.TrainingArguments")
     assert {"beta", "max_length"} <= documented("trl.DPOConfig")
+    assert {"beta", "desirable_weight", "undesirable_weight"} <= documented("trl.KTOConfig")
     assert "max_prompt_length" not in documented("trl.DPOConfig")
     assert {"r", "lora_alpha", "task_type"} <= documented("peft.LoraConfig")
     assert {"rl_beta", "micro_batch_size", "sequence_len"} <= documented(
         "axolotl.AxolotlInputConfig"
     )
     assert "dpo_beta" not in documented("axolotl.AxolotlInputConfig")
+    assert {"kto_desirable_weight", "remove_unused_columns"} <= documented(
+        "axolotl.AxolotlInputConfig"
+    )
 
 
 # --- TRL + PEFT ---------------------------------------------------------------------------------
@@ -141,6 +145,23 @@ def test_trl_export_of_dpo(settings: Settings) -> None:
     assert (export.trainer, export.config_class) == ("DPOTrainer", "DPOConfig")
     assert export.args["beta"] == 0.1 and export.args["max_length"] == 1024
     assert export.args["learning_rate"] == 5e-6
+
+
+def test_trl_export_of_kto(settings: Settings) -> None:
+    export = export_trl(result(settings, "kto", desirable_weight=1.5))
+    assert (export.trainer, export.config_class) == ("KTOTrainer", "KTOConfig")
+    assert export.args["beta"] == 0.1 and export.args["max_length"] == 1024
+    assert (export.args["desirable_weight"], export.args["undesirable_weight"]) == (1.5, 1.0)
+    assert export.args["per_device_train_batch_size"] == 2
+    assert export.peft_config is not None
+
+
+def test_every_method_has_a_trainer_in_both_exports(settings: Settings) -> None:
+    methods = settings.templates.keys["method"].enum or []
+    for template in settings.templates.templates:
+        found = result(settings, template)
+        assert export_trl(found).trainer and export_axolotl(found).config
+    assert {result(settings, t).method for t in settings.templates.templates} == set(methods)
 
 
 def test_trl_export_follows_overrides(settings: Settings) -> None:
@@ -231,6 +252,15 @@ def test_axolotl_export_of_dpo(settings: Settings) -> None:
     assert config["rl"] == "dpo" and config["rl_beta"] == 0.1
     assert config["model_revision"] == "abc123"
     assert config["sequence_len"] == 1024
+
+
+def test_axolotl_export_of_kto(settings: Settings) -> None:
+    config = export_axolotl(result(settings, "kto", undesirable_weight=0.5)).config
+    assert config["rl"] == "kto" and config["rl_beta"] == 0.1
+    assert (config["kto_desirable_weight"], config["kto_undesirable_weight"]) == (1.0, 0.5)
+    # Axolotl refuses rl kto unless the label column survives (check_kto_config)
+    assert config["remove_unused_columns"] is False
+    assert "rl" not in export_axolotl(result(settings, "lora")).config
 
 
 def test_axolotl_export_of_a_module_list_and_warmup_steps(settings: Settings) -> None:

@@ -71,7 +71,7 @@ async def test_completions(tmp_path: Path) -> None:
         assert await complete(client, "package://drafts/{draft_id}", "draft_id", "") == [draft_id]
         assert await complete(client, "package://drafts/{draft_id}", "draft_id", "zz") == []
         templates = await complete(client, "package://templates{?template}", "template", "")
-        assert set(templates) == {"lora", "qlora", "full", "dpo"}
+        assert set(templates) == {"lora", "qlora", "full", "dpo", "kto"}
         models = await complete(client, "package://models/{+model_id}", "model_id", "qwen")
         assert "Qwen/Qwen2.5-0.5B-Instruct" in models
         hardware = await complete(client, "package://hardware/{hardware_id}", "hardware_id", "a1")

@@ -20,9 +20,10 @@ from filelock import FileLock
 from server.settings import Settings, load_settings
 from tests.fake_hub import serve_fake_hub
 from tests.support import isolated_env
-from tools.dataset_validator.formats import FormatChecker, detect
+from tools.dataset_validator.convert import sft_format, to_sft
+from tools.dataset_validator.formats import Example, FormatChecker, detect
 from tools.dataset_validator.hub import HubAccess
-from tools.dataset_validator.kinds import Format
+from tools.dataset_validator.kinds import Format, Role
 from tools.dataset_validator.roots import allowed_roots
 from tools.dataset_validator.service import ValidationRequest, validate_datasets
 from tools.dataset_validator.sources import Sources
@@ -432,6 +433,9 @@ def test_a_dataset_of_another_size_is_caught_before_writing(
 
 # --- record layouts -----------------------------------------------------------------------------
 
+CALL = {"type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 2}'}}
+ANSWER = {"role": "assistant", "content": "Blue."}
+
 
 def example_of(settings: Settings, record: dict[str, Any]) -> Any:
     fmt = detect(record)
@@ -498,6 +502,36 @@ def example_of(settings: Settings, record: dict[str, Any]) -> Any:
                 "rejected": [{"role": "assistant", "content": "5"}],
             },
         ),
+        (  # TRL's unpaired preference, standard: KTOTrainer's layout as it is
+            {"prompt": "2+2=", "completion": "5", "label": False},
+            {"prompt": "2+2=", "completion": "5", "label": False},
+        ),
+        (  # conversational, with a system turn and a tool call in the answer
+            {
+                "prompt": [
+                    {"role": "system", "content": "Use the calculator."},
+                    {"role": "user", "content": "2+2?"},
+                ],
+                "completion": [
+                    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                    {"role": "tool", "content": "4"},
+                    {"role": "assistant", "content": "4"},
+                ],
+                "label": True,
+            },
+            {
+                "prompt": [
+                    {"role": "system", "content": "Use the calculator."},
+                    {"role": "user", "content": "2+2?"},
+                ],
+                "completion": [
+                    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                    {"role": "tool", "content": "4"},
+                    {"role": "assistant", "content": "4"},
+                ],
+                "label": True,
+            },
+        ),
     ],
 )
 def test_each_format_becomes_the_layout_trl_reads(
@@ -523,7 +557,7 @@ def test_prompt_completion_among_conversations_becomes_one_conversation(
 @pytest.mark.parametrize(
     ("formats", "message"),
     [
-        ([Format.UNPAIRED_PREFERENCE], "KTO"),
+        ([Format.UNPAIRED_PREFERENCE, Format.PREFERENCE], "cannot mix"),
         ([Format.TEXT, Format.CHAT], "cannot mix"),
         ([Format.PREFERENCE, Format.CHAT], "cannot mix"),
     ],
@@ -546,6 +580,55 @@ def test_axolotl_reads_each_layout_or_is_told_nothing() -> None:
     custom = axolotl_dataset(Shape.PROMPT_COMPLETION, False, path)["type"]
     assert custom["field_instruction"] == "prompt" and custom["field_output"] == "completion"
     assert axolotl_dataset(Shape.PROMPT_COMPLETION, True, path) is None
+    # KTO: Axolotl's user-defined strategy reads string records with these fields
+    assert axolotl_dataset(Shape.UNPAIRED, False, path) == {
+        "path": path,
+        "split": "train",
+        "type": {
+            "field_prompt": "prompt",
+            "field_completion": "completion",
+            "field_label": "label",
+        },
+    }
+    assert axolotl_dataset(Shape.UNPAIRED, True, path) is None
+
+
+def test_converted_examples_take_a_supervised_layout(settings: Settings) -> None:
+    """convert: "sft": a pair keeps its chosen side (an implicit-prompt pair of strings has no
+    prompt but its text), a desirable answer its prompt and completion."""
+    implicit = {"chosen": "The sky is blue.", "rejected": "The sky is green."}
+    _, pair = example_of(settings, implicit)
+    converted = to_sft(pair)
+    assert converted is not None and sft_format(converted) is Format.PROMPT_COMPLETION
+    assert trl_record(Shape.PROMPT_COMPLETION, converted, implicit) == {
+        "prompt": "",
+        "completion": "The sky is blue.",
+    }
+    liked = {"prompt": [{"role": "user", "content": "Sky?"}], "completion": [ANSWER], "label": True}
+    _, answer = example_of(settings, liked)
+    converted = to_sft(answer)
+    assert converted is not None and sft_format(converted) is Format.CHAT
+    assert trl_record(Shape.MESSAGES, converted, liked) == {
+        "messages": [{"role": "user", "content": "Sky?"}, ANSWER]
+    }
+    disliked = {**liked, "label": False}
+    assert to_sft(example_of(settings, disliked)[1]) is None
+
+
+def test_an_unpaired_conversation_is_judged_on_its_final_assistant_turns() -> None:
+    """An unpaired example with no prompt of its own (a conversation and a label): the turns
+    before its final assistant turn(s) are the prompt."""
+    texts = ["2+2?", "4", "3+3?", "6"]
+    messages = [
+        {"role": "user" if n % 2 == 0 else "assistant", "content": text}
+        for n, text in enumerate(texts)
+    ]
+    turns = [(Role(m["role"]), m["content"]) for m in messages]
+    example = Example(Format.CHAT, turns, label=True)  # messages and a label (no prompt)
+    record = trl_record(Shape.UNPAIRED, example, {"messages": messages, "label": True})
+    assert [m["content"] for m in record["prompt"]] == ["2+2?", "4", "3+3?"]
+    assert record["completion"] == [{"role": "assistant", "content": "6"}]
+    assert record["label"] is True
 
 
 # --- checks -------------------------------------------------------------------------------------

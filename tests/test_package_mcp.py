@@ -270,6 +270,34 @@ async def test_dpo_without_preference_data_is_refused(tmp_path: Path) -> None:
     assert "datasets" in message and "not valid" in message
 
 
+async def test_a_kto_package_trains_the_labelled_answers_as_trl_and_axolotl_read_them(
+    tmp_path: Path,
+) -> None:
+    async with connect(package_settings(tmp_path)) as client:
+        draft_id = await complete_draft(
+            client, template="kto", datasets=("unpaired_preference.jsonl",)
+        )
+        written = await call(
+            client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
+        )
+    package = Path(written["path"])
+    manifest = yaml.safe_load((package / "package.yaml").read_text())
+    trl = yaml.safe_load((package / manifest["files"]["trl_config"]).read_text())
+    axolotl = yaml.safe_load((package / manifest["files"]["axolotl_config"]).read_text())
+    assert (trl["trainer"], trl["config_class"]) == ("KTOTrainer", "KTOConfig")
+    assert trl["args"]["desirable_weight"] == trl["args"]["undesirable_weight"] == 1.0
+    assert manifest["data"]["shape"] == "unpaired_preference"
+    records = [
+        json.loads(line)
+        for name in ("train", "validation")
+        for line in (package / manifest["data"][name]["path"]).read_text().splitlines()
+    ]
+    assert len(records) == 12 and {tuple(r) for r in records} == {("prompt", "completion", "label")}
+    assert sorted(r["label"] for r in records) == [False] * 6 + [True] * 6
+    assert axolotl["rl"] == "kto" and axolotl["remove_unused_columns"] is False
+    assert axolotl["datasets"][0]["type"]["field_label"] == "label"
+
+
 async def test_a_later_change_is_re_estimated_before_anything_is_written(tmp_path: Path) -> None:
     async with connect(package_settings(tmp_path)) as client:
         draft_id = await complete_draft(client)

@@ -22,7 +22,7 @@ def problems(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 def test_shipped_configs_load_and_cover_every_step() -> None:
     settings = load_settings(env={})
     assert settings.server.storage.backend == "sqlite"
-    assert set(settings.templates.templates) == {"lora", "qlora", "full", "dpo"}
+    assert set(settings.templates.templates) == {"lora", "qlora", "full", "dpo", "kto"}
     assert {"a100-large", "t4-small", "l4x1", "h200"} <= set(settings.deployment.flavors)
     assert settings.models.popular, "the offline fallback needs popular models"
     assert settings.sources == [str(shipped_dir("configs"))]
@@ -106,6 +106,16 @@ def test_environment_override_wins_over_overlay(tmp_path: Path) -> None:
         ),
         (
             "datasets.yaml",
+            "warnings:\n  kto_weighted_ratio: {min: 1.5, max: 1.2}\n",
+            "datasets.yaml: warnings.kto_weighted_ratio: min (1.5) exceeds max (1.2)",
+        ),
+        (
+            "datasets.yaml",
+            "formats:\n  method_formats:\n    kto: []\n",
+            "datasets.yaml: formats.method_formats.kto: List should have at least 1 item",
+        ),
+        (
+            "datasets.yaml",
             "limits:\n  max_decompressed_bytes_per_file: 1000000\n",
             "datasets.yaml: limits: max_parquet_column_chunk_bytes (536870912) exceeds "
             "max_decompressed_bytes_per_file (1000000)",
@@ -119,6 +129,29 @@ def test_bad_values_name_file_key_and_reason(
     with pytest.raises(ConfigError) as exc:
         load_settings(tmp_path, env={})
     assert any(expected in p and p.startswith(str(tmp_path)) for p in problems(exc)), problems(exc)
+
+
+def test_a_method_without_formats_stops_the_server(tmp_path: Path) -> None:
+    """A template whose method datasets.yaml lists no formats for: its data could not be
+    judged, so the server does not start."""
+    defaults = (
+        "{method: orpo, adapter: lora, learning_rate: 1.0e-5, num_epochs: 1, batch_size: 2, "
+        "gradient_accumulation_steps: 4, max_seq_length: 1024, lr_scheduler: cosine, "
+        "optimizer: adamw_torch, bf16: true}"
+    )
+    write(
+        tmp_path,
+        "templates.yaml",
+        "keys:\n  method:\n    enum: [sft, dpo, kto, orpo]\ntemplates:\n  orpo:\n"
+        "    name: ORPO\n    description: A method no dataset format is listed for.\n"
+        f"    defaults: {defaults}\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings(tmp_path, env={})
+    assert problems(exc) == [
+        f"{tmp_path}: datasets.yaml formats.method_formats: no formats for orpo, which "
+        "templates in templates.yaml train; the datasets step could not judge data against them"
+    ]
 
 
 def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:

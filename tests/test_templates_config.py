@@ -49,7 +49,7 @@ def in_rule(code: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]
 
 def test_shipped_file_is_accepted() -> None:
     config = TemplatesConfig.model_validate(SHIPPED)
-    assert set(config.templates) == {"lora", "qlora", "full", "dpo"}
+    assert set(config.templates) == {"lora", "qlora", "full", "dpo", "kto"}
 
 
 @pytest.mark.parametrize(

@@ -202,7 +202,7 @@ async def test_the_other_steps_results_are_checked(settings: Settings) -> None:
         created = (await client.call_tool("create_draft", {})).structured_content
         draft_id = created["draft_id"]
         quiet = await call(client, template="lora", draft_id=draft_id)
-        assert quiet["valid"] and len(quiet["pending"]) == 3
+        assert quiet["valid"] and len(quiet["pending"]) == 2
 
         await record_steps(
             settings,
@@ -215,7 +215,6 @@ async def test_the_other_steps_results_are_checked(settings: Settings) -> None:
         assert checked["pending"] == []
         assert {e["code"] for e in checked["errors"]} == {
             "max_seq_length_over_context",
-            "sft_needs_sft_data",
             "bf16_unsupported",
         }
         assert checked["derived"]["trainable_params"] == 11_272_192
@@ -235,7 +234,7 @@ async def test_the_other_steps_results_are_checked(settings: Settings) -> None:
 async def test_templates_resource(settings: Settings) -> None:
     async with connect(settings) as client:
         catalog = await read_json(client, "package://templates")
-        assert [t["id"] for t in catalog["templates"]] == ["lora", "qlora", "full", "dpo"]
+        assert [t["id"] for t in catalog["templates"]] == ["lora", "qlora", "full", "dpo", "kto"]
         lora = catalog["templates"][0]
         assert lora["description"] and lora["defaults"]["learning_rate"] == 2e-4
         assert catalog["keys"]["beta"]["recommended"] == 0.1
@@ -260,7 +259,6 @@ def draft_with(**sections: StepSection) -> DraftPackage:
 def test_facts_stay_empty_until_steps_are_valid(settings: Settings) -> None:
     assert facts_from_draft(draft_with(), settings.deployment).model_dump() == {
         "model": None,
-        "dataset_formats": None,
         "target": None,
     }
     invalid = StepSection(status=StepStatus.INVALID, payload=LLAMA_1B_MODEL_STEP)
@@ -278,7 +276,6 @@ def test_facts_read_model_data_and_target(settings: Settings) -> None:
     )
     assert facts.model is not None and facts.model.context_length == 1024
     assert facts.model.architecture is not None and facts.model.architecture.head_dim == 64
-    assert facts.dataset_formats == ["preference"]
     assert facts.target is not None
     assert (facts.target.target, facts.target.gpu, facts.target.supports_bf16) == (
         "t4-small",

@@ -46,10 +46,6 @@ def model(context_length: int = 131072, **arch: Any) -> CrossStepFacts:
     )
 
 
-def data(*formats: str) -> CrossStepFacts:
-    return CrossStepFacts(dataset_formats=list(formats))
-
-
 def target(gpu: str, bf16: bool, count: int = 1) -> CrossStepFacts:
     return CrossStepFacts(
         target=TargetFacts(target=f"{gpu}-box", gpu=gpu, gpu_count=count, supports_bf16=bf16)
@@ -72,7 +68,7 @@ def codes(issues: list[ConfigIssue]) -> list[str]:
 # --- the shipped templates -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("template", ["lora", "qlora", "full", "dpo"])
+@pytest.mark.parametrize("template", ["lora", "qlora", "full", "dpo", "kto"])
 def test_every_template_is_valid_and_quiet_as_shipped(settings: Settings, template: str) -> None:
     result = run(settings, template)
     assert result.valid and result.errors == [] and result.warnings == []
@@ -82,14 +78,20 @@ def test_every_template_is_valid_and_quiet_as_shipped(settings: Settings, templa
 
 
 def test_templates_carry_their_method_specific_keys(settings: Settings) -> None:
-    lora, qlora, full, dpo = (run(settings, t).config for t in ("lora", "qlora", "full", "dpo"))
+    templates = ("lora", "qlora", "full", "dpo", "kto")
+    lora, qlora, full, dpo, kto = (run(settings, t).config for t in templates)
     assert lora["adapter"] == "lora" and lora["load_in_4bit"] is False and "beta" not in lora
+    weights = {"desirable_weight", "undesirable_weight"}
+    assert not weights & {*lora, *qlora, *full, *dpo}
     assert "bnb_4bit_quant_type" not in lora
     assert qlora["adapter"] == "qlora" and qlora["load_in_4bit"] is True
     assert qlora["bnb_4bit_quant_type"] == "nf4" and qlora["bnb_4bit_use_double_quant"] is True
     assert full["adapter"] == "none"
     assert not {"lora_r", "lora_alpha", "lora_dropout", "target_modules", "beta"} & set(full)
     assert dpo["method"] == "dpo" and dpo["beta"] == 0.1
+    # TRL KTOConfig's defaults; a batch of two, the least KTOTrainer takes
+    assert kto["method"] == "kto" and kto["adapter"] == "lora" and kto["beta"] == 0.1
+    assert (kto["desirable_weight"], kto["undesirable_weight"], kto["batch_size"]) == (1.0, 1.0, 2)
     required = {
         "learning_rate",
         "num_epochs",
@@ -103,7 +105,7 @@ def test_templates_carry_their_method_specific_keys(settings: Settings) -> None:
         "gradient_checkpointing",
         "bf16",
     }
-    for config in (lora, qlora, full, dpo):
+    for config in (lora, qlora, full, dpo, kto):
         assert required <= set(config)
 
 
@@ -121,7 +123,7 @@ def test_unknown_template_is_raised_with_a_suggestion(settings: Settings) -> Non
     with pytest.raises(UserError) as exc:
         run(settings, "lroa")
     assert "There is no template 'lroa'. Did you mean 'lora'?" in str(exc.value)
-    assert "lora, qlora, full, dpo" in str(exc.value)
+    assert "lora, qlora, full, dpo, kto" in str(exc.value)
 
 
 # --- overrides and provenance ------------------------------------------------------------------
@@ -238,6 +240,9 @@ def test_per_key_errors(settings: Settings, overrides: dict, code: str, text: st
         ("lora", {"lora_dropout": 0.5}, "unusually_high"),
         ("dpo", {"beta": 0.005}, "unusually_low"),
         ("dpo", {"beta": 1.0}, "unusually_high"),
+        ("kto", {"beta": 1.0}, "unusually_high"),
+        ("kto", {"desirable_weight": 20.0}, "unusually_high"),
+        ("kto", {"undesirable_weight": 0.02}, "unusually_low"),
     ],
 )
 def test_per_key_warnings(settings: Settings, template: str, overrides: dict, code: str) -> None:
@@ -246,6 +251,14 @@ def test_per_key_warnings(settings: Settings, template: str, overrides: dict, co
     assert code in codes(result.warnings)
     key = next(iter(overrides))
     assert result.config[key] == pytest.approx(overrides[key])  # a warning keeps the value
+
+
+def test_kto_weights_apply_to_kto_only(settings: Settings) -> None:
+    lora = run(settings, "lora", {"desirable_weight": 2.0})
+    assert "desirable_weight" not in lora.config and codes(lora.warnings) == ["not_applicable"]
+    kto = run(settings, "kto", {"undesirable_weight": 3})
+    assert kto.valid and kto.config["undesirable_weight"] == 3.0
+    assert codes(run(settings, "kto", {"desirable_weight": 0}).errors) == ["below_min"]
 
 
 def test_beta_warning_suggests_the_recommended_value(settings: Settings) -> None:
@@ -344,13 +357,9 @@ FIRES = [
         "full", {"learning_rate": 2e-4}, None, "full_finetune_learning_rate", id="full-lr"
     ),
     pytest.param("lora", {"learning_rate": 5e-6}, None, "lora_learning_rate", id="lora-lr"),
-    pytest.param("dpo", {"learning_rate": 1e-4}, None, "dpo_learning_rate", id="dpo-lr"),
-    pytest.param("dpo", {}, data("chat"), "dpo_needs_preference_data", id="dpo-chat-data"),
-    pytest.param(
-        "dpo", {}, data("preference", "alpaca"), "dpo_needs_preference_data", id="dpo-mixed"
-    ),
-    pytest.param("lora", {}, data("preference"), "sft_needs_sft_data", id="sft-pairs"),
-    pytest.param("full", {}, data("unpaired_preference"), "sft_needs_sft_data", id="sft-kto"),
+    pytest.param("dpo", {"learning_rate": 1e-4}, None, "preference_learning_rate", id="dpo-lr"),
+    pytest.param("kto", {"learning_rate": 1e-4}, None, "preference_learning_rate", id="kto-lr"),
+    pytest.param("kto", {"batch_size": 1}, None, "kto_batch_size", id="kto-batch-of-one"),
     pytest.param(
         "lora", {}, model(context_length=1024), "max_seq_length_over_context", id="context"
     ),
@@ -379,11 +388,12 @@ QUIET = [
     pytest.param("lora", {"learning_rate": 2e-4}, None, "full_finetune_learning_rate", id="lora"),
     pytest.param("dpo", {}, None, "lora_learning_rate", id="dpo-low-lr-is-normal"),
     pytest.param("full", {"learning_rate": 1e-6}, None, "lora_learning_rate", id="full-low-lr"),
-    pytest.param("dpo", {}, None, "dpo_learning_rate", id="dpo"),
-    pytest.param("lora", {"learning_rate": 1e-4}, None, "dpo_learning_rate", id="sft-lr"),
-    pytest.param("dpo", {}, data("preference"), "dpo_needs_preference_data", id="dpo-pairs"),
-    pytest.param("lora", {}, data("chat", "alpaca"), "sft_needs_sft_data", id="sft-data"),
-    pytest.param("dpo", {}, data("preference"), "sft_needs_sft_data", id="sft-rule-skips-dpo"),
+    pytest.param("dpo", {}, None, "preference_learning_rate", id="dpo"),
+    pytest.param("kto", {}, None, "preference_learning_rate", id="kto"),
+    pytest.param("lora", {"learning_rate": 1e-4}, None, "preference_learning_rate", id="sft-lr"),
+    pytest.param("kto", {}, None, "lora_learning_rate", id="kto-low-lr-is-normal"),
+    pytest.param("kto", {}, None, "kto_batch_size", id="kto-batch-of-two"),
+    pytest.param("dpo", {"batch_size": 1}, None, "kto_batch_size", id="dpo-batch-of-one"),
     pytest.param(
         "lora", {}, model(context_length=2048), "max_seq_length_over_context", id="context-equal"
     ),
@@ -470,8 +480,8 @@ def test_messages_name_the_values_involved(settings: Settings) -> None:
     assert context.fix == "Set max_seq_length to 1024 or less."
     bf16 = run(settings, "lora", {}, target("T4", False)).errors[0]
     assert bf16.message == "bf16 is on, but T4-box runs on a T4, which has no bfloat16 support."
-    dpo = run(settings, "dpo", {}, data("chat", "preference", "text")).errors[0]
-    assert dpo.message.endswith("but step 3 validated [chat, text] data.")
+    kto = run(settings, "kto", {"learning_rate": 1e-4}).warnings[0]
+    assert kto.message.startswith("learning_rate 0.0001 is high for kto (above 5e-05)")
 
 
 def test_an_override_of_one_warmup_key_replaces_the_templates_other(settings: Settings) -> None:
@@ -485,13 +495,10 @@ def test_an_override_of_one_warmup_key_replaces_the_templates_other(settings: Se
 
 def test_cross_step_checks_wait_for_their_step(settings: Settings) -> None:
     waiting = run(settings, "dpo").pending
-    assert len(waiting) == 3
-    assert any("validate_datasets" in text for text in waiting)
+    assert len(waiting) == 2
     assert any("select_model" in text for text in waiting)
     assert any("estimate_deployment" in text for text in waiting)
-    facts = CrossStepFacts(
-        model=model().model, dataset_formats=["preference"], target=target("H100", True).target
-    )
+    facts = CrossStepFacts(model=model().model, target=target("H100", True).target)
     done = run(settings, "dpo", {}, facts)
     assert done.pending == [] and done.valid and done.warnings == []
 
@@ -613,8 +620,8 @@ def test_a_carried_override_unlike_the_new_template_is_noted(settings: Settings)
 
 def test_catalog_lists_templates_with_their_effective_defaults(settings: Settings) -> None:
     catalog = describe_templates(settings.templates)
-    assert [t.id for t in catalog.templates] == ["lora", "qlora", "full", "dpo"]
-    dpo = catalog.templates[-1]
+    assert [t.id for t in catalog.templates] == ["lora", "qlora", "full", "dpo", "kto"]
+    dpo = catalog.templates[3]
     assert dpo.method == "dpo" and dpo.adapter == "lora" and dpo.defaults["beta"] == 0.1
     assert dpo.description.startswith("Direct Preference Optimization")
     assert catalog.keys["learning_rate"].min == 1e-8

@@ -1,8 +1,9 @@
 """The steps depend on each other: model -> config -> datasets -> deployment.
 
 A later step was made from facts of earlier ones: the config is checked against the model, the
-datasets' token counts use the model's tokenizer and the config's max_seq_length and method,
-the deployment estimate uses all three. When a step is recorded with different facts, each
+datasets' token counts use the model's tokenizer and the config's max_seq_length, and they are
+judged against the config's template (its method, its KTO weights); the deployment estimate
+uses all three. When a step is recorded with different facts, each
 later step that used them is out of date; `affected` says which and why, in words a user can
 follow ("the model changed from X to Y after this step").
 """
@@ -23,10 +24,16 @@ def _config(payload: dict[str, Any]) -> Any:
     return payload.get("config") or {}
 
 
+# The config keys a dataset report depends on: the length it measures records against, and
+# what it judges the data against besides the template's name: the method, KTO's label weights.
+WEIGHT_KEYS = ("desirable_weight", "undesirable_weight")
+DATA_KEYS = ("max_seq_length", "method", *WEIGHT_KEYS)
+
+
 def _data_shaping(payload: dict[str, Any]) -> Any:
-    """What of the config a dataset report depends on: its length limit and its method."""
+    """What of the config a dataset report depends on: the template and DATA_KEYS."""
     config = _config(payload)
-    return config.get("max_seq_length"), config.get("method")
+    return {"template": payload.get("template"), **{key: config.get(key) for key in DATA_KEYS}}
 
 
 def _datasets(payload: dict[str, Any]) -> Any:
@@ -65,9 +72,6 @@ def change(step: StepName, before: dict[str, Any], after: dict[str, Any], later:
         return f"the model changed from {before.get('model_id')} to {after.get('model_id')}"
     if step is StepName.CONFIG:
         old, new = facts(before), facts(after)
-        if isinstance(old, tuple):
-            old = dict(zip(("max_seq_length", "method"), old, strict=True))
-            new = dict(zip(("max_seq_length", "method"), new, strict=True))
         keys = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
         shown = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys[:3])
         more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""

@@ -147,7 +147,8 @@ def _next_call(draft: DraftPackage, step: StepName, payload: dict[str, Any]) -> 
     if step is StepName.DATASETS:
         refs = [d["ref"] for d in payload.get("datasets") or [] if isinstance(d, dict)]
         shown = ", ".join(f'"{ref}"' for ref in refs) if refs else "..."
-        return f"validate_datasets({draft_id}, datasets=[{shown}])"
+        convert = f', convert="{payload["convert"]}"' if payload.get("convert") else ""
+        return f"validate_datasets({draft_id}, datasets=[{shown}]{convert})"
     recommended = payload.get("recommended")
     if payload and not payload.get("selected") and recommended:
         return (

@@ -18,7 +18,8 @@ from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.types import ListRootsResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from server.drafts import DraftConflictError, DraftPackage, StepName, StepSection, StepStatus
+from server.data_step import datasets_section, max_seq_length, template_fit
+from server.drafts import DraftConflictError, DraftPackage, StepName
 from server.errors import resource_errors, tool_errors
 from server.logging import get_logger
 from server.settings import Settings
@@ -26,11 +27,8 @@ from server.sources import dataset_sources, hub_access
 from server.state import app_state, heavy_call, load_draft
 from server.steps import record_step
 from tools import dataset_validator
-from tools.dataset_validator import FIXES, DatasetListing, ListingSource, ValidationReport
+from tools.dataset_validator import Conversion, DatasetListing, ListingSource, ValidationReport
 from tools.errors import NotFoundError
-from tools.issues import Issue
-
-MAX_SEQ_KEY = "max_seq_length"
 
 log = get_logger(__name__)
 
@@ -133,10 +131,16 @@ def register(mcp: MCPServer) -> None:
             str | None, Field(description="A separate validation dataset ref, instead.")
         ] = None,
         draft_id: Annotated[str | None, Field(description="Draft to record the result in.")] = None,
+        convert: Annotated[
+            Conversion | None,
+            Field(description='"sft": train preference data\'s chosen (or desirable) answers.'),
+        ] = None,
     ) -> ValidateDatasetsResult:
         state = app_state(ctx)
         draft = await load_draft(ctx, draft_id) if draft_id else None
-        request = _request(datasets, validation_split, validation_dataset, draft, state.settings)
+        request = _request(
+            datasets, validation_split, validation_dataset, convert, draft, state.settings
+        )
         sources = dataset_sources(state, roots)
         hub = hub_access(state)
         hooks = dataset_validator.ScanHooks(
@@ -228,24 +232,22 @@ def _request(
     datasets: list[str],
     validation_split: float | None,
     validation_dataset: str | None,
+    convert: Conversion | None,
     draft: DraftPackage | None,
     settings: Settings,
 ) -> "dataset_validator.ValidationRequest":
-    """The request, with the model and max_seq_length the draft's steps 1 and 2 recorded."""
+    """The request, with the model, max_seq_length and template the draft's steps 1 and 2
+    recorded."""
     model = draft.model.payload if draft else {}
-    config = draft.config.payload.get("config", {}) if draft else {}
-    max_seq = config.get(MAX_SEQ_KEY) if isinstance(config, dict) else None
-    if not isinstance(max_seq, int) or max_seq < 1:
-        max_seq = settings.datasets.tokens.default_max_seq_length
-    method = config.get("method") if isinstance(config, dict) else None
     return dataset_validator.ValidationRequest(
         datasets=datasets,
-        max_seq_length=max_seq,
+        max_seq_length=max_seq_length(draft, settings),
         validation_split=validation_split,
         validation_dataset=validation_dataset,
         model_id=model.get("model_id") or None,
         model_revision=model.get("revision") or None,
-        method=method if isinstance(method, str) else None,
+        template=template_fit(draft, settings.templates),
+        convert=convert,
     )
 
 
@@ -257,7 +259,7 @@ def _progress(ctx: Context, done: int, total: int, message: str) -> None:
 async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> ValidateDatasetsResult:
     """Save the datasets step on the draft as it is now (another step may have saved while
     the scan ran; if one saves in between again, try once more)."""
-    section, answer = _section(report), _answer(report)
+    section, answer = datasets_section(report), _answer(report)
 
     async def record() -> ValidateDatasetsResult:
         draft = await load_draft(ctx, draft_id)
@@ -280,37 +282,3 @@ def _answer(report: ValidationReport) -> dict[str, Any]:
         "split": {k: full["split"][k] for k in SPLIT_FIELDS},
         "tokenizer": report.tokenizer.detail,
     }
-
-
-def _section(report: ValidationReport) -> StepSection:
-    issues: list[Issue] = []
-    for dataset in report.datasets:
-        for code, count in dataset.error_counts.items():
-            first = next(e for e in dataset.errors if e.code == code)
-            where = "".join(
-                f" {label} {value}"
-                for label, value in (("record", first.record), ("line", first.line))
-                if value is not None
-            )
-            issues.append(
-                Issue(
-                    severity="error",
-                    code=code,
-                    message=f"{dataset.ref}: {count} x {code} (first at{where or ' dataset'}: "
-                    f"{first.message})",
-                    fix=FIXES[first.code],
-                )
-            )
-        issues += [
-            Issue(severity="warning", code=w.code, message=f"{dataset.ref}: {w.message}", fix=w.fix)
-            for w in dataset.warnings
-        ]
-    issues += [
-        Issue(severity=i.severity, code=i.code, message=i.message, fix=i.fix) for i in report.issues
-    ]
-    payload: dict[str, Any] = report.model_dump(mode="json", exclude={"preview"})
-    return StepSection(
-        status=StepStatus.VALID if report.valid else StepStatus.INVALID,
-        payload=payload,
-        issues=issues,
-    )

@@ -82,7 +82,7 @@ def register(mcp: MCPServer) -> None:
     @tool_errors
     async def apply_template_tool(
         ctx: Context,
-        template: Annotated[str, Field(description="Template id: lora, qlora, full or dpo.")],
+        template: Annotated[str, Field(description="Template id: lora, qlora, full, dpo or kto.")],
         overrides: Annotated[
             dict[str, Any] | None,
             Field(

@@ -2,6 +2,9 @@
 package's own train.py runs two optimizer steps on the CPU, on the package's own data, with a
 tiny randomly initialised model of the selected architecture family (no download).
 
+Every template is proven: lora, full, dpo and kto train; qlora, whose 4-bit base needs CUDA,
+refuses the CPU with the reason, as its package promises.
+
 Runs in the training environment, whose Python is .venv-train/bin/python (or the one
 $TRAINING_PACKAGE_TRAIN_PYTHON names); tests/training/requirements.txt says how to make it.
 Marked `training`: slow (tens of seconds per case), so kept out of the fast suite.
@@ -39,7 +42,7 @@ pytestmark = [
 ]
 
 
-def run(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(*args: object, env: dict[str, str], expect: int = 0) -> subprocess.CompletedProcess[str]:
     """Run a command in the training environment; killed if it outlives RUN_TIMEOUT_S."""
     completed = subprocess.run(
         [str(TRAIN_PYTHON), *map(str, args)],
@@ -49,9 +52,9 @@ def run(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         timeout=RUN_TIMEOUT_S,
         check=False,
     )
-    if completed.returncode != 0:
+    if completed.returncode != expect:
         sys.stderr.write(completed.stdout[-5000:] + completed.stderr[-10000:])
-    assert completed.returncode == 0, f"{args[0]} exited with {completed.returncode}"
+    assert completed.returncode == expect, f"{args[0]} exited with {completed.returncode}"
     return completed
 
 
@@ -68,19 +71,30 @@ def offline_cpu_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize(
-    ("template", "root", "dataset", "trainer"),
-    [
-        ("lora", SAMPLES, "support_chat.jsonl", "SFTTrainer"),  # the bundled sample
-        ("lora", DATA, "prompt_completion.csv", "SFTTrainer"),
-        ("dpo", DATA, "preference_conversational.jsonl", "DPOTrainer"),
-    ],
-)
-async def test_the_package_trains_two_steps_on_the_cpu(
-    tmp_path: Path, template: str, root: Path, dataset: str, trainer: str
-) -> None:
-    if not (root / dataset).is_file():
-        pytest.skip(f"{root / dataset} is not in this checkout")
+def kto_conversations(root: Path) -> Path:
+    """KTO data in TRL's conversational unpaired layout (dataset_formats.md: a prompt and a
+    completion as message lists, a boolean label), from the test data's questions and answers."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for line in (DATA / "unpaired_preference.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        rows.append(
+            {
+                "prompt": [
+                    {"role": "system", "content": "You answer kitchen questions."},
+                    {"role": "user", "content": record["prompt"]},
+                ],
+                "completion": [{"role": "assistant", "content": record["completion"]}],
+                "label": record["label"],
+            }
+        )
+    path = root / "kto_conversations.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+async def package_for(tmp_path: Path, template: str, root: Path, dataset: str) -> Path:
+    """A package finalized from a draft built with the real tools."""
     async with connect(package_settings(tmp_path, root)) as client:
         draft_id = await complete_draft(
             client, template=template, datasets=(dataset,), validation_split=0.1
@@ -88,7 +102,27 @@ async def test_the_package_trains_two_steps_on_the_cpu(
         written = await call(
             client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
         )
-    package = Path(written["path"])
+    return Path(written["path"])
+
+
+@pytest.mark.parametrize(
+    ("template", "root", "dataset", "trainer"),
+    [
+        ("lora", SAMPLES, "support_chat.jsonl", "SFTTrainer"),  # the bundled sample
+        ("lora", DATA, "prompt_completion.csv", "SFTTrainer"),
+        ("full", SAMPLES, "support_chat.jsonl", "SFTTrainer"),
+        ("dpo", DATA, "preference_conversational.jsonl", "DPOTrainer"),
+        ("kto", DATA, "unpaired_preference.jsonl", "KTOTrainer"),
+        ("kto", None, "kto_conversations.jsonl", "KTOTrainer"),
+    ],
+)
+async def test_the_package_trains_two_steps_on_the_cpu(
+    tmp_path: Path, template: str, root: Path | None, dataset: str, trainer: str
+) -> None:
+    root = root or kto_conversations(tmp_path / "data")
+    if not (root / dataset).is_file():
+        pytest.skip(f"{root / dataset} is not in this checkout")
+    package = await package_for(tmp_path, template, root, dataset)
     manifest = yaml.safe_load((package / "package.yaml").read_text())
     trl = yaml.safe_load((package / manifest["files"]["trl_config"]).read_text())
     assert trl["trainer"] == trainer
@@ -115,7 +149,33 @@ async def test_the_package_trains_two_steps_on_the_cpu(
     # the trainer's own record of the run, in its last checkpoint
     state = json.loads((out / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
     assert state["global_step"] == STEPS and state["max_steps"] == STEPS
+    values = manifest["config"]["values"]
+    if values["adapter"] == "none":  # full fine-tuning saves the whole model
+        assert not (out / "adapter_config.json").exists()
+        assert (out / "model.safetensors").stat().st_size > 0
+        return
     adapter = json.loads((out / "adapter_config.json").read_text())
-    assert adapter["r"] == manifest["config"]["values"]["lora_r"]
-    assert adapter["lora_alpha"] == manifest["config"]["values"]["lora_alpha"]
+    assert adapter["r"] == values["lora_r"]
+    assert adapter["lora_alpha"] == values["lora_alpha"]
     assert (out / "adapter_model.safetensors").stat().st_size > 0
+
+
+async def test_a_qlora_package_refuses_a_machine_without_cuda(tmp_path: Path) -> None:
+    """QLoRA loads the base in 4-bit through bitsandbytes, which needs CUDA: on the CPU the
+    package's train.py stops before loading anything, and says what to do."""
+    package = await package_for(tmp_path, "qlora", SAMPLES, "support_chat.jsonl")
+    manifest = yaml.safe_load((package / "package.yaml").read_text())
+    refused = run(
+        package / manifest["files"]["train_script"],
+        "--max-steps",
+        STEPS,
+        env=offline_cpu_env(tmp_path),
+        expect=1,
+    )
+    assert refused.stderr.strip().endswith(
+        "This package trains QLoRA: the base model loads in 4-bit through bitsandbytes, which "
+        "needs an NVIDIA GPU with CUDA, and none is available. Run it on a CUDA machine "
+        "(package.yaml names the planned one), or build a package with the lora template to "
+        "train here."
+    )
+    assert not (package / "output").exists()

@@ -83,10 +83,25 @@ class ReadingConfig(ConfigModel):
     sniff_records: Annotated[int, Field(ge=1)]
 
 
+class RatioBand(ConfigModel):
+    min: Annotated[float, Field(gt=0)]
+    max: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RatioBand":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) exceeds max ({self.max})")
+        return self
+
+
 class WarningsConfig(ConfigModel):
     length_outlier_zscore: Annotated[float, Field(gt=0)]
     max_share_without_system: Annotated[float, Field(ge=0, le=1)]
     placeholder_pattern: str = Field(description="A regular expression for template leftovers.")
+    kto_weighted_ratio: RatioBand = Field(
+        description="Where desirable_weight x desirable / (undesirable_weight x undesirable) "
+        "should lie."
+    )
 
     @field_validator("placeholder_pattern")
     @classmethod
@@ -113,7 +128,9 @@ class FormatsConfig(ConfigModel):
 
     chat_roles: Annotated[dict[str, Role], Field(min_length=1)]
     sharegpt_roles: Annotated[dict[str, Role], Field(min_length=1)]
-    method_formats: Annotated[dict[str, list[Format]], Field(min_length=1)]
+    method_formats: Annotated[
+        dict[str, Annotated[list[Format], Field(min_length=1)]], Field(min_length=1)
+    ]
 
 
 class ListingConfig(ConfigModel):

@@ -1,6 +1,10 @@
 """The words config, readers, checks and reports share: formats, roles, error and warning codes."""
 
 from enum import StrEnum
+from typing import Literal
+
+Conversion = Literal["sft"]
+"""What validate_datasets can make of preference data when asked (convert: "sft")."""
 
 
 class Format(StrEnum):
@@ -52,6 +56,7 @@ class ErrorCode(StrEnum):
     EMPTY_DATASET = "empty_dataset"
     TOO_FEW_RECORDS = "too_few_records"
     FORMAT_VS_METHOD = "format_vs_method"
+    SINGLE_LABEL = "single_label"
 
 
 class WarningCode(StrEnum):
@@ -66,3 +71,5 @@ class WarningCode(StrEnum):
     NO_SYSTEM_MESSAGE = "no_system_message"
     EMPTY_VALIDATION = "empty_validation"
     BLANK_LINES = "blank_lines"
+    LABEL_RATIO = "label_ratio"
+    NOTHING_CONVERTED = "nothing_converted"

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.kinds import ErrorCode, FileType, Format, WarningCode
+from tools.dataset_validator.kinds import Conversion, ErrorCode, FileType, Format, WarningCode
 from tools.issues import Issue
 
 SourceKind = Literal["local", "supabase", "hub"]
@@ -42,7 +42,10 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     ErrorCode.EMPTY_DATASET: "Point at a file that holds records.",
     ErrorCode.TOO_FEW_RECORDS: "Add records, fix the invalid ones, or combine datasets.",
     ErrorCode.FORMAT_VS_METHOD: "Pick a template whose method trains on this format (DPO needs "
-    "preference pairs; SFT needs chat, instruction or text data), or convert the data.",
+    "preference pairs, KTO answers labelled desirable or not; SFT needs chat, instruction or "
+    "text data), or convert the data.",
+    ErrorCode.SINGLE_LABEL: "KTO learns from the contrast: add answers with the other label, or "
+    'train the desirable ones with an SFT template (validate_datasets with convert: "sft").',
     WarningCode.DUPLICATE: "Remove repeated records; they over-weight what they say.",
     WarningCode.DUPLICATE_ACROSS_DATASETS: "Remove records that appear in more than one dataset.",
     WarningCode.TRAIN_VALIDATION_OVERLAP: "Remove validation records that also appear in "
@@ -57,6 +60,10 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     WarningCode.EMPTY_VALIDATION: "Raise validation_split or add records, so the validation set "
     "is not empty.",
     WarningCode.BLANK_LINES: "Blank lines are skipped; remove them to be sure nothing is missing.",
+    WarningCode.NOTHING_CONVERTED: "Leave convert out for data that is supervised already; it "
+    "applies to preference pairs and labelled answers.",
+    WarningCode.LABEL_RATIO: "Set desirable_weight or undesirable_weight (one of the two) so the "
+    "weighted ratio of desirable to undesirable examples lies in the band.",
 }
 
 
@@ -97,6 +104,22 @@ class SplitCounts(BaseModel):
     validation: int = 0
 
 
+class ConversionReport(BaseModel):
+    """What convert: "sft" made of a dataset's preference examples."""
+
+    to: Conversion = "sft"
+    records: int = Field(description="Examples trained as supervised data: chosen or desirable.")
+    left_out: int = Field(description="Undesirable (label false) examples left out.")
+    trains_as: Format | None = Field(description="The supervised format they now are.")
+
+
+class LabelCounts(BaseModel):
+    """Unpaired preference examples among the training records, by label (what KTO weighs)."""
+
+    desirable: int = 0
+    undesirable: int = 0
+
+
 class FileInfo(BaseModel):
     name: str
     file_type: FileType
@@ -125,7 +148,18 @@ class DatasetReport(BaseModel):
     train_tokens: int
     duplicates: DuplicateCounts
     split: SplitCounts
+    labels: LabelCounts | None = Field(
+        default=None, description="For labelled (unpaired) data: the training records by label."
+    )
+    converted: ConversionReport | None = Field(
+        default=None, description='Set when convert: "sft" made supervised data of it.'
+    )
     valid: bool
+
+    @property
+    def trains_as(self) -> Format | None:
+        """The format the trainer gets: the converted one, else the file's."""
+        return self.converted.trains_as if self.converted else self.format
 
 
 class TokenizerInfo(BaseModel):
@@ -171,7 +205,15 @@ class ValidationReport(BaseModel):
     max_seq_length: int
     tokenizer: TokenizerInfo
     issues: list[Issue] = Field(description="Problems across datasets or with the config.")
-    preview: list[PreviewRecord]
+    template: str | None = Field(
+        default=None, description="The template the data was judged against; None before one."
+    )
+    convert: Conversion | None = Field(
+        default=None, description="The conversion asked for: the package applies it too."
+    )
+    preview: list[PreviewRecord] = Field(
+        default_factory=list, description="The draft keeps the report without it."
+    )
     valid: bool
     summary: str
     notice: str = Field(default=UNTRUSTED_NOTICE, description="How to treat the files' text.")

@@ -16,9 +16,10 @@ import numpy as np
 
 from tools.dataset_validator.chat_lane import ChatBatch, ChatLane
 from tools.dataset_validator.config import DatasetsConfig
+from tools.dataset_validator.convert import converted, sft_format, to_sft
 from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
-from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
+from tools.dataset_validator.kinds import Conversion, ErrorCode, Format, WarningCode
 from tools.dataset_validator.readers import (
     DecompressionBudget,
     LineBatch,
@@ -28,10 +29,12 @@ from tools.dataset_validator.readers import (
     file_type,
 )
 from tools.dataset_validator.results import (
+    ConversionReport,
     DatasetReport,
     DatasetWarning,
     DuplicateCounts,
     FileInfo,
+    LabelCounts,
     RecordError,
     SplitCounts,
 )
@@ -87,6 +90,8 @@ class RunState:
     totals: LengthStats
     budget: DecompressionBudget
     """What the run's files may decompress to, all together (and each, per reader)."""
+    convert: Conversion | None = None
+    """Preference examples become supervised ones (convert.to_sft) before anything is counted."""
     preview: list[tuple[str, int, Example]] = field(default_factory=list)
 
 
@@ -112,6 +117,9 @@ class DatasetScan:
         self.lengths = LengthStats(keep)
         self.formats: Counter[Format] = Counter()
         self.valid_by_format: Counter[Format] = Counter()
+        self.labels: Counter[bool] = Counter()  # training records of labelled data, by label
+        self.converted: Counter[Format] = Counter()  # converted examples, by what they became
+        self.left_out = 0  # undesirable examples a conversion left out
         self.first_of_format: dict[Format, list[RecordError]] = {}
         self.records = self.blank_lines = self.train_tokens = 0
         self.conversational = self.without_system = 0
@@ -299,8 +307,16 @@ class DatasetScan:
         )
 
     def _accept(self, example: Example, number: int) -> None:
-        """A record that passed its checks: de-duplicate, split, look for leftovers, measure."""
+        """A record that passed its checks: converted when asked, then de-duplicated, split,
+        looked at for leftovers, measured."""
         state = self.state
+        if state.convert is not None and converted(example):
+            supervised = to_sft(example)
+            if supervised is None:
+                self.left_out += 1
+                return
+            example = supervised
+            self.converted[sft_format(example)] += 1
         digest, text = state.index.digest(example)
         validation = self._splitter is None or self._splitter.is_validation(digest)
         self._sightings.append((digest, number, validation))
@@ -308,6 +324,8 @@ class DatasetScan:
             self.validation_records += 1
         else:
             self.train_records += 1
+            if example.label is not None:
+                self.labels[example.label] += 1
         placeholder = state.placeholders.find(text)
         if placeholder is not None:
             self.warnings.add(WarningCode.PLACEHOLDER, number, placeholder)
@@ -380,13 +398,16 @@ class DatasetScan:
                 ]
                 self.errors.add_counted(ErrorCode.MIXED_FORMAT, count, examples)
         valid_records = self.valid_by_format[fmt] if fmt else 0
+        usable = valid_records - self.left_out
         if not self.records and not self.errors.total:
             self.errors.add(ErrorCode.EMPTY_DATASET, f"{self.dataset.ref} holds no records")
-        elif valid_records < config.limits.min_records_per_dataset:
+        elif usable < config.limits.min_records_per_dataset:
+            kept = f" ({self.left_out} undesirable left out by convert)" if self.left_out else ""
             self.errors.add(
                 ErrorCode.TOO_FEW_RECORDS,
-                f"{valid_records} valid records; at least {config.limits.min_records_per_dataset}"
-                " are needed (limits.min_records_per_dataset)",
+                f"{usable} valid records{kept}; at least "
+                f"{config.limits.min_records_per_dataset} are needed "
+                "(limits.min_records_per_dataset)",
             )
         return DatasetReport(
             ref=self.dataset.ref,
@@ -412,7 +433,22 @@ class DatasetScan:
                 train_validation_overlap=self.overlap,
             ),
             split=SplitCounts(train=self.train_records, validation=self.validation_records),
+            labels=LabelCounts(desirable=self.labels[True], undesirable=self.labels[False])
+            if self.labels
+            else None,
+            converted=self._conversion(),
             valid=self.errors.total == 0,
+        )
+
+    def _conversion(self) -> ConversionReport | None:
+        if self.state.convert is None or not (self.converted or self.left_out):
+            return None
+        common = self.converted.most_common(1)
+        return ConversionReport(
+            to=self.state.convert,
+            records=self.converted.total(),
+            left_out=self.left_out,
+            trains_as=common[0][0] if common else None,
         )
 
     def _warnings(self) -> list[DatasetWarning]:

@@ -2,8 +2,8 @@
 
 The run resolves the refs (downloading remote files first), hashes each file in a helper thread
 while the scan reads it, scans the datasets in order (the validation dataset last, so overlap
-with training is seen), and adds what only the whole run can tell: formats that no single
-training method accepts together, a format the draft's method cannot train on, the preview.
+with training is seen), and adds what only the whole run can tell: whether the data fits the
+draft's template (fit.judge), the preview. judge_again judges a report against another template.
 """
 
 import hashlib
@@ -15,10 +15,11 @@ from pathlib import Path
 
 from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.config import DatasetsConfig
+from tools.dataset_validator.fit import JUDGED, TemplateFit, judge
 from tools.dataset_validator.formats import Example, FormatChecker, Turn
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Splitter
-from tools.dataset_validator.kinds import ErrorCode, WarningCode
+from tools.dataset_validator.kinds import Conversion, WarningCode
 from tools.dataset_validator.readers import DecompressionBudget
 from tools.dataset_validator.results import (
     FIXES,
@@ -48,7 +49,8 @@ class ValidationRequest:
     validation_dataset: str | None = None
     model_id: str | None = None
     model_revision: str | None = None
-    method: str | None = None
+    template: TemplateFit | None = None
+    convert: Conversion | None = None
 
 
 def validate_datasets(
@@ -88,6 +90,7 @@ def validate_datasets(
                     ),
                     totals=LengthStats(config.limits.examples_per_error_code),
                     budget=DecompressionBudget(config.limits),
+                    convert=request.convert,
                 )
                 reports = _scan_all(state, resolved, share, request, hashes)
             finally:
@@ -167,33 +170,61 @@ def _assemble(
     tokenizer: TokenizerInfo,
 ) -> ValidationReport:
     config = state.config
-    issues = _issues(reports, request, config, share)
+    issues = judge(reports, request.template, config) + _issues(reports, request, share)
     train = sum(r.split.train for r in reports)
     validation = sum(r.split.validation for r in reports)
-    valid = all(r.valid for r in reports) and not any(i.severity == "error" for i in issues)
-    records = sum(r.records for r in reports)
-    usable = sum(r.valid_records for r in reports)
-    train_tokens = sum(r.train_tokens for r in reports)
-    summary = (
-        f"{usable:,} of {records:,} records valid in {len(reports)} dataset(s); {train:,} train / "
-        f"{validation:,} validation; {train_tokens:,} train tokens"
-        + ("." if valid else "; not ready: fix the errors listed.")
-    )
-    return ValidationReport(
+    report = ValidationReport(
         datasets=reports,
         split=_split_report(request, config, share, train, validation),
         token_stats=state.totals.summary(),
-        train_tokens=train_tokens,
+        train_tokens=sum(r.train_tokens for r in reports),
         max_seq_length=request.max_seq_length,
         tokenizer=tokenizer,
         issues=issues,
+        template=request.template.template if request.template else None,
+        convert=request.convert,
         preview=[
             _preview(ref, number, ex, config.limits.preview_max_chars)
             for ref, number, ex in state.preview
         ],
-        valid=valid,
-        summary=summary,
+        valid=False,
+        summary="",
     )
+    return _verdict(report)
+
+
+def judge_again(
+    report: ValidationReport, fit: TemplateFit | None, config: DatasetsConfig
+) -> ValidationReport:
+    """`report` judged against another template (or none): the same data, read no more."""
+    kept = [issue for issue in report.issues if issue.code not in JUDGED]
+    issues = judge(report.datasets, fit, config) + kept
+    template = fit.template if fit else None
+    return _verdict(report.model_copy(update={"issues": issues, "template": template}))
+
+
+def _verdict(report: ValidationReport) -> ValidationReport:
+    """`report` with `valid` and `summary` following from its datasets and issues."""
+    datasets, split = report.datasets, report.split
+    valid = all(d.valid for d in datasets) and not any(
+        issue.severity == "error" for issue in report.issues
+    )
+    records = sum(d.records for d in datasets)
+    usable = sum(d.valid_records for d in datasets)
+    conversions = [d.converted for d in datasets if d.converted]
+    converted = (
+        f"; {sum(c.records for c in conversions):,} converted to {report.convert} data, "
+        f"{sum(c.left_out for c in conversions):,} left out"
+        if conversions
+        else ""
+    )
+    summary = (
+        f"{usable:,} of {records:,} records valid in {len(datasets)} dataset(s){converted}; "
+        f"{split.train_records:,} train / {split.validation_records:,} validation; "
+        f"{report.train_tokens:,} train tokens"
+        + ("." if valid else "; not ready: fix the errors listed.")
+    )
+    return report.model_copy(update={"valid": valid, "summary": summary})
 
 
 def _split_report(
@@ -221,48 +252,10 @@ def _split_report(
     )
 
 
-def _issues(
-    reports: list[DatasetReport], request: ValidationRequest, config: DatasetsConfig, share: float
-) -> list[Issue]:
-    """What no single dataset shows: formats that do not train together, or not with the method."""
+def _issues(reports: list[DatasetReport], request: ValidationRequest, share: float) -> list[Issue]:
+    """What no single dataset shows, besides the fit to the template: an empty validation set,
+    a conversion asked for data it does not apply to."""
     issues = []
-    formats = {r.format for r in reports if r.format is not None}
-    methods = config.formats.method_formats
-    untrainable = sorted(f for f in formats if not any(f in m for m in methods.values()))
-    described = "; ".join(f"{m}: {', '.join(fs)}" for m, fs in methods.items())
-    if untrainable:
-        issues.append(
-            Issue(
-                severity="error",
-                code=ErrorCode.FORMAT_VS_METHOD,
-                message=f"No training method here trains {', '.join(untrainable)} data "
-                f"({described}).",
-                fix=FIXES[ErrorCode.FORMAT_VS_METHOD],
-            )
-        )
-    elif formats and not any(formats <= set(accepted) for accepted in methods.values()):
-        issues.append(
-            Issue(
-                severity="error",
-                code=ErrorCode.MIXED_FORMAT,
-                message=f"The datasets are {', '.join(sorted(formats))}; no training method "
-                f"takes these together ({described}).",
-                fix=FIXES[ErrorCode.MIXED_FORMAT],
-            )
-        )
-    accepted = methods.get(request.method or "")
-    if accepted is not None:
-        wrong = sorted(f for f in formats if f not in accepted)
-        if wrong:
-            issues.append(
-                Issue(
-                    severity="error",
-                    code=ErrorCode.FORMAT_VS_METHOD,
-                    message=f"The draft's method is {request.method}, which trains on "
-                    f"{', '.join(accepted)}; these datasets are {', '.join(wrong)}.",
-                    fix=FIXES[ErrorCode.FORMAT_VS_METHOD],
-                )
-            )
     validation = sum(r.split.validation for r in reports)
     if (share or request.validation_dataset) and not validation:
         issues.append(
@@ -271,6 +264,18 @@ def _issues(
                 code=WarningCode.EMPTY_VALIDATION,
                 message="No valid record landed in the validation set.",
                 fix=FIXES[WarningCode.EMPTY_VALIDATION],
+            )
+        )
+    unchanged = [r for r in reports if r.format is not None and r.converted is None]
+    if request.convert and unchanged:
+        held = ", ".join(f"{r.ref} ({r.format})" for r in unchanged)
+        issues.append(
+            Issue(
+                severity="warning",
+                code=WarningCode.NOTHING_CONVERTED,
+                message=f'convert: "{request.convert}" changed nothing in {held}: it applies '
+                "to preference pairs and labelled answers.",
+                fix=FIXES[WarningCode.NOTHING_CONVERTED],
             )
         )
     return issues

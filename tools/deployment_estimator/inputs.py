@@ -3,8 +3,8 @@
 Explicit values override the draft's: `architecture` (config.json keys, `config_json` here)
 overlays the selected model's config, `training` keys override the applied template's,
 `train_tokens` the validated datasets' count. Template keys neither gives take the starting
-values of the applied template, or of the template that matches `training` (dpo, full, qlora,
-lora) in configs/templates.yaml.
+values of the applied template, or of the template that matches `training` (dpo, kto, full,
+qlora, lora) in configs/templates.yaml.
 """
 
 from dataclasses import dataclass, field
@@ -86,9 +86,9 @@ def _starting_values(
 
 
 def _matching_template(values: dict[str, Any]) -> str:
-    """apply_template's template names (DESIGN.md): dpo, full, qlora, lora."""
-    if values.get("method") == "dpo":
-        return "dpo"
+    """apply_template's template names: dpo, kto, full, qlora, lora."""
+    if values.get("method") in ("dpo", "kto"):
+        return str(values["method"])
     if values.get("adapter") == "none":
         return "full"
     if values.get("adapter") == "qlora" or values.get("load_in_4bit"):

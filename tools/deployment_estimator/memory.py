@@ -80,8 +80,8 @@ def memory_at(
         trainable = plan.adapter_params(shape)
         weights = _frozen_weight_bytes(shape, plan, config)
         adapter_weights = trainable * weight_bytes
-    if plan.kind == "full" and plan.method == "dpo":
-        weights += shape.params * HALF_BYTES  # a frozen reference copy (TRL DPOTrainer)
+    if plan.kind == "full" and plan.reference_model:
+        weights += shape.params * HALF_BYTES  # a frozen reference copy (TRL DPO/KTOTrainer)
     gradients = trainable * weight_bytes
     states = trainable * optimizer.states * state_bytes
 

@@ -14,13 +14,21 @@ from tools.deployment_estimator.shapes import ModelShape
 from tools.errors import UserError
 
 ALL_LINEAR = "all-linear"
+# Forward passes without gradients for each trained token, besides its own: DPO's reference
+# model over every sequence (TRL DPOTrainer); KTO's policy over the mismatched completion its
+# KL term needs, and its reference over both the completion and that one (TRL 1.13
+# KTOTrainer._compute_loss). The mismatched completions are the batch's own, rotated, so they
+# are as long as the trained ones.
+NO_GRAD_FORWARDS = {"sft": 0, "dpo": 1, "kto": 3}
 
 
 class TrainingPlan(BaseModel):
     """What step 2's configuration says about the run, in the estimator's terms."""
 
-    method: Literal["sft", "dpo"] = Field(
-        default="sft", description="dpo runs chosen and rejected together plus a reference pass."
+    method: Literal["sft", "dpo", "kto"] = Field(
+        default="sft",
+        description="dpo runs chosen and rejected together plus a reference pass; kto one "
+        "answer with gradients and three passes without.",
     )
     adapter: Literal["lora", "qlora", "none"]
     batch_size: Annotated[int, Field(ge=1)]
@@ -44,8 +52,20 @@ class TrainingPlan(BaseModel):
 
     @property
     def sequences_per_example(self) -> int:
-        """DPO (TRL's concatenated forward) runs the chosen and the rejected answer together."""
+        """DPO (TRL's concatenated forward) runs the chosen and the rejected answer together;
+        KTO's other passes run without gradients, so they keep no activations."""
         return 2 if self.method == "dpo" else 1
+
+    @property
+    def no_grad_forwards(self) -> int:
+        """Forward passes without gradients per trained token (NO_GRAD_FORWARDS)."""
+        return NO_GRAD_FORWARDS[self.method]
+
+    @property
+    def reference_model(self) -> bool:
+        """DPO and KTO score the answers with a frozen reference model: under LoRA the base with
+        the adapters switched off, in full fine-tuning a copy of the model (TRL)."""
+        return self.method != "sft"
 
     def lora_modules(self, shape: ModelShape) -> tuple[str, ...]:
         """The decoder projections that get LoRA adapters; empty for full fine-tuning."""

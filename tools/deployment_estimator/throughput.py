@@ -11,6 +11,8 @@ Sources for the FLOPs:
 - Gradient checkpointing recomputes every decoder layer's forward once more in backward
   (Chen et al. 2016, arXiv 1604.06174): +2N per token (the output head is not checkpointed).
 - DPO (TRL) also runs the frozen reference model forward over every sequence: +2N per token.
+  KTO (TRL) runs three forwards without gradients per trained token (the policy over the
+  mismatched completion of its KL term, the reference over both): +6N per token.
 """
 
 from dataclasses import dataclass
@@ -49,8 +51,7 @@ def training_flops_per_token(shape: ModelShape, plan: TrainingPlan, seq_len: int
     total = forward + backward
     if plan.gradient_checkpointing:
         total += 2 * (blocks + adapters) + attention
-    if plan.method == "dpo":
-        total += 2 * (blocks + head) + attention
+    total += plan.no_grad_forwards * (2 * (blocks + head) + attention)
     return total
 
 

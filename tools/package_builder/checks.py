@@ -1,9 +1,10 @@
 """Whether the four steps make one package a trainer can run, before anything is written.
 
-The configuration's own rules (configs/templates.yaml: DPO needs preference data, max_seq_length
-within the model's context, bf16 on the chosen GPU) run again when the template is re-applied;
-these checks add what only the whole package shows: QLoRA on the chosen hardware, data that can
-train together, steps recorded against an older version of another step, files that changed.
+The configuration's own rules (configs/templates.yaml: max_seq_length within the model's
+context, bf16 on the chosen GPU) run again when the template is re-applied, and the datasets step
+was judged against the template (dataset_validator.fit); these checks add what only the whole
+package shows: QLoRA on the chosen hardware, data that can train together, steps recorded
+against an older version of another step, files that changed.
 """
 
 from pathlib import Path
@@ -92,7 +93,7 @@ def _hardware(inputs: PackageInputs) -> list[Issue]:
 
 def _data(inputs: PackageInputs) -> list[Issue]:
     datasets, config = inputs.datasets, inputs.config.config
-    formats = [d.format for d in datasets.datasets if d.format is not None]
+    formats = [f for d in datasets.datasets if (f := d.trains_as) is not None]
     issues = []
     try:
         package_shape(formats)

@@ -2,9 +2,10 @@
 layout TRL reads, split into training and validation exactly as validate_datasets split them.
 
 Each file is hashed as it is copied and must match the sha256 the validation recorded; the copy
-is then read with the validator's own readers and checker, and every record is placed by the
-validator's own digest and splitter, so the counts must come out as the validation reported.
-Anything else means the data changed since it was validated.
+is then read with the validator's own readers and checker (and converted as the validation
+converted it), and every record is placed by the validator's own digest and splitter, so the
+counts must come out as the validation reported. Anything else means the data changed since it
+was validated.
 """
 
 import hashlib
@@ -18,6 +19,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from tools.dataset_validator.config import DatasetsConfig
+from tools.dataset_validator.convert import to_sft
 from tools.dataset_validator.formats import FormatChecker, detect
 from tools.dataset_validator.hygiene import RecordIndex, Splitter
 from tools.dataset_validator.readers import (
@@ -230,6 +232,10 @@ class _SplitWriter:
                         raise DatasetChangedError(
                             dataset.ref, f"record {number} is no longer a valid {dataset.format}"
                         )
+                    if dataset.converted is not None:
+                        example = to_sft(example)
+                        if example is None:  # left out, as the validation counted
+                            continue
                     digest, _ = self._index.digest(example)
                     held_out = dataset.role == "validation" or self._splitter.is_validation(digest)
                     self._write(held_out, trl_record(self._plan.shape, example, value), dataset)
@@ -241,7 +247,7 @@ class _SplitWriter:
             raise DatasetChangedError(dataset.ref, str(exc)) from exc
 
     def _write(self, held_out: bool, record: dict[str, object], dataset: DatasetReport) -> None:
-        if self._plan.shape in (Shape.PROMPT_COMPLETION, Shape.PREFERENCE):
+        if self._plan.shape in (Shape.PROMPT_COMPLETION, Shape.PREFERENCE, Shape.UNPAIRED):
             self._kinds.add(isinstance(record["prompt"], list))
             if len(self._kinds) > 1:
                 raise UserError(

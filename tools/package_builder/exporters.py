@@ -1,12 +1,13 @@
 """Exporters: a validated training configuration in the exact field names of real trainers.
 
-- TRL: SFTConfig / DPOConfig keyword arguments, PEFT LoraConfig keyword arguments and the
-  transformers BitsAndBytesConfig keyword arguments that SFTTrainer / DPOTrainer take as
+- TRL: SFTConfig / DPOConfig / KTOConfig keyword arguments, PEFT LoraConfig keyword arguments
+  and the transformers BitsAndBytesConfig keyword arguments that the trainers take as
   `quantization_config` (QLoRA is expressed through model loading).
 - Axolotl: one YAML config (AxolotlInputConfig keys).
 
-Field names follow TRL at f2cd577 (2026-07-24), transformers 5.x, PEFT at 5d602fd (2026-08-21)
-and Axolotl at 067b021 (2026-07-24); tests/data/trainer_fields/ lists each class's fields and the
+Field names follow TRL at f2cd577 (2026-07-24; KTOConfig as trl 1.13.0 ships it), transformers
+5.x, PEFT at 5d602fd (2026-08-21) and Axolotl at 067b021 (2026-07-24);
+tests/data/trainer_fields/ lists each class's fields and the
 tests check every exported key against them. Since transformers 5, warmup_steps below 1 is a
 ratio and warmup_ratio is gone (removed in 5.15), so the TRL export needs transformers >= 5.
 """
@@ -23,7 +24,7 @@ from tools.template_loader.derived import ALL_LINEAR
 from tools.template_loader.keys import Value
 from tools.template_loader.results import TemplateResult
 
-# Template keys whose value TRL's SFTConfig / DPOConfig take as they are, under another name.
+# Template keys whose value TRL's trainer configs take as they are, under another name.
 TRL_ARGS = {
     "learning_rate": "learning_rate",
     "num_epochs": "num_train_epochs",
@@ -41,6 +42,8 @@ TRL_ARGS = {
     "fp16": "fp16",
     "seed": "seed",
     "beta": "beta",
+    "desirable_weight": "desirable_weight",
+    "undesirable_weight": "undesirable_weight",
 }
 PEFT_ARGS = {
     "lora_r": "r",
@@ -74,19 +77,33 @@ AXOLOTL_ARGS = {
     "lora_alpha": "lora_alpha",
     "lora_dropout": "lora_dropout",
     "beta": "rl_beta",
+    "desirable_weight": "kto_desirable_weight",
+    "undesirable_weight": "kto_undesirable_weight",
 }
 # Keys each exporter turns into something other than a renamed field.
 TRL_SHAPING_KEYS = ("method", "adapter")
 AXOLOTL_SHAPING_KEYS = ("method", "adapter", "target_modules", *BNB_ARGS)
 
-_TRAINERS = {"sft": ("SFTTrainer", "SFTConfig"), "dpo": ("DPOTrainer", "DPOConfig")}
+_TRAINERS = {
+    "sft": ("SFTTrainer", "SFTConfig"),
+    "dpo": ("DPOTrainer", "DPOConfig"),
+    "kto": ("KTOTrainer", "KTOConfig"),
+}
+# What each method adds to an Axolotl config: preference methods run as `rl`; kto also needs
+# remove_unused_columns false (utils/schemas/validation.py check_kto_config at 067b021), since
+# its label column is no model input.
+_AXOLOTL_METHOD: dict[str, dict[str, Any]] = {
+    "sft": {},
+    "dpo": {"rl": "dpo"},
+    "kto": {"rl": "kto", "remove_unused_columns": False},
+}
 
 
 class TrlExport(BaseModel):
     """What a train.py needs to build TRL's trainer."""
 
-    trainer: Literal["SFTTrainer", "DPOTrainer"]
-    config_class: Literal["SFTConfig", "DPOConfig"]
+    trainer: Literal["SFTTrainer", "DPOTrainer", "KTOTrainer"]
+    config_class: Literal["SFTConfig", "DPOConfig", "KTOConfig"]
     args: dict[str, Any] = Field(description="Keyword arguments of config_class.")
     peft_config: dict[str, Any] | None = Field(
         description="peft.LoraConfig keyword arguments; None for full fine-tuning."
@@ -151,8 +168,7 @@ def export_axolotl(
         out["base_model"] = base_model
     if revision:
         out["model_revision"] = revision
-    if config["method"] == "dpo":
-        out["rl"] = "dpo"
+    out.update(_AXOLOTL_METHOD[str(config["method"])])
     if config["adapter"] != "none":
         out["adapter"] = config["adapter"]
     out.update({AXOLOTL_ARGS[key]: value for key, value in config.items() if key in AXOLOTL_ARGS})
@@ -174,11 +190,14 @@ def export_axolotl(
 
 def axolotl_dataset(shape: Shape, conversational: bool, path: str) -> dict[str, Any] | None:
     """An Axolotl `datasets` entry reading the package's records of `shape` at `path` as they
-    are, or None for conversational prompt-completion records, which no Axolotl loader reads.
+    are, or None for conversational prompt-completion and unpaired records, which no Axolotl
+    loader reads.
 
     Loaders (src/axolotl/prompt_strategies/ at 067b021): chat_template for `messages`, completion
-    for `text`, a user-defined instruction format for string prompt/completion, and for DPO the
-    passthrough strategy, which hands TRL's preference records to TRL's DPOTrainer unchanged.
+    for `text`, a user-defined instruction format for string prompt/completion, for DPO the
+    passthrough strategy, which hands TRL's preference records to TRL's DPOTrainer unchanged,
+    and for KTO the user-defined strategy (kto/user_defined.py), whose default formats
+    "{prompt}" and "{completion}" keep string records as they are.
     """
     if shape is Shape.MESSAGES:
         return {
@@ -193,6 +212,9 @@ def axolotl_dataset(shape: Shape, conversational: bool, path: str) -> dict[str, 
         return {"path": path, "split": "train", "type": "passthrough"}
     if conversational:
         return None
+    if shape is Shape.UNPAIRED:
+        fields = {"field_prompt": "prompt", "field_completion": "completion"}
+        return {"path": path, "split": "train", "type": {**fields, "field_label": "label"}}
     prompt_only = "{instruction}"
     return {
         "path": path,

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.results import SplitReport
+from tools.dataset_validator.results import ConversionReport, SplitReport
 from tools.issues import Issue
 from tools.package_builder.data import DataFile, PackagedData, SourceFile
 from tools.package_builder.inputs import PackageInputs
@@ -60,6 +60,9 @@ class DatasetEntry(BaseModel):
     size_bytes: int
     train_records: int
     validation_records: int
+    converted: ConversionReport | None = Field(
+        default=None, description='What convert: "sft" made of it, and what it left out.'
+    )
     files: list[SourceFile]
 
 
@@ -154,6 +157,7 @@ def build_manifest(
                 size_bytes=d.size_bytes,
                 train_records=d.split.train,
                 validation_records=d.split.validation,
+                converted=d.converted,
                 files=data.sources[d.ref],
             )
             for d in datasets.datasets

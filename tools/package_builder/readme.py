@@ -76,7 +76,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
     else:
         lines += [
             f"`{files.axolotl_config}` holds the training settings but no `datasets` entry: "
-            "Axolotl has no loader for conversational prompt-completion records. Add one that "
+            f"Axolotl has no loader for conversational {data.shape} records. Add one that "
             f"fits your Axolotl version before `axolotl train {files.axolotl_config}`.",
             "",
         ]
@@ -96,6 +96,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
             for d in manifest.datasets
         ),
         "",
+        *_conversions(manifest),
         "## Files",
         "",
         f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, checksums.",
@@ -113,3 +114,19 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         lines += ["", "## Warnings accepted when the package was written", ""]
         lines += [f"- {w.message}" for w in manifest.accepted_warnings]
     return "\n".join(lines) + "\n"
+
+
+def _conversions(manifest: PackageManifest) -> list[str]:
+    """A line per dataset convert: "sft" made supervised data of, with what it left out."""
+    lines = []
+    for dataset in manifest.datasets:
+        done = dataset.converted
+        if done is None:
+            continue
+        left = f"; {done.left_out:,} undesirable ones were left out" if done.left_out else ""
+        lines.append(
+            f"- `{dataset.ref}`: {done.records:,} {dataset.format} examples train as "
+            f'{done.trains_as} data, their chosen or desirable answers (convert: "{done.to}")'
+            f"{left}."
+        )
+    return [*lines, ""] if lines else []

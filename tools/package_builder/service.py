@@ -58,7 +58,7 @@ def build_package(
     inputs, files = request.inputs, config.files
     model_id, revision = inputs.model.model_id, inputs.model.revision
     trl = export_trl(inputs.config, base_model=model_id, revision=revision)
-    shape = package_shape([d.format for d in inputs.datasets.datasets if d.format is not None])
+    shape = package_shape([f for d in inputs.datasets.datasets if (f := d.trains_as) is not None])
     refuse_destination(request.destination, request.overwrite)
     plan = DataPlan(inputs.datasets, shape, files, config.copy_source_files)
     with staged(request.destination, request.overwrite, open_file) as package:

@@ -3,7 +3,9 @@
 A package holds its data already in the layout the trainer reads (TRL's dataset_formats.md), so
 train.py maps nothing: chat, ShareGPT and Alpaca records become `messages` conversations (ShareGPT
 roles human/gpt as user/assistant, as the validator maps them), prompt-completion and preference
-records keep their layout (strings, or message lists when conversational), text stays text.
+records keep their layout (strings, or message lists when conversational), text stays text, and
+unpaired examples take TRL's KTO layout {prompt, completion, label}: the completion is the final
+assistant turn(s), the prompt what comes before.
 Records come from the validator's own checker, in its canonical roles; chat messages keep their
 tool calls, so the chat template renders them as the model expects.
 """
@@ -13,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from tools.dataset_validator.formats import Example, Turn
-from tools.dataset_validator.kinds import Format
+from tools.dataset_validator.kinds import Format, Role
 from tools.errors import UserError
 
 
@@ -24,6 +26,7 @@ class Shape(StrEnum):
     PROMPT_COMPLETION = "prompt_completion"
     TEXT = "text"
     PREFERENCE = "preference"
+    UNPAIRED = "unpaired_preference"
 
 
 SHAPE_OF_FORMAT = {
@@ -33,6 +36,7 @@ SHAPE_OF_FORMAT = {
     Format.PROMPT_COMPLETION: Shape.PROMPT_COMPLETION,
     Format.TEXT: Shape.TEXT,
     Format.PREFERENCE: Shape.PREFERENCE,
+    Format.UNPAIRED_PREFERENCE: Shape.UNPAIRED,
 }
 # What a message keeps besides its role: the chat-template fields of tool use (OpenAI / TRL).
 _MESSAGE_KEYS = ("tool_calls", "tool_call_id", "name")
@@ -45,9 +49,10 @@ def package_shape(formats: list[Format]) -> Shape:
     """The one layout the package's datasets are written in; UserError when they have none."""
     unsupported = sorted({f for f in formats if f not in SHAPE_OF_FORMAT})
     if unsupported:
+        known = ", ".join(SHAPE_OF_FORMAT)
         raise UserError(
-            f"{', '.join(unsupported)} data trains with KTO, which no template here runs. "
-            "Validate chat, instruction, prompt-completion, text or preference data instead."
+            f"{', '.join(unsupported)} data has no layout a packaged trainer reads; validate "
+            f"data of these formats instead: {known}."
         )
     shapes = frozenset(SHAPE_OF_FORMAT[f] for f in formats)
     if len(shapes) == 1:
@@ -70,9 +75,11 @@ def trl_record(shape: Shape, example: Example, record: Mapping[str, Any]) -> dic
     if not example.conversational:
         if shape is Shape.MESSAGES:
             return {"messages": _messages(turns, None)}
+        prompt = turns[0][1] if len(turns) > 1 else ""  # none: an implicit-prompt pair
         if shape is Shape.PROMPT_COMPLETION:
-            return {"prompt": turns[0][1], "completion": turns[1][1]}
-        prompt = turns[0][1] if len(turns) > 1 else ""
+            return {"prompt": prompt, "completion": turns[-1][1]}
+        if shape is Shape.UNPAIRED:
+            return {"prompt": prompt, "completion": turns[-1][1], "label": example.label}
         return {
             "prompt": prompt,
             "chosen": turns[-1][1],
@@ -82,7 +89,7 @@ def trl_record(shape: Shape, example: Example, record: Mapping[str, Any]) -> dic
     head = given if isinstance(given, list) else []
     if example.format is Format.CHAT:
         conversation = _messages(turns, record["messages"])
-    elif example.format is Format.PROMPT_COMPLETION:
+    elif example.format in (Format.PROMPT_COMPLETION, Format.UNPAIRED_PREFERENCE):
         conversation = _messages(turns, [*head, *record["completion"]])
     elif example.format is Format.PREFERENCE:
         conversation = _messages(turns, [*head, *record["chosen"]])
@@ -92,6 +99,13 @@ def trl_record(shape: Shape, example: Example, record: Mapping[str, Any]) -> dic
         return {"messages": conversation}
     if shape is Shape.PROMPT_COMPLETION:
         return {"prompt": conversation[: len(head)], "completion": conversation[len(head) :]}
+    if shape is Shape.UNPAIRED:
+        split = len(head) if isinstance(given, list) else _completion_start(turns)
+        return {
+            "prompt": conversation[:split],
+            "completion": conversation[split:],
+            "label": example.label,
+        }
     rejected = _messages(example.rejected or [], [*head, *record["rejected"]])
     split = len(head) if isinstance(given, list) else _shared_prefix(turns, example.rejected or [])
     return {
@@ -114,6 +128,15 @@ def _messages(turns: list[Turn], raw: list[Any] | None) -> list[dict[str, Any]]:
         content = content if isinstance(content, str) or calls_tools else text
         messages.append({"role": str(role), "content": content, **kept})
     return messages
+
+
+def _completion_start(turns: list[Turn]) -> int:
+    """Where the final assistant turn(s) begin: what an unpaired example without a prompt of
+    its own (a conversation and a label) is judged on; the turns before are its prompt."""
+    start = len(turns)
+    while start > 1 and turns[start - 1][0] is Role.ASSISTANT:
+        start -= 1
+    return start
 
 
 def _shared_prefix(chosen: list[Turn], rejected: list[Turn]) -> int:

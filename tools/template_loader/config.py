@@ -41,6 +41,14 @@ class TemplatesConfig(ConfigModel):
         return dict(self._starting[template_id])
 
     @cached_property
+    def templates_by_method(self) -> dict[str, list[str]]:
+        """The template ids that train each method, in the file's order."""
+        found: dict[str, list[str]] = {}
+        for template_id in self.templates:
+            found.setdefault(str(self._starting[template_id]["method"]), []).append(template_id)
+        return found
+
+    @cached_property
     def _starting(self) -> dict[str, dict[str, Value]]:
         """Worked out once: every apply_template and every estimate starts from them."""
         return {template_id: self._typed_defaults(t) for template_id, t in self.templates.items()}

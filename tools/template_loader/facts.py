@@ -31,7 +31,4 @@ class TargetFacts(ConfigModel):
 
 class CrossStepFacts(ConfigModel):
     model: ModelFacts | None = None
-    dataset_formats: list[str] | None = Field(
-        default=None, description="The format of every dataset step 3 validated."
-    )
     target: TargetFacts | None = None

@@ -1,7 +1,8 @@
 """Cross-field rules: each kind's parameters, message and fix come from configs/templates.yaml.
 
 A rule fires only when its `when` condition holds. Rules that need another step's result
-(datasets, model, deployment target) say what they wait for until that step has run.
+(model, deployment target) say what they wait for until that step has run. Whether the data
+fits the template is judged on the datasets step, the later of the two (dataset_validator.fit).
 """
 
 from abc import abstractmethod
@@ -195,44 +196,20 @@ class BandRule(_Finding):
         return Outcome([self._issue(side.message, side.fix, given, value=value, limit=side.limit)])
 
 
-class _CrossStepRule(_Finding):
-    """A rule about another step's result: until that step has run, it says it is pending."""
+class _CrossStepKeyRule(_Finding):
+    """A rule about one configuration key and another step's result: until that step has run,
+    it says it is pending."""
 
+    key: str
     message: str
     fix: str
     pending: str
 
-    def messages(self) -> list[str]:
-        return [self.message, self.fix, self.pending]
-
-
-class _CrossStepKeyRule(_CrossStepRule):
-    """A cross-step rule about one configuration key."""
-
-    key: str
-
     def keys(self) -> list[str]:
         return [self.key]
 
-
-class DatasetFormatRule(_CrossStepRule):
-    """The datasets step 3 validated must all be in one of `allowed` formats."""
-
-    kind: Literal["dataset_format"]
-    allowed: Annotated[list[str], Field(min_length=1)]
-
-    def placeholders(self) -> set[str]:
-        return {"found", "allowed"}
-
-    def evaluate(self, given: RuleInput) -> Outcome:
-        formats = given.facts.dataset_formats
-        if formats is None:
-            return Outcome([], pending=render(self.pending, given.values))
-        wrong = sorted({f for f in formats if f not in self.allowed})
-        if not wrong:
-            return Outcome([])
-        extra = {"found": wrong, "allowed": self.allowed}
-        return Outcome([self._issue(self.message, self.fix, given, **extra)])
+    def messages(self) -> list[str]:
+        return [self.message, self.fix, self.pending]
 
 
 class ContextLengthRule(_CrossStepKeyRule):
@@ -273,12 +250,6 @@ class GpuBf16Rule(_CrossStepKeyRule):
 
 
 CrossFieldRule = Annotated[
-    CombinationRule
-    | ExclusiveRule
-    | ImpliesRule
-    | BandRule
-    | DatasetFormatRule
-    | ContextLengthRule
-    | GpuBf16Rule,
+    CombinationRule | ExclusiveRule | ImpliesRule | BandRule | ContextLengthRule | GpuBf16Rule,
     Field(discriminator="kind"),
 ]

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from datasets import load_dataset
     from peft import LoraConfig
     from transformers import BitsAndBytesConfig
-    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer
 
     cuda = torch.cuda.is_available()
     bf16_ok = cuda and torch.cuda.is_bf16_supported()
@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         files["validation"] = str(PACKAGE_DIR / data["validation"]["path"])
     dataset = load_dataset("json", data_files=files)
 
-    config_class = {"SFTConfig": SFTConfig, "DPOConfig": DPOConfig}[export["config_class"]]
-    trainer_class = {"SFTTrainer": SFTTrainer, "DPOTrainer": DPOTrainer}[export["trainer"]]
+    configs = {"SFTConfig": SFTConfig, "DPOConfig": DPOConfig, "KTOConfig": KTOConfig}
+    trainers = {"SFTTrainer": SFTTrainer, "DPOTrainer": DPOTrainer, "KTOTrainer": KTOTrainer}
+    config_class, trainer_class = configs[export["config_class"]], trainers[export["trainer"]]
     peft = export.get("peft_config")
     quantization = export.get("quantization_config")
     trainer = trainer_class(
