@@ -105,6 +105,12 @@ async def test_invalid_data_marks_the_step_invalid_with_issues(tmp_path: Path) -
     assert set(errors) == set(result["datasets"][0]["error_counts"])
     assert "line 2" in errors["invalid_json"]["message"] and errors["invalid_json"]["fix"]
     assert any(i["code"] == "blank_lines" for i in section["issues"])
+    # every error has its fix; the result gives each code's once, the draft keeps them all
+    (dataset,) = result["datasets"]
+    assert set(dataset["fixes"]) == set(dataset["error_counts"])
+    assert all("fix" not in e for e in dataset["errors"])
+    recorded = section["payload"]["datasets"][0]["errors"]
+    assert all(e["fix"] == dataset["fixes"][e["code"]] for e in recorded)
 
 
 async def test_the_drafts_model_and_config_shape_the_check(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from server.sources import dataset_sources, hub_access
 from server.state import app_state, heavy_call, load_draft
 from server.steps import record_step
 from tools import dataset_validator
-from tools.dataset_validator import FIXES, DatasetListing, ListingSource, ValidationReport
+from tools.dataset_validator import DatasetListing, ListingSource, ValidationReport
 from tools.errors import NotFoundError
 from tools.issues import Issue
 
@@ -59,8 +59,8 @@ class ValidateDatasetsResult(BaseModel):
     summary: str
     datasets: list[dict[str, Any]] = Field(
         description="Per dataset: ref, format, records, valid_records, error_counts, errors "
-        "[{code, record, line, field, message}], warnings [{code, count, message, records, fix}], "
-        "duplicates, split."
+        "[{code, record, line, field, message}], fixes {code: fix}, warnings [{code, count, "
+        "message, records, lines, fix}], duplicates, split."
     )
     split: dict[str, Any] = Field(description="method, validation_split, train/validation records.")
     token_stats: dict[str, Any] | None = Field(
@@ -276,10 +276,25 @@ def _answer(report: ValidationReport) -> dict[str, Any]:
     full = report.model_dump(mode="json")
     return {
         **full,
-        "datasets": [{k: d[k] for k in DATASET_FIELDS} for d in full["datasets"]],
+        "datasets": [_slim_dataset(d) for d in full["datasets"]],
         "split": {k: full["split"][k] for k in SPLIT_FIELDS},
         "tokenizer": report.tokenizer.detail,
     }
+
+
+def _slim_dataset(dataset: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's fields the assistant reads, each error's fix given once per code (in
+    `fixes`) and kept on an error only where it says something else."""
+    slim = {k: dataset[k] for k in DATASET_FIELDS}
+    fixes: dict[str, str] = {}
+    errors = []
+    for error in dataset["errors"]:
+        fix = fixes.setdefault(error["code"], error["fix"])
+        errors.append({k: v for k, v in error.items() if k != "fix" or v != fix})
+    slim["errors"] = errors
+    if fixes:
+        slim["fixes"] = fixes
+    return slim
 
 
 def _section(report: ValidationReport) -> StepSection:
@@ -298,7 +313,7 @@ def _section(report: ValidationReport) -> StepSection:
                     code=code,
                     message=f"{dataset.ref}: {count} x {code} (first at{where or ' dataset'}: "
                     f"{first.message})",
-                    fix=FIXES[first.code],
+                    fix=first.fix,
                 )
             )
         issues += [

@@ -81,6 +81,9 @@ class ReadingConfig(ConfigModel):
     check_every_records: Annotated[int, Field(ge=1)]
     sniff_bytes: Annotated[int, Field(ge=256)]
     sniff_records: Annotated[int, Field(ge=1)]
+    wrapper_keys: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Keys of a .json object whose list holds the records, first match read."
+    )
 
 
 class WarningsConfig(ConfigModel):

@@ -17,8 +17,8 @@ UNTRUSTED_NOTICE = (
 is one the assistant learns to expect."""
 
 FIXES: dict[ErrorCode | WarningCode, str] = {
-    ErrorCode.INVALID_JSON: "Write one complete JSON object per line (JSON Lines); check quotes, "
-    "commas and brackets on the lines named.",
+    ErrorCode.INVALID_JSON: "Check the quotes, commas and brackets at the place named; JSON Lines "
+    "hold one complete object per line.",
     ErrorCode.NOT_AN_OBJECT: 'Each record must be a JSON object such as {"messages": [...]}.',
     ErrorCode.MISSING_FIELD: "Add the missing field, or rename your columns to the format's names "
     "(messages; conversations; instruction/output; prompt/completion; chosen/rejected; text).",
@@ -67,6 +67,7 @@ class RecordError(BaseModel):
     file: str | None = Field(default=None, description="The file, for datasets of several files.")
     field: str | None = Field(default=None, description="JSON path of the field at fault.")
     message: str
+    fix: str = Field(description="What to change: the code's fix, or one for this case.")
 
 
 class DatasetWarning(BaseModel):
@@ -103,6 +104,9 @@ class FileInfo(BaseModel):
     compressed: bool
     size_bytes: int
     sha256: str
+    records_key: str | None = Field(
+        default=None, description='The key whose list holds the records ({"data": [...]}).'
+    )
 
 
 class DatasetReport(BaseModel):

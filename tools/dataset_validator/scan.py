@@ -28,6 +28,7 @@ from tools.dataset_validator.readers import (
     file_type,
 )
 from tools.dataset_validator.results import (
+    FIXES,
     DatasetReport,
     DatasetWarning,
     DuplicateCounts,
@@ -131,15 +132,18 @@ class DatasetScan:
             kind = file_type(item.name)
             assert kind is not None  # sources hand over files of a known type only
             file_name = item.name if len(self.dataset.files) > 1 else None
-            compressed = False
+            compressed, records_key = False, None
             try:
                 with RecordReader(
                     item.path, kind, config.reading, config.limits.max_line_bytes, self.state.budget
                 ) as reader:
                     compressed = reader.compressed
-                    self._scan_file(reader, file_name)
-            except UnreadableFileError as exc:  # or too large: FileTooLargeError
-                self.errors.add(exc.code, f"{item.name}: {exc}", file=file_name)
+                    try:
+                        self._scan_file(reader, file_name)
+                    finally:
+                        records_key = reader.records_key
+            except UnreadableFileError as exc:  # or too large, or malformed
+                self.errors.add(exc.code, f"{item.name}: {exc}", file=file_name, fix=exc.fix)
             except OSError as exc:  # unreadable on disk; its strerror names no path
                 reason = exc.strerror or type(exc).__name__
                 self.errors.add(ErrorCode.UNREADABLE_FILE, f"{item.name}: {reason}", file=file_name)
@@ -152,6 +156,7 @@ class DatasetScan:
                     compressed=compressed,
                     size_bytes=size,
                     sha256=self._hashes[item.path].result(),
+                    records_key=records_key,
                 )
             )
         self._flush()
@@ -295,6 +300,7 @@ class DatasetScan:
                 line=line,
                 file=file,
                 message=f"the record is {fmt}",
+                fix=FIXES[ErrorCode.MIXED_FORMAT],
             )
         )
 

@@ -25,13 +25,22 @@ class ErrorLog:
         line: int | None = None,
         file: str | None = None,
         field: str | None = None,
+        fix: str | None = None,
     ) -> None:
+        """Count an error; keep it as an example while the code has fewer than `keep`. `fix`:
+        what to do in this case, when it says more than the code's FIXES entry."""
         self.counts[code] += 1
         kept = self._examples.setdefault(code, [])
         if len(kept) < self._keep:
             kept.append(
                 RecordError(
-                    code=code, record=record, line=line, file=file, field=field, message=message
+                    code=code,
+                    record=record,
+                    line=line,
+                    file=file,
+                    field=field,
+                    message=message,
+                    fix=fix or FIXES[code],
                 )
             )
 
