@@ -75,6 +75,10 @@ class DatasetWarning(BaseModel):
     count: int
     message: str
     records: list[int] = Field(default_factory=list, description="Example record numbers.")
+    lines: list[int] = Field(
+        default_factory=list,
+        description="Their lines (or the first blank lines), for a dataset of one file with lines.",
+    )
     fix: str
 
 

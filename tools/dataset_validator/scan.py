@@ -19,6 +19,7 @@ from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
 from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
+from tools.dataset_validator.lines import LineMap
 from tools.dataset_validator.readers import (
     DecompressionBudget,
     LineBatch,
@@ -115,6 +116,8 @@ class DatasetScan:
         self.valid_by_format: Counter[Format] = Counter()
         self.first_of_format: dict[Format, list[RecordError]] = {}
         self.records = self.blank_lines = self.train_tokens = 0
+        self.blank_line_numbers: list[int] = []
+        self.lines = LineMap()
         self.conversational = self.without_system = 0
         self.train_records = self.validation_records = 0
         self.duplicates_within = self.duplicates_across = self.overlap = 0
@@ -168,26 +171,34 @@ class DatasetScan:
         progress.report(0, message, force=True)
         try:
             if reader.holds_lines() and self.state.chat_lane is not None:
-                read = self.state.chat_lane.read
+                read, before = self.state.chat_lane.read, self.records
                 for batch in reader.line_batches():
-                    self._scan_batch(batch, read(batch), file_name)
+                    self._scan_batch(batch, read(batch), file_name, before + batch.first)
                     progress.report(reader.position(), f"{message}: {self.records:,} records")
             else:
                 every = self.state.config.reading.check_every_records
+                note = self.lines.note
                 for _, line, value in reader.records():
                     self.records += 1
                     if not self.records % every:
                         progress.report(reader.position(), f"{message}: {self.records:,} records")
+                    if line is not None:
+                        note(self.records, line)
                     self._record(self.records, line, value, file_name)
         finally:
             self.blank_lines += reader.blank_lines
+            self.blank_line_numbers += reader.blank_line_numbers
         progress.report(reader.size, f"{message}: {self.records:,} records", force=True)
 
-    def _scan_batch(self, batch: LineBatch, chat: ChatBatch, file_name: str | None) -> None:
-        """A batch of JSON Lines: the well-formed chat rows together, every other row record
-        by record (`chat.others`), in file order wherever order matters."""
+    def _scan_batch(
+        self, batch: LineBatch, chat: ChatBatch, file_name: str | None, first: int
+    ) -> None:
+        """A batch of JSON Lines whose first record is the dataset's record `first`: the
+        well-formed chat rows together, every other row record by record (`chat.others`), in
+        file order wherever order matters."""
         items = batch.items
-        self.records = batch.first + len(items) - 1
+        self.records = first + len(items) - 1
+        self.lines.note_many(first, [line for line, _ in items])
         passing = chat.rows
         splitter = self._splitter
         validation = (
@@ -199,42 +210,44 @@ class DatasetScan:
         for item, value in [*chat.others, (len(items), None)]:
             upto = int(np.searchsorted(passing, item))
             if upto > done:
-                self._accept_run(chat, batch, passing, validation, done, upto, file_name)
+                self._accept_run(chat, batch, first, passing, validation, done, upto, file_name)
             done = upto
             if item < len(items):
-                self._record(batch.first + item, items[item][0], value, file_name)
+                self._record(first + item, items[item][0], value, file_name)
         if len(passing):
-            self._measure_chat(chat, batch.first + passing, validation)
+            self._measure_chat(chat, first + passing, validation)
         self._flush()
 
     def _accept_run(
         self,
         chat: ChatBatch,
         batch: LineBatch,
+        first: int,
         passing: np.ndarray,
         validation: np.ndarray,
         start: int,
         end: int,
         file_name: str | None,
     ) -> None:
-        """What depends on file order for passing rows start..end: their place in the queue of
-        sightings (duplicates, overlap), the first records of the format, the preview."""
+        """What depends on file order for passing rows start..end (the batch's first record
+        is the dataset's record `first`): their place in the queue of sightings (duplicates,
+        overlap), the first records of the format, the preview."""
         state, fmt = self.state, Format.CHAT
         self._sightings.extend(
             zip(
                 chat.digests[start:end],
-                (batch.first + passing[start:end]).tolist(),
+                (first + passing[start:end]).tolist(),
                 validation[start:end].tolist(),
                 strict=True,
             )
         )
         for position in range(start, min(end, start + self._keep - self.formats[fmt])):
             item = int(passing[position])
-            self._first_of(fmt, batch.first + item, batch.items[item][0], file_name)
+            self._first_of(fmt, first + item, batch.items[item][0], file_name)
         self.formats[fmt] += end - start
         self.valid_by_format[fmt] += end - start
         for position in range(start, min(end, start + self._preview_records - len(state.preview))):
-            number = batch.first + int(passing[position])
+            number = first + int(passing[position])
             state.preview.append((self.dataset.ref, number, chat.example(position)))
 
     def _measure_chat(self, chat: ChatBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
@@ -422,6 +435,29 @@ class DatasetScan:
         )
 
     def _warnings(self) -> list[DatasetWarning]:
+        """The warnings, with the lines of their records when the dataset is one file."""
+        one_file = len(self.dataset.files) == 1
+        found = self._record_warnings()
+        if one_file:
+            for warning in found:
+                warning.lines = self.lines.lines(warning.records)
+        if self.blank_lines:
+            blank = f"{self.blank_lines} blank lines were skipped"
+            found.append(
+                self.warnings.warning(
+                    WarningCode.BLANK_LINES,
+                    f"{blank} (lines {', '.join(map(str, self.blank_line_numbers))}"
+                    f"{', ...' if self.blank_lines > len(self.blank_line_numbers) else ''})"
+                    if one_file
+                    else blank,
+                    count=self.blank_lines,
+                    records=[],
+                    lines=self.blank_line_numbers if one_file else [],
+                )
+            )
+        return found
+
+    def _record_warnings(self) -> list[DatasetWarning]:
         config, log, found = self.state.config, self.warnings, []
         counts = log.counts
         if counts[WarningCode.DUPLICATE]:
@@ -487,15 +523,6 @@ class DatasetScan:
                     WarningCode.NO_SYSTEM_MESSAGE,
                     f"{share:.0%} of the conversations ({self.without_system} of "
                     f"{self.conversational}) have no system message",
-                )
-            )
-        if self.blank_lines:
-            found.append(
-                log.warning(
-                    WarningCode.BLANK_LINES,
-                    f"{self.blank_lines} blank lines were skipped",
-                    count=self.blank_lines,
-                    records=[],
                 )
             )
         return found

@@ -264,7 +264,8 @@ def _issues(
                 )
             )
     validation = sum(r.split.validation for r in reports)
-    if (share or request.validation_dataset) and not validation:
+    usable = sum(r.valid_records for r in reports)  # none: raising the split would not help
+    if (share or request.validation_dataset) and usable and not validation:
         issues.append(
             Issue(
                 severity="warning",

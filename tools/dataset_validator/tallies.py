@@ -100,11 +100,13 @@ class WarningLog:
         message: str,
         count: int | None = None,
         records: list[int] | None = None,
+        lines: list[int] | None = None,
     ) -> DatasetWarning:
         return DatasetWarning(
             code=code,
             count=self.counts[code] if count is None else count,
             message=message,
             records=self.records(code) if records is None else records,
+            lines=lines or [],
             fix=FIXES[code],
         )
