@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     EMPTY_DATASET = "empty_dataset"
     TOO_FEW_RECORDS = "too_few_records"
     FORMAT_VS_METHOD = "format_vs_method"
+    UNKNOWN_COLUMNS = "unknown_columns"
 
 
 class WarningCode(StrEnum):
@@ -66,3 +67,17 @@ class WarningCode(StrEnum):
     NO_SYSTEM_MESSAGE = "no_system_message"
     EMPTY_VALIDATION = "empty_validation"
     BLANK_LINES = "blank_lines"
+
+
+FORMAT_FIELDS: dict[Format, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Format.CHAT: (("messages",), ("tools",)),
+    Format.SHAREGPT: (("conversations",), ("system", "tools")),
+    Format.ALPACA: (("instruction", "output"), ("input", "system", "history")),
+    Format.PROMPT_COMPLETION: (("prompt", "completion"), ()),
+    Format.PREFERENCE: (("chosen", "rejected"), ("prompt",)),
+    Format.UNPAIRED_PREFERENCE: (("prompt", "completion", "label"), ()),
+    Format.TEXT: (("text",), ()),
+}
+"""Each format's top-level fields, (required, optional), as formats.FormatChecker reads them:
+what columns a user's may be mapped to (validate_datasets' `columns`)."""
+TARGET_FIELDS = frozenset(f for fields in FORMAT_FIELDS.values() for group in fields for f in group)

@@ -15,7 +15,7 @@ import io
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import orjson
 
+from tools.dataset_validator.columns import rename
 from tools.dataset_validator.config import GZIP_SUFFIX, LimitsConfig, ReadingConfig
 from tools.dataset_validator.formats import KNOWN_FIELDS
 from tools.dataset_validator.json_document import DocumentError, JsonDocument
@@ -148,7 +149,9 @@ class RecordReader:
 
     Every byte it hands on after decompression counts against `budget` and the per-file limits
     (FileTooLargeError): gzip's output as it is read, a Parquet file's declared uncompressed
-    sizes before any of its data is read."""
+    sizes before any of its data is read. `columns` renames records' top-level fields as they
+    are read (validate_datasets' `columns`; UserError when a new name is taken); line_batches()
+    hands on lines as they are, so a caller with a mapping reads records()."""
 
     def __init__(
         self,
@@ -157,8 +160,10 @@ class RecordReader:
         reading: ReadingConfig,
         max_record_bytes: int,
         budget: DecompressionBudget,
+        columns: Mapping[str, str] | None = None,
     ):
         self.path, self.kind = path, kind
+        self._columns = columns or {}
         self.size = path.stat().st_size
         self.blank_lines = 0
         self.blank_line_numbers: list[int] = []  # the first few
@@ -236,16 +241,29 @@ class RecordReader:
 
     def records(self) -> Iterator[RawRecord]:
         """Every record in file order; UnreadableFileError when the file itself is broken."""
+        if self.kind is FileType.CSV:  # renamed in the header, so cells decode by the new names
+            yield from self._read(self._csv())
+            return
+        found = self._read(self._records())
+        if not self._columns:
+            yield from found
+            return
+        mapping, quoted = self._columns, self._budget.limits.max_quoted_chars
+        for number, line, value in found:
+            yield number, line, rename(value, mapping, quoted) if type(value) is dict else value
+
+    def _records(self) -> Iterator[RawRecord]:
+        if self.kind is FileType.PARQUET:
+            yield from self._parquet()
+        elif not self.holds_lines():
+            yield from self._document()
+        else:
+            for batch in self.line_batches():
+                yield from batch.records()
+
+    def _read(self, records: Iterator[RawRecord]) -> Iterator[RawRecord]:
         try:
-            if self.kind is FileType.PARQUET:
-                yield from self._parquet()
-            elif self.kind is FileType.CSV:
-                yield from self._csv()
-            elif not self.holds_lines():
-                yield from self._document()
-            else:
-                for batch in self.line_batches():
-                    yield from batch.records()
+            yield from records
         except CORRUPT_STREAM as exc:
             raise UnreadableFileError(f"the gzip stream is corrupt or cut off ({exc})") from exc
 
@@ -329,7 +347,7 @@ class RecordReader:
             read(size).removeprefix(UTF8_BOM),
             size,
             self._max,
-            RECORD_FIELDS,
+            RECORD_FIELDS | set(self._columns),
             tuple(self._reading.wrapper_keys),
             self._budget.limits.max_quoted_chars,
             self._element,
@@ -368,6 +386,10 @@ class RecordReader:
             return
         except csv.Error as exc:
             raise UnreadableFileError(f"the CSV header cannot be read: {exc}") from exc
+        if self._columns:
+            header = list(
+                rename(dict.fromkeys(header), self._columns, self._budget.limits.max_quoted_chars)
+            )
         number, previous = 0, rows.line_num
         while True:
             try:

@@ -41,6 +41,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     "groups), or raise the limit the message names.",
     ErrorCode.EMPTY_DATASET: "Point at a file that holds records.",
     ErrorCode.TOO_FEW_RECORDS: "Add records, fix the invalid ones, or combine datasets.",
+    ErrorCode.UNKNOWN_COLUMNS: "Map your columns onto a format's fields with validate_datasets' "
+    "columns argument, or rename them in the file.",
     ErrorCode.FORMAT_VS_METHOD: "Pick a template whose method trains on this format (DPO needs "
     "preference pairs; SFT needs chat, instruction or text data), or convert the data.",
     WarningCode.DUPLICATE: "Remove repeated records; they over-weight what they say.",
@@ -183,6 +185,9 @@ class ValidationReport(BaseModel):
     valid: bool
     summary: str
     notice: str = Field(default=UNTRUSTED_NOTICE, description="How to treat the files' text.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Fields renamed in every record before detection."
+    )
 
 
 ListingSource = Literal["local", "supabase"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.dataset_validator.chat_lane import ChatBatch, ChatLane
+from tools.dataset_validator.columns import unknown_columns
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
@@ -89,6 +90,8 @@ class RunState:
     totals: LengthStats
     budget: DecompressionBudget
     """What the run's files may decompress to, all together (and each, per reader)."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """Top-level fields renamed as records are read (validate_datasets' `columns`)."""
     preview: list[tuple[str, int, Example]] = field(default_factory=list)
 
 
@@ -123,6 +126,7 @@ class DatasetScan:
         self.duplicates_within = self.duplicates_across = self.overlap = 0
         self._pending: list[tuple[Example, int, bool]] = []
         self._sightings: list[tuple[bytes, int, bool]] = []  # (digest, record, validation)
+        self._columns_seen: list[str] | None = None  # of the first record no format knows
         self._keep = keep
         self._preview_records = state.config.limits.preview_records
         self._batch_records = state.config.tokens.batch_records
@@ -138,7 +142,12 @@ class DatasetScan:
             compressed, records_key = False, None
             try:
                 with RecordReader(
-                    item.path, kind, config.reading, config.limits.max_line_bytes, self.state.budget
+                    item.path,
+                    kind,
+                    config.reading,
+                    config.limits.max_line_bytes,
+                    self.state.budget,
+                    self.state.columns,
                 ) as reader:
                     compressed = reader.compressed
                     try:
@@ -271,6 +280,8 @@ class DatasetScan:
         if type(value) is dict:
             fmt = detect(value)
             if fmt is None:
+                if self._columns_seen is None:
+                    self._columns_seen = list(value)
                 keys = quote_list(value, self.state.config.limits.max_quoted_chars)
                 errors.add(
                     ErrorCode.MISSING_FIELD,
@@ -401,6 +412,8 @@ class DatasetScan:
         valid_records = self.valid_by_format[fmt] if fmt else 0
         if not self.records and not self.errors.total:
             self.errors.add(ErrorCode.EMPTY_DATASET, f"{self.dataset.ref} holds no records")
+        elif fmt is None and self._columns_seen is not None:
+            self._unknown_columns(self._columns_seen)
         elif valid_records < config.limits.min_records_per_dataset:
             self.errors.add(
                 ErrorCode.TOO_FEW_RECORDS,
@@ -433,6 +446,14 @@ class DatasetScan:
             split=SplitCounts(train=self.train_records, validation=self.validation_records),
             valid=self.errors.total == 0,
         )
+
+    def _unknown_columns(self, columns: list[str]) -> None:
+        """No record has a format: one error with the columns and their closest mapping onto
+        a format, instead of one per record."""
+        self.errors.discard(ErrorCode.MISSING_FIELD)
+        config = self.state.config
+        message, fix = unknown_columns(columns, config.columns, config.limits.max_quoted_chars)
+        self.errors.add(ErrorCode.UNKNOWN_COLUMNS, message, fix=fix)
 
     def _warnings(self) -> list[DatasetWarning]:
         """The warnings, with the lines of their records when the dataset is one file."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.dataset_validator.chat_lane import ChatLane
+from tools.dataset_validator.columns import checked_mapping
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import Example, FormatChecker, Turn
 from tools.dataset_validator.hub import HubAccess
@@ -49,6 +50,8 @@ class ValidationRequest:
     model_id: str | None = None
     model_revision: str | None = None
     method: str | None = None
+    columns: dict[str, str] | None = None
+    """Top-level fields renamed in every record of every dataset before anything else."""
 
 
 def validate_datasets(
@@ -63,6 +66,7 @@ def validate_datasets(
     (UserError): a file past its own limits is an error in its report."""
     hooks = hooks or ScanHooks()
     share = _validation_share(request, config)
+    columns = checked_mapping(request.columns, config.limits.max_quoted_chars)
     counter = token_counter(request.model_id, request.model_revision, hub, config.tokens)
     with tempfile.TemporaryDirectory(prefix="training-package-datasets-") as workdir:
         resolved = [sources.resolve(ref, Path(workdir), hooks.checkpoint) for ref in _refs(request)]
@@ -76,7 +80,8 @@ def validate_datasets(
                 state = RunState(
                     config=config,
                     checker=FormatChecker(config.formats, config.limits.max_quoted_chars),
-                    chat_lane=ChatLane(config.formats, index, placeholders),
+                    # the lane reads lines as they are: renamed columns go record by record
+                    chat_lane=None if columns else ChatLane(config.formats, index, placeholders),
                     counter=counter,
                     index=index,
                     placeholders=placeholders,
@@ -88,6 +93,7 @@ def validate_datasets(
                     ),
                     totals=LengthStats(config.limits.examples_per_error_code),
                     budget=DecompressionBudget(config.limits),
+                    columns=columns,
                 )
                 reports = _scan_all(state, resolved, share, request, hashes)
             finally:
@@ -193,6 +199,7 @@ def _assemble(
         ],
         valid=valid,
         summary=summary,
+        columns=state.columns,
     )
 
 

@@ -50,6 +50,11 @@ class ErrorLog:
         kept = self._examples.setdefault(code, [])
         kept.extend(examples[: self._keep - len(kept)])
 
+    def discard(self, code: ErrorCode) -> None:
+        """Forget a code's errors (a dataset-level error says it all instead)."""
+        self.counts.pop(code, None)
+        self._examples.pop(code, None)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -219,7 +219,12 @@ class _SplitWriter:
         every = config.reading.check_every_records
         try:
             with RecordReader(
-                path, kind, config.reading, config.limits.max_line_bytes, self._budget
+                path,
+                kind,
+                config.reading,
+                config.limits.max_line_bytes,
+                self._budget,
+                self._plan.datasets.columns,
             ) as reader:
                 for number, _, value in reader.records():
                     if not number % every:

@@ -71,6 +71,9 @@ class DataEntry(BaseModel):
     split: SplitReport
     train_tokens: int
     tokenizer: str = Field(description="What counted the tokens.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Fields the records were renamed from, to."
+    )
 
 
 class DeploymentEntry(BaseModel):
@@ -166,6 +169,7 @@ def build_manifest(
             split=datasets.split,
             train_tokens=datasets.train_tokens,
             tokenizer=datasets.tokenizer.detail,
+            columns=datasets.columns,
         ),
         deployment=DeploymentEntry(
             target=option.target,

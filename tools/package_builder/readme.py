@@ -88,6 +88,16 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         + (rendered if data.conversational else "")
         + f". Split: {data.split.rule}.",
         "",
+        *(
+            [
+                "Fields renamed as the files were read: "
+                + ", ".join(f"`{source}` -> `{target}`" for source, target in data.columns.items())
+                + ".",
+                "",
+            ]
+            if data.columns
+            else []
+        ),
         "| dataset | format | records | train | validation | sha256 |",
         "|---|---|---|---|---|---|",
         *(
