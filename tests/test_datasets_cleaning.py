@@ -5,17 +5,25 @@ and invalid records dropped on request, never silently."""
 import csv
 import json
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from server.settings import load_settings
+from server.settings import Settings, load_settings
 from tests.bench.bench_validate import record_path
 from tests.support import isolated_env
 from tests.test_datasets_validator import chat_line, only, validate, warning
+from tests.test_package_builder import DATA, build, jsonl, make_inputs
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.kinds import WarningCode
 from tools.errors import UserError
+from tools.package_builder import PackageInputs, ValidatedDatasets
+from tools.package_builder.config import MANIFEST_NAME
+from tools.package_builder.data import DatasetChangedError
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +214,140 @@ def test_a_mapping_that_cannot_apply_is_refused(
         )
     with pytest.raises(UserError, match=re.escape(message)):
         validate(config, ["tickets.csv"], roots=[tmp_path], columns=columns)
+
+
+# --- drop_invalid -------------------------------------------------------------------------------
+
+DROPPED = {
+    "invalid_json": 1,
+    "not_an_object": 1,
+    "missing_field": 1,
+    "empty_content": 1,
+    "unknown_role": 1,
+    "no_assistant_turn": 1,
+    "role_order": 1,
+    "encoding_error": 1,
+    "wrong_type": 1,
+}
+"""errors.jsonl: one record of each kind of problem, among 12 good ones."""
+
+
+@pytest.mark.parametrize("lane", [True, False])
+def test_drop_invalid_leaves_invalid_records_out_counted_by_code(
+    config: DatasetsConfig, lane: bool
+) -> None:
+    strict = validate(config, ["errors.jsonl"], validation_split=0.25)
+    if lane:
+        report = validate(config, ["errors.jsonl"], validation_split=0.25, drop_invalid=True)
+    else:
+        with record_path():
+            report = validate(config, ["errors.jsonl"], validation_split=0.25, drop_invalid=True)
+    dataset = only(report)
+    assert not strict.valid and strict.datasets[0].dropped == 0
+    assert report.valid and dataset.valid and report.drop_invalid
+    assert (dataset.records, dataset.valid_records, dataset.dropped) == (21, 12, 9)
+    assert dataset.dropped_counts == DROPPED
+    assert dataset.error_counts == strict.datasets[0].error_counts  # still every example
+    assert all(e.dropped for e in dataset.errors)
+    assert dataset.split.train + dataset.split.validation == 12
+    assert dataset.split == strict.datasets[0].split  # the kept records, split as before
+    assert "(9 invalid left out)" in report.summary
+
+
+def test_records_are_counted_once_by_their_first_error(
+    config: DatasetsConfig, tmp_path: Path
+) -> None:
+    lines = [chat_line(f"Q{i}?", f"A{i}.") for i in range(12)]
+    bad = {"messages": [{"role": "robot", "content": ""}, {"role": "user", "content": "  "}]}
+    lines.append(json.dumps(bad) + "\n")  # unknown_role, then empty_content and more
+    (tmp_path / "twice.jsonl").write_text("".join(lines))
+    dataset = only(validate(config, ["twice.jsonl"], roots=[tmp_path], drop_invalid=True))
+    assert dataset.valid and dataset.dropped == 1
+    assert dataset.dropped_counts == {"unknown_role": 1}
+    assert len(dataset.error_counts) > 1
+
+
+def test_too_few_left_keeps_the_dataset_invalid(config: DatasetsConfig, tmp_path: Path) -> None:
+    lines = [chat_line(f"Q{i}?", f"A{i}.") for i in range(9)] + ["{broken\n"] * 5
+    (tmp_path / "few.jsonl").write_text("".join(lines))
+    dataset = only(validate(config, ["few.jsonl"], roots=[tmp_path], drop_invalid=True))
+    assert not dataset.valid and dataset.dropped == 5
+    assert "too_few_records" in dataset.error_counts
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "blocking"),
+    [
+        (
+            "cut.json",
+            "[" + ",".join(chat_line(f"Q{i}?", f"A{i}.") for i in range(12)) + ',{"messages": [',
+            "unreadable_file",
+        ),
+        (
+            "mixed.jsonl",
+            "".join(chat_line(f"Q{i}?", f"A{i}.") for i in range(12))
+            + json.dumps({"instruction": "Say hi.", "output": "Hi."})
+            + "\n",
+            "mixed_format",
+        ),
+        ("tickets.jsonl", json.dumps({"customer_msg": "Hi", "agent_reply": "Hello"}) + "\n", None),
+    ],
+)
+def test_errors_of_the_whole_dataset_are_never_dropped(
+    config: DatasetsConfig, tmp_path: Path, name: str, text: str, blocking: str | None
+) -> None:
+    if blocking is None:  # no record has a format: unknown_columns
+        blocking, text = "unknown_columns", text * 12
+    (tmp_path / name).write_text(text)
+    dataset = only(validate(config, [name], roots=[tmp_path], drop_invalid=True))
+    assert not dataset.valid and blocking in dataset.error_counts
+    assert not any(e.dropped for e in dataset.errors if e.code == blocking)
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """A copy of the test datasets."""
+    shutil.copytree(DATA, tmp_path / "datasets")
+    return tmp_path / "datasets"
+
+
+def dropping_inputs(settings: Settings, root: Path, **report_changes: Any) -> PackageInputs:
+    """Package inputs for errors.jsonl, validated with drop_invalid (its report changed by
+    `report_changes`, as a validation that dropped other records would have it)."""
+    inputs = make_inputs(settings, root, ["chat.jsonl"])
+    report = validate(settings.datasets, ["errors.jsonl"], roots=[root], drop_invalid=True)
+    report.datasets[0] = report.datasets[0].model_copy(update=report_changes)
+    recorded = ValidatedDatasets.model_validate(report.model_dump(mode="json"))
+    return replace(inputs, datasets=recorded)
+
+
+def test_the_package_leaves_out_the_records_the_validation_dropped(
+    settings: Settings, data_root: Path
+) -> None:
+    inputs = dropping_inputs(settings, data_root)
+    out = data_root.parent / "out" / "pkg"
+    build(settings, data_root, inputs, out)
+    manifest = yaml.safe_load((out / MANIFEST_NAME).read_text())
+    (dataset,) = manifest["datasets"]
+    assert (dataset["dropped"], dataset["dropped_counts"]) == (9, DROPPED)
+    assert manifest["data"]["dropped"] == 9
+    written = jsonl(out / manifest["data"]["train"]["path"])
+    held_out = manifest["data"]["validation"]
+    written += jsonl(out / held_out["path"]) if held_out else []
+    assert len(written) == 12 == dataset["train_records"] + dataset["validation_records"]
+    assert all(m["content"].strip() for r in written for m in r["messages"])
+    readme = (out / "README.md").read_text()
+    assert "errors.jsonl: 9 invalid records were left out, as asked (drop_invalid)" in readme
+    assert "1 invalid_json, 1 not_an_object" in readme
+
+
+def test_the_package_refuses_when_it_would_drop_other_records(
+    settings: Settings, data_root: Path
+) -> None:
+    inputs = dropping_inputs(settings, data_root, dropped_counts={**DROPPED, "invalid_json": 2})
+    with pytest.raises(DatasetChangedError, match="invalid records left out now: 1 empty_content"):
+        build(settings, data_root, inputs, data_root.parent / "out" / "pkg")
+    strict = dropping_inputs(settings, data_root)
+    strict = replace(strict, datasets=strict.datasets.model_copy(update={"drop_invalid": False}))
+    with pytest.raises(DatasetChangedError, match="record 2 is no longer a valid chat"):
+        build(settings, data_root, strict, data_root.parent / "out" / "pkg")

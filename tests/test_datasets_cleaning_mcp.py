@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from tests.support import connect
+from tests.test_datasets_validator import chat_line
 from tests.test_package_mcp import call, complete_draft, package_settings, read_draft
 
 MAPPING = {"customer_msg": "prompt", "agent_reply": "completion"}
@@ -64,3 +65,45 @@ async def test_a_column_mapping_is_kept_and_packaged(tmp_path: Path) -> None:
     first = package_lines(path, manifest["data"]["train"]["path"])[0]
     assert set(first) == {"prompt", "completion"}
     assert "`customer_msg` -> `prompt`" in (path / "README.md").read_text()
+
+
+async def test_dropped_records_are_warnings_to_accept_and_the_package_says_so(
+    tmp_path: Path,
+) -> None:
+    root = data_root(tmp_path)
+    lines = [chat_line(f"How do I reset password {i}?", f"Open Settings ({i}).") for i in range(20)]
+    lines[3] = lines[3][:40] + "\n"  # cut off
+    lines[9] = chat_line("Is anyone there?", "   ")  # an empty answer
+    (root / "support.jsonl").write_text("".join(lines))
+    async with connect(package_settings(tmp_path, root)) as client:
+        draft_id = await complete_draft(
+            client, datasets=("support.jsonl",), reading={"drop_invalid": True}
+        )
+        issues = (await read_draft(client, draft_id))["datasets"]["issues"]
+        held = await call(client, "finalize_package", {"draft_id": draft_id})
+        written = await call(
+            client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
+        )
+        arguments = {"draft_id": draft_id, "datasets": ["support.jsonl"], "validation_split": 0.2}
+        again = await call(client, "validate_datasets", arguments)  # omitted: as recorded
+        strict = await call(client, "validate_datasets", {**arguments, "drop_invalid": False})
+    dropped = [i for i in issues if i["code"] in ("invalid_json", "empty_content")]
+    assert [i["severity"] for i in dropped] == ["warning", "warning"]
+    assert all("in records left out" in i["message"] for i in dropped)
+    assert sum("in records left out" in w["message"] for w in held["warnings"]) == 2
+    assert not held["written"] and written["written"]
+    (dataset,) = again["datasets"]
+    assert again["valid"] and again["drop_invalid"] is True
+    assert (dataset["dropped"], dataset["dropped_counts"]) == (
+        2,
+        {"invalid_json": 1, "empty_content": 1},
+    )
+    assert all(error["dropped"] for error in dataset["errors"])
+    assert not strict["valid"] and "drop_invalid" not in strict
+    assert "dropped" not in strict["datasets"][0]
+    path = Path(written["path"])
+    manifest = yaml.safe_load((path / "package.yaml").read_text())
+    assert manifest["datasets"][0]["dropped"] == 2 and manifest["data"]["dropped"] == 2
+    train, held_out = manifest["data"]["train"], manifest["data"]["validation"]
+    assert train["records"] + (held_out["records"] if held_out else 0) == 18
+    assert "2 invalid records were left out" in (path / "README.md").read_text()

@@ -112,7 +112,7 @@ def test_an_object_with_several_lists_gets_one_error_naming_them(
     (tmp_path / "two.json").write_text(json.dumps(ambiguous, indent=2))
     dataset = only(validate(config, ["two.json"], roots=[tmp_path]))
     (error,) = [e for e in dataset.errors if e.code != ErrorCode.TOO_FEW_RECORDS]
-    assert error.code == ErrorCode.INVALID_JSON and error.record is None
+    assert error.code == ErrorCode.UNREADABLE_FILE and error.record is None
     assert "several lists of objects ('good', 'bad')" in error.message
     assert "data, train, rows, examples" in error.fix
     assert dataset.records == 0
@@ -244,7 +244,7 @@ def test_a_broken_document_is_a_file_error(
     """Not a record's fault: it names no record and blocks the dataset whatever is dropped."""
     (tmp_path / "broken.json").write_text(body)
     dataset = only(validate(config, ["broken.json"], roots=[tmp_path]))
-    error = next(e for e in dataset.errors if e.code == ErrorCode.INVALID_JSON)
+    error = next(e for e in dataset.errors if e.code == ErrorCode.UNREADABLE_FILE)
     assert error.record is None and error.message == f"broken.json: {message}"
     assert fix in error.fix and not dataset.valid
 

@@ -86,12 +86,6 @@ class UnreadableFileError(Exception):
         self.fix = fix
 
 
-class MalformedFileError(UnreadableFileError):
-    """A JSON document that is cut off or cannot be split into records."""
-
-    code = ErrorCode.INVALID_JSON
-
-
 class FileTooLargeError(UnreadableFileError):
     """The file decompresses to more than the limits allow; says which limit."""
 
@@ -356,7 +350,7 @@ class RecordReader:
             for number, (line, value) in enumerate(document, 1):
                 yield number, line, value
         except DocumentError as exc:
-            raise MalformedFileError(str(exc), exc.fix) from exc
+            raise UnreadableFileError(str(exc), exc.fix) from exc
         finally:
             self.records_key = document.key
 

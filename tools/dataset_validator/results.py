@@ -70,6 +70,7 @@ class RecordError(BaseModel):
     field: str | None = Field(default=None, description="JSON path of the field at fault.")
     message: str
     fix: str = Field(description="What to change: the code's fix, or one for this case.")
+    dropped: bool = Field(default=False, description="The record was left out (drop_invalid).")
 
 
 class DatasetWarning(BaseModel):
@@ -136,6 +137,10 @@ class DatasetReport(BaseModel):
     duplicates: DuplicateCounts
     split: SplitCounts
     valid: bool
+    dropped: int = Field(default=0, description="Invalid records left out (drop_invalid).")
+    dropped_counts: dict[str, int] = Field(
+        default_factory=dict, description="The records left out, by their first error's code."
+    )
 
 
 class TokenizerInfo(BaseModel):
@@ -187,6 +192,9 @@ class ValidationReport(BaseModel):
     notice: str = Field(default=UNTRUSTED_NOTICE, description="How to treat the files' text.")
     columns: dict[str, str] = Field(
         default_factory=dict, description="Fields renamed in every record before detection."
+    )
+    drop_invalid: bool = Field(
+        default=False, description="Invalid records were left out instead of failing the step."
     )
 
 

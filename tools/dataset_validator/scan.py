@@ -17,14 +17,13 @@ import numpy as np
 from tools.dataset_validator.chat_lane import ChatBatch, ChatLane
 from tools.dataset_validator.columns import unknown_columns
 from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
+from tools.dataset_validator.formats import Example, FormatChecker
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
 from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
 from tools.dataset_validator.lines import LineMap
 from tools.dataset_validator.readers import (
     DecompressionBudget,
     LineBatch,
-    ReadError,
     RecordReader,
     UnreadableFileError,
     file_type,
@@ -42,7 +41,8 @@ from tools.dataset_validator.sources import ResolvedDataset
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import ErrorLog, WarningLog
 from tools.dataset_validator.tokens import TokenCounter
-from tools.quoting import quote, quote_list
+from tools.dataset_validator.verdicts import judge
+from tools.quoting import quote
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -92,6 +92,8 @@ class RunState:
     """What the run's files may decompress to, all together (and each, per reader)."""
     columns: dict[str, str] = field(default_factory=dict)
     """Top-level fields renamed as records are read (validate_datasets' `columns`)."""
+    drop_invalid: bool = False
+    """Invalid records are left out, counted, instead of keeping a dataset invalid."""
     preview: list[tuple[str, int, Example]] = field(default_factory=list)
 
 
@@ -127,6 +129,9 @@ class DatasetScan:
         self._pending: list[tuple[Example, int, bool]] = []
         self._sightings: list[tuple[bytes, int, bool]] = []  # (digest, record, validation)
         self._columns_seen: list[str] | None = None  # of the first record no format knows
+        self.dropped: Counter[ErrorCode] = Counter()  # records, by their first error's code
+        self._record_errors: Counter[ErrorCode] = Counter()  # errors that name one record
+        self._quoted = state.config.limits.max_quoted_chars
         self._keep = keep
         self._preview_records = state.config.limits.preview_records
         self._batch_records = state.config.tokens.batch_records
@@ -275,44 +280,26 @@ class DatasetScan:
         self._add_lengths(numbers, lengths, lengths, validation)
 
     def _record(self, number: int, line: int | None, value: object, file_name: str | None) -> None:
-        """One record, checked as its own format; every problem is worded."""
-        errors = self.errors
-        if type(value) is dict:
-            fmt = detect(value)
-            if fmt is None:
-                if self._columns_seen is None:
-                    self._columns_seen = list(value)
-                keys = quote_list(value, self.state.config.limits.max_quoted_chars)
-                errors.add(
-                    ErrorCode.MISSING_FIELD,
-                    f"no known field ({', '.join(KNOWN_FIELDS)}); the record has: {keys}",
-                    record=number,
-                    line=line,
-                    file=file_name,
-                )
-                return
+        """One record, checked as its own format; every problem is worded. A rejected record
+        is dropped (drop_invalid) or keeps the dataset invalid."""
+        fmt, example, problems = judge(value, self.state.checker, self._quoted)
+        if fmt is not None:
             self.formats[fmt] += 1
             if self.formats[fmt] <= self._keep:
                 self._first_of(fmt, number, line, file_name)
-            example, problems = self.state.checker.check(fmt, value)
             if example is not None:
                 self.valid_by_format[fmt] += 1
                 self._accept(example, number)
                 return
-            seen: set[ErrorCode] = set()
-            for code, path, text in problems:
-                if code not in seen:
-                    seen.add(code)
-                    errors.add(code, text, record=number, line=line, file=file_name, field=path)
-        elif type(value) is ReadError:
-            errors.add(value.code, value.message, record=number, line=line, file=file_name)
-        else:
-            errors.add(
-                ErrorCode.NOT_AN_OBJECT,
-                f"the record is a JSON {_json_kind(value)}, not an object",
-                record=number,
-                line=line,
-                file=file_name,
+        elif self._columns_seen is None and type(value) is dict:
+            self._columns_seen = list(value)
+        drop = self.state.drop_invalid
+        if drop:
+            self.dropped[problems[0][0]] += 1
+        for code, path, text in problems:
+            self._record_errors[code] += 1
+            self.errors.add(
+                code, text, record=number, line=line, file=file_name, field=path, dropped=drop
             )
 
     def _first_of(self, fmt: Format, number: int, line: int | None, file: str | None) -> None:
@@ -444,13 +431,21 @@ class DatasetScan:
                 train_validation_overlap=self.overlap,
             ),
             split=SplitCounts(train=self.train_records, validation=self.validation_records),
-            valid=self.errors.total == 0,
+            valid=self.errors.total == self._droppable(),
+            dropped=sum(self.dropped.values()),
+            dropped_counts={str(k): v for k, v in self.dropped.items()},
         )
+
+    def _droppable(self) -> int:
+        """How many of the errors drop_invalid leaves behind (those of one record each)."""
+        return sum(self._record_errors.values()) if self.state.drop_invalid else 0
 
     def _unknown_columns(self, columns: list[str]) -> None:
         """No record has a format: one error with the columns and their closest mapping onto
         a format, instead of one per record."""
         self.errors.discard(ErrorCode.MISSING_FIELD)
+        self._record_errors.pop(ErrorCode.MISSING_FIELD, None)
+        self.dropped.pop(ErrorCode.MISSING_FIELD, None)
         config = self.state.config
         message, fix = unknown_columns(columns, config.columns, config.limits.max_quoted_chars)
         self.errors.add(ErrorCode.UNKNOWN_COLUMNS, message, fix=fix)
@@ -547,16 +542,6 @@ class DatasetScan:
                 )
             )
         return found
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "boolean" if isinstance(value, bool) else "number"
 
 
 def _combined(files: list[FileInfo]) -> str:

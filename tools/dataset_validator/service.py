@@ -52,6 +52,8 @@ class ValidationRequest:
     method: str | None = None
     columns: dict[str, str] | None = None
     """Top-level fields renamed in every record of every dataset before anything else."""
+    drop_invalid: bool = False
+    """Leave invalid records out (counted by code) rather than keep the step invalid."""
 
 
 def validate_datasets(
@@ -94,6 +96,7 @@ def validate_datasets(
                     totals=LengthStats(config.limits.examples_per_error_code),
                     budget=DecompressionBudget(config.limits),
                     columns=columns,
+                    drop_invalid=request.drop_invalid,
                 )
                 reports = _scan_all(state, resolved, share, request, hashes)
             finally:
@@ -180,9 +183,11 @@ def _assemble(
     records = sum(r.records for r in reports)
     usable = sum(r.valid_records for r in reports)
     train_tokens = sum(r.train_tokens for r in reports)
+    dropped = sum(r.dropped for r in reports)
     summary = (
-        f"{usable:,} of {records:,} records valid in {len(reports)} dataset(s); {train:,} train / "
-        f"{validation:,} validation; {train_tokens:,} train tokens"
+        f"{usable:,} of {records:,} records valid in {len(reports)} dataset(s)"
+        + (f" ({dropped:,} invalid left out)" if dropped else "")
+        + f"; {train:,} train / {validation:,} validation; {train_tokens:,} train tokens"
         + ("." if valid else "; not ready: fix the errors listed.")
     )
     return ValidationReport(
@@ -200,6 +205,7 @@ def _assemble(
         valid=valid,
         summary=summary,
         columns=state.columns,
+        drop_invalid=request.drop_invalid,
     )
 
 

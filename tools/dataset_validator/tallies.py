@@ -26,9 +26,11 @@ class ErrorLog:
         file: str | None = None,
         field: str | None = None,
         fix: str | None = None,
+        dropped: bool = False,
     ) -> None:
         """Count an error; keep it as an example while the code has fewer than `keep`. `fix`:
-        what to do in this case, when it says more than the code's FIXES entry."""
+        what to do in this case, when it says more than the code's FIXES entry; `dropped`:
+        its record was left out."""
         self.counts[code] += 1
         kept = self._examples.setdefault(code, [])
         if len(kept) < self._keep:
@@ -41,6 +43,7 @@ class ErrorLog:
                     field=field,
                     message=message,
                     fix=fix or FIXES[code],
+                    dropped=dropped,
                 )
             )
 

@@ -2,24 +2,27 @@
 layout TRL reads, split into training and validation exactly as validate_datasets split them.
 
 Each file is hashed as it is copied and must match the sha256 the validation recorded; the copy
-is then read with the validator's own readers and checker, and every record is placed by the
-validator's own digest and splitter, so the counts must come out as the validation reported.
-Anything else means the data changed since it was validated.
+is then read with the validator's own readers (and column renames) and verdicts, every record is
+placed by the validator's own digest and splitter, and invalid records are left out only when
+the validation left them out (drop_invalid), so the counts, and the records dropped by code,
+must come out as the validation reported. Anything else means the data changed since.
 """
 
 import hashlib
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import orjson
 from pydantic import BaseModel, Field
 
 from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.formats import FormatChecker, detect
+from tools.dataset_validator.formats import FormatChecker
 from tools.dataset_validator.hygiene import RecordIndex, Splitter
+from tools.dataset_validator.kinds import ErrorCode
 from tools.dataset_validator.readers import (
     DecompressionBudget,
     RecordReader,
@@ -28,6 +31,7 @@ from tools.dataset_validator.readers import (
 )
 from tools.dataset_validator.results import DatasetReport, FileInfo
 from tools.dataset_validator.sources import Sources
+from tools.dataset_validator.verdicts import judge
 from tools.errors import UserError
 from tools.package_builder.config import FilesConfig
 from tools.package_builder.inputs import ValidatedDatasets
@@ -104,6 +108,13 @@ def package_datasets(
                     f"{counts.train} training and {counts.validation} validation records now, "
                     f"{dataset.split.train} and {dataset.split.validation} when validated",
                 )
+            dropped = {str(code): n for code, n in counts.dropped.items()}
+            if dropped != dataset.dropped_counts:
+                raise DatasetChangedError(
+                    dataset.ref,
+                    f"invalid records left out now: {_by_code(dropped)}; when validated: "
+                    f"{_by_code(dataset.dropped_counts)}",
+                )
     train, validation = writer.results()
     return PackagedData(
         shape=plan.shape,
@@ -179,6 +190,11 @@ def _sha256(path: Path) -> FileDigest:
 class _Counts:
     train: int = 0
     validation: int = 0
+    dropped: Counter[ErrorCode] = field(default_factory=Counter)  # by first error's code
+
+
+def _by_code(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {code}" for code, n in sorted(counts.items())) or "none"
 
 
 class _SplitWriter:
@@ -217,6 +233,7 @@ class _SplitWriter:
             raise DatasetChangedError(dataset.ref, f"{path.name} is not a dataset file")
         config, checker = self._config, self._checker
         every = config.reading.check_every_records
+        quoted, drop = config.limits.max_quoted_chars, self._plan.datasets.drop_invalid
         try:
             with RecordReader(
                 path,
@@ -229,12 +246,15 @@ class _SplitWriter:
                 for number, _, value in reader.records():
                     if not number % every:
                         self._checkpoint()
-                    fmt = detect(value) if isinstance(value, dict) else None
-                    example = checker.check(fmt, value)[0] if fmt is dataset.format else None
-                    if example is None:
-                        raise DatasetChangedError(
-                            dataset.ref, f"record {number} is no longer a valid {dataset.format}"
-                        )
+                    fmt, example, problems = judge(value, checker, quoted)
+                    if example is None or fmt is not dataset.format:
+                        if fmt not in (None, dataset.format) or not drop:
+                            raise DatasetChangedError(
+                                dataset.ref,
+                                f"record {number} is no longer a valid {dataset.format}",
+                            )
+                        counts.dropped[problems[0][0]] += 1
+                        continue
                     digest, _ = self._index.digest(example)
                     held_out = dataset.role == "validation" or self._splitter.is_validation(digest)
                     self._write(held_out, trl_record(self._plan.shape, example, value), dataset)

@@ -31,6 +31,8 @@ class ValidatedDatasets(BaseModel):
     tokenizer: TokenizerInfo
     columns: dict[str, str] = Field(default_factory=dict)
     """Fields renamed as the records were read: the package reads them the same way."""
+    drop_invalid: bool = False
+    """Invalid records were left out: the package leaves out the same ones."""
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,10 @@ class DatasetEntry(BaseModel):
     size_bytes: int
     train_records: int
     validation_records: int
+    dropped: int = Field(default=0, description="Invalid records left out (drop_invalid).")
+    dropped_counts: dict[str, int] = Field(
+        default_factory=dict, description="The records left out, by their first error's code."
+    )
     files: list[SourceFile]
 
 
@@ -74,6 +78,7 @@ class DataEntry(BaseModel):
     columns: dict[str, str] = Field(
         default_factory=dict, description="Fields the records were renamed from, to."
     )
+    dropped: int = Field(default=0, description="Invalid records left out, over all datasets.")
 
 
 class DeploymentEntry(BaseModel):
@@ -157,6 +162,8 @@ def build_manifest(
                 size_bytes=d.size_bytes,
                 train_records=d.split.train,
                 validation_records=d.split.validation,
+                dropped=d.dropped,
+                dropped_counts=d.dropped_counts,
                 files=data.sources[d.ref],
             )
             for d in datasets.datasets
@@ -170,6 +177,7 @@ def build_manifest(
             train_tokens=datasets.train_tokens,
             tokenizer=datasets.tokenizer.detail,
             columns=datasets.columns,
+            dropped=sum(d.dropped for d in datasets.datasets),
         ),
         deployment=DeploymentEntry(
             target=option.target,

@@ -106,6 +106,15 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
             for d in manifest.datasets
         ),
         "",
+        *(
+            f"{d.ref}: {d.dropped:,} invalid records were left out, as asked (drop_invalid), "
+            "by the first error of each: "
+            + ", ".join(f"{n:,} {code}" for code, n in d.dropped_counts.items())
+            + "."
+            for d in manifest.datasets
+            if d.dropped
+        ),
+        *([""] if data.dropped else []),
         "## Files",
         "",
         f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, checksums.",
