@@ -79,7 +79,9 @@ async def test_dropped_records_are_warnings_to_accept_and_the_package_says_so(
         draft_id = await complete_draft(
             client, datasets=("support.jsonl",), reading={"drop_invalid": True}
         )
-        issues = (await read_draft(client, draft_id))["datasets"]["issues"]
+        recorded = await read_draft(client, draft_id)
+        issues = recorded["datasets"]["issues"]
+        summary = (await call(client, "get_draft", {"draft_id": draft_id}))["steps"]
         held = await call(client, "finalize_package", {"draft_id": draft_id})
         written = await call(
             client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
@@ -87,6 +89,8 @@ async def test_dropped_records_are_warnings_to_accept_and_the_package_says_so(
         arguments = {"draft_id": draft_id, "datasets": ["support.jsonl"], "validation_split": 0.2}
         again = await call(client, "validate_datasets", arguments)  # omitted: as recorded
         strict = await call(client, "validate_datasets", {**arguments, "drop_invalid": False})
+    (line,) = [step for step in summary if step["step"] == "datasets"]
+    assert "18 of 20 records valid (2 invalid left out)" in line["summary"]
     dropped = [i for i in issues if i["code"] in ("invalid_json", "empty_content")]
     assert [i["severity"] for i in dropped] == ["warning", "warning"]
     assert all("in records left out" in i["message"] for i in dropped)

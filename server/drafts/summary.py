@@ -88,7 +88,9 @@ def _datasets(payload: dict[str, Any]) -> str:
     valid = sum(int(d.get("valid_records") or 0) for d in datasets)
     records = sum(int(d.get("records") or 0) for d in datasets)
     tokens = int(payload.get("train_tokens") or 0)
-    return f"{refs}: {valid:,} of {records:,} records valid, {tokens:,} train tokens"
+    dropped = sum(int(d.get("dropped") or 0) for d in datasets)
+    left_out = f" ({dropped:,} invalid left out)" if dropped else ""
+    return f"{refs}: {valid:,} of {records:,} records valid{left_out}, {tokens:,} train tokens"
 
 
 def _deployment(payload: dict[str, Any]) -> str:

@@ -268,7 +268,7 @@ class JsonDocument:
         candidates = self._lists_of_objects(walk, lists)
         if is_record or not candidates:
             start = begin - walk.offset
-            data = bytes(walk.buf[start : walk.scan])
+            data, walk.hold = bytes(walk.buf[start : walk.scan]), -1
             yield line, self._parse(data, line, walk.column_at(start))
             return walk
         if len(candidates) > 1:
