@@ -9,6 +9,7 @@ which an element is reported too long and an object must be a wrapper.
 
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,10 @@ OVERFLOW = -1
 
 Found = tuple[int, Any]
 """(1-based line where a record starts, its value as `parse` made it)."""
-Parse = Callable[[bytes | None, int, int], Any]
+Parse = Callable[[bytes | None, int, Callable[[], int]], Any]
 """A record's value from its bytes (empty for an empty array element, None for one too long to
-hold), the line they start on and their 1-based column there."""
+hold), the line they start on and what gives their 1-based column there (called only when it is
+needed, for an error: finding it costs a look back along the line)."""
 
 
 class DocumentError(Exception):
@@ -45,8 +47,9 @@ class DocumentError(Exception):
 class _Walk:
     """The structural tokens of a JSON text read a buffer at a time.
 
-    tokens() yields each token's first byte: a bracket, a comma, or a quote for a whole string;
-    `at` is where the token starts (negative once dropped), `scan` just past it. Each refill drops
+    tokens() yields each token's first byte: a bracket, a comma, or (while `strings` is set) a
+    quote for a whole string; `at` is where the token starts (negative once dropped), `scan`
+    just past it. Each refill drops
     the bytes before `hold` (or before `scan` when nothing is held); `offset` counts the bytes
     dropped, so offset + index is a position in the document.
     """
@@ -67,6 +70,7 @@ class _Walk:
         self._read, self._size, self.limit = read, size, limit
         self.scan = self.at = 0
         self.hold = -1
+        self.strings = False  # whether tokens() yields strings (object member names)
         self.offset = offset
         self._counted, self._lines = 0, line  # buf[:_counted] ends on line _lines
         self._dropped_chars = column  # characters of buf[0]'s line that were dropped
@@ -87,27 +91,38 @@ class _Walk:
         return before + _chars(self.buf[start:index]) + 1
 
     def tokens(self) -> Iterator[int]:
+        """The tokens, strings among them only while `strings` is set (skipping the others
+        is most of a scan's work saved)."""
         buf, in_string = self.buf, False
+        search, body = _TOKEN.search, _STRING_BODY.match
         while True:
-            while self.scan < len(buf):
+            scan, end_of_buffer = self.scan, len(buf)
+            while scan < end_of_buffer:
                 if in_string:
-                    end = _STRING_BODY.match(buf, self.scan).end()  # type: ignore[union-attr]
-                    if end < len(buf) and buf[end] == _QUOTE:
-                        in_string, self.scan = False, end + 1
-                        yield _QUOTE
+                    end = body(buf, scan).end()  # type: ignore[union-attr]
+                    if end < end_of_buffer and buf[end] == _QUOTE:
+                        in_string, scan = False, end + 1
+                        if self.strings:
+                            self.scan = scan
+                            yield _QUOTE
                         continue
-                    self.scan = end
+                    scan = end
                     break
-                match = _TOKEN.search(buf, self.scan)
+                match = search(buf, scan)
                 if match is None:
-                    self.scan = len(buf)
+                    scan = end_of_buffer
                     break
-                self.at, self.scan = match.start(), match.end()
-                char = buf[self.at]
-                if char == _QUOTE and self.scan - self.at == 1:
-                    in_string = True  # the string runs past the buffer
-                    continue
+                at, scan = match.span()
+                char = buf[at]
+                if char == _QUOTE:
+                    if scan - at == 1:  # the string runs past the buffer
+                        in_string, self.at = True, at
+                        continue
+                    if not self.strings:
+                        continue
+                self.at, self.scan = at, scan
                 yield char
+            self.scan = scan
             held = self._refill()
             if held < 0:
                 return
@@ -220,6 +235,7 @@ class JsonDocument:
         depth, key, expect_key, is_record = 0, None, True, False
         lists: list[tuple[str | None, int]] = []  # (key, where its [ is in the document)
         open_list = False  # whether the member value being read is the last of `lists`
+        walk.strings = True  # member names, at depth 0
         for char in tokens:
             if char == OVERFLOW:
                 if is_record:
@@ -237,6 +253,7 @@ class JsonDocument:
             if depth:
                 depth += (char in _OPENERS) - (char in _CLOSERS)
                 open_list = open_list and depth > 0
+                walk.strings = not depth
             elif char == _QUOTE:
                 if expect_key:
                     key, expect_key = self._key(walk), False
@@ -246,7 +263,7 @@ class JsonDocument:
             elif char in _CLOSERS:
                 return (yield from self._decide(walk, begin, line, is_record, lists))
             else:
-                depth, open_list = 1, char == _OPEN_LIST
+                depth, open_list, walk.strings = 1, char == _OPEN_LIST, False
                 if open_list and key in self._wrappers and not is_record:
                     self.key, walk.hold = key, -1
                     yield from _elements(walk, tokens, self._parse)
@@ -268,8 +285,9 @@ class JsonDocument:
         candidates = self._lists_of_objects(walk, lists)
         if is_record or not candidates:
             start = begin - walk.offset
-            data, walk.hold = bytes(walk.buf[start : walk.scan]), -1
-            yield line, self._parse(data, line, walk.column_at(start))
+            data = bytes(walk.buf[start : walk.scan])
+            yield line, self._parse(data, line, partial(walk.column_at, start))
+            walk.hold = -1
             return walk
         if len(candidates) > 1:
             raise self._ambiguous([key for key, _ in candidates])
@@ -280,7 +298,7 @@ class JsonDocument:
     ) -> Iterator[Found]:
         """An object that is one record, past the limit: reported, and read past."""
         walk.hold = -1
-        yield line, self._parse(None, line, 0)
+        yield line, self._parse(None, line, lambda: 0)
         for char in tokens:
             depth += (char in _OPENERS) - (char in _CLOSERS)
             if depth < 0:
@@ -313,9 +331,11 @@ class JsonDocument:
         """Read to the } of the object whose records were just read (from just after their
         list); `strict`: DocumentError when another member holds a list of objects."""
         depth, key, expect_key = 0, None, False
+        walk.strings = True
         for char in tokens:
             if depth:
                 depth += (char in _OPENERS) - (char in _CLOSERS)
+                walk.strings = not depth
             elif char == _QUOTE:
                 if expect_key:
                     key, expect_key = self._key(walk), False
@@ -324,7 +344,7 @@ class JsonDocument:
             elif char in _CLOSERS:
                 return
             else:
-                depth = 1
+                depth, walk.strings = 1, False
                 objects = walk.first_byte_after(walk.scan) == _OPEN_OBJECT
                 if strict and char == _OPEN_LIST and objects:
                     raise self._ambiguous([self.key, key])
@@ -360,7 +380,7 @@ def _cut_off(what: str) -> DocumentError:
 def _elements(walk: _Walk, tokens: Iterator[int], parse: Parse) -> Iterator[Found]:
     """Each element of the list whose [ was just read, up to its ]; DocumentError when the
     data ends first."""
-    walk.hold = walk.scan
+    walk.hold, walk.strings = walk.scan, False
     depth = count = oversized = 0  # oversized: the line of an element dropped for its size
     for char in tokens:
         if char == OVERFLOW:
@@ -368,8 +388,6 @@ def _elements(walk: _Walk, tokens: Iterator[int], parse: Parse) -> Iterator[Foun
                 start = _NON_SPACE.search(walk.buf, walk.hold).start()  # type: ignore[union-attr]
                 oversized = walk.line_at(start)
                 walk.hold = -1
-            continue
-        if char == _QUOTE:
             continue
         if char in _OPENERS:
             depth += 1
@@ -380,7 +398,7 @@ def _elements(walk: _Walk, tokens: Iterator[int], parse: Parse) -> Iterator[Foun
         last = char != _COMMA
         if oversized:
             count += 1
-            yield oversized, parse(None, oversized, 0)
+            yield oversized, parse(None, oversized, lambda: 0)
         else:
             raw = walk.buf[walk.hold : walk.at]
             element = raw.strip()
@@ -388,7 +406,7 @@ def _elements(walk: _Walk, tokens: Iterator[int], parse: Parse) -> Iterator[Foun
                 count += 1
                 start = walk.hold + len(raw) - len(raw.lstrip())
                 line = walk.line_at(start)
-                yield line, parse(bytes(element), line, walk.column_at(start))
+                yield line, parse(bytes(element), line, partial(walk.column_at, start))
         if last:
             walk.hold = -1
             return

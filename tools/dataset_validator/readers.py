@@ -354,8 +354,9 @@ class RecordReader:
         finally:
             self.records_key = document.key
 
-    def _element(self, data: bytes | None, line: int, column: int) -> Any:
-        """One record of a JSON document from its bytes (None: too long to hold)."""
+    def _element(self, data: bytes | None, line: int, column: Callable[[], int]) -> Any:
+        """One record of a JSON document from its bytes (None: too long to hold), an error
+        placed at its line and `column()` in the file."""
         if data is None or len(data) > self._max:
             return _too_long(self._max, "record")
         if not data:
@@ -363,7 +364,10 @@ class RecordReader:
                 ErrorCode.INVALID_JSON,
                 "an empty array element (two commas in a row, or a comma before ])",
             )
-        return parse_record(data, line, column)
+        value = parse_record(data)
+        if type(value) is ReadError and value.code is ErrorCode.INVALID_JSON:
+            return parse_record(data, line, column())
+        return value
 
     # --- CSV ------------------------------------------------------------------------------
 

@@ -401,7 +401,7 @@ class DatasetScan:
             self.errors.add(ErrorCode.EMPTY_DATASET, f"{self.dataset.ref} holds no records")
         elif fmt is None and self._columns_seen is not None:
             self._unknown_columns(self._columns_seen)
-        elif valid_records < config.limits.min_records_per_dataset:
+        elif valid_records < config.limits.min_records_per_dataset and self.records:
             self.errors.add(
                 ErrorCode.TOO_FEW_RECORDS,
                 f"{valid_records} valid records; at least {config.limits.min_records_per_dataset}"
