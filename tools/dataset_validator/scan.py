@@ -1,7 +1,8 @@
 """Scan one dataset record by record: read, recognise, check, measure, split; one pass.
 
-Memory stays flat apart from the 16-byte digest per record the duplicate checks keep: every
-finding goes into bounded tallies (a count per code, the first few examples).
+Memory stays flat apart from the 16-byte digest per record the duplicate checks keep (and,
+where records do not start on consecutive lines, up to 16 bytes per record of where they do:
+LineMap): every finding goes into bounded tallies (a count per code, the first few examples).
 """
 
 import time
