@@ -110,7 +110,7 @@ def test_columns_no_format_knows_get_one_error_with_the_closest_mapping(
     (error,) = dataset.errors
     assert error.record is None
     assert "the columns are 'ticket_id', 'customer_msg', 'agent_reply'" in error.message
-    assert "customer_msg -> prompt, agent_reply -> completion" in error.message
+    assert "'customer_msg' -> prompt, 'agent_reply' -> completion" in error.message
     assert 'columns={"customer_msg":"prompt","agent_reply":"completion"}' in error.fix
     assert WarningCode.EMPTY_VALIDATION not in {i.code for i in report.issues}
 
@@ -120,14 +120,14 @@ def test_columns_no_format_knows_get_one_error_with_the_closest_mapping(
     [
         (
             ["question", "answr", "is_good"],
-            "question -> prompt, answr -> completion, is_good -> label",
+            "'question' -> prompt, 'answr' -> completion, 'is_good' -> label",
         ),
-        (["promt", "user_id", "reply"], "promt -> prompt, reply -> completion"),
+        (["promt", "user_id", "reply"], "'promt' -> prompt, 'reply' -> completion"),
         (
             ["id", "chosen_text", "rejected_text"],
-            "chosen_text -> chosen, rejected_text -> rejected",
+            "'chosen_text' -> chosen, 'rejected_text' -> rejected",
         ),
-        (["body"], "body -> text"),
+        (["body"], "'body' -> text"),
     ],
 )
 def test_the_closest_mapping_uses_synonyms_and_similar_names(
@@ -142,7 +142,7 @@ def test_the_closest_mapping_uses_synonyms_and_similar_names(
 def test_a_mapping_that_misses_a_field_says_which(config: DatasetsConfig, tmp_path: Path) -> None:
     (tmp_path / "half.jsonl").write_text(json.dumps({"question": "Why?", "notes": "n/a"}) + "\n")
     (error,) = only(validate(config, ["half.jsonl"], roots=[tmp_path])).errors
-    assert "question -> prompt; no column looks like completion" in error.message
+    assert "'question' -> prompt; no column looks like completion" in error.message
 
 
 def test_records_without_a_format_among_others_stay_record_errors(

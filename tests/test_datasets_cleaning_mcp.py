@@ -64,7 +64,7 @@ async def test_a_column_mapping_is_kept_and_packaged(tmp_path: Path) -> None:
     assert manifest["data"]["shape"] == "prompt_completion"
     first = package_lines(path, manifest["data"]["train"]["path"])[0]
     assert set(first) == {"prompt", "completion"}
-    assert "`customer_msg` -> `prompt`" in (path / "README.md").read_text()
+    assert "'customer_msg' -> prompt" in (path / "README.md").read_text()
 
 
 async def test_dropped_records_are_warnings_to_accept_and_the_package_says_so(

@@ -2,7 +2,7 @@
 
 A CSV or JSON file whose columns are `customer_msg` and `agent_reply` matches no format. Rather
 than an error per record, the scan reports the columns once with the mapping that would make
-them one (`customer_msg -> prompt, agent_reply -> completion`), found from the synonym table in
+them one (`'customer_msg' -> prompt, 'agent_reply' -> completion`), found from the synonym table in
 configs/datasets.yaml and name similarity; validate_datasets' `columns` argument applies such a
 mapping as the records are read, so nobody has to edit the file.
 """
@@ -85,7 +85,7 @@ def unknown_columns(columns: list[str], config: ColumnsConfig, max_quoted: int) 
         )
     required, optional = FORMAT_FIELDS[fmt]
     kept = {s: t for s, t in mapping.items() if t in required or t in optional}
-    shown = ", ".join(f"{s} -> {t}" for s, t in kept.items())
+    shown = ", ".join(f"{quote(s, max_quoted)} -> {t}" for s, t in kept.items())
     argument = f"columns={orjson.dumps(kept).decode()}"
     if missing:
         return (

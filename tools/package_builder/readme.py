@@ -91,7 +91,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         *(
             [
                 "Fields renamed as the files were read: "
-                + ", ".join(f"`{source}` -> `{target}`" for source, target in data.columns.items())
+                + ", ".join(f"{source!r} -> {target}" for source, target in data.columns.items())
                 + ".",
                 "",
             ]
