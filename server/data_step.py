@@ -14,7 +14,7 @@ from server.drafts import DraftPackage, StepSection, StepStatus
 from server.drafts.graph import WEIGHT_KEYS
 from server.settings import Settings
 from tools import dataset_validator
-from tools.dataset_validator import FIXES, TemplateFit, ValidationReport
+from tools.dataset_validator import TemplateFit, ValidationReport
 from tools.issues import Issue
 from tools.template_loader import TemplatesConfig
 
@@ -53,7 +53,9 @@ def template_fit(draft: DraftPackage | None, templates: TemplatesConfig) -> Temp
 
 
 def datasets_section(report: ValidationReport) -> StepSection:
-    """validate_datasets' report as the draft's datasets step (its preview left out)."""
+    """validate_datasets' report as the draft's datasets step (its preview left out): each
+    error code once, as an error, or as a warning where its records were dropped
+    (drop_invalid), which finalize_package asks the user to accept."""
     issues: list[Issue] = []
     for dataset in report.datasets:
         for code, count in dataset.error_counts.items():
@@ -63,13 +65,14 @@ def datasets_section(report: ValidationReport) -> StepSection:
                 for label, value in (("record", first.record), ("line", first.line))
                 if value is not None
             )
+            dropped = " in records left out" if first.dropped else ""
             issues.append(
                 Issue(
-                    severity="error",
+                    severity="warning" if first.dropped else "error",
                     code=code,
-                    message=f"{dataset.ref}: {count} x {code} (first at{where or ' dataset'}: "
-                    f"{first.message})",
-                    fix=FIXES[first.code],
+                    message=f"{dataset.ref}: {count} x {code}{dropped} (first at"
+                    f"{where or ' dataset'}: {first.message})",
+                    fix=first.fix,
                 )
             )
         issues += [

@@ -82,7 +82,7 @@ def test_converted_data_under_a_preference_template_names_both_ways_back(
     )
     assert error.fix == (
         "Either apply a template that trains prompt_completion data (lora, qlora, full), or "
-        "validate_datasets again without convert to train the preference data as it is (dpo)."
+        'validate_datasets again with convert: "none" to train the preference data as it is (dpo).'
     )
 
 

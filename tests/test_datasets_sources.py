@@ -215,6 +215,12 @@ def hub_server():
             },
         )
         add_dataset(fake, "acme/single", {"data.jsonl": chat})
+        broken = chat.replace(b'"assistant"', b'"robot"', 1)  # the first record's role
+        add_dataset(
+            fake,
+            "acme/lines",
+            {"data/train-00000-of-00002.jsonl": chat, "data/train-00001-of-00002.jsonl": broken},
+        )
         yield fake, url
 
 
@@ -240,6 +246,19 @@ def test_a_hub_split_in_shards_is_one_dataset(config: DatasetsConfig, hub) -> No
     assert test.records == 12 and test.files[0].file_type == "jsonl"
     whole = validate_refs(config, sources, access, ["hf:acme/single"]).datasets[0]
     assert whole.records == 12
+
+
+def test_records_of_json_lines_shards_are_numbered_across_the_dataset(
+    config: DatasetsConfig, hub
+) -> None:
+    """The chat lane reads a file a batch at a time; the second shard goes on numbering."""
+    _, access = hub
+    sources = Sources(config, [], access, None)
+    (dataset,) = validate_refs(config, sources, access, ["hf:acme/lines"]).datasets
+    assert (dataset.records, dataset.valid_records) == (24, 23)
+    (error,) = dataset.errors
+    assert (error.record, error.line, error.file) == (13, 1, "data/train-00001-of-00002.jsonl")
+    assert all(not w.lines for w in dataset.warnings)  # two files: a line alone says too little
 
 
 @pytest.mark.parametrize(

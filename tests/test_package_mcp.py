@@ -74,8 +74,10 @@ async def complete_draft(
     target: str = "a10g-small",
     overrides: dict[str, Any] | None = None,
     validation_split: float = 0.2,
+    reading: dict[str, Any] | None = None,
 ) -> str:
-    """A draft with all four steps taken through the real tools; its id."""
+    """A draft with all four steps taken through the real tools; its id. `reading`: more
+    validate_datasets arguments (columns, drop_invalid)."""
     draft_id = (await call(client, "create_draft", {"title": title}))["draft_id"]
     await call(client, "select_model", {"draft_id": draft_id, "model_id": model})
     await call(
@@ -90,7 +92,12 @@ async def complete_draft(
     validated = await call(
         client,
         "validate_datasets",
-        {"draft_id": draft_id, "datasets": list(datasets), "validation_split": validation_split},
+        {
+            "draft_id": draft_id,
+            "datasets": list(datasets),
+            "validation_split": validation_split,
+            **(reading or {}),
+        },
     )
     assert validated["valid"], validated["summary"]
     await call(client, "estimate_deployment", {"draft_id": draft_id, "select": target})

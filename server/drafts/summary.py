@@ -89,7 +89,12 @@ def _datasets(payload: dict[str, Any]) -> str:
     records = sum(int(d.get("records") or 0) for d in datasets)
     tokens = int(payload.get("train_tokens") or 0)
     convert = f", converted to {payload['convert']}" if payload.get("convert") else ""
-    return f"{refs}: {valid:,} of {records:,} records valid{convert}, {tokens:,} train tokens"
+    dropped = sum(int(d.get("dropped") or 0) for d in datasets)
+    left_out = f" ({dropped:,} invalid left out)" if dropped else ""
+    return (
+        f"{refs}: {valid:,} of {records:,} records valid{left_out}{convert}, "
+        f"{tokens:,} train tokens"
+    )
 
 
 def _deployment(payload: dict[str, Any]) -> str:

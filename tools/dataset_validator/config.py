@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from tools.config_base import ConfigModel
-from tools.dataset_validator.kinds import FileType, Format, Role
+from tools.dataset_validator.kinds import TARGET_FIELDS, FileType, Format, Role
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 GZIP_SUFFIX = ".gz"
@@ -81,6 +81,9 @@ class ReadingConfig(ConfigModel):
     check_every_records: Annotated[int, Field(ge=1)]
     sniff_bytes: Annotated[int, Field(ge=256)]
     sniff_records: Annotated[int, Field(ge=1)]
+    wrapper_keys: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Keys of a .json object whose list holds the records, first match read."
+    )
 
 
 class RatioBand(ConfigModel):
@@ -133,6 +136,22 @@ class FormatsConfig(ConfigModel):
     ]
 
 
+class ColumnsConfig(ConfigModel):
+    """How the columns of records no format knows are matched to a format's fields."""
+
+    synonyms: dict[str, list[str]] = Field(description="Per field, the names people give it.")
+    similarity_cutoff: Annotated[float, Field(gt=0, le=1)]
+    max_columns_matched: Annotated[int, Field(ge=1)]
+
+    @field_validator("synonyms")
+    @classmethod
+    def _known_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - TARGET_FIELDS)
+        if unknown:
+            raise ValueError(f"no format reads {', '.join(unknown)}: use {sorted(TARGET_FIELDS)}")
+        return {field: [name.lower() for name in names] for field, names in value.items()}
+
+
 class ListingConfig(ConfigModel):
     max_depth: Annotated[int, Field(ge=0)]
     max_files: Annotated[int, Field(ge=1)]
@@ -166,6 +185,7 @@ class DatasetsConfig(ConfigModel):
     warnings: WarningsConfig
     tokens: TokensConfig
     formats: FormatsConfig
+    columns: ColumnsConfig
     listing: ListingConfig
     hub: HubDatasetsConfig
     supabase: SupabaseConfig

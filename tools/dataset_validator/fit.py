@@ -100,8 +100,8 @@ def _mismatch(
     if originals:
         as_they_are = ", ".join(_templates_for(originals, fit, config))
         ways.append(
-            f"validate_datasets again without convert to train the {', '.join(originals)} data "
-            f"as it is ({as_they_are})"
+            f'validate_datasets again with convert: "none" to train the '
+            f"{', '.join(originals)} data as it is ({as_they_are})"
         )
     elif fmt not in methods.get(CONVERT_TARGET, []):
         labelled = any(r.labels is not None for r in datasets)

@@ -57,6 +57,7 @@ class ErrorCode(StrEnum):
     TOO_FEW_RECORDS = "too_few_records"
     FORMAT_VS_METHOD = "format_vs_method"
     SINGLE_LABEL = "single_label"
+    UNKNOWN_COLUMNS = "unknown_columns"
 
 
 class WarningCode(StrEnum):
@@ -73,3 +74,17 @@ class WarningCode(StrEnum):
     BLANK_LINES = "blank_lines"
     LABEL_RATIO = "label_ratio"
     NOTHING_CONVERTED = "nothing_converted"
+
+
+FORMAT_FIELDS: dict[Format, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Format.CHAT: (("messages",), ("tools",)),
+    Format.SHAREGPT: (("conversations",), ("system", "tools")),
+    Format.ALPACA: (("instruction", "output"), ("input", "system", "history")),
+    Format.PROMPT_COMPLETION: (("prompt", "completion"), ()),
+    Format.PREFERENCE: (("chosen", "rejected"), ("prompt",)),
+    Format.UNPAIRED_PREFERENCE: (("prompt", "completion", "label"), ()),
+    Format.TEXT: (("text",), ()),
+}
+"""Each format's top-level fields, (required, optional), as formats.FormatChecker reads them:
+what columns a user's may be mapped to (validate_datasets' `columns`)."""
+TARGET_FIELDS = frozenset(f for fields in FORMAT_FIELDS.values() for group in fields for f in group)

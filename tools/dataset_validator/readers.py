@@ -1,4 +1,5 @@
-"""Stream records out of JSONL, JSON-array, CSV and Parquet files, each optionally gzip-compressed.
+"""Stream records out of JSONL, JSON (an array, one object, or an object wrapping a list), CSV
+and Parquet files, each optionally gzip-compressed.
 
 A reader yields one (record number, line, value) at a time, so memory stays flat however large
 the file: the value is the parsed record, or a ReadError saying why that record could not be read.
@@ -11,11 +12,10 @@ Parquet can hold gigabytes, so every byte a reader hands on is counted against t
 import csv
 import gzip
 import io
-import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import orjson
 
+from tools.dataset_validator.columns import rename
 from tools.dataset_validator.config import GZIP_SUFFIX, LimitsConfig, ReadingConfig
+from tools.dataset_validator.formats import KNOWN_FIELDS
+from tools.dataset_validator.json_document import DocumentError, JsonDocument
 from tools.dataset_validator.kinds import ErrorCode, FileType
 from tools.errors import UserError
 from tools.quoting import quote
@@ -41,14 +44,11 @@ STRUCTURED_COLUMNS = frozenset(
 )
 BOOLEAN_CELLS = {"true": True, "false": False, "1": True, "0": False}
 CORRUPT_STREAM = (EOFError, gzip.BadGzipFile, zlib.error)
-
-# A JSON array is split into its elements without parsing it whole: a complete string in one
-# match, else one structural character (or a string's opening quote when it runs past the buffer).
-_ARRAY_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},"]', re.S)
-_STRING_BODY = re.compile(rb'(?:[^"\\]|\\.)*', re.S)
-_NON_SPACE = re.compile(rb"\S")
-_QUOTE, _COMMA = ord('"'), ord(",")
-_OPENERS, _CLOSERS = frozenset(b"[{"), frozenset(b"]}")
+RECORD_FIELDS = frozenset(KNOWN_FIELDS)
+"""A .json object with one of these fields is a record, not a wrapper of records."""
+LINES, DOCUMENT = "lines", "document"
+"""How a file's JSON is laid out: one value per line, or one array or object."""
+_LINE_END = b"\r\n"
 
 RawRecord = tuple[int, int | None, Any]
 """(1-based record number, 1-based line where it starts or None, parsed value or ReadError)."""
@@ -76,9 +76,14 @@ class LineBatch:
 
 
 class UnreadableFileError(Exception):
-    """The file as a whole cannot be read (not gzip, not Parquet, UTF-16...); says why."""
+    """The file as a whole cannot be read (not gzip, not Parquet, UTF-16...); says why, and
+    how to fix it when that is more than the code's general fix."""
 
     code = ErrorCode.UNREADABLE_FILE
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class FileTooLargeError(UnreadableFileError):
@@ -138,7 +143,9 @@ class RecordReader:
 
     Every byte it hands on after decompression counts against `budget` and the per-file limits
     (FileTooLargeError): gzip's output as it is read, a Parquet file's declared uncompressed
-    sizes before any of its data is read."""
+    sizes before any of its data is read. `columns` renames records' top-level fields as they
+    are read (validate_datasets' `columns`; UserError when a new name is taken); line_batches()
+    hands on lines as they are, so a caller with a mapping reads records()."""
 
     def __init__(
         self,
@@ -147,23 +154,30 @@ class RecordReader:
         reading: ReadingConfig,
         max_record_bytes: int,
         budget: DecompressionBudget,
+        columns: Mapping[str, str] | None = None,
     ):
         self.path, self.kind = path, kind
+        self._columns = columns or {}
         self.size = path.stat().st_size
         self.blank_lines = 0
+        self.blank_line_numbers: list[int] = []  # the first few
+        self.records_key: str | None = None  # the key of the list a wrapper object holds
         self.decompressed = 0
         self._reading = reading
         self._max = max_record_bytes
         self._budget = budget
         self._rows_done = 0
         self._rows_total = 0
+        self._layout: str | None = None
         self._spill: BinaryIO | None = None
         self._disk: BinaryIO = open(path, "rb", buffering=reading.buffer_bytes)  # noqa: SIM115
         head = self._disk.peek(4)[:4]
         self.compressed = head.startswith(GZIP_MAGIC)
         if head.startswith(UTF16_BOMS):
             self.close()
-            raise UnreadableFileError("the file is UTF-16 encoded; save it as UTF-8")
+            raise UnreadableFileError(
+                "the file is UTF-16 encoded", "Save the file as UTF-8 (without a byte order mark)."
+            )
         source = gzip.GzipFile(fileobj=self._disk, mode="rb") if self.compressed else self._disk
         self._stream: BinaryIO = io.BufferedReader(  # type: ignore[assignment]
             _Metered(source, self._count), reading.buffer_bytes
@@ -207,6 +221,12 @@ class RecordReader:
                 "does; if this really is your data, store it uncompressed"
             )
 
+    def _blank(self, line: int) -> None:
+        """Count a blank line, keeping the first few line numbers."""
+        self.blank_lines += 1
+        if len(self.blank_line_numbers) < self._budget.limits.examples_per_error_code:
+            self.blank_line_numbers.append(line)
+
     def position(self) -> int:
         """Bytes of the file on disk consumed so far (compressed bytes for a gzip file)."""
         if self.kind is FileType.PARQUET:
@@ -215,27 +235,61 @@ class RecordReader:
 
     def records(self) -> Iterator[RawRecord]:
         """Every record in file order; UnreadableFileError when the file itself is broken."""
+        if self.kind is FileType.CSV:  # renamed in the header, so cells decode by the new names
+            yield from self._read(self._csv())
+            return
+        found = self._read(self._records())
+        if not self._columns:
+            yield from found
+            return
+        mapping, quoted = self._columns, self._budget.limits.max_quoted_chars
+        for number, line, value in found:
+            yield number, line, rename(value, mapping, quoted) if type(value) is dict else value
+
+    def _records(self) -> Iterator[RawRecord]:
+        if self.kind is FileType.PARQUET:
+            yield from self._parquet()
+        elif not self.holds_lines():
+            yield from self._document()
+        else:
+            for batch in self.line_batches():
+                yield from batch.records()
+
+    def _read(self, records: Iterator[RawRecord]) -> Iterator[RawRecord]:
         try:
-            if self.kind is FileType.PARQUET:
-                yield from self._parquet()
-            elif self.kind is FileType.CSV:
-                yield from self._csv()
-            elif not self.holds_lines():
-                yield from self._json_array()
-            else:
-                for batch in self.line_batches():
-                    yield from batch.records()
+            yield from records
         except CORRUPT_STREAM as exc:
             raise UnreadableFileError(f"the gzip stream is corrupt or cut off ({exc})") from exc
 
     def holds_lines(self) -> bool:
-        """JSON Lines: a .jsonl file, or a .json file that does not open with [ (as often)."""
+        """JSON Lines: a .jsonl file, or a .json file laid out as lines (_json_layout)."""
         if self.kind is FileType.JSONL:
             return True
         if self.kind is not FileType.JSON:
             return False
-        head = self._stream.peek(self._reading.sniff_bytes)  # type: ignore[attr-defined]
-        return head.removeprefix(UTF8_BOM).lstrip()[:1] != b"["
+        if self._layout is None:
+            self._layout = self._json_layout()
+        return self._layout == LINES
+
+    def _json_layout(self) -> str:
+        """LINES or DOCUMENT, from the first buffer of a .json file. Many .json files hold JSON
+        Lines (the datasets library writes them so), others one array, one record object (as
+        axolotl's fixtures) or an object wrapping a list, pretty-printed or on one line. Lines
+        when the first line is a whole object and more follows, or when it is not (a cut-off
+        first record) but the next few lines all are; a document otherwise."""
+        size = self._reading.buffer_bytes
+        head = self._stream.peek(size)[:size]  # type: ignore[attr-defined]
+        text = head.removeprefix(UTF8_BOM).lstrip()
+        if text[:1] != b"{":
+            return DOCUMENT if text[:1] == b"[" else LINES
+        first, _, rest = text.partition(b"\n")
+        complete = rest.split(b"\n")[:-1] if len(head) == size else rest.split(b"\n")
+        following = [line for line in complete if line.strip()][: self._reading.sniff_records]
+        if _is_object(first):
+            return LINES if rest.strip() else DOCUMENT
+        if following and all(line[:1] == b"{" and _is_object(line) for line in following):
+            return LINES
+        return DOCUMENT
 
     # --- JSON Lines -----------------------------------------------------------------------
 
@@ -265,7 +319,7 @@ class RecordReader:
                 items.append((line_no, _too_long(self._max, "line")))
                 size += limit
             elif line.isspace() or not line:
-                self.blank_lines += 1
+                self._blank(line_no)
                 continue
             else:
                 items.append((line_no, line))
@@ -277,93 +331,43 @@ class RecordReader:
         if items:
             yield LineBatch(first, items)
 
-    # --- one JSON array -------------------------------------------------------------------
+    # --- one JSON array or object --------------------------------------------------------
 
-    def _json_array(self) -> Iterator[RawRecord]:
-        """The array's elements, split by a scan that keeps only the current element in memory."""
+    def _document(self) -> Iterator[RawRecord]:
+        """The records of a .json file that is one array or one object (JsonDocument)."""
         read, size = self._stream.read, self._reading.buffer_bytes
-        buf = bytearray(read(size).removeprefix(UTF8_BOM))
-        scan = 0  # the next byte to look at
-        start = -1  # where the open element begins; -1 until the array opens
-        depth = number = 0
-        in_string = closed = False
-        oversized_at = 0  # the line of an element dropped for being too long; 0: none
-        counted, lines = 0, 1  # buf[:counted] holds lines - 1 newlines (dropped bytes included)
+        document = JsonDocument(
+            read,
+            read(size).removeprefix(UTF8_BOM),
+            size,
+            self._max,
+            RECORD_FIELDS | set(self._columns),
+            tuple(self._reading.wrapper_keys),
+            self._budget.limits.max_quoted_chars,
+            self._element,
+        )
+        try:
+            for number, (line, value) in enumerate(document, 1):
+                yield number, line, value
+        except DocumentError as exc:
+            raise UnreadableFileError(str(exc), exc.fix) from exc
+        finally:
+            self.records_key = document.key
 
-        def line_at(index: int) -> int:
-            nonlocal counted, lines
-            lines += buf.count(b"\n", counted, index)
-            counted = index
-            return lines
-
-        while not closed:
-            while scan < len(buf):
-                if in_string:
-                    end = _STRING_BODY.match(buf, scan).end()  # type: ignore[union-attr]
-                    if end < len(buf) and buf[end] == _QUOTE:
-                        in_string, scan = False, end + 1
-                        continue
-                    scan = end
-                    break
-                match = _ARRAY_TOKEN.search(buf, scan)
-                if match is None:
-                    scan = len(buf)
-                    break
-                at, scan = match.start(), match.end()
-                char = buf[at]
-                if char == _QUOTE:
-                    in_string = scan - at == 1
-                elif char in _OPENERS:
-                    depth += 1
-                    if depth == 1:
-                        start = scan
-                elif depth > 1:
-                    depth -= char in _CLOSERS
-                else:
-                    last = char != _COMMA
-                    raw = b"" if oversized_at else bytes(buf[start:at])
-                    element = raw.lstrip()
-                    if element or oversized_at or not last or number:
-                        number += 1
-                        where = oversized_at or line_at(start + len(raw) - len(element))
-                        yield number, where, _element(element.rstrip(), oversized_at, self._max)
-                    start, oversized_at = scan, 0
-                    if last:
-                        closed = True
-                        break
-            if closed:
-                break
-            keep = start if start >= 0 and not oversized_at else scan
-            line_at(keep)
-            del buf[:keep]
-            scan, counted = scan - keep, 0
-            start = 0 if start >= 0 and not oversized_at else start
-            if start == 0 and not oversized_at and len(buf) > self._max:
-                oversized_at = line_at(_NON_SPACE.search(buf).start())  # type: ignore[union-attr]
-            chunk = read(size)
-            if not chunk:
-                break
-            buf += chunk
-        if not closed:
-            yield (
-                number + 1,
-                oversized_at or line_at(max(start, 0)),
-                ReadError(
-                    ErrorCode.INVALID_JSON, "the file ends before the JSON array is closed with ]"
-                ),
+    def _element(self, data: bytes | None, line: int, column: Callable[[], int]) -> Any:
+        """One record of a JSON document from its bytes (None: too long to hold), an error
+        placed at its line and `column()` in the file."""
+        if data is None or len(data) > self._max:
+            return _too_long(self._max, "record")
+        if not data:
+            return ReadError(
+                ErrorCode.INVALID_JSON,
+                "an empty array element (two commas in a row, or a comma before ])",
             )
-            return
-        rest = bytes(buf[scan:])
-        while not rest.strip() and (chunk := read(size)):
-            rest = chunk
-        if rest.strip():
-            yield (
-                number + 1,
-                None,
-                ReadError(
-                    ErrorCode.INVALID_JSON, "there is data after the ] that closes the JSON array"
-                ),
-            )
+        value = parse_record(data)
+        if type(value) is ReadError and value.code is ErrorCode.INVALID_JSON:
+            return parse_record(data, line, column())
+        return value
 
     # --- CSV ------------------------------------------------------------------------------
 
@@ -380,6 +384,10 @@ class RecordReader:
             return
         except csv.Error as exc:
             raise UnreadableFileError(f"the CSV header cannot be read: {exc}") from exc
+        if self._columns:
+            header = list(
+                rename(dict.fromkeys(header), self._columns, self._budget.limits.max_quoted_chars)
+            )
         number, previous = 0, rows.line_num
         while True:
             try:
@@ -401,7 +409,7 @@ class RecordReader:
                 continue
             line, previous = previous + 1, rows.line_num
             if not row:
-                self.blank_lines += 1
+                self._blank(line)
                 continue
             number += 1
             if len(row) != len(header):
@@ -523,16 +531,19 @@ class RecordReader:
             yield errors[row] if row in errors else next(kept)
 
 
-def parse_record(data: bytes) -> Any:
-    """One record's JSON: its value, or a ReadError saying why it is not JSON."""
+def parse_record(data: bytes, line: int = 1, column: int = 1) -> Any:
+    """One record's JSON: its value, or a ReadError saying why it is not JSON and where, as a
+    column on the record's first line (which starts at `column`) or a line and column beyond."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        return _bad_json(data, exc)
+        return _bad_json(data, exc, line, column)
 
 
-def _bad_json(data: bytes, exc: orjson.JSONDecodeError) -> ReadError:
-    """invalid_json, or encoding_error when the bytes are not UTF-8 in the first place."""
+def _bad_json(data: bytes, exc: orjson.JSONDecodeError, line: int, column: int) -> ReadError:
+    """invalid_json, or encoding_error when the bytes are not UTF-8 in the first place. A line
+    of JSON Lines keeps its line end, after which orjson places a cut-off record's end (line 2,
+    column 1): it is parsed again without it for the place on its own line."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as bad:
@@ -540,18 +551,24 @@ def _bad_json(data: bytes, exc: orjson.JSONDecodeError) -> ReadError:
             ErrorCode.ENCODING_ERROR,
             f"byte {bad.start + 1} is not valid UTF-8; save the file as UTF-8",
         )
-    return ReadError(ErrorCode.INVALID_JSON, f"not valid JSON at column {exc.colno}: {exc.msg}")
+    if data.endswith(b"\n"):
+        try:
+            orjson.loads(data.rstrip(_LINE_END))
+        except orjson.JSONDecodeError as bare:
+            exc = bare
+    if exc.lineno == 1:
+        where = f"column {column + exc.colno - 1}"
+    else:
+        where = f"line {line + exc.lineno - 1}, column {exc.colno}"
+    return ReadError(ErrorCode.INVALID_JSON, f"not valid JSON at {where}: {exc.msg}")
 
 
-def _element(data: bytes, oversized_at: int, limit: int) -> Any:
-    if oversized_at or len(data) > limit:
-        return _too_long(limit, "record")
-    if not data:
-        return ReadError(
-            ErrorCode.INVALID_JSON,
-            "an empty array element (two commas in a row, or a comma before ])",
-        )
-    return parse_record(data)
+def _is_object(line: bytes) -> bool:
+    """Whether a line is one whole JSON object."""
+    try:
+        return type(orjson.loads(line)) is dict
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _too_long(limit: int, what: str) -> ReadError:

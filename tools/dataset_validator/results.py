@@ -17,8 +17,8 @@ UNTRUSTED_NOTICE = (
 is one the assistant learns to expect."""
 
 FIXES: dict[ErrorCode | WarningCode, str] = {
-    ErrorCode.INVALID_JSON: "Write one complete JSON object per line (JSON Lines); check quotes, "
-    "commas and brackets on the lines named.",
+    ErrorCode.INVALID_JSON: "Check the quotes, commas and brackets at the place named; JSON Lines "
+    "hold one complete object per line.",
     ErrorCode.NOT_AN_OBJECT: 'Each record must be a JSON object such as {"messages": [...]}.',
     ErrorCode.MISSING_FIELD: "Add the missing field, or rename your columns to the format's names "
     "(messages; conversations; instruction/output; prompt/completion; chosen/rejected; text).",
@@ -41,6 +41,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     "groups), or raise the limit the message names.",
     ErrorCode.EMPTY_DATASET: "Point at a file that holds records.",
     ErrorCode.TOO_FEW_RECORDS: "Add records, fix the invalid ones, or combine datasets.",
+    ErrorCode.UNKNOWN_COLUMNS: "Map your columns onto a format's fields with validate_datasets' "
+    "columns argument, or rename them in the file.",
     ErrorCode.FORMAT_VS_METHOD: "Pick a template whose method trains on this format (DPO needs "
     "preference pairs, KTO answers labelled desirable or not; SFT needs chat, instruction or "
     "text data), or convert the data.",
@@ -60,8 +62,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     WarningCode.EMPTY_VALIDATION: "Raise validation_split or add records, so the validation set "
     "is not empty.",
     WarningCode.BLANK_LINES: "Blank lines are skipped; remove them to be sure nothing is missing.",
-    WarningCode.NOTHING_CONVERTED: "Leave convert out for data that is supervised already; it "
-    "applies to preference pairs and labelled answers.",
+    WarningCode.NOTHING_CONVERTED: 'Validate with convert: "none" for data that is supervised '
+    "already; convert applies to preference pairs and labelled answers.",
     WarningCode.LABEL_RATIO: "Set desirable_weight or undesirable_weight (one of the two) so the "
     "weighted ratio of desirable to undesirable examples lies in the band.",
 }
@@ -74,6 +76,8 @@ class RecordError(BaseModel):
     file: str | None = Field(default=None, description="The file, for datasets of several files.")
     field: str | None = Field(default=None, description="JSON path of the field at fault.")
     message: str
+    fix: str = Field(description="What to change: the code's fix, or one for this case.")
+    dropped: bool = Field(default=False, description="The record was left out (drop_invalid).")
 
 
 class DatasetWarning(BaseModel):
@@ -81,6 +85,10 @@ class DatasetWarning(BaseModel):
     count: int
     message: str
     records: list[int] = Field(default_factory=list, description="Example record numbers.")
+    lines: list[int] = Field(
+        default_factory=list,
+        description="Their lines (or the first blank lines), for a dataset of one file with lines.",
+    )
     fix: str
 
 
@@ -126,6 +134,9 @@ class FileInfo(BaseModel):
     compressed: bool
     size_bytes: int
     sha256: str
+    records_key: str | None = Field(
+        default=None, description='The key whose list holds the records ({"data": [...]}).'
+    )
 
 
 class DatasetReport(BaseModel):
@@ -155,6 +166,10 @@ class DatasetReport(BaseModel):
         default=None, description='Set when convert: "sft" made supervised data of it.'
     )
     valid: bool
+    dropped: int = Field(default=0, description="Invalid records left out (drop_invalid).")
+    dropped_counts: dict[str, int] = Field(
+        default_factory=dict, description="The records left out, by their first error's code."
+    )
 
     @property
     def trains_as(self) -> Format | None:
@@ -217,6 +232,12 @@ class ValidationReport(BaseModel):
     valid: bool
     summary: str
     notice: str = Field(default=UNTRUSTED_NOTICE, description="How to treat the files' text.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Fields renamed in every record before detection."
+    )
+    drop_invalid: bool = Field(
+        default=False, description="Invalid records were left out instead of failing the step."
+    )
 
 
 ListingSource = Literal["local", "supabase"]

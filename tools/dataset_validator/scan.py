@@ -1,7 +1,8 @@
 """Scan one dataset record by record: read, recognise, check, measure, split; one pass.
 
-Memory stays flat apart from the 16-byte digest per record the duplicate checks keep: every
-finding goes into bounded tallies (a count per code, the first few examples).
+Memory stays flat apart from the 16-byte digest per record the duplicate checks keep (and,
+where records do not start on consecutive lines, up to 16 bytes per record of where they do:
+LineMap): every finding goes into bounded tallies (a count per code, the first few examples).
 """
 
 import time
@@ -15,20 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from tools.dataset_validator.chat_lane import ChatBatch, ChatLane
+from tools.dataset_validator.columns import unknown_columns
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.convert import converted, sft_format, to_sft
-from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
+from tools.dataset_validator.formats import Example, FormatChecker
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
 from tools.dataset_validator.kinds import Conversion, ErrorCode, Format, WarningCode
+from tools.dataset_validator.lines import LineMap
 from tools.dataset_validator.readers import (
     DecompressionBudget,
     LineBatch,
-    ReadError,
     RecordReader,
     UnreadableFileError,
     file_type,
 )
 from tools.dataset_validator.results import (
+    FIXES,
     ConversionReport,
     DatasetReport,
     DatasetWarning,
@@ -42,7 +45,8 @@ from tools.dataset_validator.sources import ResolvedDataset
 from tools.dataset_validator.stats import LengthStats
 from tools.dataset_validator.tallies import ErrorLog, WarningLog
 from tools.dataset_validator.tokens import TokenCounter
-from tools.quoting import quote, quote_list
+from tools.dataset_validator.verdicts import judge
+from tools.quoting import quote
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -92,6 +96,10 @@ class RunState:
     """What the run's files may decompress to, all together (and each, per reader)."""
     convert: Conversion | None = None
     """Preference examples become supervised ones (convert.to_sft) before anything is counted."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """Top-level fields renamed as records are read (validate_datasets' `columns`)."""
+    drop_invalid: bool = False
+    """Invalid records are left out, counted, instead of keeping a dataset invalid."""
     preview: list[tuple[str, int, Example]] = field(default_factory=list)
 
 
@@ -122,11 +130,17 @@ class DatasetScan:
         self.left_out = 0  # undesirable examples a conversion left out
         self.first_of_format: dict[Format, list[RecordError]] = {}
         self.records = self.blank_lines = self.train_tokens = 0
+        self.blank_line_numbers: list[int] = []
+        self.lines = LineMap()
         self.conversational = self.without_system = 0
         self.train_records = self.validation_records = 0
         self.duplicates_within = self.duplicates_across = self.overlap = 0
         self._pending: list[tuple[Example, int, bool]] = []
         self._sightings: list[tuple[bytes, int, bool]] = []  # (digest, record, validation)
+        self._columns_seen: list[str] | None = None  # of the first record no format knows
+        self.dropped: Counter[ErrorCode] = Counter()  # records, by their first error's code
+        self._record_errors: Counter[ErrorCode] = Counter()  # errors that name one record
+        self._quoted = state.config.limits.max_quoted_chars
         self._keep = keep
         self._preview_records = state.config.limits.preview_records
         self._batch_records = state.config.tokens.batch_records
@@ -139,15 +153,23 @@ class DatasetScan:
             kind = file_type(item.name)
             assert kind is not None  # sources hand over files of a known type only
             file_name = item.name if len(self.dataset.files) > 1 else None
-            compressed = False
+            compressed, records_key = False, None
             try:
                 with RecordReader(
-                    item.path, kind, config.reading, config.limits.max_line_bytes, self.state.budget
+                    item.path,
+                    kind,
+                    config.reading,
+                    config.limits.max_line_bytes,
+                    self.state.budget,
+                    self.state.columns,
                 ) as reader:
                     compressed = reader.compressed
-                    self._scan_file(reader, file_name)
-            except UnreadableFileError as exc:  # or too large: FileTooLargeError
-                self.errors.add(exc.code, f"{item.name}: {exc}", file=file_name)
+                    try:
+                        self._scan_file(reader, file_name)
+                    finally:
+                        records_key = reader.records_key
+            except UnreadableFileError as exc:  # or too large, or malformed
+                self.errors.add(exc.code, f"{item.name}: {exc}", file=file_name, fix=exc.fix)
             except OSError as exc:  # unreadable on disk; its strerror names no path
                 reason = exc.strerror or type(exc).__name__
                 self.errors.add(ErrorCode.UNREADABLE_FILE, f"{item.name}: {reason}", file=file_name)
@@ -160,6 +182,7 @@ class DatasetScan:
                     compressed=compressed,
                     size_bytes=size,
                     sha256=self._hashes[item.path].result(),
+                    records_key=records_key,
                 )
             )
         self._flush()
@@ -171,26 +194,34 @@ class DatasetScan:
         progress.report(0, message, force=True)
         try:
             if reader.holds_lines() and self.state.chat_lane is not None:
-                read = self.state.chat_lane.read
+                read, before = self.state.chat_lane.read, self.records
                 for batch in reader.line_batches():
-                    self._scan_batch(batch, read(batch), file_name)
+                    self._scan_batch(batch, read(batch), file_name, before + batch.first)
                     progress.report(reader.position(), f"{message}: {self.records:,} records")
             else:
                 every = self.state.config.reading.check_every_records
+                note = self.lines.note
                 for _, line, value in reader.records():
                     self.records += 1
                     if not self.records % every:
                         progress.report(reader.position(), f"{message}: {self.records:,} records")
+                    if line is not None:
+                        note(self.records, line)
                     self._record(self.records, line, value, file_name)
         finally:
             self.blank_lines += reader.blank_lines
+            self.blank_line_numbers += reader.blank_line_numbers
         progress.report(reader.size, f"{message}: {self.records:,} records", force=True)
 
-    def _scan_batch(self, batch: LineBatch, chat: ChatBatch, file_name: str | None) -> None:
-        """A batch of JSON Lines: the well-formed chat rows together, every other row record
-        by record (`chat.others`), in file order wherever order matters."""
+    def _scan_batch(
+        self, batch: LineBatch, chat: ChatBatch, file_name: str | None, first: int
+    ) -> None:
+        """A batch of JSON Lines whose first record is the dataset's record `first`: the
+        well-formed chat rows together, every other row record by record (`chat.others`), in
+        file order wherever order matters."""
         items = batch.items
-        self.records = batch.first + len(items) - 1
+        self.records = first + len(items) - 1
+        self.lines.note_many(first, [line for line, _ in items])
         passing = chat.rows
         splitter = self._splitter
         validation = (
@@ -202,42 +233,44 @@ class DatasetScan:
         for item, value in [*chat.others, (len(items), None)]:
             upto = int(np.searchsorted(passing, item))
             if upto > done:
-                self._accept_run(chat, batch, passing, validation, done, upto, file_name)
+                self._accept_run(chat, batch, first, passing, validation, done, upto, file_name)
             done = upto
             if item < len(items):
-                self._record(batch.first + item, items[item][0], value, file_name)
+                self._record(first + item, items[item][0], value, file_name)
         if len(passing):
-            self._measure_chat(chat, batch.first + passing, validation)
+            self._measure_chat(chat, first + passing, validation)
         self._flush()
 
     def _accept_run(
         self,
         chat: ChatBatch,
         batch: LineBatch,
+        first: int,
         passing: np.ndarray,
         validation: np.ndarray,
         start: int,
         end: int,
         file_name: str | None,
     ) -> None:
-        """What depends on file order for passing rows start..end: their place in the queue of
-        sightings (duplicates, overlap), the first records of the format, the preview."""
+        """What depends on file order for passing rows start..end (the batch's first record
+        is the dataset's record `first`): their place in the queue of sightings (duplicates,
+        overlap), the first records of the format, the preview."""
         state, fmt = self.state, Format.CHAT
         self._sightings.extend(
             zip(
                 chat.digests[start:end],
-                (batch.first + passing[start:end]).tolist(),
+                (first + passing[start:end]).tolist(),
                 validation[start:end].tolist(),
                 strict=True,
             )
         )
         for position in range(start, min(end, start + self._keep - self.formats[fmt])):
             item = int(passing[position])
-            self._first_of(fmt, batch.first + item, batch.items[item][0], file_name)
+            self._first_of(fmt, first + item, batch.items[item][0], file_name)
         self.formats[fmt] += end - start
         self.valid_by_format[fmt] += end - start
         for position in range(start, min(end, start + self._preview_records - len(state.preview))):
-            number = batch.first + int(passing[position])
+            number = first + int(passing[position])
             state.preview.append((self.dataset.ref, number, chat.example(position)))
 
     def _measure_chat(self, chat: ChatBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
@@ -256,42 +289,26 @@ class DatasetScan:
         self._add_lengths(numbers, lengths, lengths, validation)
 
     def _record(self, number: int, line: int | None, value: object, file_name: str | None) -> None:
-        """One record, checked as its own format; every problem is worded."""
-        errors = self.errors
-        if type(value) is dict:
-            fmt = detect(value)
-            if fmt is None:
-                keys = quote_list(value, self.state.config.limits.max_quoted_chars)
-                errors.add(
-                    ErrorCode.MISSING_FIELD,
-                    f"no known field ({', '.join(KNOWN_FIELDS)}); the record has: {keys}",
-                    record=number,
-                    line=line,
-                    file=file_name,
-                )
-                return
+        """One record, checked as its own format; every problem is worded. A rejected record
+        is dropped (drop_invalid) or keeps the dataset invalid."""
+        fmt, example, problems = judge(value, self.state.checker, self._quoted)
+        if fmt is not None:
             self.formats[fmt] += 1
             if self.formats[fmt] <= self._keep:
                 self._first_of(fmt, number, line, file_name)
-            example, problems = self.state.checker.check(fmt, value)
             if example is not None:
                 self.valid_by_format[fmt] += 1
                 self._accept(example, number)
                 return
-            seen: set[ErrorCode] = set()
-            for code, path, text in problems:
-                if code not in seen:
-                    seen.add(code)
-                    errors.add(code, text, record=number, line=line, file=file_name, field=path)
-        elif type(value) is ReadError:
-            errors.add(value.code, value.message, record=number, line=line, file=file_name)
-        else:
-            errors.add(
-                ErrorCode.NOT_AN_OBJECT,
-                f"the record is a JSON {_json_kind(value)}, not an object",
-                record=number,
-                line=line,
-                file=file_name,
+        elif self._columns_seen is None and type(value) is dict:
+            self._columns_seen = list(value)
+        drop = self.state.drop_invalid
+        if drop:
+            self.dropped[problems[0][0]] += 1
+        for code, path, text in problems:
+            self._record_errors[code] += 1
+            self.errors.add(
+                code, text, record=number, line=line, file=file_name, field=path, dropped=drop
             )
 
     def _first_of(self, fmt: Format, number: int, line: int | None, file: str | None) -> None:
@@ -303,6 +320,7 @@ class DatasetScan:
                 line=line,
                 file=file,
                 message=f"the record is {fmt}",
+                fix=FIXES[ErrorCode.MIXED_FORMAT],
             )
         )
 
@@ -401,7 +419,9 @@ class DatasetScan:
         usable = valid_records - self.left_out
         if not self.records and not self.errors.total:
             self.errors.add(ErrorCode.EMPTY_DATASET, f"{self.dataset.ref} holds no records")
-        elif usable < config.limits.min_records_per_dataset:
+        elif fmt is None and self._columns_seen is not None:
+            self._unknown_columns(self._columns_seen)
+        elif usable < config.limits.min_records_per_dataset and self.records:
             kept = f" ({self.left_out} undesirable left out by convert)" if self.left_out else ""
             self.errors.add(
                 ErrorCode.TOO_FEW_RECORDS,
@@ -437,7 +457,9 @@ class DatasetScan:
             if self.labels
             else None,
             converted=self._conversion(),
-            valid=self.errors.total == 0,
+            valid=self.errors.total == self._droppable(),
+            dropped=sum(self.dropped.values()),
+            dropped_counts={str(k): v for k, v in self.dropped.items()},
         )
 
     def _conversion(self) -> ConversionReport | None:
@@ -451,7 +473,44 @@ class DatasetScan:
             trains_as=common[0][0] if common else None,
         )
 
+    def _droppable(self) -> int:
+        """How many of the errors drop_invalid leaves behind (those of one record each)."""
+        return sum(self._record_errors.values()) if self.state.drop_invalid else 0
+
+    def _unknown_columns(self, columns: list[str]) -> None:
+        """No record has a format: one error with the columns and their closest mapping onto
+        a format, instead of one per record."""
+        self.errors.discard(ErrorCode.MISSING_FIELD)
+        self._record_errors.pop(ErrorCode.MISSING_FIELD, None)
+        self.dropped.pop(ErrorCode.MISSING_FIELD, None)
+        config = self.state.config
+        message, fix = unknown_columns(columns, config.columns, config.limits.max_quoted_chars)
+        self.errors.add(ErrorCode.UNKNOWN_COLUMNS, message, fix=fix)
+
     def _warnings(self) -> list[DatasetWarning]:
+        """The warnings, with the lines of their records when the dataset is one file."""
+        one_file = len(self.dataset.files) == 1
+        found = self._record_warnings()
+        if one_file:
+            for warning in found:
+                warning.lines = self.lines.lines(warning.records)
+        if self.blank_lines:
+            blank = f"{self.blank_lines} blank lines were skipped"
+            found.append(
+                self.warnings.warning(
+                    WarningCode.BLANK_LINES,
+                    f"{blank} (lines {', '.join(map(str, self.blank_line_numbers))}"
+                    f"{', ...' if self.blank_lines > len(self.blank_line_numbers) else ''})"
+                    if one_file
+                    else blank,
+                    count=self.blank_lines,
+                    records=[],
+                    lines=self.blank_line_numbers if one_file else [],
+                )
+            )
+        return found
+
+    def _record_warnings(self) -> list[DatasetWarning]:
         config, log, found = self.state.config, self.warnings, []
         counts = log.counts
         if counts[WarningCode.DUPLICATE]:
@@ -519,26 +578,7 @@ class DatasetScan:
                     f"{self.conversational}) have no system message",
                 )
             )
-        if self.blank_lines:
-            found.append(
-                log.warning(
-                    WarningCode.BLANK_LINES,
-                    f"{self.blank_lines} blank lines were skipped",
-                    count=self.blank_lines,
-                    records=[],
-                )
-            )
         return found
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "boolean" if isinstance(value, bool) else "number"
 
 
 def _combined(files: list[FileInfo]) -> str:

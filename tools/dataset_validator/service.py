@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.dataset_validator.chat_lane import ChatLane
+from tools.dataset_validator.columns import checked_mapping
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.fit import JUDGED, TemplateFit, judge
 from tools.dataset_validator.formats import Example, FormatChecker, Turn
@@ -51,6 +52,10 @@ class ValidationRequest:
     model_revision: str | None = None
     template: TemplateFit | None = None
     convert: Conversion | None = None
+    columns: dict[str, str] | None = None
+    """Top-level fields renamed in every record of every dataset before anything else."""
+    drop_invalid: bool = False
+    """Leave invalid records out (counted by code) rather than keep the step invalid."""
 
 
 def validate_datasets(
@@ -65,6 +70,7 @@ def validate_datasets(
     (UserError): a file past its own limits is an error in its report."""
     hooks = hooks or ScanHooks()
     share = _validation_share(request, config)
+    columns = checked_mapping(request.columns, config.limits.max_quoted_chars)
     counter = token_counter(request.model_id, request.model_revision, hub, config.tokens)
     with tempfile.TemporaryDirectory(prefix="training-package-datasets-") as workdir:
         resolved = [sources.resolve(ref, Path(workdir), hooks.checkpoint) for ref in _refs(request)]
@@ -78,7 +84,8 @@ def validate_datasets(
                 state = RunState(
                     config=config,
                     checker=FormatChecker(config.formats, config.limits.max_quoted_chars),
-                    chat_lane=ChatLane(config.formats, index, placeholders),
+                    # the lane reads lines as they are: renamed columns go record by record
+                    chat_lane=None if columns else ChatLane(config.formats, index, placeholders),
                     counter=counter,
                     index=index,
                     placeholders=placeholders,
@@ -91,6 +98,8 @@ def validate_datasets(
                     totals=LengthStats(config.limits.examples_per_error_code),
                     budget=DecompressionBudget(config.limits),
                     convert=request.convert,
+                    columns=columns,
+                    drop_invalid=request.drop_invalid,
                 )
                 reports = _scan_all(state, resolved, share, request, hashes)
             finally:
@@ -189,6 +198,8 @@ def _assemble(
         ],
         valid=False,
         summary="",
+        columns=state.columns,
+        drop_invalid=request.drop_invalid,
     )
     return _verdict(report)
 
@@ -218,8 +229,11 @@ def _verdict(report: ValidationReport) -> ValidationReport:
         if conversions
         else ""
     )
+    dropped = sum(d.dropped for d in datasets)
+    left_out = f" ({dropped:,} invalid left out)" if dropped else ""
     summary = (
-        f"{usable:,} of {records:,} records valid in {len(datasets)} dataset(s){converted}; "
+        f"{usable:,} of {records:,} records valid in {len(datasets)} dataset(s){left_out}"
+        f"{converted}; "
         f"{split.train_records:,} train / {split.validation_records:,} validation; "
         f"{report.train_tokens:,} train tokens"
         + ("." if valid else "; not ready: fix the errors listed.")
@@ -257,7 +271,8 @@ def _issues(reports: list[DatasetReport], request: ValidationRequest, share: flo
     a conversion asked for data it does not apply to."""
     issues = []
     validation = sum(r.split.validation for r in reports)
-    if (share or request.validation_dataset) and not validation:
+    usable = sum(r.valid_records for r in reports)  # none: raising the split would not help
+    if (share or request.validation_dataset) and usable and not validation:
         issues.append(
             Issue(
                 severity="warning",

@@ -25,13 +25,25 @@ class ErrorLog:
         line: int | None = None,
         file: str | None = None,
         field: str | None = None,
+        fix: str | None = None,
+        dropped: bool = False,
     ) -> None:
+        """Count an error; keep it as an example while the code has fewer than `keep`. `fix`:
+        what to do in this case, when it says more than the code's FIXES entry; `dropped`:
+        its record was left out."""
         self.counts[code] += 1
         kept = self._examples.setdefault(code, [])
         if len(kept) < self._keep:
             kept.append(
                 RecordError(
-                    code=code, record=record, line=line, file=file, field=field, message=message
+                    code=code,
+                    record=record,
+                    line=line,
+                    file=file,
+                    field=field,
+                    message=message,
+                    fix=fix or FIXES[code],
+                    dropped=dropped,
                 )
             )
 
@@ -40,6 +52,11 @@ class ErrorLog:
         self.counts[code] += count
         kept = self._examples.setdefault(code, [])
         kept.extend(examples[: self._keep - len(kept)])
+
+    def discard(self, code: ErrorCode) -> None:
+        """Forget a code's errors (a dataset-level error says it all instead)."""
+        self.counts.pop(code, None)
+        self._examples.pop(code, None)
 
     @property
     def total(self) -> int:
@@ -91,11 +108,13 @@ class WarningLog:
         message: str,
         count: int | None = None,
         records: list[int] | None = None,
+        lines: list[int] | None = None,
     ) -> DatasetWarning:
         return DatasetWarning(
             code=code,
             count=self.counts[code] if count is None else count,
             message=message,
             records=self.records(code) if records is None else records,
+            lines=lines or [],
             fix=FIXES[code],
         )

@@ -2,17 +2,19 @@
 layout TRL reads, split into training and validation exactly as validate_datasets split them.
 
 Each file is hashed as it is copied and must match the sha256 the validation recorded; the copy
-is then read with the validator's own readers and checker (and converted as the validation
-converted it), and every record is placed by the validator's own digest and splitter, so the
-counts must come out as the validation reported. Anything else means the data changed since it
-was validated.
+is then read with the validator's own readers (and column renames) and verdicts (and converted
+as the validation converted it), every record is placed by the validator's own digest and
+splitter, and invalid records are left out only when the validation left them out
+(drop_invalid), so the counts, and the records dropped by code, must come out as the validation
+reported. Anything else means the data changed since.
 """
 
 import hashlib
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import orjson
@@ -20,8 +22,9 @@ from pydantic import BaseModel, Field
 
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.convert import to_sft
-from tools.dataset_validator.formats import FormatChecker, detect
+from tools.dataset_validator.formats import FormatChecker
 from tools.dataset_validator.hygiene import RecordIndex, Splitter
+from tools.dataset_validator.kinds import ErrorCode
 from tools.dataset_validator.readers import (
     DecompressionBudget,
     RecordReader,
@@ -30,6 +33,7 @@ from tools.dataset_validator.readers import (
 )
 from tools.dataset_validator.results import DatasetReport, FileInfo
 from tools.dataset_validator.sources import Sources
+from tools.dataset_validator.verdicts import judge
 from tools.errors import UserError
 from tools.package_builder.config import FilesConfig
 from tools.package_builder.inputs import ValidatedDatasets
@@ -106,6 +110,13 @@ def package_datasets(
                     f"{counts.train} training and {counts.validation} validation records now, "
                     f"{dataset.split.train} and {dataset.split.validation} when validated",
                 )
+            dropped = {str(code): n for code, n in counts.dropped.items()}
+            if dropped != dataset.dropped_counts:
+                raise DatasetChangedError(
+                    dataset.ref,
+                    f"invalid records left out now: {_by_code(dropped)}; when validated: "
+                    f"{_by_code(dataset.dropped_counts)}",
+                )
     train, validation = writer.results()
     return PackagedData(
         shape=plan.shape,
@@ -181,6 +192,11 @@ def _sha256(path: Path) -> FileDigest:
 class _Counts:
     train: int = 0
     validation: int = 0
+    dropped: Counter[ErrorCode] = field(default_factory=Counter)  # by first error's code
+
+
+def _by_code(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {code}" for code, n in sorted(counts.items())) or "none"
 
 
 class _SplitWriter:
@@ -219,19 +235,28 @@ class _SplitWriter:
             raise DatasetChangedError(dataset.ref, f"{path.name} is not a dataset file")
         config, checker = self._config, self._checker
         every = config.reading.check_every_records
+        quoted, drop = config.limits.max_quoted_chars, self._plan.datasets.drop_invalid
         try:
             with RecordReader(
-                path, kind, config.reading, config.limits.max_line_bytes, self._budget
+                path,
+                kind,
+                config.reading,
+                config.limits.max_line_bytes,
+                self._budget,
+                self._plan.datasets.columns,
             ) as reader:
                 for number, _, value in reader.records():
                     if not number % every:
                         self._checkpoint()
-                    fmt = detect(value) if isinstance(value, dict) else None
-                    example = checker.check(fmt, value)[0] if fmt is dataset.format else None
-                    if example is None:
-                        raise DatasetChangedError(
-                            dataset.ref, f"record {number} is no longer a valid {dataset.format}"
-                        )
+                    fmt, example, problems = judge(value, checker, quoted)
+                    if example is None or fmt is not dataset.format:
+                        if fmt not in (None, dataset.format) or not drop:
+                            raise DatasetChangedError(
+                                dataset.ref,
+                                f"record {number} is no longer a valid {dataset.format}",
+                            )
+                        counts.dropped[problems[0][0]] += 1
+                        continue
                     if dataset.converted is not None:
                         example = to_sft(example)
                         if example is None:  # left out, as the validation counted

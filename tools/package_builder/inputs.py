@@ -7,7 +7,7 @@ types, so a package is built from checked values, never from loose dictionaries.
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tools.dataset_validator.results import DatasetReport, SplitReport, TokenizerInfo
 from tools.deployment_estimator.config import Gpu
@@ -29,6 +29,10 @@ class ValidatedDatasets(BaseModel):
     train_tokens: int
     max_seq_length: int
     tokenizer: TokenizerInfo
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Fields renamed as the records were read: the package reads them the same way."""
+    drop_invalid: bool = False
+    """Invalid records were left out: the package leaves out the same ones."""
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ class DatasetEntry(BaseModel):
     converted: ConversionReport | None = Field(
         default=None, description='What convert: "sft" made of it, and what it left out.'
     )
+    dropped: int = Field(default=0, description="Invalid records left out (drop_invalid).")
+    dropped_counts: dict[str, int] = Field(
+        default_factory=dict, description="The records left out, by their first error's code."
+    )
     files: list[SourceFile]
 
 
@@ -74,6 +78,10 @@ class DataEntry(BaseModel):
     split: SplitReport
     train_tokens: int
     tokenizer: str = Field(description="What counted the tokens.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Fields the records were renamed from, to."
+    )
+    dropped: int = Field(default=0, description="Invalid records left out, over all datasets.")
 
 
 class DeploymentEntry(BaseModel):
@@ -158,6 +166,8 @@ def build_manifest(
                 train_records=d.split.train,
                 validation_records=d.split.validation,
                 converted=d.converted,
+                dropped=d.dropped,
+                dropped_counts=d.dropped_counts,
                 files=data.sources[d.ref],
             )
             for d in datasets.datasets
@@ -170,6 +180,8 @@ def build_manifest(
             split=datasets.split,
             train_tokens=datasets.train_tokens,
             tokenizer=datasets.tokenizer.detail,
+            columns=datasets.columns,
+            dropped=sum(d.dropped for d in datasets.datasets),
         ),
         deployment=DeploymentEntry(
             target=option.target,

@@ -88,6 +88,16 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         + (rendered if data.conversational else "")
         + f". Split: {data.split.rule}.",
         "",
+        *(
+            [
+                "Fields renamed as the files were read: "
+                + ", ".join(f"{source!r} -> {target}" for source, target in data.columns.items())
+                + ".",
+                "",
+            ]
+            if data.columns
+            else []
+        ),
         "| dataset | format | records | train | validation | sha256 |",
         "|---|---|---|---|---|---|",
         *(
@@ -97,6 +107,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         ),
         "",
         *_conversions(manifest),
+        *_dropped(manifest),
         "## Files",
         "",
         f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, checksums.",
@@ -129,4 +140,17 @@ def _conversions(manifest: PackageManifest) -> list[str]:
             f'{done.trains_as} data, their chosen or desirable answers (convert: "{done.to}")'
             f"{left}."
         )
+    return [*lines, ""] if lines else []
+
+
+def _dropped(manifest: PackageManifest) -> list[str]:
+    """A line per dataset drop_invalid left records out of, by the first error of each."""
+    lines = [
+        f"{d.ref}: {d.dropped:,} invalid records were left out, as asked (drop_invalid), by the "
+        "first error of each: "
+        + ", ".join(f"{n:,} {code}" for code, n in d.dropped_counts.items())
+        + "."
+        for d in manifest.datasets
+        if d.dropped
+    ]
     return [*lines, ""] if lines else []
