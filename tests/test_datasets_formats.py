@@ -7,6 +7,7 @@ import pytest
 
 from server.settings import load_settings
 from tests.support import isolated_env
+from tools.dataset_validator.content import Reading
 from tools.dataset_validator.formats import (
     ROLE_OF_TAG,
     WELL_ORDERED,
@@ -71,7 +72,11 @@ def test_tool_calls_and_text_parts_are_content(checker: FormatChecker) -> None:
     record = {
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
-            {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "w"}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"function": {"name": "w", "arguments": '{"city": "Oslo"}'}}],
+            },
             {"role": "tool", "content": "rain"},
             {"role": "assistant", "content": "It rains."},
         ]
@@ -176,7 +181,7 @@ def test_sharegpt_maps_tags_and_takes_a_system_column(checker: FormatChecker) ->
         "system": "Be kind.",
         "conversations": [
             {"from": "human", "value": "Weather?"},
-            {"from": "function_call", "value": '{"name": "weather"}'},
+            {"from": "function_call", "value": '{"name": "weather", "arguments": {}}'},
             {"from": "observation", "value": "sunny"},
             {"from": "gpt", "value": "Sunny."},
         ],
@@ -249,8 +254,8 @@ def test_fast_and_detailed_paths_give_the_same_turns(
 ) -> None:
     """What the fast path accepts, the detailed path (_messages) accepts with the same turns."""
     record = chat(*turns)
-    fast = checker._well_formed(record["messages"], checker._chat_tags, "role", "content")
-    conversation, problems = _Conversation(), []
-    checker._messages(record["messages"], "messages", conversation, problems)
-    assert problems == []
+    fast = checker._well_formed(record["messages"], checker._chat, checker._chat_tags)
+    conversation, reading = _Conversation(), Reading()
+    checker._messages(record["messages"], "messages", conversation, checker._chat, reading)
+    assert reading.problems == []
     assert fast == conversation.turns

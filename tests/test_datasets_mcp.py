@@ -57,6 +57,7 @@ async def test_the_tools_are_listed_with_compact_schemas(tmp_path: Path) -> None
         "validation_split",
         "validation_dataset",
         "draft_id",
+        "drop_media",
     }
     assert validate.input_schema["required"] == ["datasets"]
     assert set(listing.input_schema["properties"]) == {"query", "source"}

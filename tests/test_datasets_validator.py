@@ -599,7 +599,7 @@ def test_a_format_the_method_cannot_train(config: DatasetsConfig) -> None:
     (issue,) = report.issues
     assert issue.code == ErrorCode.FORMAT_VS_METHOD and "dpo" in issue.message
     assert validate(config, ["preference.jsonl"], method="dpo").valid
-    unpaired = validate(config, ["unpaired_preference.jsonl"], validation_split=0)
+    unpaired = validate(config, ["unpaired_preference.jsonl"], method="sft", validation_split=0)
     assert [i.code for i in unpaired.issues] == [ErrorCode.FORMAT_VS_METHOD]
 
 

@@ -89,6 +89,7 @@ def make_inputs(
     template: str = "lora",
     gpu: str = "A10G",
     gpu_count: int = 1,
+    drop_media: bool = False,
     **overrides: Any,
 ) -> PackageInputs:
     """The four steps' results, as the services give them for `refs` in `root`."""
@@ -111,7 +112,9 @@ def make_inputs(
     config = apply_template(settings.templates, template, overrides, facts)
     found = root if isinstance(root, Sources) else sources(settings, root)
     report = validate_datasets(
-        ValidationRequest(datasets=refs, max_seq_length=256, validation_split=0.25),
+        ValidationRequest(
+            datasets=refs, max_seq_length=256, validation_split=0.25, drop_media=drop_media
+        ),
         settings.datasets,
         found,
         NO_HUB,
@@ -240,11 +243,23 @@ def test_the_records_are_the_validated_ones_split_as_validated(
     assert validation, "the 0.25 share holds some of the 12 records out"
     originals = [json.loads(line)["messages"] for line in (DATA / "chat.jsonl").open()]
 
+    def in_trl_layout(message: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI's tool call (content null, arguments a JSON string) as TRL lays it out."""
+        if "tool_calls" not in message:
+            return message
+        calls = [
+            {**call, "function": {**call["function"], "arguments": json.loads(arguments)}}
+            for call in message["tool_calls"]
+            for arguments in [call["function"]["arguments"]]
+        ]
+        return {**message, "content": message["content"] or "", "tool_calls": calls}
+
     def canonical(messages: list[dict[str, Any]]) -> str:
         return json.dumps(messages, sort_keys=True)
 
     written = sorted(canonical(r["messages"]) for r in train + validation)
-    assert written == sorted(map(canonical, originals))  # tool calls kept as they were
+    expected = sorted(canonical(list(map(in_trl_layout, m))) for m in originals)
+    assert written == expected  # tool calls kept, in TRL's layout
     assert result.manifest["data"]["train"]["records"] == len(train)
     assert result.manifest["data"]["shape"] == "messages"
 
@@ -505,7 +520,7 @@ def test_each_format_becomes_the_layout_trl_reads(
 ) -> None:
     fmt, example = example_of(settings, record)
     shape = package_shape([fmt])
-    assert trl_record(shape, example, record) == expected
+    assert trl_record(shape, example) == expected
 
 
 def test_prompt_completion_among_conversations_becomes_one_conversation(
@@ -515,7 +530,7 @@ def test_prompt_completion_among_conversations_becomes_one_conversation(
     fmt, example = example_of(settings, record)
     shape = package_shape([Format.CHAT, fmt])
     assert shape is Shape.MESSAGES
-    assert trl_record(shape, example, record) == {
+    assert trl_record(shape, example) == {
         "messages": [{"role": "user", "content": "2+2="}, {"role": "assistant", "content": "4"}]
     }
 

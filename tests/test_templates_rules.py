@@ -382,6 +382,13 @@ QUIET = [
     pytest.param("dpo", {}, None, "dpo_learning_rate", id="dpo"),
     pytest.param("lora", {"learning_rate": 1e-4}, None, "dpo_learning_rate", id="sft-lr"),
     pytest.param("dpo", {}, data("preference"), "dpo_needs_preference_data", id="dpo-pairs"),
+    pytest.param(
+        "dpo",
+        {},
+        data("sharegpt_preference", "openai_preference"),
+        "dpo_needs_preference_data",
+        id="dpo-llama-factory-and-openai-pairs",
+    ),
     pytest.param("lora", {}, data("chat", "alpaca"), "sft_needs_sft_data", id="sft-data"),
     pytest.param("dpo", {}, data("preference"), "sft_needs_sft_data", id="sft-rule-skips-dpo"),
     pytest.param(

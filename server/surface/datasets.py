@@ -7,6 +7,7 @@ over HTTP a client's roots describe its own machine, not the server's, and are i
 reaches the package folders or the server's data, whatever the roots.
 """
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -133,10 +134,14 @@ def register(mcp: MCPServer) -> None:
             str | None, Field(description="A separate validation dataset ref, instead.")
         ] = None,
         draft_id: Annotated[str | None, Field(description="Draft to record the result in.")] = None,
+        drop_media: Annotated[
+            bool, Field(description="Train on the text alone: remove images, audio, video.")
+        ] = False,
     ) -> ValidateDatasetsResult:
         state = app_state(ctx)
         draft = await load_draft(ctx, draft_id) if draft_id else None
         request = _request(datasets, validation_split, validation_dataset, draft, state.settings)
+        request = replace(request, drop_media=drop_media)
         sources = dataset_sources(state, roots)
         hub = hub_access(state)
         hooks = dataset_validator.ScanHooks(

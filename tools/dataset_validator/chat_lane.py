@@ -13,8 +13,9 @@ the tests hold them to it.
 Two shapes: the strict one admits no member it does not read, so every byte of a line it takes
 is one msgspec checked, as strictly as orjson does (UTF-8, escapes, surrogates). msgspec skips
 unread members without those checks (invalid UTF-8, 1e309, nesting depth), so a line with other
-members (an "id", a message's "name") is parsed by orjson, the record path's own parser, and its
-messages are converted into the lenient shape.
+members (an "id", a "weight") is parsed by orjson, the record path's own parser, and its
+messages are converted into the lenient shape. Members the record path reads go there instead:
+a message's tool calls, name or reasoning, and a record's tools, media or label.
 """
 
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ import msgspec
 import numpy as np
 
 from tools.dataset_validator.config import FormatsConfig
-from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, Example, well_formed
+from tools.dataset_validator.formats import (
+    MESSAGE_FIELDS,
+    ROLE_OF_TAG,
+    ROLE_TAGS,
+    Example,
+    detect,
+    well_formed,
+)
 from tools.dataset_validator.hygiene import TURN_SEPARATOR, Placeholders, RecordIndex
 from tools.dataset_validator.kinds import Format, Role
 from tools.dataset_validator.readers import LineBatch, ReadError, parse_record
@@ -75,10 +83,12 @@ class ChatBatch:
 
 
 def _shape(roles: tuple[str, ...], *, strict: bool) -> type[msgspec.Struct]:
-    """The well-formed chat record as Structs; `strict`: refusing members it does not read."""
+    """The well-formed chat record as Structs; `strict`: refusing members it does not read,
+    else refusing only the message members the record path reads (MESSAGE_FIELDS)."""
+    absent = [(key, msgspec.UnsetType, msgspec.UNSET) for key in MESSAGE_FIELDS]
     message = msgspec.defstruct(
         "Message",
-        [("role", Literal[roles]), ("content", str)],  # type: ignore[valid-type]
+        [("role", Literal[roles]), ("content", str), *([] if strict else absent)],  # type: ignore[valid-type]
         forbid_unknown_fields=strict,
         gc=False,
     )
@@ -93,6 +103,7 @@ class ChatLane:
     def __init__(self, config: FormatsConfig, index: RecordIndex, placeholders: Placeholders):
         """`index` digests the rows as the record path does; `placeholders` finds leftovers."""
         roles = tuple(config.chat_roles)
+        self._record_path_fields = frozenset(("tools", *config.media_fields))
         self._decode = msgspec.json.Decoder(_shape(roles, strict=True)).decode
         self._lenient = _shape(roles, strict=False)
         self._tag = {name: ROLE_TAGS[role] for name, role in config.chat_roles.items()}.__getitem__
@@ -150,8 +161,13 @@ class ChatLane:
         )
 
     def _messages(self, value: Any) -> list[Any] | None:
-        """A parsed chat record's messages in the lenient shape, or None when it is not one."""
-        if type(value) is not dict or "messages" not in value:
+        """A parsed chat record's messages in the lenient shape, or None when it is not one
+        (or holds what only the record path reads)."""
+        if (
+            type(value) is not dict
+            or detect(value) is not Format.CHAT
+            or not self._record_path_fields.isdisjoint(value)
+        ):
             return None
         try:
             return msgspec.convert(value, self._lenient).messages  # type: ignore[attr-defined]

@@ -22,9 +22,10 @@ from tools.dataset_validator.formats import ROLE_TAGS, Example
 
 DIGEST_BYTES = 16
 ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
-TURN_SEPARATOR, PAIR_SEPARATOR = "\x1e", "\x1d"
+TURN_SEPARATOR, PAIR_SEPARATOR, TOOLS_SEPARATOR = "\x1e", "\x1d", "\x1c"
 """A record's digest hashes its turns' texts joined by TURN_SEPARATOR (a pair's rejected side
-follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letters (and label)."""
+follows a PAIR_SEPARATOR, the tools it declares a TOOLS_SEPARATOR), seeded with the hash of its
+roles as ROLE_TAGS letters (and label)."""
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
@@ -65,6 +66,8 @@ class RecordIndex:
             tags = f"{tags}{PAIR_SEPARATOR}{''.join([ROLE_TAGS[role] for role, _ in rejected])}"
         if example.label is not None:
             tags = f"{tags}{PAIR_SEPARATOR}{example.label}"
+        if example.tools:
+            text = f"{text}{TOOLS_SEPARATOR}{example.tools_text()}"
         return self.digest_text(text, tags), text
 
     def digest_text(self, text: str, tags: str) -> bytes:

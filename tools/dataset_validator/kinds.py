@@ -4,7 +4,8 @@ from enum import StrEnum
 
 
 class Format(StrEnum):
-    """Record formats, named as TRL's dataset_formats.md, LLaMA-Factory and Alpaca name them."""
+    """Record layouts, named as TRL's dataset_formats.md, LLaMA-Factory, Alpaca and OpenAI's
+    fine-tuning guides name them."""
 
     CHAT = "chat"
     SHAREGPT = "sharegpt"
@@ -13,6 +14,14 @@ class Format(StrEnum):
     PREFERENCE = "preference"
     UNPAIRED_PREFERENCE = "unpaired_preference"
     TEXT = "text"
+    SHAREGPT_PREFERENCE = "sharegpt_preference"
+    """LLaMA-Factory's ranking layout: the prompt turns, then `chosen` and `rejected` messages."""
+    SHAREGPT_UNPAIRED = "sharegpt_unpaired"
+    """LLaMA-Factory's KTO layout: a ShareGPT conversation and a boolean `kto_tag`."""
+    CHAT_UNPAIRED = "chat_unpaired"
+    """`messages` and a boolean `label` (or `kto_tag`): the label judges the last answer."""
+    OPENAI_PREFERENCE = "openai_preference"
+    """OpenAI preference fine-tuning: `input`, `preferred_output`, `non_preferred_output`."""
 
 
 class Role(StrEnum):
@@ -22,6 +31,23 @@ class Role(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
+
+
+class PartKind(StrEnum):
+    """What a typed content part holds (formats.content_parts maps each `type` to one)."""
+
+    TEXT = "text"
+    REASONING = "reasoning"
+    TOOL_CALL = "tool_call"
+    TOOLS = "tools"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+MEDIA_KINDS = frozenset({PartKind.IMAGE, PartKind.AUDIO, PartKind.VIDEO})
+"""What the text-only trainers packaged here cannot take."""
+MEDIA_NAMES = {PartKind.IMAGE: "images", PartKind.AUDIO: "audio", PartKind.VIDEO: "videos"}
 
 
 class FileType(StrEnum):
@@ -52,6 +78,8 @@ class ErrorCode(StrEnum):
     EMPTY_DATASET = "empty_dataset"
     TOO_FEW_RECORDS = "too_few_records"
     FORMAT_VS_METHOD = "format_vs_method"
+    INVALID_TOOL = "invalid_tool"
+    HAS_MEDIA = "has_media"
 
 
 class WarningCode(StrEnum):
@@ -66,3 +94,4 @@ class WarningCode(StrEnum):
     NO_SYSTEM_MESSAGE = "no_system_message"
     EMPTY_VALIDATION = "empty_validation"
     BLANK_LINES = "blank_lines"
+    MEDIA_DROPPED = "media_dropped"

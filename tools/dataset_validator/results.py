@@ -4,7 +4,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.kinds import ErrorCode, FileType, Format, WarningCode
+from tools.dataset_validator.kinds import (
+    MEDIA_NAMES,
+    ErrorCode,
+    FileType,
+    Format,
+    PartKind,
+    WarningCode,
+)
 from tools.issues import Issue
 
 SourceKind = Literal["local", "supabase", "hub"]
@@ -21,7 +28,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     "commas and brackets on the lines named.",
     ErrorCode.NOT_AN_OBJECT: 'Each record must be a JSON object such as {"messages": [...]}.',
     ErrorCode.MISSING_FIELD: "Add the missing field, or rename your columns to the format's names "
-    "(messages; conversations; instruction/output; prompt/completion; chosen/rejected; text).",
+    "(messages; conversations; instruction/output; prompt/completion; chosen/rejected; "
+    "input/preferred_output/non_preferred_output; text).",
     ErrorCode.WRONG_TYPE: "Give the field the type its format expects (a string, or a list of "
     "{role, content} messages).",
     ErrorCode.EMPTY_CONTENT: "Fill in or remove the empty turns; an empty turn teaches nothing.",
@@ -43,6 +51,12 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     ErrorCode.TOO_FEW_RECORDS: "Add records, fix the invalid ones, or combine datasets.",
     ErrorCode.FORMAT_VS_METHOD: "Pick a template whose method trains on this format (DPO needs "
     "preference pairs; SFT needs chat, instruction or text data), or convert the data.",
+    ErrorCode.INVALID_TOOL: "Give each tool call a function name and arguments as a JSON object "
+    '(OpenAI: a string holding one), and `tools` as a list of {"type": "function", "function": '
+    '{"name", "description", "parameters"}} (or that list as a JSON string).',
+    ErrorCode.HAS_MEDIA: "Call validate_datasets again with drop_media: true to train on the text "
+    "alone (the media parts, fields and tags are removed, and the package says so), or train a "
+    "vision or audio model with another trainer.",
     WarningCode.DUPLICATE: "Remove repeated records; they over-weight what they say.",
     WarningCode.DUPLICATE_ACROSS_DATASETS: "Remove records that appear in more than one dataset.",
     WarningCode.TRAIN_VALIDATION_OVERLAP: "Remove validation records that also appear in "
@@ -57,6 +71,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     WarningCode.EMPTY_VALIDATION: "Raise validation_split or add records, so the validation set "
     "is not empty.",
     WarningCode.BLANK_LINES: "Blank lines are skipped; remove them to be sure nothing is missing.",
+    WarningCode.MEDIA_DROPPED: "Nothing to do if the text alone is what should train; otherwise "
+    "validate without drop_media and train a multimodal model elsewhere.",
 }
 
 
@@ -97,6 +113,19 @@ class SplitCounts(BaseModel):
     validation: int = 0
 
 
+class MediaDropped(BaseModel):
+    """What drop_media took out of a dataset's valid records."""
+
+    records: int = Field(description="Records that held media.")
+    parts: dict[str, int] = Field(description="Media removed, by kind (image, audio, video).")
+
+    def summary(self) -> str:
+        """`images: 12, audio: 1`."""
+        return ", ".join(
+            f"{MEDIA_NAMES[PartKind(k)]}: {n:,}" for k, n in sorted(self.parts.items())
+        )
+
+
 class FileInfo(BaseModel):
     name: str
     file_type: FileType
@@ -125,6 +154,9 @@ class DatasetReport(BaseModel):
     train_tokens: int
     duplicates: DuplicateCounts
     split: SplitCounts
+    media_dropped: MediaDropped | None = Field(
+        default=None, description="Media removed from the records (drop_media)."
+    )
     valid: bool
 
 
@@ -172,6 +204,9 @@ class ValidationReport(BaseModel):
     tokenizer: TokenizerInfo
     issues: list[Issue] = Field(description="Problems across datasets or with the config.")
     preview: list[PreviewRecord]
+    drop_media: bool = Field(
+        default=False, description="Media was removed from the records, as the user asked."
+    )
     valid: bool
     summary: str
     notice: str = Field(default=UNTRUSTED_NOTICE, description="How to treat the files' text.")

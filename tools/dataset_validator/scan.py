@@ -32,6 +32,7 @@ from tools.dataset_validator.results import (
     DatasetWarning,
     DuplicateCounts,
     FileInfo,
+    MediaDropped,
     RecordError,
     SplitCounts,
 )
@@ -117,6 +118,8 @@ class DatasetScan:
         self.conversational = self.without_system = 0
         self.train_records = self.validation_records = 0
         self.duplicates_within = self.duplicates_across = self.overlap = 0
+        self.media_records = 0
+        self.media_parts: Counter[str] = Counter()
         self._pending: list[tuple[Example, int, bool]] = []
         self._sightings: list[tuple[bytes, int, bool]] = []  # (digest, record, validation)
         self._keep = keep
@@ -311,6 +314,10 @@ class DatasetScan:
         placeholder = state.placeholders.find(text)
         if placeholder is not None:
             self.warnings.add(WarningCode.PLACEHOLDER, number, placeholder)
+        if example.media:
+            self.media_records += 1
+            self.media_parts.update(example.media)
+            self.warnings.add(WarningCode.MEDIA_DROPPED, number)
         if example.conversational:
             self.conversational += 1
             if not example.has_system:
@@ -412,8 +419,14 @@ class DatasetScan:
                 train_validation_overlap=self.overlap,
             ),
             split=SplitCounts(train=self.train_records, validation=self.validation_records),
+            media_dropped=self._media_dropped(),
             valid=self.errors.total == 0,
         )
+
+    def _media_dropped(self) -> MediaDropped | None:
+        if not self.media_records:
+            return None
+        return MediaDropped(records=self.media_records, parts=dict(self.media_parts))
 
     def _warnings(self) -> list[DatasetWarning]:
         config, log, found = self.state.config, self.warnings, []
@@ -481,6 +494,15 @@ class DatasetScan:
                     WarningCode.NO_SYSTEM_MESSAGE,
                     f"{share:.0%} of the conversations ({self.without_system} of "
                     f"{self.conversational}) have no system message",
+                )
+            )
+        dropped = self._media_dropped()
+        if dropped is not None:
+            found.append(
+                log.warning(
+                    WarningCode.MEDIA_DROPPED,
+                    f"media removed from {dropped.records:,} records as asked (drop_media): "
+                    f"{dropped.summary()}; they train on their text alone",
                 )
             )
         if self.blank_lines:

@@ -49,6 +49,8 @@ class ValidationRequest:
     model_id: str | None = None
     model_revision: str | None = None
     method: str | None = None
+    drop_media: bool = False
+    """Take images, audio and video out of the records instead of refusing them."""
 
 
 def validate_datasets(
@@ -75,7 +77,11 @@ def validate_datasets(
                 placeholders = Placeholders(config.warnings.placeholder_pattern)
                 state = RunState(
                     config=config,
-                    checker=FormatChecker(config.formats, config.limits.max_quoted_chars),
+                    checker=FormatChecker(
+                        config.formats,
+                        config.limits.max_quoted_chars,
+                        drop_media=request.drop_media,
+                    ),
                     chat_lane=ChatLane(config.formats, index, placeholders),
                     counter=counter,
                     index=index,
@@ -191,6 +197,7 @@ def _assemble(
             _preview(ref, number, ex, config.limits.preview_max_chars)
             for ref, number, ex in state.preview
         ],
+        drop_media=request.drop_media,
         valid=valid,
         summary=summary,
     )

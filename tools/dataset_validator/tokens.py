@@ -88,7 +88,7 @@ class EstimatedTokens:
         )
 
     def _length(self, example: Example, turns: list[Turn]) -> int:
-        chars = sum(map(len, map(_text, turns)))
+        chars = sum(map(len, map(_text, turns))) + len(example.tools_text())
         return math.ceil(chars / self._chars_per_token) + _framing(
             example, len(turns), self._per_message
         )
@@ -107,15 +107,24 @@ class ModelTokens:
         )
 
     def measure(self, examples: list[Example]) -> list[tuple[int, int]]:
-        texts = [text for ex in examples for turns in ex.sequences() for _, text in turns]
+        """Each sequence's turns, and the tools' schemas its chat template renders with it."""
+        texts: list[str] = []
+        for example in examples:
+            tools = example.tools_text()
+            for turns in example.sequences():
+                texts += map(_text, turns)
+                if tools:
+                    texts.append(tools)
         counts = iter(
             len(encoding)
             for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False)
         )
         measured = []
         for example in examples:
+            pieces = int(bool(example.tools))
             lengths = [
-                sum(next(counts) for _ in turns) + _framing(example, len(turns), self._per_message)
+                sum(next(counts) for _ in range(len(turns) + pieces))
+                + _framing(example, len(turns), self._per_message)
                 for turns in example.sequences()
             ]
             measured.append((max(lengths), sum(lengths)))

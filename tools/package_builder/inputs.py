@@ -29,6 +29,7 @@ class ValidatedDatasets(BaseModel):
     train_tokens: int
     max_seq_length: int
     tokenizer: TokenizerInfo
+    drop_media: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.results import SplitReport
+from tools.dataset_validator.results import MediaDropped, SplitReport
 from tools.issues import Issue
 from tools.package_builder.data import DataFile, PackagedData, SourceFile
 from tools.package_builder.inputs import PackageInputs
@@ -60,6 +60,9 @@ class DatasetEntry(BaseModel):
     size_bytes: int
     train_records: int
     validation_records: int
+    media_dropped: MediaDropped | None = Field(
+        default=None, description="Media taken out of the records, as asked (drop_media)."
+    )
     files: list[SourceFile]
 
 
@@ -154,6 +157,7 @@ def build_manifest(
                 size_bytes=d.size_bytes,
                 train_records=d.split.train,
                 validation_records=d.split.validation,
+                media_dropped=d.media_dropped,
                 files=data.sources[d.ref],
             )
             for d in datasets.datasets

@@ -96,6 +96,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
             for d in manifest.datasets
         ),
         "",
+        *_media_lines(manifest),
         "## Files",
         "",
         f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, checksums.",
@@ -113,3 +114,14 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         lines += ["", "## Warnings accepted when the package was written", ""]
         lines += [f"- {w.message}" for w in manifest.accepted_warnings]
     return "\n".join(lines) + "\n"
+
+
+def _media_lines(manifest: PackageManifest) -> list[str]:
+    """What drop_media took out, dataset by dataset: the package says it trains on text alone."""
+    lines = [
+        f"- {d.ref}: {d.media_dropped.records:,} records held media, removed as asked "
+        f"(drop_media): {d.media_dropped.summary()}. They train on their text alone."
+        for d in manifest.datasets
+        if d.media_dropped
+    ]
+    return [*lines, ""] if lines else []
