@@ -123,6 +123,25 @@ LF_V1 = {  # LLaMA-Factory v1 messages: content as typed parts (utils/types.py C
 }
 
 
+ULTRAFEEDBACK = {  # TRL data_utils.maybe_extract_prompt: a string prompt beside whole conversations
+    "prompt": "What color is the sky?",
+    "chosen": [
+        {"role": "user", "content": "What color is the sky?"},
+        {"role": "assistant", "content": "It is blue."},
+    ],
+    "rejected": [
+        {"role": "user", "content": "What color is the sky?"},
+        {"role": "assistant", "content": "It is green."},
+    ],
+    "messages": [
+        {"role": "user", "content": "What color is the sky?"},
+        {"role": "assistant", "content": "It is blue."},
+    ],
+    "score_chosen": 8.0,
+    "score_rejected": 3.0,
+}
+
+
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
     return load_settings(env=isolated_env(tmp_path_factory.mktemp("layouts"))).datasets
@@ -176,6 +195,8 @@ def with_(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
         ({"instruction": "q", "output": "a", "kto_tag": True}, Format.UNPAIRED_PREFERENCE),
         ({"prompt": "q", "completion": "a", "kto_tag": True}, Format.UNPAIRED_PREFERENCE),
         (LF_V1, Format.CHAT),
+        (ULTRAFEEDBACK, Format.PREFERENCE),
+        ({"conversations": [], "chosen": [], "rejected": []}, Format.SHAREGPT_PREFERENCE),
     ],
 )
 def test_each_layout_is_recognised_by_its_fields(record: dict[str, Any], fmt: Format) -> None:
@@ -277,6 +298,15 @@ def test_openai_preference_problems_name_its_fields(
 def test_openai_preference_without_outputs_says_what_it_needs(checker: FormatChecker) -> None:
     record = {"input": OPENAI_PREFERENCE["input"], "preferred_output": []}
     assert ("missing_field", "non_preferred_output") in problems(checker, record)
+
+
+def test_a_string_prompt_beside_conversations_is_implicit_as_trl_takes_it(
+    checker: FormatChecker,
+) -> None:
+    example = read(checker, ULTRAFEEDBACK)
+    assert example.format is Format.PREFERENCE and example.prompt_turns is None
+    assert example.turns == [(U, "What color is the sky?"), (A, "It is blue.")]
+    assert example.rejected == [(U, "What color is the sky?"), (A, "It is green.")]
 
 
 def test_llama_factory_v1_pairs_and_alpaca_ranking_are_preference(checker: FormatChecker) -> None:

@@ -221,6 +221,32 @@ def v1_pairs(i: int) -> Pair:
     return record, trl
 
 
+def ultrafeedback(i: int) -> Pair:
+    """UltraFeedback's layout: a string prompt, whole conversations, the chosen as `messages`."""
+
+    def side(answer: str) -> list[dict[str, Any]]:
+        return [
+            {"role": "user", "content": f"Name color {i}."},
+            {"role": "assistant", "content": answer},
+        ]
+
+    record = {
+        "prompt": f"Name color {i}.",
+        "prompt_id": f"p{i}",
+        "chosen": side(f"Color {i} is blue."),
+        "rejected": side("Green."),
+        "messages": side(f"Color {i} is blue."),
+        "score_chosen": 9.0,
+        "score_rejected": 2.0,
+    }
+    trl = {
+        "prompt": [{"role": "user", "content": f"Name color {i}."}],
+        "chosen": [{"role": "assistant", "content": f"Color {i} is blue."}],
+        "rejected": [{"role": "assistant", "content": "Green."}],
+    }
+    return record, trl
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(env=isolated_env(tmp_path))
@@ -237,6 +263,7 @@ def settings(tmp_path: Path) -> Settings:
         (openai_preference, "dpo"),
         (alpaca_ranking, "dpo"),
         (v1_pairs, "dpo"),
+        (ultrafeedback, "dpo"),
     ],
 )
 def test_each_layout_is_packaged_in_trl_s_layout(

@@ -79,13 +79,18 @@ def detect(record: Mapping[str, Any]) -> Format | None:
 
     The first match wins (a record with `messages` is chat even if it also has `text`);
     unpaired preference needs a label beside `completion`, `output` or a conversation, so a
-    classification-style {"text", "label"} record stays plain text.
+    classification-style {"text", "label"} record stays plain text. Beside `messages`, chosen
+    and rejected are LLaMA-Factory's ranking layout when they are message objects, and TRL's
+    pairs when they are lists (as UltraFeedback's, which also has the chosen `messages`).
     """
     if "messages" in record or "conversations" in record:
         if len(record) == 1:  # the common case, decided at once
             return Format.CHAT if "messages" in record else Format.SHAREGPT
         if "chosen" in record or "rejected" in record:
-            return Format.SHAREGPT_PREFERENCE
+            side = record.get("chosen", record.get("rejected"))
+            if "conversations" in record or type(side) is dict:
+                return Format.SHAREGPT_PREFERENCE
+            return Format.PREFERENCE
         if "messages" in record:
             return Format.CHAT_UNPAIRED if _has_label(record) else Format.CHAT
         return Format.SHAREGPT_UNPAIRED if _has_label(record) else Format.SHAREGPT
@@ -783,8 +788,8 @@ class FormatChecker:
             )
             return Example(fmt, [])
         prompt = _Conversation()
-        explicit = record.get("prompt") is not None
-        if explicit:
+        explicit = type(record.get("prompt")) is list  # TRL's maybe_extract_prompt: a string
+        if explicit:  # prompt beside conversational answers is implicit in them, and ignored
             self._messages(record["prompt"], "prompt", prompt, self._chat, reading)
         return self._pair(fmt, prompt, record, keys, self._chat, reading, explicit=explicit)
 
