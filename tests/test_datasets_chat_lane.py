@@ -37,12 +37,17 @@ ORJSON_MAX_DEPTH = 1024
 """orjson refuses a document nested deeper ("depth limit exceeded"), and so must the lane."""
 
 
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
-    settings = load_settings(env=isolated_env(tmp_path_factory.mktemp("config"))).datasets
-    # small batches, so one file spans several and the lane meets batch edges
+def small_batches(path: Path) -> DatasetsConfig:
+    """The shipped config with small batches, so one file spans several and a lane meets
+    batch edges."""
+    settings = load_settings(env=isolated_env(path)).datasets
     reading = settings.reading.model_copy(update={"batch_bytes": 4096, "check_every_records": 7})
     return settings.model_copy(update={"reading": reading})
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
+    return small_batches(tmp_path_factory.mktemp("config"))
 
 
 def both_ways(

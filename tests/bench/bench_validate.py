@@ -235,11 +235,11 @@ MODES = ("msgspec", "record")
 
 @contextmanager
 def record_path() -> Iterator[None]:
-    """Runs built meanwhile send every record the record path: no chat lane. Test machinery,
-    not a setting: both write the same report, the lane faster."""
+    """Runs built meanwhile send every record the record path: no lanes. Test machinery,
+    not a setting: both write the same report, the lanes faster."""
     from tools.dataset_validator import service as validator
 
-    with mock.patch.object(validator, "ChatLane", lambda *_: None):
+    with mock.patch.object(validator, "Lanes", lambda *_: None):
         yield
 
 

@@ -182,9 +182,28 @@ ROLE_TAGS = {Role.SYSTEM: "s", Role.USER: "u", Role.ASSISTANT: "a", Role.TOOL: "
 ROLE_OF_TAG = {tag: role for role, tag in ROLE_TAGS.items()}
 _ASSISTANT_TAG = ROLE_TAGS[Role.ASSISTANT]
 WELL_ORDERED = re.compile(r"s?(?:ua(?:t+a)*)*(?:u|ua(?:t+a)*t+)?")
+ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
 _STR_ONLY = {str}
 _ROLE_AND_CONTENT = 2  # a plain message's keys: its role and its content
 _UNKNOWN: Any = object()  # the role before a turn that could not be read
+
+
+def bare(text: str) -> bytes:
+    """The text as UTF-8 without ASCII whitespace: what duplicates and identical pairs compare,
+    so spacing, line breaks and indentation cannot hide a copy (and it is quick: one C pass)."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (a CSV or Parquet cell may hold one)
+        data = text.encode("utf-8", "surrogatepass")
+    return data.translate(None, ASCII_WHITESPACE)
+
+
+def same_answers(chosen: list[Turn], rejected: list[Turn]) -> bool:
+    """Whether two answers are the same turns, whitespace aside (an identical pair)."""
+    return len(chosen) == len(rejected) and all(
+        a[0] is b[0] and (a[1] == b[1] or bare(a[1]) == bare(b[1]))
+        for a, b in zip(chosen, rejected, strict=True)
+    )
 
 
 def well_formed(tags: str, texts: list[str]) -> bool:
@@ -460,6 +479,14 @@ class FormatChecker:
             )
         return not missing
 
+    def _identical(self, chosen: str | None, rejected: str | None, reading: Reading) -> None:
+        if chosen is not None and rejected is not None and bare(chosen) == bare(rejected):
+            reading.add(
+                ErrorCode.IDENTICAL_PAIR,
+                "rejected",
+                "'chosen' and 'rejected' are the same text, whitespace aside",
+            )
+
     def _no_assistant(self, conversation: _Conversation, path: str, reading: Reading) -> None:
         if not conversation.has_assistant:
             reading.add(
@@ -660,9 +687,11 @@ class FormatChecker:
         self._no_assistant(chosen, keys[0], reading)
         self._no_assistant(rejected, keys[1], reading)
         start = len(prompt.turns)
-        if _squashed(chosen.turns[start:]) == _squashed(rejected.turns[start:]):
+        if same_answers(chosen.turns[start:], rejected.turns[start:]):
             reading.add(
-                ErrorCode.IDENTICAL_PAIR, keys[1], f"'{keys[0]}' and '{keys[1]}' are the same"
+                ErrorCode.IDENTICAL_PAIR,
+                keys[1],
+                f"'{keys[0]}' and '{keys[1]}' are the same, whitespace aside",
             )
         return Example(
             fmt,
@@ -745,10 +774,7 @@ class FormatChecker:
         prompt = self._string(record, "prompt", reading, required=False)
         chosen_text = self._string(record, "chosen", reading)
         rejected_text = self._string(record, "rejected", reading)
-        if chosen_text is not None and chosen_text.split() == (rejected_text or "").split():
-            reading.add(
-                ErrorCode.IDENTICAL_PAIR, "rejected", "'chosen' and 'rejected' are the same text"
-            )
+        self._identical(chosen_text, rejected_text, reading)
         head: list[Turn] = [(Role.USER, prompt)] if prompt else []
         return Example(
             fmt,
@@ -763,10 +789,7 @@ class FormatChecker:
         prompt = self._instruction(record, reading)
         chosen_text = self._string(record, "chosen", reading)
         rejected_text = self._string(record, "rejected", reading)
-        if chosen_text is not None and chosen_text.split() == (rejected_text or "").split():
-            reading.add(
-                ErrorCode.IDENTICAL_PAIR, "rejected", "'chosen' and 'rejected' are the same text"
-            )
+        self._identical(chosen_text, rejected_text, reading)
         return Example(
             Format.PREFERENCE,
             [*prompt.turns, (Role.ASSISTANT, chosen_text or "")],
@@ -801,10 +824,6 @@ class FormatChecker:
 def _prompt_length(prompt: Any, conversational: bool) -> int:
     """How many turns a prompt-completion record's prompt is: its messages, or one string."""
     return len(prompt) if conversational and type(prompt) is list else 1
-
-
-def _squashed(turns: list[Turn]) -> list[tuple[Role, list[str]]]:
-    return [(role, text.split()) for role, text in turns]
 
 
 _CHECKS = {

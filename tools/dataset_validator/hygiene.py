@@ -18,10 +18,9 @@ from operator import itemgetter
 import numpy as np
 from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
-from tools.dataset_validator.formats import ROLE_TAGS, Example
+from tools.dataset_validator.formats import ROLE_TAGS, Example, bare
 
 DIGEST_BYTES = 16
-ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
 TURN_SEPARATOR, PAIR_SEPARATOR, TOOLS_SEPARATOR = "\x1e", "\x1d", "\x1c"
 """A record's digest hashes its turns' texts joined by TURN_SEPARATOR (a pair's rejected side
 follows a PAIR_SEPARATOR, the tools it declares a TOOLS_SEPARATOR), seeded with the hash of its
@@ -73,11 +72,7 @@ class RecordIndex:
     def digest_text(self, text: str, tags: str) -> bytes:
         """The digest of a record's joined text and role letters: what digest() computes, for
         the chat lane, which has both without building an Example."""
-        try:
-            data = text.encode()
-        except UnicodeEncodeError:  # a lone surrogate (a CSV or Parquet cell may hold one)
-            data = text.encode("utf-8", "surrogatepass")
-        return xxh3_128_digest(data.translate(None, ASCII_WHITESPACE), self._roles_seed(tags))
+        return xxh3_128_digest(bare(text), self._roles_seed(tags))
 
     def _roles_seed_of(self, tags: str) -> int:
         """The seed a record's text is hashed with: the run's seed and the record's roles."""

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.dataset_validator.chat_lane import ChatBatch, ChatLane
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import KNOWN_FIELDS, Example, FormatChecker, detect
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
 from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
+from tools.dataset_validator.lane_batch import LaneBatch
+from tools.dataset_validator.lanes import Lanes
 from tools.dataset_validator.readers import (
     DecompressionBudget,
     LineBatch,
@@ -77,9 +78,9 @@ class RunState:
 
     config: DatasetsConfig
     checker: FormatChecker
-    chat_lane: ChatLane | None
-    """The lane for chat JSON Lines; None sends every record the record path (the same report,
-    slower: the tests and the benchmark compare the two)."""
+    lanes: Lanes | None
+    """The lanes for JSON Lines (chat, preference pairs); None sends every record the record
+    path (the same report, slower: the tests and the benchmark compare the two)."""
     counter: TokenCounter
     index: RecordIndex
     placeholders: Placeholders
@@ -165,8 +166,8 @@ class DatasetScan:
         progress, message = self.state.progress, f"reading {self.dataset.ref}"
         progress.report(0, message, force=True)
         try:
-            if reader.holds_lines() and self.state.chat_lane is not None:
-                read = self.state.chat_lane.read
+            if reader.holds_lines() and self.state.lanes is not None:
+                read = self.state.lanes.read
                 for batch in reader.line_batches():
                     self._scan_batch(batch, read(batch), file_name)
                     progress.report(reader.position(), f"{message}: {self.records:,} records")
@@ -181,33 +182,33 @@ class DatasetScan:
             self.blank_lines += reader.blank_lines
         progress.report(reader.size, f"{message}: {self.records:,} records", force=True)
 
-    def _scan_batch(self, batch: LineBatch, chat: ChatBatch, file_name: str | None) -> None:
-        """A batch of JSON Lines: the well-formed chat rows together, every other row record
-        by record (`chat.others`), in file order wherever order matters."""
+    def _scan_batch(self, batch: LineBatch, lane: LaneBatch, file_name: str | None) -> None:
+        """A batch of JSON Lines: the rows a lane took together, every other row record by
+        record (`lane.others`), in file order wherever order matters."""
         items = batch.items
         self.records = batch.first + len(items) - 1
-        passing = chat.rows
+        passing = lane.rows
         splitter = self._splitter
         validation = (
-            splitter.validation_mask(chat.digests)
+            splitter.validation_mask(lane.digests)
             if splitter is not None
             else np.ones(len(passing), dtype=bool)
         )
         done = 0  # passing rows handled so far
-        for item, value in [*chat.others, (len(items), None)]:
+        for item, value in [*lane.others, (len(items), None)]:
             upto = int(np.searchsorted(passing, item))
             if upto > done:
-                self._accept_run(chat, batch, passing, validation, done, upto, file_name)
+                self._accept_run(lane, batch, passing, validation, done, upto, file_name)
             done = upto
             if item < len(items):
                 self._record(batch.first + item, items[item][0], value, file_name)
         if len(passing):
-            self._measure_chat(chat, batch.first + passing, validation)
+            self._measure_lane(lane, batch.first + passing, validation)
         self._flush()
 
     def _accept_run(
         self,
-        chat: ChatBatch,
+        lane: LaneBatch,
         batch: LineBatch,
         passing: np.ndarray,
         validation: np.ndarray,
@@ -217,10 +218,10 @@ class DatasetScan:
     ) -> None:
         """What depends on file order for passing rows start..end: their place in the queue of
         sightings (duplicates, overlap), the first records of the format, the preview."""
-        state, fmt = self.state, Format.CHAT
+        state, fmt = self.state, lane.format
         self._sightings.extend(
             zip(
-                chat.digests[start:end],
+                lane.digests[start:end],
                 (batch.first + passing[start:end]).tolist(),
                 validation[start:end].tolist(),
                 strict=True,
@@ -233,22 +234,25 @@ class DatasetScan:
         self.valid_by_format[fmt] += end - start
         for position in range(start, min(end, start + self._preview_records - len(state.preview))):
             number = batch.first + int(passing[position])
-            state.preview.append((self.dataset.ref, number, chat.example(position)))
+            state.preview.append((self.dataset.ref, number, lane.example(position)))
 
-    def _measure_chat(self, chat: ChatBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
-        """What does not depend on order, for every passing row of a batch at once."""
+    def _measure_lane(self, lane: LaneBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
+        """What does not depend on order, for every passing row of a batch at once; a row's
+        length is its longest sequence, and an epoch processes all of them."""
         state, warnings = self.state, self.warnings
         held_out = int(validation.sum())
         self.validation_records += held_out
         self.train_records += len(numbers) - held_out
-        self.conversational += len(numbers)
-        alone = numbers[~chat.has_system]
-        self.without_system += len(alone)
-        warnings.add_many(WarningCode.NO_SYSTEM_MESSAGE, alone.tolist())
-        for position, found in chat.placeholders:
+        if lane.conversational:
+            self.conversational += len(numbers)
+            alone = numbers[~lane.has_system]
+            self.without_system += len(alone)
+            warnings.add_many(WarningCode.NO_SYSTEM_MESSAGE, alone.tolist())
+        for position, found in lane.placeholders:
             warnings.add(WarningCode.PLACEHOLDER, int(numbers[position]), found)
-        lengths = state.counter.measure_conversations(chat.conversations)
-        self._add_lengths(numbers, lengths, lengths, validation)
+        lengths = state.counter.measure_conversations(lane.conversations)
+        per_row = lengths.reshape(len(numbers), lane.sequences)
+        self._add_lengths(numbers, per_row.max(axis=1), per_row.sum(axis=1), validation)
 
     def _record(self, number: int, line: int | None, value: object, file_name: str | None) -> None:
         """One record, checked as its own format; every problem is worded."""

@@ -13,12 +13,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.formats import Example, FormatChecker, Turn
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Splitter
 from tools.dataset_validator.kinds import ErrorCode, WarningCode
+from tools.dataset_validator.lanes import Lanes
 from tools.dataset_validator.readers import DecompressionBudget
 from tools.dataset_validator.results import (
     FIXES,
@@ -82,7 +82,7 @@ def validate_datasets(
                         config.limits.max_quoted_chars,
                         drop_media=request.drop_media,
                     ),
-                    chat_lane=ChatLane(config.formats, index, placeholders),
+                    lanes=Lanes(config.formats, index, placeholders),
                     counter=counter,
                     index=index,
                     placeholders=placeholders,

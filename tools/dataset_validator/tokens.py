@@ -35,11 +35,13 @@ class TokenCounter(Protocol):
 class Conversations:
     """Conversations as their turns end to end: conversation i is turns offsets[i]..offsets[i+1];
     `chars` holds each turn's length in characters, `texts` gives the turns' texts on demand
-    (a tokenizer needs them, the estimate does not)."""
+    (a tokenizer needs them, the estimate does not). `framed`: the turns are messages a chat
+    template frames (not plain strings)."""
 
     offsets: np.ndarray
     chars: np.ndarray
     texts: Callable[[], list[str]]
+    framed: bool = True
 
     def per_conversation(self, per_turn: np.ndarray) -> np.ndarray:
         """Sum a value per turn into one per conversation."""
@@ -47,7 +49,7 @@ class Conversations:
         return summed[self.offsets[1:]] - summed[self.offsets[:-1]]
 
     def framing(self, per_message: int) -> np.ndarray:
-        return per_message * np.diff(self.offsets).astype(np.int64)
+        return (per_message if self.framed else 0) * np.diff(self.offsets).astype(np.int64)
 
 
 _text = itemgetter(1)
