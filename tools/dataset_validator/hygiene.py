@@ -25,6 +25,7 @@ TURN_SEPARATOR, PAIR_SEPARATOR, TOOLS_SEPARATOR = "\x1e", "\x1d", "\x1c"
 """A record's digest hashes its turns' texts joined by TURN_SEPARATOR (a pair's rejected side
 follows a PAIR_SEPARATOR, the tools it declares a TOOLS_SEPARATOR), seeded with the hash of its
 roles as ROLE_TAGS letters (and label)."""
+BARE_TURN, BARE_PAIR = TURN_SEPARATOR.encode(), PAIR_SEPARATOR.encode()
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
@@ -72,7 +73,13 @@ class RecordIndex:
     def digest_text(self, text: str, tags: str) -> bytes:
         """The digest of a record's joined text and role letters: what digest() computes, for
         the chat lane, which has both without building an Example."""
-        return xxh3_128_digest(bare(text), self._roles_seed(tags))
+        return self.digest_bare(bare(text), tags)
+
+    def digest_bare(self, data: bytes, tags: str) -> bytes:
+        """digest_text of a text already bare: bare() of the joined text is the join of its
+        pieces' bare() (no separator is whitespace), so a lane that bared each piece for its
+        own checks joins them with BARE_TURN and BARE_PAIR instead of baring the whole again."""
+        return xxh3_128_digest(data, self._roles_seed(tags))
 
     def _roles_seed_of(self, tags: str) -> int:
         """The seed a record's text is hashed with: the run's seed and the record's roles."""

@@ -1,11 +1,11 @@
 """Which lane reads a batch of JSON Lines: the one its first record fits.
 
 A dataset is nearly always one layout from its first line to its last, so one look per batch
-picks the lane (chat, TRL's standard pairs, TRL's conversational pairs) and the lane tries no
-other shape on the batch's lines; a line it does not take goes record by record as ever. A
-batch whose first record fits no lane (another format, or chat with members only the lenient
-chat shape takes) is parsed line by line for the record path, with no decode tried in vain,
-except chat, which the chat lane's lenient shape still takes.
+picks the lane (chat, TRL's standard pairs, TRL's conversational pairs), and no line of the
+batch is tried against the other lanes' shapes; a line the lane does not take goes record by
+record, as ever. When no lane's strict shape fits the first record, chat with other members
+still goes to the chat lane (its lenient shape takes it), and anything else is parsed line by
+line for the record path, with no decode tried in vain.
 """
 
 from typing import Any

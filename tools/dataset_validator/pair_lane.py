@@ -4,7 +4,8 @@ msgspec decodes a line straight into one strict shape, {"prompt", "chosen", "rej
 strings (TRL's standard form) or as lists of {"role", "content"} messages (its conversational
 form), refusing any other member; the lane then applies the record path's rules (answers not
 blank nor the same once whitespace is ignored; each side, after the prompt, a well-formed
-conversation) and digests the pair as hygiene.RecordIndex.digest does. Every other line (other
+conversation) and digests the pair as hygiene.RecordIndex.digest does (from the answers' bare
+text it compared, not baring the whole pair again). Every other line (other
 members, a fault to word) goes record by record; both give a record the same verdict, digest
 and length, and the tests hold them to it.
 """
@@ -19,6 +20,8 @@ import numpy as np
 from tools.dataset_validator.config import FormatsConfig
 from tools.dataset_validator.formats import ROLE_TAGS, bare, well_formed
 from tools.dataset_validator.hygiene import (
+    BARE_PAIR,
+    BARE_TURN,
     PAIR_SEPARATOR,
     TURN_SEPARATOR,
     Placeholders,
@@ -30,9 +33,9 @@ from tools.dataset_validator.readers import LineBatch, ReadError, parse_record
 
 _ROLE, _CONTENT = attrgetter("role"), attrgetter("content")
 _USER, _ASSISTANT = ROLE_TAGS[Role.USER], ROLE_TAGS[Role.ASSISTANT]
-Sequences = tuple[str, list[str], str, list[str], int]
-"""(chosen's role letters, chosen's texts, rejected's, rejected's, prompt turns): each side with
-the prompt's turns in front."""
+Sequences = tuple[str, list[str], str, list[str], int, bytes]
+"""(chosen's role letters, chosen's texts, rejected's, rejected's, prompt turns, the pair's text
+bare as the digest takes it): each side with the prompt's turns in front."""
 
 
 class _TextPair(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -75,7 +78,7 @@ class PairLane:
             self._messages if conversational else self._strings
         )
         self.conversational = conversational
-        self._digest = index.digest_text
+        self._digest = index.digest_bare
         self._find = placeholders.find
 
     def fits(self, raw: bytes) -> bool:
@@ -107,7 +110,7 @@ class PairLane:
             if pair is None:
                 others.append((position, parse_record(raw)))
                 continue
-            chosen_tags, chosen, rejected_tags, rejected, prompt = pair
+            chosen_tags, chosen, rejected_tags, rejected, prompt, data = pair
             text = f"{TURN_SEPARATOR.join(chosen)}{PAIR_SEPARATOR}{TURN_SEPARATOR.join(rejected)}"
             placeholder = find(text)
             if placeholder is not None:
@@ -118,7 +121,7 @@ class PairLane:
             texts += rejected
             counts += (len(chosen), len(rejected))
             prompts.append(prompt)
-            digests.append(digest(text, f"{chosen_tags}{PAIR_SEPARATOR}{rejected_tags}"))
+            digests.append(digest(data, f"{chosen_tags}{PAIR_SEPARATOR}{rejected_tags}"))
         return LaneBatch(
             format=Format.PREFERENCE,
             sequences=2,
@@ -136,18 +139,18 @@ class PairLane:
     def _strings(self, pair: Any) -> Sequences | None:
         """A standard pair: a user turn (when the prompt is not empty) and each answer."""
         prompt, chosen, rejected = pair.prompt, pair.chosen, pair.rejected
-        if (
-            not chosen
-            or chosen.isspace()
-            or not rejected
-            or rejected.isspace()
-            or bare(chosen) == bare(rejected)
-        ):
+        if not chosen or chosen.isspace() or not rejected or rejected.isspace():
+            return None
+        chosen_bare, rejected_bare = bare(chosen), bare(rejected)
+        if chosen_bare == rejected_bare:
             return None
         if not prompt:
-            return _ASSISTANT, [chosen], _ASSISTANT, [rejected], 0
+            data = chosen_bare + BARE_PAIR + rejected_bare
+            return _ASSISTANT, [chosen], _ASSISTANT, [rejected], 0, data
+        head = bare(prompt) + BARE_TURN
+        data = head + chosen_bare + BARE_PAIR + head + rejected_bare
         tags = f"{_USER}{_ASSISTANT}"
-        return tags, [prompt, chosen], tags, [prompt, rejected], 1
+        return tags, [prompt, chosen], tags, [prompt, rejected], 1, data
 
     def _messages(self, pair: Any) -> Sequences | None:
         """A conversational pair: the prompt's turns, then each side's."""
@@ -164,13 +167,14 @@ class PairLane:
         chosen_tags, rejected_tags = prompt_tags + chosen_tags, prompt_tags + rejected_tags
         chosen_texts, rejected_texts = prompt_texts + chosen_texts, prompt_texts + rejected_texts
         start = len(prompt)
-        if (
-            not well_formed(chosen_tags, chosen_texts)
-            or not well_formed(rejected_tags, rejected_texts)
-            or (
-                chosen_tags[start:] == rejected_tags[start:]
-                and list(map(bare, chosen_texts[start:])) == list(map(bare, rejected_texts[start:]))
-            )
+        if not well_formed(chosen_tags, chosen_texts) or not well_formed(
+            rejected_tags, rejected_texts
         ):
             return None
-        return chosen_tags, chosen_texts, rejected_tags, rejected_texts, start
+        head = list(map(bare, prompt_texts))
+        chosen_bare = [*head, *map(bare, chosen_texts[start:])]
+        rejected_bare = [*head, *map(bare, rejected_texts[start:])]
+        if chosen_tags[start:] == rejected_tags[start:] and chosen_bare == rejected_bare:
+            return None
+        data = BARE_TURN.join(chosen_bare) + BARE_PAIR + BARE_TURN.join(rejected_bare)
+        return chosen_tags, chosen_texts, rejected_tags, rejected_texts, start, data
