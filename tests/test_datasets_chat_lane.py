@@ -286,23 +286,24 @@ def test_orjson_refuses_what_the_lane_refuses_as_too_deep() -> None:
 
 
 def test_the_lane_takes_records_with_other_members_too(config: DatasetsConfig) -> None:
-    """An "id" beside the messages, a "weight" in a message: orjson parses the line, and the
-    lenient shape takes it into the lane all the same. What the package keeps (a message's
-    name, tool calls or reasoning; a record's tools, media or label) goes record by record."""
+    """An "id" beside the messages or in a message: orjson parses the line, and the lenient
+    shape takes it into the lane all the same. What the record path reads (a message's name,
+    tool calls, reasoning or weight; a record's tools, media or label) goes record by record."""
     lines = [
         b'{"id": 1, ' + TURNS + b"}",
-        b'{"messages": [{"role": "user", "weight": 1, "content": "Hi?"}, ' + ANSWER + b"]}",
+        b'{"messages": [{"role": "user", "id": 1, "content": "Hi?"}, ' + ANSWER + b"]}",
         b"{" + TURNS + b', "meta": {"source": "x", "score": [1, 2.5, null]}}',
         b'{"messages": [{"role": "user", "name": "ann", "content": "Hi?"}, ' + ANSWER + b"]}",
         b'{"messages": [' + USER + b', {"role": "assistant", "content": "4", "thinking": "2+2"}]}',
         b"{" + TURNS + b', "tools": []}',
         b"{" + TURNS + b', "images": ["cat.png"]}',
         b"{" + TURNS + b', "label": true}',
+        b'{"messages": [' + USER + b', {"role": "assistant", "content": "4", "weight": 0}]}',
     ]
     lane = ChatLane(config.formats, RecordIndex(config.split.seed), placeholders(config))
     chat = lane.read(LineBatch(1, list(enumerate(lines, 1))))
     assert chat.rows.tolist() == [0, 1, 2]
-    assert [position for position, _ in chat.others] == [3, 4, 5, 6, 7]
+    assert [position for position, _ in chat.others] == [3, 4, 5, 6, 7, 8]
     assert chat.digests[0] == chat.digests[1] == chat.digests[2]
 
 

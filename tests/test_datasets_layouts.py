@@ -660,3 +660,35 @@ def test_records_that_differ_only_in_their_tools_are_not_duplicates(
     write_jsonl(tmp_path / "tools.jsonl", records)
     (dataset,) = validate(config, ["tools.jsonl"], roots=[tmp_path]).datasets
     assert dataset.valid_records == 12 and dataset.duplicates.within == 8
+
+
+def test_turns_marked_not_to_train_on_are_warned_about(
+    config: DatasetsConfig, tmp_path: Path
+) -> None:
+    """OpenAI's `weight: 0` and LLaMA-Factory v1's `loss_weight: 0.0` on an assistant turn:
+    TRL has no per-turn weight, so the package would learn the turn all the same."""
+    records = []
+    for i in range(12):
+        weighted = {"role": "assistant", "content": f"Draft {i}.", "weight": 0}
+        if i % 2:
+            weighted = {
+                "role": "assistant",
+                "content": [{"type": "text", "value": f"Draft {i}."}],
+                "loss_weight": 0.0,
+            }
+        records.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Write {i}."},
+                    weighted,
+                    {"role": "user", "content": "Better?"},
+                    {"role": "assistant", "content": f"Final {i}.", "weight": 1},
+                ]
+            }
+        )
+    write_jsonl(tmp_path / "weights.jsonl", records)
+    (dataset,) = validate(config, ["weights.jsonl"], roots=[tmp_path]).datasets
+    assert dataset.valid
+    (warning,) = [w for w in dataset.warnings if w.code is WarningCode.UNTRAINED_TURNS]
+    assert warning.count == 12 and "weight or loss_weight 0" in warning.message
+    assert "TRL trains on every assistant turn" in warning.fix

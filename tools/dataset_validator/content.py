@@ -31,6 +31,9 @@ REASONING_FIELDS = ("reasoning_content", "thinking")
 """A message's reasoning, kept under its own name: reasoning_content (Qwen3, DeepSeek-R1 chat
 templates), thinking (TRL dataset_formats.md "Harmony", gpt-oss)."""
 PART_REASONING_FIELD = REASONING_FIELDS[0]
+WEIGHT_FIELDS = ("weight", "loss_weight")
+"""Whether an assistant turn is trained on: OpenAI chat fine-tuning's `weight` (0 or 1),
+LLaMA-Factory v1's `loss_weight`. TRL has no per-turn weight: 0 is warned about, not honoured."""
 """Where reasoning parts go: LLaMA-Factory v1 renders them as reasoning_content too."""
 _FAILED: Any = object()  # JSON text that did not parse (its problem is recorded)
 
@@ -48,7 +51,7 @@ class TurnDetail:
 class Reading:
     """One record being read: its problems, the tools it declares and the media it holds."""
 
-    __slots__ = ("media", "media_at", "problems", "tags", "tools")
+    __slots__ = ("media", "media_at", "problems", "tags", "tools", "untrained")
 
     def __init__(self) -> None:
         """Only the problems list up front: most records declare no tools and hold no media,
@@ -59,6 +62,8 @@ class Reading:
         self.media_at: str | None = None
         self.tags: tuple[str, ...] = ()
         """Media tags to take out of every text (the record's media is being dropped)."""
+        self.untrained = 0
+        """Assistant turns the record marks not to train on (WEIGHT_FIELDS at 0)."""
 
     def add(self, code: ErrorCode, path: str, message: str) -> None:
         self.problems.append((code, path, message))

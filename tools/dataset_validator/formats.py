@@ -19,6 +19,7 @@ from tools.dataset_validator.config import FormatsConfig
 from tools.dataset_validator.content import (
     PART_REASONING_FIELD,
     REASONING_FIELDS,
+    WEIGHT_FIELDS,
     ContentReader,
     Problem,
     Reading,
@@ -37,7 +38,9 @@ V1_PAIR_FIELDS = ("chosen_messages", "rejected_messages")
 """LLaMA-Factory v1's DPOSample: both whole conversations (an implicit prompt)."""
 OPENAI_PAIR_FIELDS = ("preferred_output", "non_preferred_output")
 MESSAGE_FIELDS = ("tool_calls", "function_call", "tool_call_id", "name", *REASONING_FIELDS)
-"""What a chat message may hold besides role and content that the package keeps."""
+MESSAGE_FIELDS += WEIGHT_FIELDS
+"""What the record path reads of a chat message besides role and content: what the package
+keeps, and the weights it warns about."""
 KNOWN_FIELDS = ("messages", "conversations", "chosen", "rejected", "prompt", "completion")
 KNOWN_FIELDS += ("label", "instruction", "output", "text", "preferred_output")
 
@@ -60,6 +63,8 @@ class Example:
     tools: list[dict[str, Any]] | None = None
     media: dict[PartKind, int] | None = None
     """Media taken out of the record (drop_media), by kind."""
+    untrained: int = 0
+    """Assistant turns the record marks not to train on, which TRL trains on all the same."""
 
     def sequences(self) -> list[list[Turn]]:
         """What the trainer tokenizes: one sequence, or chosen and rejected for a pair."""
@@ -256,6 +261,7 @@ class FormatChecker:
             return None, reading.problems
         example.tools = reading.tools
         example.media = dict(reading.media) if reading.media else None
+        example.untrained = reading.untrained
         return example, []
 
     # --- conversational pieces ------------------------------------------------------------
@@ -441,6 +447,8 @@ class FormatChecker:
             calls = [*(calls or []), *parts.calls]
         if calls:
             fields["tool_calls"] = calls
+        if role is Role.ASSISTANT and any(message.get(key) == 0 for key in WEIGHT_FIELDS):
+            reading.untrained += 1
         thoughts = [fields[key] for key in REASONING_FIELDS if key in fields]
         pieces = (*thoughts, parts.text, calls_text(calls) if calls else "")
         text = "\n".join(piece for piece in pieces if piece)

@@ -95,3 +95,4 @@ class WarningCode(StrEnum):
     EMPTY_VALIDATION = "empty_validation"
     BLANK_LINES = "blank_lines"
     MEDIA_DROPPED = "media_dropped"
+    UNTRAINED_TURNS = "untrained_turns"

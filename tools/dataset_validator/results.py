@@ -73,6 +73,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     WarningCode.BLANK_LINES: "Blank lines are skipped; remove them to be sure nothing is missing.",
     WarningCode.MEDIA_DROPPED: "Nothing to do if the text alone is what should train; otherwise "
     "validate without drop_media and train a multimodal model elsewhere.",
+    WarningCode.UNTRAINED_TURNS: "End each conversation before a turn that must not be learned "
+    "(or remove the turn), or accept that it is learned: TRL trains on every assistant turn.",
 }
 
 

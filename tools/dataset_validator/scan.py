@@ -318,6 +318,8 @@ class DatasetScan:
         placeholder = state.placeholders.find(text)
         if placeholder is not None:
             self.warnings.add(WarningCode.PLACEHOLDER, number, placeholder)
+        if example.untrained:
+            self.warnings.add(WarningCode.UNTRAINED_TURNS, number)
         if example.media:
             self.media_records += 1
             self.media_parts.update(example.media)
@@ -498,6 +500,14 @@ class DatasetScan:
                     WarningCode.NO_SYSTEM_MESSAGE,
                     f"{share:.0%} of the conversations ({self.without_system} of "
                     f"{self.conversational}) have no system message",
+                )
+            )
+        if counts[WarningCode.UNTRAINED_TURNS]:
+            found.append(
+                log.warning(
+                    WarningCode.UNTRAINED_TURNS,
+                    f"{counts[WarningCode.UNTRAINED_TURNS]} records mark assistant turns not to "
+                    "be trained on (weight or loss_weight 0); the packaged trainer learns them too",
                 )
             )
         dropped = self._media_dropped()
