@@ -24,7 +24,8 @@ from tests.test_datasets_validator import validate
 from tools.dataset_validator import chat_lane
 from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED, FormatChecker
+from tools.dataset_validator.conversation import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED
+from tools.dataset_validator.formats import FormatChecker
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting
 from tools.dataset_validator.kinds import Format, WarningCode
 from tools.dataset_validator.readers import LineBatch

@@ -25,7 +25,8 @@ import msgspec
 import numpy as np
 
 from tools.dataset_validator.config import FormatsConfig
-from tools.dataset_validator.formats import MESSAGE_FIELDS, ROLE_TAGS, detect, well_formed
+from tools.dataset_validator.conversation import ROLE_TAGS, well_formed
+from tools.dataset_validator.formats import MESSAGE_FIELDS, detect
 from tools.dataset_validator.hygiene import TURN_SEPARATOR, Placeholders, RecordIndex
 from tools.dataset_validator.kinds import Format
 from tools.dataset_validator.lane_batch import LaneBatch, offsets_of

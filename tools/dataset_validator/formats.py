@@ -4,32 +4,36 @@ A record's format follows from its fields (the TRL, LLaMA-Factory, Alpaca and Op
 Each checker returns the record in one common shape, an Example, or the problems that keep it
 out of training, each with a code, the JSON path of the field in the layout's own names
 (`conversations[2].from`, `chosen.value`, `input.messages[1].role`) and a message that says
-what to change. How a message's content, tool calls and media are read is content.py's part.
+what to change. How messages are read and ordered is conversation.py's part, what their
+content holds (parts, tool calls, media) content.py's.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from tools.dataset_validator.config import FormatsConfig
 from tools.dataset_validator.content import (
-    PART_REASONING_FIELD,
     REASONING_FIELDS,
     WEIGHT_FIELDS,
     ContentReader,
     Problem,
     Reading,
     TurnDetail,
-    calls_text,
+)
+from tools.dataset_validator.conversation import (
+    ROLE_TAGS,
+    Conversation,
+    Dialect,
+    MessageReader,
+    Turn,
+    bare,
+    same_answers,
 )
 from tools.dataset_validator.kinds import MEDIA_NAMES, ErrorCode, Format, PartKind, Role
 from tools.quoting import quote
-
-Turn = tuple[Role, str]
 
 LABEL_FIELDS = ("label", "kto_tag")
 """An unpaired record's boolean feedback: TRL's `label`, LLaMA-Factory's `kto_tag`."""
@@ -37,8 +41,8 @@ PAIR_FIELDS = ("chosen", "rejected")
 V1_PAIR_FIELDS = ("chosen_messages", "rejected_messages")
 """LLaMA-Factory v1's DPOSample: both whole conversations (an implicit prompt)."""
 OPENAI_PAIR_FIELDS = ("preferred_output", "non_preferred_output")
-MESSAGE_FIELDS = ("tool_calls", "function_call", "tool_call_id", "name", *REASONING_FIELDS)
-MESSAGE_FIELDS += WEIGHT_FIELDS
+MESSAGE_FIELDS = ("tool_calls", "function_call", "tool_call_id", "name")
+MESSAGE_FIELDS += (*REASONING_FIELDS, *WEIGHT_FIELDS)
 """What the record path reads of a chat message besides role and content: what the package
 keeps, and the weights it warns about."""
 KNOWN_FIELDS = ("messages", "conversations", "chosen", "rejected", "prompt", "completion")
@@ -114,115 +118,6 @@ def detect(record: Mapping[str, Any]) -> Format | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Dialect:
-    """How a layout writes a message: its keys, its role names."""
-
-    role_key: str
-    content_key: str
-    roles: Mapping[str, Role]
-    fast_roles: Mapping[str, Role]
-    """The names a plain string turn may have on the fast path (not tool-call tags)."""
-    call_tags: frozenset[str]
-    """Names whose content is a tool call as JSON (ShareGPT function_call)."""
-    sharegpt: bool
-
-    @property
-    def fast_tags(self) -> dict[str, str]:
-        return {name: ROLE_TAGS[role] for name, role in self.fast_roles.items()}
-
-
-class _Conversation:
-    """Turns being collected, with the state the alternation rule needs."""
-
-    __slots__ = ("details", "has_assistant", "has_system", "prev", "turns")
-
-    def __init__(self) -> None:
-        self.turns: list[Turn] = []
-        self.prev: Role | None = None
-        self.has_system = False
-        self.has_assistant = False
-        self.details: dict[int, TurnDetail] | None = None
-
-    def copy(self) -> "_Conversation":
-        other = _Conversation()
-        other.turns, other.prev = list(self.turns), self.prev
-        other.has_system, other.has_assistant = self.has_system, self.has_assistant
-        other.details = dict(self.details) if self.details else None
-        return other
-
-    def example(self, fmt: Format, **fields: Any) -> Example:
-        return Example(fmt, self.turns, has_system=self.has_system, details=self.details, **fields)
-
-
-def _order_problem(prev: Role | None, role: Role) -> str | None:
-    """Why `role` may not follow `prev`: after an optional system turn, user and assistant
-    alternate, starting with user; tool turns answer the assistant turn that called them."""
-    if role is Role.SYSTEM:
-        return None if prev is None else "a system turn may only come first"
-    if role is Role.USER:
-        if prev is Role.USER:
-            return "two user turns in a row; merge them or put the assistant's reply between"
-        if prev is Role.TOOL:
-            return "a tool result must be followed by an assistant turn, not a user turn"
-        return None
-    if role is Role.ASSISTANT:
-        if prev is None or prev is Role.SYSTEM:
-            return "the conversation must start with a user turn (after an optional system turn)"
-        if prev is Role.ASSISTANT:
-            return "two assistant turns in a row; merge them or put a user turn between"
-        return None
-    if prev is not Role.ASSISTANT and prev is not Role.TOOL:
-        return "a tool turn must follow the assistant turn that called the tool"
-    return None
-
-
-# The same rule as a set of allowed (previous, next) pairs, for the hot path.
-ALLOWED_ORDER = frozenset(
-    (prev, role) for prev in (None, *Role) for role in Role if _order_problem(prev, role) is None
-)
-# And as a regular expression over one letter per role, for a whole conversation at once
-# (the tests hold it to _order_problem for every sequence of up to 7 turns).
-ROLE_TAGS = {Role.SYSTEM: "s", Role.USER: "u", Role.ASSISTANT: "a", Role.TOOL: "t"}
-ROLE_OF_TAG = {tag: role for role, tag in ROLE_TAGS.items()}
-_ASSISTANT_TAG = ROLE_TAGS[Role.ASSISTANT]
-WELL_ORDERED = re.compile(r"s?(?:ua(?:t+a)*)*(?:u|ua(?:t+a)*t+)?")
-ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
-_STR_ONLY = {str}
-_ROLE_AND_CONTENT = 2  # a plain message's keys: its role and its content
-_UNKNOWN: Any = object()  # the role before a turn that could not be read
-
-
-def bare(text: str) -> bytes:
-    """The text as UTF-8 without ASCII whitespace: what duplicates and identical pairs compare,
-    so spacing, line breaks and indentation cannot hide a copy (and it is quick: one C pass)."""
-    try:
-        data = text.encode()
-    except UnicodeEncodeError:  # a lone surrogate (a CSV or Parquet cell may hold one)
-        data = text.encode("utf-8", "surrogatepass")
-    return data.translate(None, ASCII_WHITESPACE)
-
-
-def same_answers(chosen: list[Turn], rejected: list[Turn]) -> bool:
-    """Whether two answers are the same turns, whitespace aside (an identical pair)."""
-    return len(chosen) == len(rejected) and all(
-        a[0] is b[0] and (a[1] == b[1] or bare(a[1]) == bare(b[1]))
-        for a, b in zip(chosen, rejected, strict=True)
-    )
-
-
-def well_formed(tags: str, texts: list[str]) -> bool:
-    """Whether turns with these role letters and string texts break no rule: none blank, an
-    assistant turn, a well-ordered conversation. The record path and the chat lane both ask."""
-    return (
-        bool(texts)
-        and all(texts)
-        and not any(map(str.isspace, texts))
-        and _ASSISTANT_TAG in tags
-        and WELL_ORDERED.fullmatch(tags) is not None
-    )
-
-
 class FormatChecker:
     """Checks records of every format; holds the role names and content part types the config
     accepts, how much of a value from the file a message may quote (limits.max_quoted_chars),
@@ -234,12 +129,9 @@ class FormatChecker:
         self._max_quoted = max_quoted_chars
         self._content = ContentReader(config, max_quoted_chars, drop_media)
         self._media_fields = frozenset(config.media_fields)
-        calls = frozenset(config.sharegpt_call_tags)
-        chat_roles, sharegpt_roles = config.chat_roles, config.sharegpt_roles
-        self._chat = _Dialect("role", "content", chat_roles, chat_roles, frozenset(), False)
-        plain = {name: r for name, r in sharegpt_roles.items() if name not in calls}
-        self._sharegpt = _Dialect("from", "value", sharegpt_roles, plain, calls, True)
-        self._chat_tags, self._sharegpt_tags = self._chat.fast_tags, self._sharegpt.fast_tags
+        reader = MessageReader(config, max_quoted_chars, self._content)
+        self._messages, self._plain_turns = reader.read, reader.plain_turns
+        self._chat, self._sharegpt = reader.chat, reader.sharegpt
 
     def check(self, fmt: Format, record: Mapping[str, Any]) -> tuple[Example | None, list[Problem]]:
         """The record as an Example when it has no problem, else None and every problem."""
@@ -263,196 +155,6 @@ class FormatChecker:
         example.media = dict(reading.media) if reading.media else None
         example.untrained = reading.untrained
         return example, []
-
-    # --- conversational pieces ------------------------------------------------------------
-
-    def _messages(
-        self,
-        value: Any,
-        path: str,
-        conversation: _Conversation,
-        dialect: _Dialect,
-        reading: Reading,
-        *,
-        single: bool = False,
-    ) -> None:
-        """Append a message list's turns (or, `single`, one message's) to `conversation`,
-        checking roles, content, order.
-
-        The loop is the hot path of a scan: a plain, well-formed message costs a few lookups;
-        only another one (tool calls, parts, a fault) pays for reading it in full.
-        """
-        if single:
-            value = [value]
-        elif type(value) is not list:
-            reading.add(ErrorCode.WRONG_TYPE, path, f"{path} must be a list of messages")
-            return
-        elif not value:
-            reading.add(ErrorCode.EMPTY_CONTENT, path, f"{path} has no messages")
-            return
-        role_key, content_key, fast_roles = (
-            dialect.role_key,
-            dialect.content_key,
-            dialect.fast_roles,
-        )
-        plain = not reading.tags  # media tags to remove: every turn is read in full
-        turns, append = conversation.turns, conversation.turns.append
-        prev, has_assistant = conversation.prev, conversation.has_assistant
-        for index, message in enumerate(value):
-            if plain and type(message) is dict and len(message) == 2:
-                name = message.get(role_key)
-                role = fast_roles.get(name) if type(name) is str else None
-                text = message.get(content_key)
-            else:
-                role = text = None
-            if role is None or type(text) is not str or not text or text.isspace():
-                read = self._message(
-                    message, path if single else f"{path}[{index}]", dialect, reading
-                )
-                if read is None:
-                    prev = _UNKNOWN  # the next turn's order cannot be judged
-                    continue
-                role, text, detail = read
-                if detail is not None:
-                    conversation.details = conversation.details or {}
-                    conversation.details[len(turns)] = detail
-            if (prev, role) not in ALLOWED_ORDER and prev is not _UNKNOWN:
-                where = path if single else f"{path}[{index}]"
-                reading.add(
-                    ErrorCode.ROLE_ORDER, where, f"{where} ({role}): {_order_problem(prev, role)}"
-                )
-            prev = role
-            if role is Role.ASSISTANT:
-                has_assistant = True
-            append((role, text))
-        conversation.prev, conversation.has_assistant = prev, has_assistant
-        conversation.has_system = bool(turns) and turns[0][0] is Role.SYSTEM
-
-    def _message(
-        self, message: Any, where: str, dialect: _Dialect, reading: Reading
-    ) -> tuple[Role, str, TurnDetail | None] | None:
-        """The slow path of a message that is not a plain, non-empty string turn: its role, text
-        (content, reasoning and tool calls; empty still counted) and detail, or None when it
-        cannot be a turn."""
-        role_key, content_key = dialect.role_key, dialect.content_key
-        if type(message) is not dict:
-            reading.add(
-                ErrorCode.WRONG_TYPE,
-                where,
-                f"{where} must be an object with '{role_key}' and '{content_key}'",
-            )
-            return None
-        name = message.get(role_key)
-        role = dialect.roles.get(name) if type(name) is str else None
-        if role is None:
-            if name is None:
-                reading.add(
-                    ErrorCode.MISSING_FIELD, f"{where}.{role_key}", f"{where} has no '{role_key}'"
-                )
-            else:
-                reading.add(
-                    ErrorCode.UNKNOWN_ROLE,
-                    f"{where}.{role_key}",
-                    f"{where}.{role_key} is {quote(name, self._max_quoted)}; use one of "
-                    f"{', '.join(dialect.roles)}",
-                )
-            return None
-        if dialect.sharegpt:
-            read = self._sharegpt_message(message, where, name, dialect, reading)
-        else:
-            read = self._chat_message(message, where, name, role, reading)
-        if read is None:
-            return None
-        text, detail, dropped = read
-        if not text or text.isspace():
-            left = " once its media is dropped" if dropped else ""
-            reading.add(
-                ErrorCode.EMPTY_CONTENT,
-                f"{where}.{content_key}",
-                f"{where} ({name}) has empty {content_key}{left}",
-            )
-        return role, text, detail
-
-    def _sharegpt_message(
-        self, message: dict[str, Any], where: str, name: str, dialect: _Dialect, reading: Reading
-    ) -> tuple[str, TurnDetail | None, bool] | None:
-        """A ShareGPT turn: a string value; a function_call turn's value is its tool calls."""
-        if "value" not in message:
-            reading.add(ErrorCode.MISSING_FIELD, f"{where}.value", f"{where} has no 'value'")
-            return None
-        value = message["value"]
-        if type(value) is not str:
-            reading.add(ErrorCode.WRONG_TYPE, f"{where}.value", f"{where}.value must be a string")
-            return None
-        if name in dialect.call_tags:
-            calls = self._content.call_json(value, f"{where}.value", reading)
-            if calls is None:
-                return None
-            return calls_text(calls), TurnDetail("", {"tool_calls": calls}), False
-        text = reading.clean(value)
-        return text, None, len(text) != len(value)
-
-    def _chat_message(
-        self, message: dict[str, Any], where: str, name: str, role: Role, reading: Reading
-    ) -> tuple[str, TurnDetail | None, bool] | None:
-        """An OpenAI / TRL message: content (a string, null beside tool calls, typed parts),
-        tool calls, a tool result's id and name, reasoning."""
-        calls = None
-        for key, read in (
-            ("tool_calls", self._content.tool_calls),
-            ("function_call", self._content.function_call),
-        ):
-            value = message.get(key)
-            if not value:  # absent, null or empty, as exports write for a plain answer
-                continue
-            if role is not Role.ASSISTANT:
-                reading.add(
-                    ErrorCode.INVALID_TOOL,
-                    f"{where}.{key}",
-                    f"{where} ({name}) has {key}; only an assistant turn calls tools",
-                )
-                return None
-            calls = read(value, f"{where}.{key}", reading)
-            if calls is None:
-                return None
-            break
-        if "content" not in message and calls is None:
-            reading.add(ErrorCode.MISSING_FIELD, f"{where}.content", f"{where} has no 'content'")
-            return None
-        parts = self._content.content(message.get("content"), f"{where}.content", reading)
-        if parts is None:
-            return None
-        fields: dict[str, Any] = {}
-        for key in (*REASONING_FIELDS, "tool_call_id", "name"):
-            value = message.get(key)
-            if value is None:
-                continue
-            if type(value) is not str:
-                reading.add(
-                    ErrorCode.WRONG_TYPE, f"{where}.{key}", f"{where}.{key} must be a string"
-                )
-                return None
-            if value:
-                fields[key] = value
-        if parts.reasoning:
-            fields[PART_REASONING_FIELD] = fields.get(PART_REASONING_FIELD, "") + parts.reasoning
-        if parts.calls:
-            if role is not Role.ASSISTANT:
-                reading.add(
-                    ErrorCode.INVALID_TOOL,
-                    f"{where}.content",
-                    f"{where} ({name}) holds tool_call parts; only an assistant turn calls tools",
-                )
-                return None
-            calls = [*(calls or []), *parts.calls]
-        if calls:
-            fields["tool_calls"] = calls
-        if role is Role.ASSISTANT and any(message.get(key) == 0 for key in WEIGHT_FIELDS):
-            reading.untrained += 1
-        thoughts = [fields[key] for key in REASONING_FIELDS if key in fields]
-        pieces = (*thoughts, parts.text, calls_text(calls) if calls else "")
-        text = "\n".join(piece for piece in pieces if piece)
-        return text, TurnDetail(parts.text, fields) if fields else None, parts.had_media
 
     def _string(
         self, record: Mapping[str, Any], key: str, reading: Reading, *, required: bool = True
@@ -495,7 +197,7 @@ class FormatChecker:
                 "'chosen' and 'rejected' are the same text, whitespace aside",
             )
 
-    def _no_assistant(self, conversation: _Conversation, path: str, reading: Reading) -> None:
+    def _no_assistant(self, conversation: Conversation, path: str, reading: Reading) -> None:
         if not conversation.has_assistant:
             reading.add(
                 ErrorCode.NO_ASSISTANT_TURN, path, f"{path} has no assistant turn to learn from"
@@ -513,7 +215,7 @@ class FormatChecker:
             )
         return label is True
 
-    def _judged(self, conversation: _Conversation, path: str, reading: Reading) -> int:
+    def _judged(self, conversation: Conversation, path: str, reading: Reading) -> int:
         """Where an unpaired conversation's judged answer starts: its final assistant turns,
         as LLaMA-Factory's KTO layout takes the last turn; the turns before are the prompt."""
         turns = conversation.turns
@@ -528,32 +230,11 @@ class FormatChecker:
             )
         return start
 
-    def _well_formed(
-        self, messages: Any, dialect: _Dialect, tags_by_name: dict[str, str], start: str = ""
-    ) -> list[Turn] | None:
-        """The turns of a list of plain messages with nothing wrong, checked in a few C-level
-        passes; None sends it through _messages, which finds and words each problem (most
-        records have none, and this is the hot path of a large scan)."""
-        try:
-            tags = start + "".join(
-                map(tags_by_name.__getitem__, map(itemgetter(dialect.role_key), messages))
-            )
-            texts = list(map(itemgetter(dialect.content_key), messages))
-        except (TypeError, KeyError):  # not a list of objects, a missing key, an unknown role
-            return None
-        if (
-            set(map(type, texts)) != _STR_ONLY
-            or sum(map(len, messages)) != _ROLE_AND_CONTENT * len(messages)
-            or not well_formed(tags, texts)
-        ):
-            return None
-        return list(zip(map(ROLE_OF_TAG.__getitem__, tags[len(start) :]), texts, strict=True))
-
     def _sharegpt_turns(
-        self, record: Mapping[str, Any], key: str, dialect: _Dialect, reading: Reading
-    ) -> _Conversation:
+        self, record: Mapping[str, Any], key: str, dialect: Dialect, reading: Reading
+    ) -> Conversation:
         """The `system` column as the first turn, then the `key` conversation's turns."""
-        conversation = _Conversation()
+        conversation = Conversation()
         system = self._string(record, "system", reading, required=False)
         if system and not system.isspace():
             conversation.turns.append((Role.SYSTEM, system))
@@ -561,9 +242,9 @@ class FormatChecker:
         self._messages(record[key], key, conversation, dialect, reading)
         return conversation
 
-    def _instruction(self, record: Mapping[str, Any], reading: Reading) -> _Conversation:
+    def _instruction(self, record: Mapping[str, Any], reading: Reading) -> Conversation:
         """Alpaca's prompt as turns: system, history's pairs, then instruction and input."""
-        conversation = _Conversation()
+        conversation = Conversation()
         instruction = self._string(record, "instruction", reading)
         extra = self._string(record, "input", reading, required=False)
         system = self._string(record, "system", reading, required=False)
@@ -593,43 +274,41 @@ class FormatChecker:
 
     def _chat_records(self, record: Mapping[str, Any], reading: Reading) -> Example:
         if not reading.tags:
-            turns = self._well_formed(record["messages"], self._chat, self._chat_tags)
+            turns = self._plain_turns(record["messages"], self._chat)
             if turns is not None:
                 return Example(Format.CHAT, turns, has_system=turns[0][0] is Role.SYSTEM)
-        conversation = _Conversation()
+        conversation = Conversation()
         self._messages(record["messages"], "messages", conversation, self._chat, reading)
         if not reading.problems:
             self._no_assistant(conversation, "messages", reading)
-        return conversation.example(Format.CHAT)
+        return _example(conversation, Format.CHAT)
 
     def _chat_unpaired(self, record: Mapping[str, Any], reading: Reading) -> Example:
         label = self._label(record, reading)
-        conversation = _Conversation()
+        conversation = Conversation()
         self._messages(record["messages"], "messages", conversation, self._chat, reading)
         start = self._judged(conversation, "messages", reading)
-        return conversation.example(Format.CHAT_UNPAIRED, label=label, prompt_turns=start)
+        return _example(conversation, Format.CHAT_UNPAIRED, label=label, prompt_turns=start)
 
     def _sharegpt_records(self, record: Mapping[str, Any], reading: Reading) -> Example:
         system = record.get("system")
         if not reading.tags and not reading.problems and (system is None or type(system) is str):
             head = (Role.SYSTEM, system) if system and not system.isspace() else None
             start = ROLE_TAGS[Role.SYSTEM] if head else ""
-            turns = self._well_formed(
-                record["conversations"], self._sharegpt, self._sharegpt_tags, start
-            )
+            turns = self._plain_turns(record["conversations"], self._sharegpt, start)
             if turns is not None:
                 turns = [head, *turns] if head else turns
                 return Example(Format.SHAREGPT, turns, has_system=turns[0][0] is Role.SYSTEM)
         conversation = self._sharegpt_turns(record, "conversations", self._sharegpt, reading)
         if not reading.problems:
             self._no_assistant(conversation, "conversations", reading)
-        return conversation.example(Format.SHAREGPT)
+        return _example(conversation, Format.SHAREGPT)
 
     def _sharegpt_unpaired(self, record: Mapping[str, Any], reading: Reading) -> Example:
         label = self._label(record, reading)
         conversation = self._sharegpt_turns(record, "conversations", self._sharegpt, reading)
         start = self._judged(conversation, "conversations", reading)
-        return conversation.example(Format.SHAREGPT_UNPAIRED, label=label, prompt_turns=start)
+        return _example(conversation, Format.SHAREGPT_UNPAIRED, label=label, prompt_turns=start)
 
     def _sharegpt_preference(self, record: Mapping[str, Any], reading: Reading) -> Example:
         """LLaMA-Factory's ranking layout: the prompt turns (`conversations`, or `messages` with
@@ -669,17 +348,17 @@ class FormatChecker:
             return Example(fmt, [])
         if "tools" in given:
             reading.add_tools(self._content.tools(given["tools"], "input.tools", reading))
-        prompt = _Conversation()
+        prompt = Conversation()
         self._messages(given["messages"], "input.messages", prompt, self._chat, reading)
         return self._pair(fmt, prompt, record, OPENAI_PAIR_FIELDS, self._chat, reading)
 
     def _pair(
         self,
         fmt: Format,
-        prompt: _Conversation,
+        prompt: Conversation,
         record: Mapping[str, Any],
         keys: tuple[str, str],
-        dialect: _Dialect,
+        dialect: Dialect,
         reading: Reading,
         *,
         single: bool = False,
@@ -716,14 +395,14 @@ class FormatChecker:
         start = len(conversation.turns)
         output = self._string(record, "output", reading)
         conversation.turns.append((Role.ASSISTANT, output or ""))
-        return conversation.example(Format.ALPACA, prompt_turns=start)
+        return _example(conversation, Format.ALPACA, prompt_turns=start)
 
     def _prompt_and_completion(
         self, record: Mapping[str, Any], reading: Reading
-    ) -> tuple[_Conversation, bool]:
+    ) -> tuple[Conversation, bool]:
         """Prompt then completion, both strings or both message lists; (turns, conversational)."""
         prompt, completion = record["prompt"], record["completion"]
-        conversation = _Conversation()
+        conversation = Conversation()
         if type(prompt) is list or type(completion) is list:
             if type(prompt) is not list or type(completion) is not list:
                 reading.add(
@@ -751,7 +430,7 @@ class FormatChecker:
             return Example(fmt, [])
         conversation, chat = self._prompt_and_completion(record, reading)
         start = _prompt_length(record["prompt"], chat)
-        return conversation.example(fmt, conversational=chat, prompt_turns=start)
+        return _example(conversation, fmt, conversational=chat, prompt_turns=start)
 
     def _unpaired_preference(self, record: Mapping[str, Any], reading: Reading) -> Example:
         """TRL's prompt/completion/label, or LLaMA-Factory's Alpaca KTO layout (instruction,
@@ -763,12 +442,12 @@ class FormatChecker:
             start = len(conversation.turns)
             output = self._string(record, "output", reading)
             conversation.turns.append((Role.ASSISTANT, output or ""))
-            return conversation.example(fmt, label=label, prompt_turns=start)
+            return _example(conversation, fmt, label=label, prompt_turns=start)
         if not self._require(record, ("prompt", "completion"), fmt, reading):
             return Example(fmt, [])
         conversation, chat = self._prompt_and_completion(record, reading)
         start = _prompt_length(record["prompt"], chat)
-        return conversation.example(fmt, label=label, conversational=chat, prompt_turns=start)
+        return _example(conversation, fmt, label=label, conversational=chat, prompt_turns=start)
 
     def _preference(self, record: Mapping[str, Any], reading: Reading) -> Example:
         fmt = Format.PREFERENCE
@@ -818,7 +497,7 @@ class FormatChecker:
                 f"'{keys[0]}' and '{keys[1]}' must both be strings or both be lists of messages",
             )
             return Example(fmt, [])
-        prompt = _Conversation()
+        prompt = Conversation()
         explicit = type(record.get("prompt")) is list  # TRL's maybe_extract_prompt: a string
         if explicit:  # prompt beside conversational answers is implicit in them, and ignored
             self._messages(record["prompt"], "prompt", prompt, self._chat, reading)
@@ -827,6 +506,17 @@ class FormatChecker:
     def _text(self, record: Mapping[str, Any], reading: Reading) -> Example:
         text = self._string(record, "text", reading)
         return Example(Format.TEXT, [(Role.ASSISTANT, text or "")], conversational=False)
+
+
+def _example(conversation: Conversation, fmt: Format, **fields: Any) -> Example:
+    """The turns read as a record of `fmt`."""
+    return Example(
+        fmt,
+        conversation.turns,
+        has_system=conversation.has_system,
+        details=conversation.details,
+        **fields,
+    )
 
 
 def _prompt_length(prompt: Any, conversational: bool) -> int:

@@ -18,7 +18,8 @@ from operator import itemgetter
 import numpy as np
 from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
-from tools.dataset_validator.formats import ROLE_TAGS, Example, bare
+from tools.dataset_validator.conversation import ROLE_TAGS, bare
+from tools.dataset_validator.formats import Example
 
 DIGEST_BYTES = 16
 TURN_SEPARATOR, PAIR_SEPARATOR, TOOLS_SEPARATOR = "\x1e", "\x1d", "\x1c"

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, Example, Turn
+from tools.dataset_validator.conversation import ROLE_OF_TAG, ROLE_TAGS, Turn
+from tools.dataset_validator.formats import Example
 from tools.dataset_validator.kinds import Format, Role
 from tools.dataset_validator.tokens import Conversations
 

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 
 from tools.dataset_validator.config import FormatsConfig
-from tools.dataset_validator.formats import ROLE_TAGS, bare, well_formed
+from tools.dataset_validator.conversation import ROLE_TAGS, bare, well_formed
 from tools.dataset_validator.hygiene import (
     BARE_PAIR,
     BARE_TURN,

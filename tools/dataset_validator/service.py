@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.formats import Example, FormatChecker, Turn
+from tools.dataset_validator.conversation import Turn
+from tools.dataset_validator.formats import Example, FormatChecker
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Splitter
 from tools.dataset_validator.kinds import ErrorCode, WarningCode

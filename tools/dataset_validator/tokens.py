@@ -14,7 +14,8 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from tools.dataset_validator.config import TokensConfig
-from tools.dataset_validator.formats import Example, Turn
+from tools.dataset_validator.conversation import Turn
+from tools.dataset_validator.formats import Example
 from tools.dataset_validator.hub import HubAccess, tokenizer_file
 from tools.dataset_validator.results import TokenizerInfo
 

@@ -14,7 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from tools.dataset_validator.content import TurnDetail
-from tools.dataset_validator.formats import Example, Turn
+from tools.dataset_validator.conversation import Turn
+from tools.dataset_validator.formats import Example
 from tools.dataset_validator.kinds import Format
 from tools.errors import UserError
 
