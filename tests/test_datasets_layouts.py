@@ -573,6 +573,16 @@ def test_a_turn_left_without_text_is_an_error(config: DatasetsConfig) -> None:
     ((code, path, message),) = found
     assert (code, path) == (ErrorCode.EMPTY_CONTENT, "messages[0].content")
     assert "once its media is dropped" in message
+    tag_only = {
+        "messages": [
+            {"role": "user", "content": "<image>"},
+            {"role": "assistant", "content": "A cat."},
+        ],
+        "images": ["cat.png"],
+    }
+    (problem,) = dropping.check(Format.CHAT, tag_only)[1]
+    assert problem[:2] == (ErrorCode.EMPTY_CONTENT, "messages[0].content")
+    assert "once its media is dropped" in problem[2]
 
 
 # --- whole files: counts, the report, the split ---------------------------------------------------

@@ -123,7 +123,8 @@ class ContentReader:
     def content(self, value: Any, where: str, reading: Reading) -> Parts | None:
         """A message's content: a string, null (a tool-calling turn), or typed parts."""
         if type(value) is str:
-            return Parts(reading.clean(value))
+            text = reading.clean(value)
+            return Parts(text, had_media=len(text) != len(value))
         if value is None:
             return Parts("")
         if type(value) is not list:
