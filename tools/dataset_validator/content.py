@@ -31,10 +31,10 @@ REASONING_FIELDS = ("reasoning_content", "thinking")
 """A message's reasoning, kept under its own name: reasoning_content (Qwen3, DeepSeek-R1 chat
 templates), thinking (TRL dataset_formats.md "Harmony", gpt-oss)."""
 PART_REASONING_FIELD = REASONING_FIELDS[0]
+"""Where reasoning parts go: LLaMA-Factory v1 renders them as reasoning_content too."""
 WEIGHT_FIELDS = ("weight", "loss_weight")
 """Whether an assistant turn is trained on: OpenAI chat fine-tuning's `weight` (0 or 1),
 LLaMA-Factory v1's `loss_weight`. TRL has no per-turn weight: 0 is warned about, not honoured."""
-"""Where reasoning parts go: LLaMA-Factory v1 renders them as reasoning_content too."""
 _FAILED: Any = object()  # JSON text that did not parse (its problem is recorded)
 
 
@@ -147,7 +147,9 @@ class ContentReader:
                 continue
             text = part["text"] if "text" in part else part.get("value")
             if type(text) is not str:
-                reading.add(ErrorCode.WRONG_TYPE, at, f"{at} ({kind}) needs a string 'value'")
+                reading.add(
+                    ErrorCode.WRONG_TYPE, at, f"{at} ({kind}) needs a string 'text' or 'value'"
+                )
             elif kind is PartKind.TEXT:
                 texts.append(reading.clean(text))
             elif kind is PartKind.REASONING:
