@@ -24,7 +24,8 @@ from tests.test_datasets_validator import validate
 from tools.dataset_validator import chat_lane
 from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.config import DatasetsConfig
-from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED, FormatChecker
+from tools.dataset_validator.conversation import ROLE_OF_TAG, ROLE_TAGS, WELL_ORDERED
+from tools.dataset_validator.formats import FormatChecker
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting
 from tools.dataset_validator.kinds import Format, WarningCode
 from tools.dataset_validator.readers import LineBatch
@@ -37,12 +38,17 @@ ORJSON_MAX_DEPTH = 1024
 """orjson refuses a document nested deeper ("depth limit exceeded"), and so must the lane."""
 
 
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
-    settings = load_settings(env=isolated_env(tmp_path_factory.mktemp("config"))).datasets
-    # small batches, so one file spans several and the lane meets batch edges
+def small_batches(path: Path) -> DatasetsConfig:
+    """The shipped config with small batches, so one file spans several and a lane meets
+    batch edges."""
+    settings = load_settings(env=isolated_env(path)).datasets
     reading = settings.reading.model_copy(update={"batch_bytes": 4096, "check_every_records": 7})
     return settings.model_copy(update={"reading": reading})
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> DatasetsConfig:
+    return small_batches(tmp_path_factory.mktemp("config"))
 
 
 def both_ways(
@@ -200,7 +206,10 @@ def nested(depth: int) -> bytes:
 @pytest.mark.parametrize(
     ("line", "errors"),
     [
-        (b'{"messages": [{"role": "user", "content": ["not", "parts"]}, ' + ANSWER + b"]}", {}),
+        (
+            b'{"messages": [{"role": "user", "content": ["not", "parts"]}, ' + ANSWER + b"]}",
+            {"wrong_type": 1},
+        ),
         (
             b'{"messages": [{"role": "user", "content": "caf\xe9"}, ' + ANSWER + b"]}",
             {"encoding_error": 1},
@@ -278,16 +287,24 @@ def test_orjson_refuses_what_the_lane_refuses_as_too_deep() -> None:
 
 
 def test_the_lane_takes_records_with_other_members_too(config: DatasetsConfig) -> None:
-    """An "id" beside the messages, a "name" in a message: orjson parses the line, and the
-    lenient shape takes it into the lane all the same."""
+    """An "id" beside the messages or in a message: orjson parses the line, and the lenient
+    shape takes it into the lane all the same. What the record path reads (a message's name,
+    tool calls, reasoning or weight; a record's tools, media or label) goes record by record."""
     lines = [
         b'{"id": 1, ' + TURNS + b"}",
-        b'{"messages": [{"role": "user", "name": "ann", "content": "Hi?"}, ' + ANSWER + b"]}",
+        b'{"messages": [{"role": "user", "id": 1, "content": "Hi?"}, ' + ANSWER + b"]}",
         b"{" + TURNS + b', "meta": {"source": "x", "score": [1, 2.5, null]}}',
+        b'{"messages": [{"role": "user", "name": "ann", "content": "Hi?"}, ' + ANSWER + b"]}",
+        b'{"messages": [' + USER + b', {"role": "assistant", "content": "4", "thinking": "2+2"}]}',
+        b"{" + TURNS + b', "tools": []}',
+        b"{" + TURNS + b', "images": ["cat.png"]}',
+        b"{" + TURNS + b', "label": true}',
+        b'{"messages": [' + USER + b', {"role": "assistant", "content": "4", "weight": 0}]}',
     ]
     lane = ChatLane(config.formats, RecordIndex(config.split.seed), placeholders(config))
     chat = lane.read(LineBatch(1, list(enumerate(lines, 1))))
-    assert chat.rows.tolist() == [0, 1, 2] and not chat.others
+    assert chat.rows.tolist() == [0, 1, 2]
+    assert [position for position, _ in chat.others] == [3, 4, 5, 6, 7, 8]
     assert chat.digests[0] == chat.digests[1] == chat.digests[2]
 
 

@@ -16,6 +16,9 @@ from tests.test_datasets_fit import errors, fit, unpaired_file, validate
 from tests.test_package_mcp import MODEL_ID, call, package_settings
 from tools.dataset_validator.kinds import ErrorCode, Format, WarningCode
 
+# The formats each method trains (configs/datasets.yaml method_formats), as errors name them.
+DPO_DATA = "preference, sharegpt_preference, openai_preference"
+
 
 def test_pairs_train_on_their_chosen_answers(settings: Settings) -> None:
     pairs = validate(settings, ["preference.jsonl"], fit(settings, "lora"))
@@ -77,7 +80,7 @@ def test_converted_data_under_a_preference_template_names_both_ways_back(
     report = validate(settings, ["preference.jsonl"], fit(settings, "dpo"), convert="sft")
     (error,) = errors(report)
     assert error.message == (
-        "The dpo template trains dpo on preference data; preference.jsonl is prompt_completion "
+        f"The dpo template trains dpo on {DPO_DATA} data; preference.jsonl is prompt_completion "
         'data, converted from preference by convert: "sft".'
     )
     assert error.fix == (
@@ -178,3 +181,26 @@ async def test_converted_feedback_is_packaged_without_its_undesirable_answers(
     assert len(trained) == 14 and all(set(r) == {"prompt", "completion"} for r in trained)
     assert {r["completion"] for r in trained} == {f"Answer {i}." for i in range(14)}
     assert "6 undesirable ones were left out" in (package / "README.md").read_text()
+
+
+async def test_validating_again_keeps_the_conversion_until_the_user_clears_it(
+    tmp_path: Path,
+) -> None:
+    """convert is a way of reading the data, like columns and drop_invalid: left out, the
+    draft's choice holds (a step redone after a change repeats it); convert: "none" clears it,
+    and the data is judged as it is."""
+    async with connect(package_settings(tmp_path)) as client:
+        draft_id = (await call(client, "create_draft", {"title": "converted"}))["draft_id"]
+        await call(client, "select_model", {"draft_id": draft_id, "model_id": MODEL_ID})
+        await call(client, "apply_template", {"draft_id": draft_id, "template": "lora"})
+        validate = {"draft_id": draft_id, "datasets": ["preference.jsonl"]}
+        first = await call(client, "validate_datasets", {**validate, "convert": "sft"})
+        again = await call(client, "validate_datasets", validate)
+        cleared = await call(client, "validate_datasets", {**validate, "convert": "none"})
+        after = await call(client, "validate_datasets", validate)
+    assert first["valid"] and first["convert"] == "sft"
+    assert again["valid"] and again["convert"] == "sft"
+    assert not cleared["valid"] and "convert" not in cleared
+    (error,) = [i for i in cleared["issues"] if i["severity"] == "error"]
+    assert error["code"] == ErrorCode.FORMAT_VS_METHOD
+    assert not after["valid"] and "convert" not in after

@@ -26,6 +26,10 @@ from tools.dataset_validator.service import ValidationRequest, judge_again, vali
 from tools.dataset_validator.sources import Sources
 from tools.template_loader import apply_template
 
+# The formats each method trains (configs/datasets.yaml method_formats), as errors name them.
+DPO_DATA = "preference, sharegpt_preference, openai_preference"
+KTO_DATA = "unpaired_preference, sharegpt_unpaired, chat_unpaired"
+
 
 def fit(settings: Settings, template: str, **weights: float) -> TemplateFit:
     values = apply_template(settings.templates, template, weights).config
@@ -81,7 +85,7 @@ def test_dpo_with_chat_data_names_the_template_the_format_and_the_sft_templates(
     (error,) = errors(report)
     assert error.code == ErrorCode.FORMAT_VS_METHOD
     assert error.message == (
-        "The dpo template trains dpo on preference data; chat.jsonl is chat data."
+        f"The dpo template trains dpo on {DPO_DATA} data; chat.jsonl is chat data."
     )
     # chat is supervised data already: the way out is a template, nothing to convert
     assert error.fix == "Apply a template that trains chat data (lora, qlora, full)."
@@ -115,7 +119,7 @@ def test_kto_with_pairs_names_dpo_or_the_conversion_with_an_sft_template(
     settings: Settings,
 ) -> None:
     (error,) = errors(validate(settings, ["preference.jsonl"], fit(settings, "kto")))
-    assert error.message.startswith("The kto template trains kto on unpaired_preference data")
+    assert error.message.startswith(f"The kto template trains kto on {KTO_DATA} data")
     assert error.fix == (
         "Either apply a template that trains preference data (dpo), or validate_datasets again "
         'with convert: "sft" to train the chosen answer of each pair as supervised data, with '
@@ -254,7 +258,7 @@ async def test_template_first_then_data_that_does_not_fit(tmp_path: Path) -> Non
     assert not validated["valid"]
     (issue,) = [i for i in validated["issues"] if i["severity"] == "error"]
     assert issue["message"] == (
-        "The dpo template trains dpo on preference data; chat.jsonl is chat data."
+        f"The dpo template trains dpo on {DPO_DATA} data; chat.jsonl is chat data."
     )
     assert draft["datasets"]["status"] == "invalid" and draft["config"]["status"] == "valid"
     assert any(i["code"] == "format_vs_method" for i in draft["datasets"]["issues"])
@@ -283,7 +287,7 @@ async def test_data_first_then_a_template_with_the_same_length_judges_it_at_once
         after_lora = await steps(client, draft_id)
     assert kto["changes"] == [
         "datasets: judged against the kto template: The kto template trains kto on "
-        "unpaired_preference data; chat.jsonl is chat data."
+        f"{KTO_DATA} data; chat.jsonl is chat data."
     ]
     assert after_kto["datasets"]["status"] == "invalid"
     assert lora["changes"] == ["datasets: judged against the lora template: valid"]
@@ -303,7 +307,7 @@ async def test_data_first_then_a_template_with_another_length_is_stale_with_why(
     assert seen["datasets"]["status"] == "stale" and told == f"datasets: stale ({reason})"
     assert reason == (
         "the config changed (max_seq_length None -> 1024, method None -> dpo, template None -> "
-        "dpo); The dpo template trains dpo on preference data; chat.jsonl is chat data."
+        f"dpo); The dpo template trains dpo on {DPO_DATA} data; chat.jsonl is chat data."
     )
 
 

@@ -1,21 +1,22 @@
 """Format detection and the per-format checks, record by record (no files involved)."""
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.settings import load_settings
 from tests.support import isolated_env
-from tools.dataset_validator.formats import (
+from tools.dataset_validator.content import ContentReader, Reading
+from tools.dataset_validator.conversation import (
     ROLE_OF_TAG,
     WELL_ORDERED,
-    Example,
-    FormatChecker,
-    _Conversation,
+    Conversation,
+    MessageReader,
     _order_problem,
-    detect,
 )
+from tools.dataset_validator.formats import Example, FormatChecker, detect
 from tools.dataset_validator.kinds import ErrorCode, Format, Role
 
 
@@ -71,7 +72,11 @@ def test_tool_calls_and_text_parts_are_content(checker: FormatChecker) -> None:
     record = {
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
-            {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "w"}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"function": {"name": "w", "arguments": '{"city": "Oslo"}'}}],
+            },
             {"role": "tool", "content": "rain"},
             {"role": "assistant", "content": "It rains."},
         ]
@@ -176,7 +181,7 @@ def test_sharegpt_maps_tags_and_takes_a_system_column(checker: FormatChecker) ->
         "system": "Be kind.",
         "conversations": [
             {"from": "human", "value": "Weather?"},
-            {"from": "function_call", "value": '{"name": "weather"}'},
+            {"from": "function_call", "value": '{"name": "weather", "arguments": {}}'},
             {"from": "observation", "value": "sunny"},
             {"from": "gpt", "value": "Sunny."},
         ],
@@ -245,12 +250,15 @@ def test_the_fast_order_check_agrees_with_the_rule_for_every_short_conversation(
     ],
 )
 def test_fast_and_detailed_paths_give_the_same_turns(
-    checker: FormatChecker, turns: list[tuple[str, str]]
+    tmp_path: Path, turns: list[tuple[str, str]]
 ) -> None:
-    """What the fast path accepts, the detailed path (_messages) accepts with the same turns."""
+    """What the fast path accepts, the detailed path (read) accepts with the same turns."""
+    config = load_settings(env=isolated_env(tmp_path)).datasets
+    quoted = config.limits.max_quoted_chars
+    reader = MessageReader(config.formats, quoted, ContentReader(config.formats, quoted, False))
     record = chat(*turns)
-    fast = checker._well_formed(record["messages"], checker._chat_tags, "role", "content")
-    conversation, problems = _Conversation(), []
-    checker._messages(record["messages"], "messages", conversation, problems)
-    assert problems == []
+    fast = reader.plain_turns(record["messages"], reader.chat)
+    conversation, reading = Conversation(), Reading()
+    reader.read(record["messages"], "messages", conversation, reader.chat, reading)
+    assert reading.problems == []
     assert fast == conversation.turns

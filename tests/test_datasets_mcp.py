@@ -60,6 +60,7 @@ async def test_the_tools_are_listed_with_compact_schemas(tmp_path: Path) -> None
         "convert",
         "columns",
         "drop_invalid",
+        "drop_media",
     }
     assert validate.input_schema["required"] == ["datasets"]
     assert set(listing.input_schema["properties"]) == {"query", "source"}
@@ -274,3 +275,38 @@ async def test_the_bundled_sample_validates(settings: Settings) -> None:
     assert result["preview"][0]["turns"][0]["speaker"] == "system"
     refs = [d["ref"] for d in listing["datasets"] if d["format"] == "chat"]
     assert {"support_chat.jsonl", "samples/support_chat.jsonl"} & set(refs)
+
+
+async def test_media_is_refused_until_the_user_asks_to_drop_it(tmp_path: Path) -> None:
+    """LLaMA-Factory's multimodal layout: an error naming drop_media, then, when asked, a valid
+    step whose draft records what was taken out (the package is built from that record)."""
+    root = tmp_path / "images"
+    root.mkdir()
+    records = [
+        {
+            "conversations": [
+                {"from": "human", "value": f"<image>What is in picture {i}?"},
+                {"from": "gpt", "value": f"A cat, number {i}."},
+            ],
+            "images": [f"pictures/{i}.jpg"],
+        }
+        for i in range(12)
+    ]
+    (root / "mllm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    prefix = "TRAINING_PACKAGE_MCP__DATASETS__"
+    settings = data_settings(tmp_path, **{f"{prefix}ROOTS": json.dumps([str(root)])})
+    async with connect(settings) as client:
+        draft_id = (await call(client, "create_draft", {}))["draft_id"]
+        arguments = {"datasets": ["mllm.jsonl"], "draft_id": draft_id, "validation_split": 0}
+        refused = await call(client, "validate_datasets", arguments)
+        issues = (await read_draft(client, draft_id))["datasets"]["issues"]
+        dropped = await call(client, "validate_datasets", {**arguments, "drop_media": True})
+        draft = await read_draft(client, draft_id)
+    assert not refused["valid"] and refused["datasets"][0]["error_counts"]["has_media"] == 12
+    (media,) = [i for i in issues if i["code"] == "has_media"]
+    assert "this data has images" in media["message"] and "drop_media: true" in media["fix"]
+    assert dropped["valid"] and draft["datasets"]["status"] == "valid"
+    assert "media_dropped" in [w["code"] for w in dropped["datasets"][0]["warnings"]]
+    payload = draft["datasets"]["payload"]
+    assert payload["drop_media"] is True
+    assert payload["datasets"][0]["media_dropped"] == {"records": 12, "parts": {"image": 12}}

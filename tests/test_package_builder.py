@@ -23,7 +23,7 @@ from tests.support import isolated_env
 from tools.dataset_validator.convert import sft_format, to_sft
 from tools.dataset_validator.formats import Example, FormatChecker, detect
 from tools.dataset_validator.hub import HubAccess
-from tools.dataset_validator.kinds import Format, Role
+from tools.dataset_validator.kinds import Conversion, Format, Role
 from tools.dataset_validator.roots import allowed_roots
 from tools.dataset_validator.service import ValidationRequest, validate_datasets
 from tools.dataset_validator.sources import Sources
@@ -90,6 +90,8 @@ def make_inputs(
     template: str = "lora",
     gpu: str = "A10G",
     gpu_count: int = 1,
+    drop_media: bool = False,
+    convert: Conversion | None = None,
     **overrides: Any,
 ) -> PackageInputs:
     """The four steps' results, as the services give them for `refs` in `root`."""
@@ -112,7 +114,13 @@ def make_inputs(
     config = apply_template(settings.templates, template, overrides, facts)
     found = root if isinstance(root, Sources) else sources(settings, root)
     report = validate_datasets(
-        ValidationRequest(datasets=refs, max_seq_length=256, validation_split=0.25),
+        ValidationRequest(
+            datasets=refs,
+            max_seq_length=256,
+            validation_split=0.25,
+            drop_media=drop_media,
+            convert=convert,
+        ),
         settings.datasets,
         found,
         NO_HUB,
@@ -241,11 +249,23 @@ def test_the_records_are_the_validated_ones_split_as_validated(
     assert validation, "the 0.25 share holds some of the 12 records out"
     originals = [json.loads(line)["messages"] for line in (DATA / "chat.jsonl").open()]
 
+    def in_trl_layout(message: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI's tool call (content null, arguments a JSON string) as TRL lays it out."""
+        if "tool_calls" not in message:
+            return message
+        calls = [
+            {**call, "function": {**call["function"], "arguments": json.loads(arguments)}}
+            for call in message["tool_calls"]
+            for arguments in [call["function"]["arguments"]]
+        ]
+        return {**message, "content": message["content"] or "", "tool_calls": calls}
+
     def canonical(messages: list[dict[str, Any]]) -> str:
         return json.dumps(messages, sort_keys=True)
 
     written = sorted(canonical(r["messages"]) for r in train + validation)
-    assert written == sorted(map(canonical, originals))  # tool calls kept as they were
+    expected = sorted(canonical(list(map(in_trl_layout, m))) for m in originals)
+    assert written == expected  # tool calls kept, in TRL's layout
     assert result.manifest["data"]["train"]["records"] == len(train)
     assert result.manifest["data"]["shape"] == "messages"
 
@@ -434,6 +454,8 @@ def test_a_dataset_of_another_size_is_caught_before_writing(
 # --- record layouts -----------------------------------------------------------------------------
 
 CALL = {"type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 2}'}}
+# The call as TRL lays it out (arguments an object, content a string), as the package writes it.
+TRL_CALL = {"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 2}}}
 ANSWER = {"role": "assistant", "content": "Blue."}
 
 
@@ -525,7 +547,7 @@ def example_of(settings: Settings, record: dict[str, Any]) -> Any:
                     {"role": "user", "content": "2+2?"},
                 ],
                 "completion": [
-                    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                    {"role": "assistant", "content": "", "tool_calls": [TRL_CALL]},
                     {"role": "tool", "content": "4"},
                     {"role": "assistant", "content": "4"},
                 ],
@@ -539,7 +561,7 @@ def test_each_format_becomes_the_layout_trl_reads(
 ) -> None:
     fmt, example = example_of(settings, record)
     shape = package_shape([fmt])
-    assert trl_record(shape, example, record) == expected
+    assert trl_record(shape, example) == expected
 
 
 def test_prompt_completion_among_conversations_becomes_one_conversation(
@@ -549,7 +571,7 @@ def test_prompt_completion_among_conversations_becomes_one_conversation(
     fmt, example = example_of(settings, record)
     shape = package_shape([Format.CHAT, fmt])
     assert shape is Shape.MESSAGES
-    assert trl_record(shape, example, record) == {
+    assert trl_record(shape, example) == {
         "messages": [{"role": "user", "content": "2+2="}, {"role": "assistant", "content": "4"}]
     }
 
@@ -600,7 +622,7 @@ def test_converted_examples_take_a_supervised_layout(settings: Settings) -> None
     _, pair = example_of(settings, implicit)
     converted = to_sft(pair)
     assert converted is not None and sft_format(converted) is Format.PROMPT_COMPLETION
-    assert trl_record(Shape.PROMPT_COMPLETION, converted, implicit) == {
+    assert trl_record(Shape.PROMPT_COMPLETION, converted) == {
         "prompt": "",
         "completion": "The sky is blue.",
     }
@@ -608,7 +630,7 @@ def test_converted_examples_take_a_supervised_layout(settings: Settings) -> None
     _, answer = example_of(settings, liked)
     converted = to_sft(answer)
     assert converted is not None and sft_format(converted) is Format.CHAT
-    assert trl_record(Shape.MESSAGES, converted, liked) == {
+    assert trl_record(Shape.MESSAGES, converted) == {
         "messages": [{"role": "user", "content": "Sky?"}, ANSWER]
     }
     disliked = {**liked, "label": False}
@@ -625,7 +647,7 @@ def test_an_unpaired_conversation_is_judged_on_its_final_assistant_turns() -> No
     ]
     turns = [(Role(m["role"]), m["content"]) for m in messages]
     example = Example(Format.CHAT, turns, label=True)  # messages and a label (no prompt)
-    record = trl_record(Shape.UNPAIRED, example, {"messages": messages, "label": True})
+    record = trl_record(Shape.UNPAIRED, example)
     assert [m["content"] for m in record["prompt"]] == ["2+2?", "4", "3+3?"]
     assert record["completion"] == [{"role": "assistant", "content": "6"}]
     assert record["label"] is True

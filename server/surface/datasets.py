@@ -47,7 +47,7 @@ DATASET_FIELDS = (
     "split",
 )
 SPLIT_FIELDS = ("method", "validation_split", "train_records", "validation_records")
-CHOICES = ("columns", "drop_invalid", "convert")
+CHOICES = ("columns", "drop_invalid", "drop_media", "convert")
 """The report's fields that record how the data was read, as validate_datasets was asked."""
 
 
@@ -86,6 +86,9 @@ class ValidateDatasetsResult(BaseModel):
     )
     drop_invalid: bool | None = Field(
         default=None, exclude_if=_absent, description="Invalid records were left out."
+    )
+    drop_media: bool | None = Field(
+        default=None, exclude_if=_absent, description="Media was removed from the records."
     )
     convert: Conversion | None = Field(
         default=None, exclude_if=_absent, description="What the data was converted to."
@@ -160,10 +163,19 @@ def register(mcp: MCPServer) -> None:
             bool | None,
             Field(description="Skip invalid records, counted."),
         ] = None,
+        drop_media: Annotated[
+            bool | None, Field(description="Train on the text alone: remove images, audio, video.")
+        ] = None,
     ) -> ValidateDatasetsResult:
         state = app_state(ctx)
         draft = await load_draft(ctx, draft_id) if draft_id else None
-        choices = _choices(draft, columns=columns, drop_invalid=drop_invalid, convert=convert)
+        choices = _choices(
+            draft,
+            columns=columns,
+            drop_invalid=drop_invalid,
+            drop_media=drop_media,
+            convert=convert,
+        )
         request = _request(
             datasets, validation_split, validation_dataset, draft, state.settings, choices
         )

@@ -5,12 +5,14 @@ Run on demand (pytest does not collect tests/bench):
     uv run python tests/bench/bench_validate.py                # 200 MB throughput, 1 GB memory
     uv run python tests/bench/bench_validate.py --mb 50 --rss-mb 0
 
-1. Throughput: writes a seeded, realistic chat JSONL of --mb megabytes, then times, alternately
+1. Throughput, for each layout (--layouts: chat; TRL preference pairs, standard and
+   conversational): writes a seeded, realistic JSONL of --mb megabytes, then times, alternately
    and --repeat times each, the floor (`for line in file: orjson.loads(line)`) and a full
    validate_datasets of the same file (every check, the token estimate, the split, sha256), as
-   installed (msgspec: the chat lane) and record by record (record: the run built without the
-   lane, the path every line the lane does not take goes). It prints the best time of each, the
-   throughputs and their ratios to the floor (goal for the default: at least 0.5).
+   installed (msgspec: the lanes) and record by record (record: the run built without the
+   lanes, the path every line a lane does not take goes). It prints the best time of each, the
+   throughputs and their ratios to the floor measured in the same run (goal for chat: at least
+   0.5).
 2. Memory: writes a --rss-mb file and validates it, in each mode, in a child process that prints
    its own peak RSS; a child that only imports the validator gives the baseline (goal: peak
    under 150 MB).
@@ -154,32 +156,64 @@ def sentence(rng: random.Random, low: int, high: int) -> str:
     return " ".join(words).capitalize() + rng.choice([".", "?", "!", "."])
 
 
+def question(rng: random.Random, number: int) -> str:
+    return f"Ticket {number}: " + " ".join(sentence(rng, 6, 20) for _ in range(rng.randint(1, 3)))
+
+
+def answer(rng: random.Random) -> str:
+    return "\n\n".join(
+        " ".join(sentence(rng, 8, 24) for _ in range(rng.randint(1, 4)))
+        for _ in range(rng.randint(1, 3))
+    )
+
+
 def record(rng: random.Random, number: int) -> bytes:
     """A support conversation: usually a system prompt, one to four exchanges."""
     messages = []
     if rng.random() < 0.9:
         messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
     for turn in range(rng.randint(1, 4)):
-        question = " ".join(sentence(rng, 6, 20) for _ in range(rng.randint(1, 3)))
-        if turn == 0:
-            question = f"Ticket {number}: {question}"
-        answer = "\n\n".join(
-            " ".join(sentence(rng, 8, 24) for _ in range(rng.randint(1, 4)))
-            for _ in range(rng.randint(1, 3))
-        )
+        asked = question(rng, number) if turn == 0 else question(rng, turn).split(": ", 1)[1]
         messages += [
-            {"role": "user", "content": question},
-            {"role": "assistant", "content": answer},
+            {"role": "user", "content": asked},
+            {"role": "assistant", "content": answer(rng)},
         ]
     return orjson.dumps({"messages": messages}) + b"\n"
 
 
-def write_dataset(path: Path, size_bytes: int, seed: int = 7) -> int:
+def preference(rng: random.Random, number: int) -> bytes:
+    """TRL's standard preference pair: a prompt, a better and a worse answer, as strings."""
+    pair = {"prompt": question(rng, number), "chosen": answer(rng), "rejected": answer(rng)}
+    return orjson.dumps(pair) + b"\n"
+
+
+def preference_conversational(rng: random.Random, number: int) -> bytes:
+    """TRL's conversational preference pair: a system and user prompt, two assistant answers."""
+    prompt = [{"role": "user", "content": question(rng, number)}]
+    if rng.random() < 0.9:
+        prompt.insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
+    pair = {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": answer(rng)}],
+        "rejected": [{"role": "assistant", "content": answer(rng)}],
+    }
+    return orjson.dumps(pair) + b"\n"
+
+
+LAYOUTS = {
+    "chat": record,
+    "preference": preference,
+    "preference_conversational": preference_conversational,
+}
+
+
+def write_dataset(path: Path, size_bytes: int, seed: int = 7, layout: str = "chat") -> int:
     rng = random.Random(seed)
+    make = LAYOUTS[layout]
     written = count = 0
     with path.open("wb", buffering=1 << 20) as out:
         while written < size_bytes:
-            line = record(rng, count)
+            line = make(rng, count)
             out.write(line)
             written += len(line)
             count += 1
@@ -196,16 +230,16 @@ def floor(path: Path) -> float:
 
 
 MODES = ("msgspec", "record")
-"""How a run reads chat JSON Lines: the chat lane (the default), or record by record."""
+"""How a run reads JSON Lines: through the lanes (the default), or record by record."""
 
 
 @contextmanager
 def record_path() -> Iterator[None]:
-    """Runs built meanwhile send every record the record path: no chat lane. Test machinery,
-    not a setting: both write the same report, the lane faster."""
+    """Runs built meanwhile send every record the record path: no lanes. Test machinery,
+    not a setting: both write the same report, the lanes faster."""
     from tools.dataset_validator import service as validator
 
-    with mock.patch.object(validator, "ChatLane", lambda *_: None):
+    with mock.patch.object(validator, "Lanes", lambda *_: None):
         yield
 
 
@@ -284,11 +318,40 @@ def machine() -> str:
     )
 
 
+def throughput(path: Path, layout: str, mb: int, repeat: int) -> None:
+    """Time the floor and validate_datasets in each mode on one layout's file; print the best."""
+    records = write_dataset(path, mb * MB, layout=layout)
+    size = path.stat().st_size
+    print(f"throughput file: {size / MB:.0f} MB, {records:,} {layout} records")
+    floors: list[float] = []
+    runs: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for _ in range(repeat):
+        floors.append(floor(path))
+        for mode, times in runs.items():
+            elapsed, outcome = validate(path, mode)
+            times.append(elapsed)
+            assert outcome["records"] == records and outcome["valid"], outcome
+    best_floor = min(floors)
+    print(f"  wall clock, best of {repeat}:")
+    print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
+    for mode, times in runs.items():
+        goal = " (goal >= 0.5)" if mode == MODES[0] and layout == "chat" else ""
+        print(
+            f"    validate_datasets, {mode + ':':9} {size / MB / min(times):7.1f} MB/s"
+            f" = {best_floor / min(times):.2f} of the floor{goal}"
+        )
+    print(f"  {outcome['summary']}")
+    path.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200, help="throughput file size (MB)")
     parser.add_argument("--rss-mb", type=int, default=1000, help="memory file size (MB); 0: skip")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS), help="what to time"
+    )
     parser.add_argument("--dir", type=Path, help="where to write the files (default: a temp dir)")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -298,29 +361,8 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        path = Path(tmp) / "bench_chat.jsonl"
-        records = write_dataset(path, args.mb * MB)
-        size = path.stat().st_size
-        print(f"throughput file: {size / MB:.0f} MB, {records:,} chat records")
-        floors: list[float] = []
-        runs: dict[str, list[float]] = {mode: [] for mode in MODES}
-        for _ in range(args.repeat):
-            floors.append(floor(path))
-            for mode, times in runs.items():
-                elapsed, outcome = validate(path, mode)
-                times.append(elapsed)
-                assert outcome["records"] == records and outcome["valid"], outcome
-        best_floor = min(floors)
-        print(f"  wall clock, best of {args.repeat}:")
-        print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
-        for mode, times in runs.items():
-            goal = " (goal >= 0.5)" if mode == MODES[0] else ""
-            print(
-                f"    validate_datasets, {mode + ':':9} {size / MB / min(times):7.1f} MB/s"
-                f" = {best_floor / min(times):.2f} of the floor{goal}"
-            )
-        print(f"  {outcome['summary']}")
-        path.unlink()
+        for layout in args.layouts:
+            throughput(Path(tmp) / f"bench_{layout}.jsonl", layout, args.mb, args.repeat)
 
         if args.rss_mb:
             big = Path(tmp) / "bench_chat_big.jsonl"

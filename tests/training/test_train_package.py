@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,72 @@ def kto_conversations(root: Path) -> Path:
     return root
 
 
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The weather now.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def tool_chat(root: Path) -> Path:
+    """Tool-calling chat as OpenAI documents it (tool_calls with JSON-text arguments, tool
+    messages, a tools list) and as LLaMA-Factory v1 does (typed parts, reasoning, tool_call)."""
+    root.mkdir()
+    records = []
+    for i in range(24):
+        city, answer = f"City {i}", f"It is {i} degrees in City {i}."
+        question = {"role": "user", "content": f"How warm is it in {city}?"}
+        if i % 2:
+            call = {"name": "weather", "arguments": json.dumps({"city": city})}
+            calling = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": f"call_{i}", "type": "function", "function": call}],
+            }
+            result = {"role": "tool", "tool_call_id": f"call_{i}", "content": f"{i} C"}
+            records.append(
+                {
+                    "messages": [
+                        question,
+                        calling,
+                        result,
+                        {"role": "assistant", "content": answer},
+                    ],
+                    "tools": [WEATHER],
+                }
+            )
+        else:
+            value = json.dumps({"name": "weather", "arguments": {"city": city}})
+            calling = {
+                "role": "assistant",
+                "content": [
+                    {"type": "reasoning", "value": "The tool knows."},
+                    {"type": "tool_call", "value": value},
+                ],
+            }
+            result = {"role": "tool", "content": [{"type": "text", "value": f"{i} C"}]}
+            final = {"role": "assistant", "content": [{"type": "text", "value": answer}]}
+            records.append({"messages": [question, calling, result, final]})
+    (root / "tool_chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root
+
+
+RENDER = """
+import json, sys
+from datasets import load_dataset
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[2])
+for record in load_dataset("json", data_files=sys.argv[1])["train"]:
+    print(json.dumps(tokenizer.apply_chat_template(
+        record["messages"], tools=record["tools"], tokenize=False)))
+"""
+"""Each packaged record as the tiny model's chat template renders it, read as train.py reads
+the data (datasets' JSON loader)."""
+
+
 async def package_for(tmp_path: Path, template: str, root: Path, dataset: str) -> Path:
     """A package finalized from a draft built with the real tools."""
     async with connect(package_settings(tmp_path, root)) as client:
@@ -113,13 +180,15 @@ async def package_for(tmp_path: Path, template: str, root: Path, dataset: str) -
         ("full", SAMPLES, "support_chat.jsonl", "SFTTrainer"),
         ("dpo", DATA, "preference_conversational.jsonl", "DPOTrainer"),
         ("kto", DATA, "unpaired_preference.jsonl", "KTOTrainer"),
-        ("kto", None, "kto_conversations.jsonl", "KTOTrainer"),
+        ("kto", kto_conversations, "kto_conversations.jsonl", "KTOTrainer"),
+        ("lora", tool_chat, "tool_chat.jsonl", "SFTTrainer"),
     ],
 )
 async def test_the_package_trains_two_steps_on_the_cpu(
-    tmp_path: Path, template: str, root: Path | None, dataset: str, trainer: str
+    tmp_path: Path, template: str, root: Path | Callable[[Path], Path], dataset: str, trainer: str
 ) -> None:
-    root = root or kto_conversations(tmp_path / "data")
+    if callable(root):
+        root = root(tmp_path / "data")
     if not (root / dataset).is_file():
         pytest.skip(f"{root / dataset} is not in this checkout")
     package = await package_for(tmp_path, template, root, dataset)
@@ -131,6 +200,15 @@ async def test_the_package_trains_two_steps_on_the_cpu(
     tiny, out = tmp_path / "tiny-model", tmp_path / "run"
     built = json.loads(run(TINY_MODEL, package, tiny, env=env).stdout.strip().splitlines()[-1])
     assert built["model_type"] == manifest["model"]["architecture"]["model_type"]
+    if dataset == "tool_chat.jsonl":
+        train_file = package / manifest["data"]["train"]["path"]
+        rendered = run("-c", RENDER, train_file, tiny, env=env).stdout.splitlines()
+        texts = [json.loads(line) for line in rendered]
+        assert len(texts) == manifest["data"]["train"]["records"]
+        assert all('<tool_call>{"name": "weather", "arguments": {"city": "City' in t for t in texts)
+        assert sum('"name": "weather", "description"' in t for t in texts) == len(
+            [r for r in map(json.loads, train_file.read_text().splitlines()) if r.get("tools")]
+        )
     trained = run(
         package / manifest["files"]["train_script"],
         "--model",

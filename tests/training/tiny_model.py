@@ -1,6 +1,8 @@
 """A stand-in for a package's base model that needs no download: the same architecture family
 (model_type from package.yaml), a few layers, random weights, and a byte-level BPE tokenizer
-trained on the package's own records, with a ChatML chat template.
+trained on the package's own records, with a ChatML chat template that renders tools and tool
+calls the way Qwen2.5's does (tools as JSON in a system turn, each call as
+<tool_call>{"name": ..., "arguments": ...}</tool_call>, arguments through `tojson`).
 
 Run with the training environment's Python (it imports torch and transformers):
 
@@ -27,8 +29,13 @@ KV_HEADS = 2
 SEED = 0
 PAD, START, END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 CHATML = (
+    "{% if tools %}{{ '<|im_start|>system\\n# Tools\\n' }}{% for tool in tools %}"
+    "{{ tool | tojson }}{{ '\\n' }}{% endfor %}{{ '<|im_end|>\\n' }}{% endif %}"
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
-    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+    "message['content'] }}{% for call in message.tool_calls or [] %}"
+    '{{ \'<tool_call>{"name": "\' + call.function.name + \'", "arguments": \' + '
+    "call.function.arguments | tojson + '}</tool_call>' }}{% endfor %}"
+    "{{ '<|im_end|>' + '\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 

@@ -13,11 +13,11 @@ the tests hold them to it.
 Two shapes: the strict one admits no member it does not read, so every byte of a line it takes
 is one msgspec checked, as strictly as orjson does (UTF-8, escapes, surrogates). msgspec skips
 unread members without those checks (invalid UTF-8, 1e309, nesting depth), so a line with other
-members (an "id", a message's "name") is parsed by orjson, the record path's own parser, and its
-messages are converted into the lenient shape.
+members (an "id", a "weight") is parsed by orjson, the record path's own parser, and its
+messages are converted into the lenient shape. Members the record path reads go there instead:
+a message's tool calls, name or reasoning, and a record's tools, media or label.
 """
 
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal
 
@@ -25,60 +25,24 @@ import msgspec
 import numpy as np
 
 from tools.dataset_validator.config import FormatsConfig
-from tools.dataset_validator.formats import ROLE_OF_TAG, ROLE_TAGS, Example, well_formed
+from tools.dataset_validator.conversation import ROLE_TAGS, well_formed
+from tools.dataset_validator.formats import MESSAGE_FIELDS, detect
 from tools.dataset_validator.hygiene import TURN_SEPARATOR, Placeholders, RecordIndex
-from tools.dataset_validator.kinds import Format, Role
+from tools.dataset_validator.kinds import Format
+from tools.dataset_validator.lane_batch import LaneBatch, offsets_of
 from tools.dataset_validator.readers import LineBatch, ReadError, parse_record
-from tools.dataset_validator.tokens import Conversations
 
 _ROLE, _CONTENT = attrgetter("role"), attrgetter("content")
-_SYSTEM = ROLE_TAGS[Role.SYSTEM]
 _UNPARSED: Any = object()  # a line orjson has not parsed (yet)
 
 
-@dataclass(frozen=True, slots=True)
-class ChatBatch:
-    """A batch of JSON Lines in two parts: the rows that are well-formed chat, with what the
-    scan needs of each, and every other row, parsed, for the record path."""
-
-    rows: np.ndarray
-    """Positions in the batch's items of the well-formed chat rows, ascending."""
-    tags: list[str]
-    """Each row's roles, one ROLE_TAGS letter per turn."""
-    texts: list[str]
-    """Every row's turn texts, end to end."""
-    offsets: np.ndarray
-    """Row i's turns are texts[offsets[i]:offsets[i + 1]]."""
-    digests: list[bytes]
-    placeholders: list[tuple[int, str]]
-    """(position in rows, the placeholder found) for each row that holds one."""
-    others: list[tuple[int, Any]]
-    """(position in the batch's items, parsed value or ReadError) for every other row."""
-
-    @property
-    def has_system(self) -> np.ndarray:
-        letters = np.frombuffer("".join(self.tags).encode(), dtype=np.uint8)
-        return letters[self.offsets[:-1]] == ord(_SYSTEM)
-
-    def example(self, position: int) -> Example:
-        """One row in the common shape (for the preview)."""
-        tags, start = self.tags[position], int(self.offsets[position])
-        roles = map(ROLE_OF_TAG.__getitem__, tags)
-        turns = list(zip(roles, self.texts[start : start + len(tags)], strict=True))
-        return Example(Format.CHAT, turns, has_system=tags[0] == _SYSTEM)
-
-    @property
-    def conversations(self) -> Conversations:
-        """The rows as the token counter takes them."""
-        chars = np.fromiter(map(len, self.texts), np.int64, len(self.texts))
-        return Conversations(offsets=self.offsets, chars=chars, texts=lambda: self.texts)
-
-
 def _shape(roles: tuple[str, ...], *, strict: bool) -> type[msgspec.Struct]:
-    """The well-formed chat record as Structs; `strict`: refusing members it does not read."""
+    """The well-formed chat record as Structs; `strict`: refusing members it does not read,
+    else refusing only the message members the record path reads (MESSAGE_FIELDS)."""
+    absent = [(key, msgspec.UnsetType, msgspec.UNSET) for key in MESSAGE_FIELDS]
     message = msgspec.defstruct(
         "Message",
-        [("role", Literal[roles]), ("content", str)],  # type: ignore[valid-type]
+        [("role", Literal[roles]), ("content", str), *([] if strict else absent)],  # type: ignore[valid-type]
         forbid_unknown_fields=strict,
         gc=False,
     )
@@ -93,13 +57,22 @@ class ChatLane:
     def __init__(self, config: FormatsConfig, index: RecordIndex, placeholders: Placeholders):
         """`index` digests the rows as the record path does; `placeholders` finds leftovers."""
         roles = tuple(config.chat_roles)
+        self._record_path_fields = frozenset(("tools", *config.media_fields))
         self._decode = msgspec.json.Decoder(_shape(roles, strict=True)).decode
         self._lenient = _shape(roles, strict=False)
         self._tag = {name: ROLE_TAGS[role] for name, role in config.chat_roles.items()}.__getitem__
         self._digest = index.digest_text
         self._find = placeholders.find
 
-    def read(self, batch: LineBatch) -> ChatBatch:
+    def fits(self, raw: bytes) -> bool:
+        """Whether a line is well-formed chat in the strict shape (how Lanes picks a lane)."""
+        try:
+            self._decode(raw)
+        except msgspec.DecodeError:
+            return False
+        return True
+
+    def read(self, batch: LineBatch) -> LaneBatch:
         """The batch's well-formed chat rows, and every other row parsed as the record path
         parses it (by orjson, once: the record path takes the value as it is)."""
         rows: list[int] = []
@@ -137,21 +110,28 @@ class ChatLane:
             texts += turns
             counts.append(len(turns))
             digests.append(digest(text, roles))
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return ChatBatch(
+        return LaneBatch(
+            format=Format.CHAT,
+            sequences=1,
+            conversational=True,
             rows=np.array(rows, dtype=np.int64),
             tags=tags,
             texts=texts,
-            offsets=offsets,
+            offsets=offsets_of(counts),
+            prompt_turns=None,
             digests=digests,
             placeholders=found,
             others=others,
         )
 
     def _messages(self, value: Any) -> list[Any] | None:
-        """A parsed chat record's messages in the lenient shape, or None when it is not one."""
-        if type(value) is not dict or "messages" not in value:
+        """A parsed chat record's messages in the lenient shape, or None when it is not one
+        (or holds what only the record path reads)."""
+        if (
+            type(value) is not dict
+            or detect(value) is not Format.CHAT
+            or not self._record_path_fields.isdisjoint(value)
+        ):
             return None
         try:
             return msgspec.convert(value, self._lenient).messages  # type: ignore[attr-defined]

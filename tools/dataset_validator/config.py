@@ -8,7 +8,14 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from tools.config_base import ConfigModel
-from tools.dataset_validator.kinds import TARGET_FIELDS, FileType, Format, Role
+from tools.dataset_validator.kinds import (
+    MEDIA_KINDS,
+    TARGET_FIELDS,
+    FileType,
+    Format,
+    PartKind,
+    Role,
+)
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 GZIP_SUFFIX = ".gz"
@@ -126,14 +133,44 @@ class TokensConfig(ConfigModel):
     download_tokenizer: bool
 
 
+class MediaField(ConfigModel):
+    """A record-level media column: what its files are, and the tag each has in the text."""
+
+    kind: PartKind
+    tag: Annotated[str, Field(min_length=1)]
+
+    @field_validator("kind")
+    @classmethod
+    def _media(cls, value: PartKind) -> PartKind:
+        if value not in MEDIA_KINDS:
+            raise ValueError(f"{value} is not media; use one of {', '.join(sorted(MEDIA_KINDS))}")
+        return value
+
+
 class FormatsConfig(ConfigModel):
-    """Role names each conversational format accepts, and the formats each method trains on."""
+    """Role names and content part types each layout uses, and the formats each method trains on."""
 
     chat_roles: Annotated[dict[str, Role], Field(min_length=1)]
     sharegpt_roles: Annotated[dict[str, Role], Field(min_length=1)]
+    sharegpt_call_tags: list[str] = Field(
+        description="ShareGPT tags whose value is a tool call as JSON (assistant turns)."
+    )
+    content_parts: Annotated[dict[str, PartKind], Field(min_length=1)]
+    media_fields: dict[str, MediaField]
     method_formats: Annotated[
         dict[str, Annotated[list[Format], Field(min_length=1)]], Field(min_length=1)
     ]
+
+    @model_validator(mode="after")
+    def _call_tags_are_assistant_turns(self) -> "FormatsConfig":
+        odd = [
+            t for t in self.sharegpt_call_tags if self.sharegpt_roles.get(t) is not Role.ASSISTANT
+        ]
+        if odd:
+            raise ValueError(
+                f"sharegpt_call_tags {', '.join(odd)} must be assistant sharegpt_roles"
+            )
+        return self
 
 
 class ColumnsConfig(ConfigModel):

@@ -23,7 +23,7 @@ def to_sft(example: Example) -> Example | None:
         return None
     if example.rejected is None and example.label is None:
         return example
-    return replace(example, rejected=None, label=None)
+    return replace(example, rejected=None, rejected_details=None, label=None)
 
 
 def converted(example: Example) -> bool:

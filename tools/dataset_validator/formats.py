@@ -1,29 +1,52 @@
 """Recognise each record's format and check it against that format's rules.
 
-A record's format follows from its fields (the TRL, LLaMA-Factory and Alpaca conventions). Each
-checker returns the record in one common shape, an Example, or the problems that keep it out of
-training, each with a code, the JSON path of the field and a message that says what to change.
+A record's format follows from its fields (the TRL, LLaMA-Factory, Alpaca and OpenAI layouts).
+Each checker returns the record in one common shape, an Example, or the problems that keep it
+out of training, each with a code, the JSON path of the field in the layout's own names
+(`conversations[2].from`, `chosen.value`, `input.messages[1].role`) and a message that says
+what to change. How messages are read and ordered is conversation.py's part, what their
+content holds (parts, tool calls, media) content.py's.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from tools.dataset_validator.config import FormatsConfig
-from tools.dataset_validator.kinds import ErrorCode, Format, Role
+from tools.dataset_validator.content import (
+    REASONING_FIELDS,
+    WEIGHT_FIELDS,
+    ContentReader,
+    Problem,
+    Reading,
+    TurnDetail,
+)
+from tools.dataset_validator.conversation import (
+    ROLE_TAGS,
+    Conversation,
+    Dialect,
+    MessageReader,
+    Turn,
+    bare,
+    same_answers,
+)
+from tools.dataset_validator.kinds import MEDIA_NAMES, ErrorCode, Format, PartKind, Role
 from tools.quoting import quote
 
-Turn = tuple[Role, str]
-Problem = tuple[ErrorCode, str, str]
-"""(code, JSON path of the field, message)."""
-
+LABEL_FIELDS = ("label", "kto_tag")
+"""An unpaired record's boolean feedback: TRL's `label`, LLaMA-Factory's `kto_tag`."""
+PAIR_FIELDS = ("chosen", "rejected")
+V1_PAIR_FIELDS = ("chosen_messages", "rejected_messages")
+"""LLaMA-Factory v1's DPOSample: both whole conversations (an implicit prompt)."""
+OPENAI_PAIR_FIELDS = ("preferred_output", "non_preferred_output")
+MESSAGE_FIELDS = ("tool_calls", "function_call", "tool_call_id", "name")
+MESSAGE_FIELDS += (*REASONING_FIELDS, *WEIGHT_FIELDS)
+"""What the record path reads of a chat message besides role and content: what the package
+keeps, and the weights it warns about."""
 KNOWN_FIELDS = ("messages", "conversations", "chosen", "rejected", "prompt", "completion")
-KNOWN_FIELDS += ("label", "instruction", "output", "text")
-TOOL_CALL_KEYS = ("tool_calls", "function_call")
+KNOWN_FIELDS += ("label", "instruction", "output", "text", "preferred_output")
 
 
 @dataclass(slots=True)
@@ -36,493 +59,478 @@ class Example:
     label: bool | None = None
     conversational: bool = True
     has_system: bool = False
+    prompt_turns: int | None = None
+    """How many leading turns are the prompt, where the layout says (an explicit prompt)."""
+    details: dict[int, TurnDetail] | None = None
+    """Tool calls, tool results' ids, reasoning: by turn index, for the turns that have them."""
+    rejected_details: dict[int, TurnDetail] | None = None
+    tools: list[dict[str, Any]] | None = None
+    media: dict[PartKind, int] | None = None
+    """Media taken out of the record (drop_media), by kind."""
+    untrained: int = 0
+    """Assistant turns the record marks not to train on, which TRL trains on all the same."""
 
     def sequences(self) -> list[list[Turn]]:
         """What the trainer tokenizes: one sequence, or chosen and rejected for a pair."""
         return [self.turns] if self.rejected is None else [self.turns, self.rejected]
+
+    def tools_text(self) -> str:
+        """The tools' schemas as the chat template renders them into every sequence ("" if none)."""
+        return orjson.dumps(self.tools).decode() if self.tools else ""
+
+
+def _has_label(record: Mapping[str, Any]) -> bool:
+    return LABEL_FIELDS[0] in record or LABEL_FIELDS[1] in record
 
 
 def detect(record: Mapping[str, Any]) -> Format | None:
     """The format a record's fields mark it as, or None when it has none of them.
 
     The first match wins (a record with `messages` is chat even if it also has `text`);
-    unpaired preference needs both `completion` and `label`, so a classification-style
-    {"text", "label"} record stays plain text.
+    unpaired preference needs a label beside `completion`, `output` or a conversation, so a
+    classification-style {"text", "label"} record stays plain text. Beside `messages`, chosen
+    and rejected are LLaMA-Factory's ranking layout when they are message objects, and TRL's
+    pairs when they are lists (as UltraFeedback's, which also has the chosen `messages`).
     """
-    if "messages" in record:
-        return Format.CHAT
-    if "conversations" in record:
-        return Format.SHAREGPT
-    if "chosen" in record or "rejected" in record:
+    if "messages" in record or "conversations" in record:
+        if len(record) == 1:  # the common case, decided at once
+            return Format.CHAT if "messages" in record else Format.SHAREGPT
+        if "chosen" in record or "rejected" in record:
+            side = record.get("chosen", record.get("rejected"))
+            if "conversations" in record or type(side) is dict:
+                return Format.SHAREGPT_PREFERENCE
+            return Format.PREFERENCE
+        if "messages" in record:
+            return Format.CHAT_UNPAIRED if _has_label(record) else Format.CHAT
+        return Format.SHAREGPT_UNPAIRED if _has_label(record) else Format.SHAREGPT
+    if OPENAI_PAIR_FIELDS[0] in record or OPENAI_PAIR_FIELDS[1] in record:
+        return Format.OPENAI_PREFERENCE
+    if any(key in record for key in (*PAIR_FIELDS, *V1_PAIR_FIELDS)):
         return Format.PREFERENCE
-    if "completion" in record and "label" in record:
+    if "completion" in record and _has_label(record):
         return Format.UNPAIRED_PREFERENCE
     if "prompt" in record or "completion" in record:
         return Format.PROMPT_COMPLETION
     if "instruction" in record or "output" in record:
-        return Format.ALPACA
+        return Format.UNPAIRED_PREFERENCE if _has_label(record) else Format.ALPACA
     if "text" in record:
         return Format.TEXT
     return None
 
 
-class _Conversation:
-    """Turns being collected, with the state the alternation rule needs."""
-
-    __slots__ = ("has_assistant", "has_system", "prev", "turns")
-
-    def __init__(self, turns: list[Turn] | None = None, prev: Role | None = None) -> None:
-        self.turns: list[Turn] = turns if turns is not None else []
-        self.prev = prev
-        self.has_system = False
-        self.has_assistant = False
-
-    def copy(self) -> "_Conversation":
-        other = _Conversation(list(self.turns), self.prev)
-        other.has_system, other.has_assistant = self.has_system, self.has_assistant
-        return other
-
-
-def _order_problem(prev: Role | None, role: Role) -> str | None:
-    """Why `role` may not follow `prev`: after an optional system turn, user and assistant
-    alternate, starting with user; tool turns answer the assistant turn that called them."""
-    if role is Role.SYSTEM:
-        return None if prev is None else "a system turn may only come first"
-    if role is Role.USER:
-        if prev is Role.USER:
-            return "two user turns in a row; merge them or put the assistant's reply between"
-        if prev is Role.TOOL:
-            return "a tool result must be followed by an assistant turn, not a user turn"
-        return None
-    if role is Role.ASSISTANT:
-        if prev is None or prev is Role.SYSTEM:
-            return "the conversation must start with a user turn (after an optional system turn)"
-        if prev is Role.ASSISTANT:
-            return "two assistant turns in a row; merge them or put a user turn between"
-        return None
-    if prev is not Role.ASSISTANT and prev is not Role.TOOL:
-        return "a tool turn must follow the assistant turn that called the tool"
-    return None
-
-
-# The same rule as a set of allowed (previous, next) pairs, for the hot path.
-ALLOWED_ORDER = frozenset(
-    (prev, role) for prev in (None, *Role) for role in Role if _order_problem(prev, role) is None
-)
-# And as a regular expression over one letter per role, for a whole conversation at once
-# (the tests hold it to _order_problem for every sequence of up to 7 turns).
-ROLE_TAGS = {Role.SYSTEM: "s", Role.USER: "u", Role.ASSISTANT: "a", Role.TOOL: "t"}
-ROLE_OF_TAG = {tag: role for role, tag in ROLE_TAGS.items()}
-_ASSISTANT_TAG = ROLE_TAGS[Role.ASSISTANT]
-WELL_ORDERED = re.compile(r"s?(?:ua(?:t+a)*)*(?:u|ua(?:t+a)*t+)?")
-_STR_ONLY = {str}
-_UNKNOWN: Any = object()  # the role before a turn that could not be read
-
-
-def well_formed(tags: str, texts: list[str]) -> bool:
-    """Whether turns with these role letters and string texts break no rule: none blank, an
-    assistant turn, a well-ordered conversation. The record path and the chat lane both ask."""
-    return (
-        bool(texts)
-        and all(texts)
-        and not any(map(str.isspace, texts))
-        and _ASSISTANT_TAG in tags
-        and WELL_ORDERED.fullmatch(tags) is not None
-    )
-
-
-def _text_of(content: Any, message: Mapping[str, Any], role: Role) -> str | None:
-    """A message's text: a string, text parts, or (for an assistant) its tool calls."""
-    if type(content) is str:
-        return content
-    if content is None:
-        if role is Role.ASSISTANT:
-            for key in TOOL_CALL_KEYS:
-                if message.get(key):
-                    return orjson.dumps(message[key]).decode()
-        return ""
-    if type(content) is list:
-        texts = [p.get("text") for p in content if type(p) is dict and p.get("type") == "text"]
-        if all(type(t) is str for t in texts):
-            media = len(texts) < len(content)
-            joined = "".join(texts)
-            return joined if joined.strip() or not media else f"[{len(content)} parts]"
-    return None
-
-
 class FormatChecker:
-    """Checks records of every format; holds the role names the config accepts and how much of
-    a value from the file a message may quote (limits.max_quoted_chars)."""
+    """Checks records of every format; holds the role names and content part types the config
+    accepts, how much of a value from the file a message may quote (limits.max_quoted_chars),
+    and whether media is dropped (drop_media) or refused."""
 
-    def __init__(self, config: FormatsConfig, max_quoted_chars: int) -> None:
+    def __init__(
+        self, config: FormatsConfig, max_quoted_chars: int, *, drop_media: bool = False
+    ) -> None:
         self._max_quoted = max_quoted_chars
-        self._chat_roles = config.chat_roles
-        self._sharegpt_roles = config.sharegpt_roles
-        self._chat_tags = {name: ROLE_TAGS[r] for name, r in config.chat_roles.items()}
-        self._sharegpt_tags = {name: ROLE_TAGS[r] for name, r in config.sharegpt_roles.items()}
+        self._content = ContentReader(config, max_quoted_chars, drop_media)
+        self._media_fields = frozenset(config.media_fields)
+        reader = MessageReader(config, max_quoted_chars, self._content)
+        self._messages, self._plain_turns = reader.read, reader.plain_turns
+        self._chat, self._sharegpt = reader.chat, reader.sharegpt
 
     def check(self, fmt: Format, record: Mapping[str, Any]) -> tuple[Example | None, list[Problem]]:
         """The record as an Example when it has no problem, else None and every problem."""
-        problems: list[Problem] = []
-        example = _CHECKS[fmt](self, record, problems)
-        return (None, problems) if problems else (example, problems)
-
-    # --- conversational pieces ------------------------------------------------------------
-
-    def _messages(
-        self,
-        value: Any,
-        path: str,
-        conversation: _Conversation,
-        problems: list[Problem],
-        *,
-        sharegpt: bool = False,
-    ) -> None:
-        """Append a message list's turns to `conversation`, checking roles, content, order.
-
-        The loop is the hot path of a scan: a well-formed message costs a few lookups; only a
-        faulty one pays for building messages.
-        """
-        role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
-        roles = self._sharegpt_roles if sharegpt else self._chat_roles
-        if type(value) is not list:
-            problems.append((ErrorCode.WRONG_TYPE, path, f"{path} must be a list of messages"))
-            return
-        if not value:
-            problems.append((ErrorCode.EMPTY_CONTENT, path, f"{path} has no messages"))
-            return
-        turns, append = conversation.turns, conversation.turns.append
-        prev, has_assistant = conversation.prev, conversation.has_assistant
-        for index, message in enumerate(value):
-            if type(message) is dict:
-                name = message.get(role_key)
-                role = roles.get(name) if type(name) is str else None
-                text = message.get(content_key)
-            else:
-                role = text = None
-            if role is None or type(text) is not str or not text or text.isspace():
-                text = self._odd_message(
-                    message, f"{path}[{index}]", role, roles, sharegpt, problems
-                )
-                if text is None:
-                    prev = _UNKNOWN  # the next turn's order cannot be judged
-                    continue
-            if (prev, role) not in ALLOWED_ORDER and prev is not _UNKNOWN:
-                where = f"{path}[{index}]"
-                problems.append(
-                    (ErrorCode.ROLE_ORDER, where, f"{where} ({role}): {_order_problem(prev, role)}")
-                )
-            prev = role
-            if role is Role.ASSISTANT:
-                has_assistant = True
-            append((role, text))
-        conversation.prev, conversation.has_assistant = prev, has_assistant
-        conversation.has_system = bool(turns) and turns[0][0] is Role.SYSTEM
-
-    def _odd_message(
-        self,
-        message: Any,
-        where: str,
-        role: Role | None,
-        roles: Mapping[str, Role],
-        sharegpt: bool,
-        problems: list[Problem],
-    ) -> str | None:
-        """The slow path of a message that is not a plain, non-empty string turn: its text
-        (tool calls, text parts; empty still counted) or None when it cannot be a turn."""
-        role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
-        if type(message) is not dict:
-            problems.append(
-                (
-                    ErrorCode.WRONG_TYPE,
-                    where,
-                    f"{where} must be an object with '{role_key}' and '{content_key}'",
-                )
+        reading = Reading()
+        if not self._media_fields.isdisjoint(record):
+            self._content.media_fields(record, reading)
+        if "tools" in record:
+            reading.add_tools(self._content.tools(record["tools"], "tools", reading))
+        example = _CHECKS[fmt](self, record, reading)
+        if reading.media and not self._content.drop_media:
+            kinds = " and ".join(MEDIA_NAMES[kind] for kind in sorted(reading.media))
+            reading.add(
+                ErrorCode.HAS_MEDIA,
+                reading.media_at or "",
+                f"this data has {kinds}; the selected model and the packaged trainers are "
+                "text-only",
             )
-            return None
-        name = message.get(role_key)
-        if role is None:
-            if name is None:
-                problems.append(
-                    (ErrorCode.MISSING_FIELD, f"{where}.{role_key}", f"{where} has no '{role_key}'")
-                )
-            else:
-                problems.append(
-                    (
-                        ErrorCode.UNKNOWN_ROLE,
-                        f"{where}.{role_key}",
-                        f"{where}.{role_key} is {quote(name, self._max_quoted)}; use one of "
-                        f"{', '.join(roles)}",
-                    )
-                )
-            return None
-        calls_tool = role is Role.ASSISTANT and any(message.get(k) for k in TOOL_CALL_KEYS)
-        if content_key not in message and not calls_tool:
-            problems.append(
-                (
-                    ErrorCode.MISSING_FIELD,
-                    f"{where}.{content_key}",
-                    f"{where} has no '{content_key}'",
-                )
-            )
-            return None
-        text = _text_of(message.get(content_key), message, role)
-        if text is None:
-            problems.append(
-                (
-                    ErrorCode.WRONG_TYPE,
-                    f"{where}.{content_key}",
-                    f"{where}.{content_key} must be a string or a list of text parts",
-                )
-            )
-            return None
-        if not text or text.isspace():
-            problems.append(
-                (
-                    ErrorCode.EMPTY_CONTENT,
-                    f"{where}.{content_key}",
-                    f"{where} ({name}) has empty {content_key}",
-                )
-            )
-        return text
+        if reading.problems:
+            return None, reading.problems
+        example.tools = reading.tools
+        example.media = dict(reading.media) if reading.media else None
+        example.untrained = reading.untrained
+        return example, []
 
     def _string(
-        self, record: Mapping[str, Any], key: str, problems: list[Problem], *, required: bool = True
+        self, record: Mapping[str, Any], key: str, reading: Reading, *, required: bool = True
     ) -> str | None:
         """A string field; when required: present, not null and not blank."""
         if key not in record:
             if required:
-                problems.append((ErrorCode.MISSING_FIELD, key, f"the record has no '{key}'"))
+                reading.add(ErrorCode.MISSING_FIELD, key, f"the record has no '{key}'")
             return None
         value = record[key]
         if value is None:
             if required:
-                problems.append((ErrorCode.EMPTY_CONTENT, key, f"'{key}' is null"))
+                reading.add(ErrorCode.EMPTY_CONTENT, key, f"'{key}' is null")
             return None
         if type(value) is not str:
-            problems.append((ErrorCode.WRONG_TYPE, key, f"'{key}' must be a string"))
+            reading.add(ErrorCode.WRONG_TYPE, key, f"'{key}' must be a string")
             return None
+        value = reading.clean(value)
         if required and (not value or value.isspace()):
-            problems.append((ErrorCode.EMPTY_CONTENT, key, f"'{key}' is empty"))
+            reading.add(ErrorCode.EMPTY_CONTENT, key, f"'{key}' is empty")
         return value
 
     def _require(
-        self, record: Mapping[str, Any], keys: tuple[str, ...], fmt: Format, problems: list[Problem]
+        self, record: Mapping[str, Any], keys: tuple[str, ...], fmt: Format, reading: Reading
     ) -> bool:
         missing = [k for k in keys if k not in record]
         for key in missing:
-            problems.append(
-                (
-                    ErrorCode.MISSING_FIELD,
-                    key,
-                    f"the record has no '{key}'; a {fmt} record needs {' and '.join(keys)}",
-                )
+            reading.add(
+                ErrorCode.MISSING_FIELD,
+                key,
+                f"the record has no '{key}'; a {fmt} record needs {', '.join(keys)}",
             )
         return not missing
 
-    def _no_assistant(
-        self, conversation: _Conversation, path: str, problems: list[Problem]
-    ) -> None:
+    def _identical(self, chosen: str | None, rejected: str | None, reading: Reading) -> None:
+        if chosen is not None and rejected is not None and bare(chosen) == bare(rejected):
+            reading.add(
+                ErrorCode.IDENTICAL_PAIR,
+                "rejected",
+                "'chosen' and 'rejected' are the same text, whitespace aside",
+            )
+
+    def _no_assistant(self, conversation: Conversation, path: str, reading: Reading) -> None:
         if not conversation.has_assistant:
-            problems.append(
-                (ErrorCode.NO_ASSISTANT_TURN, path, f"{path} has no assistant turn to learn from")
+            reading.add(
+                ErrorCode.NO_ASSISTANT_TURN, path, f"{path} has no assistant turn to learn from"
             )
 
-    # --- one checker per format -----------------------------------------------------------
-
-    def _well_formed(
-        self,
-        messages: Any,
-        tags_by_name: dict[str, str],
-        role_key: str,
-        content_key: str,
-        start: str = "",
-    ) -> list[Turn] | None:
-        """The turns of a message list with nothing wrong, checked in a few C-level passes;
-        None sends it through _messages, which finds and words each problem (most records
-        have none, and this is the hot path of a large scan)."""
-        try:
-            tags = start + "".join(
-                map(tags_by_name.__getitem__, map(itemgetter(role_key), messages))
+    def _label(self, record: Mapping[str, Any], reading: Reading) -> bool:
+        """An unpaired record's feedback: true (a good answer) or false."""
+        key = next(k for k in LABEL_FIELDS if k in record)
+        label = record[key]
+        if type(label) is not bool:
+            reading.add(
+                ErrorCode.WRONG_TYPE,
+                key,
+                f"'{key}' must be true or false, not {quote(label, self._max_quoted)}",
             )
-            texts = list(map(itemgetter(content_key), messages))
-        except (TypeError, KeyError):  # not a list of objects, a missing key, an unknown role
-            return None
-        if set(map(type, texts)) != _STR_ONLY or not well_formed(tags, texts):
-            return None
-        return list(zip(map(ROLE_OF_TAG.__getitem__, tags[len(start) :]), texts, strict=True))
+        return label is True
 
-    def _chat(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
-        turns = self._well_formed(record["messages"], self._chat_tags, "role", "content")
-        if turns is not None:
-            return Example(Format.CHAT, turns, has_system=turns[0][0] is Role.SYSTEM)
-        conversation = _Conversation()
-        self._messages(record["messages"], "messages", conversation, problems)
-        if not problems:
-            self._no_assistant(conversation, "messages", problems)
-        return Example(Format.CHAT, conversation.turns, has_system=conversation.has_system)
+    def _judged(self, conversation: Conversation, path: str, reading: Reading) -> int:
+        """Where an unpaired conversation's judged answer starts: its final assistant turns,
+        as LLaMA-Factory's KTO layout takes the last turn; the turns before are the prompt."""
+        turns = conversation.turns
+        start = len(turns)
+        while start and turns[start - 1][0] is Role.ASSISTANT:
+            start -= 1
+        if start == len(turns) and not reading.problems:
+            reading.add(
+                ErrorCode.NO_ASSISTANT_TURN,
+                path,
+                f"{path} must end with the assistant's answer that the label judges",
+            )
+        return start
 
-    def _sharegpt(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
-        conversation = _Conversation()
-        system = self._string(record, "system", problems, required=False)
+    def _sharegpt_turns(
+        self, record: Mapping[str, Any], key: str, dialect: Dialect, reading: Reading
+    ) -> Conversation:
+        """The `system` column as the first turn, then the `key` conversation's turns."""
+        conversation = Conversation()
+        system = self._string(record, "system", reading, required=False)
         if system and not system.isspace():
             conversation.turns.append((Role.SYSTEM, system))
             conversation.prev, conversation.has_system = Role.SYSTEM, True
-        start = ROLE_TAGS[Role.SYSTEM] if conversation.turns else ""
-        turns = self._well_formed(
-            record["conversations"], self._sharegpt_tags, "from", "value", start
-        )
-        if turns is not None and not problems:
-            turns = conversation.turns + turns
-            return Example(Format.SHAREGPT, turns, has_system=turns[0][0] is Role.SYSTEM)
-        self._messages(
-            record["conversations"], "conversations", conversation, problems, sharegpt=True
-        )
-        if not problems:
-            self._no_assistant(conversation, "conversations", problems)
-        return Example(Format.SHAREGPT, conversation.turns, has_system=conversation.has_system)
+        self._messages(record[key], key, conversation, dialect, reading)
+        return conversation
 
-    def _alpaca(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
-        instruction = self._string(record, "instruction", problems)
-        extra = self._string(record, "input", problems, required=False)
-        output = self._string(record, "output", problems)
-        system = self._string(record, "system", problems, required=False)
-        has_system = bool(system) and not system.isspace()
-        turns: list[Turn] = [(Role.SYSTEM, system)] if has_system else []
+    def _instruction(self, record: Mapping[str, Any], reading: Reading) -> Conversation:
+        """Alpaca's prompt as turns: system, history's pairs, then instruction and input."""
+        conversation = Conversation()
+        instruction = self._string(record, "instruction", reading)
+        extra = self._string(record, "input", reading, required=False)
+        system = self._string(record, "system", reading, required=False)
+        if system and not system.isspace():
+            conversation.turns.append((Role.SYSTEM, system))
+            conversation.has_system = True
         history = record.get("history")
         if history:
             if type(history) is not list or not all(
                 type(p) is list and len(p) == 2 and all(type(t) is str for t in p) for p in history
             ):
-                problems.append(
-                    (
-                        ErrorCode.WRONG_TYPE,
-                        "history",
-                        "'history' must be a list of [instruction, response] string pairs",
-                    )
+                reading.add(
+                    ErrorCode.WRONG_TYPE,
+                    "history",
+                    "'history' must be a list of [instruction, response] string pairs",
                 )
             else:
                 for query, response in history:
-                    turns += [(Role.USER, query), (Role.ASSISTANT, response)]
+                    conversation.turns += [(Role.USER, query), (Role.ASSISTANT, response)]
         prompt = instruction or ""
         if extra and not extra.isspace():
             prompt = f"{prompt}\n\n{extra}"
-        turns += [(Role.USER, prompt), (Role.ASSISTANT, output or "")]
-        return Example(Format.ALPACA, turns, has_system=has_system)
+        conversation.turns.append((Role.USER, prompt))
+        return conversation
+
+    # --- one checker per format -----------------------------------------------------------
+
+    def _chat_records(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        if not reading.tags:
+            turns = self._plain_turns(record["messages"], self._chat)
+            if turns is not None:
+                return Example(Format.CHAT, turns, has_system=turns[0][0] is Role.SYSTEM)
+        conversation = Conversation()
+        self._messages(record["messages"], "messages", conversation, self._chat, reading)
+        if not reading.problems:
+            self._no_assistant(conversation, "messages", reading)
+        return _example(conversation, Format.CHAT)
+
+    def _chat_unpaired(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        label = self._label(record, reading)
+        conversation = Conversation()
+        self._messages(record["messages"], "messages", conversation, self._chat, reading)
+        start = self._judged(conversation, "messages", reading)
+        return _example(conversation, Format.CHAT_UNPAIRED, label=label, prompt_turns=start)
+
+    def _sharegpt_records(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        system = record.get("system")
+        if not reading.tags and not reading.problems and (system is None or type(system) is str):
+            head = (Role.SYSTEM, system) if system and not system.isspace() else None
+            start = ROLE_TAGS[Role.SYSTEM] if head else ""
+            turns = self._plain_turns(record["conversations"], self._sharegpt, start)
+            if turns is not None:
+                turns = [head, *turns] if head else turns
+                return Example(Format.SHAREGPT, turns, has_system=turns[0][0] is Role.SYSTEM)
+        conversation = self._sharegpt_turns(record, "conversations", self._sharegpt, reading)
+        if not reading.problems:
+            self._no_assistant(conversation, "conversations", reading)
+        return _example(conversation, Format.SHAREGPT)
+
+    def _sharegpt_unpaired(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        label = self._label(record, reading)
+        conversation = self._sharegpt_turns(record, "conversations", self._sharegpt, reading)
+        start = self._judged(conversation, "conversations", reading)
+        return _example(conversation, Format.SHAREGPT_UNPAIRED, label=label, prompt_turns=start)
+
+    def _sharegpt_preference(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        """LLaMA-Factory's ranking layout: the prompt turns (`conversations`, or `messages` with
+        role/content tags), then `chosen` and `rejected`, each one message object."""
+        fmt = Format.SHAREGPT_PREFERENCE
+        key, dialect = (
+            ("conversations", self._sharegpt)
+            if "conversations" in record
+            else ("messages", self._chat)
+        )
+        if not self._require(record, (key, *PAIR_FIELDS), fmt, reading):
+            return Example(fmt, [])
+        prompt = self._sharegpt_turns(record, key, dialect, reading)
+        for side in PAIR_FIELDS:
+            if type(record[side]) is list:
+                reading.add(
+                    ErrorCode.WRONG_TYPE,
+                    side,
+                    f"'{side}' must be one message object {{\"{dialect.role_key}\": ..., "
+                    f"\"{dialect.content_key}\": ...}} answering '{key}', not a list",
+                )
+        if reading.problems:
+            return Example(fmt, [])
+        return self._pair(fmt, prompt, record, PAIR_FIELDS, dialect, reading, single=True)
+
+    def _openai_preference(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        fmt = Format.OPENAI_PREFERENCE
+        if not self._require(record, ("input", *OPENAI_PAIR_FIELDS), fmt, reading):
+            return Example(fmt, [])
+        given = record["input"]
+        if type(given) is not dict or "messages" not in given:
+            reading.add(
+                ErrorCode.MISSING_FIELD,
+                "input.messages",
+                "'input' must be an object holding 'messages' (and, optionally, 'tools')",
+            )
+            return Example(fmt, [])
+        if "tools" in given:
+            reading.add_tools(self._content.tools(given["tools"], "input.tools", reading))
+        prompt = Conversation()
+        self._messages(given["messages"], "input.messages", prompt, self._chat, reading)
+        return self._pair(fmt, prompt, record, OPENAI_PAIR_FIELDS, self._chat, reading)
+
+    def _pair(
+        self,
+        fmt: Format,
+        prompt: Conversation,
+        record: Mapping[str, Any],
+        keys: tuple[str, str],
+        dialect: Dialect,
+        reading: Reading,
+        *,
+        single: bool = False,
+        explicit: bool = True,
+    ) -> Example:
+        """Two answers to one prompt: each side read after the prompt's turns (`single`: each
+        one message object); `explicit`: the prompt is the record's own field."""
+        chosen, rejected = prompt.copy(), prompt.copy()
+        self._messages(record[keys[0]], keys[0], chosen, dialect, reading, single=single)
+        self._messages(record[keys[1]], keys[1], rejected, dialect, reading, single=single)
+        if reading.problems:
+            return Example(fmt, [])
+        self._no_assistant(chosen, keys[0], reading)
+        self._no_assistant(rejected, keys[1], reading)
+        start = len(prompt.turns)
+        if same_answers(chosen.turns[start:], rejected.turns[start:]):
+            reading.add(
+                ErrorCode.IDENTICAL_PAIR,
+                keys[1],
+                f"'{keys[0]}' and '{keys[1]}' are the same, whitespace aside",
+            )
+        return Example(
+            fmt,
+            chosen.turns,
+            rejected=rejected.turns,
+            has_system=chosen.has_system,
+            prompt_turns=start if explicit else None,
+            details=chosen.details,
+            rejected_details=rejected.details,
+        )
+
+    def _alpaca(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        conversation = self._instruction(record, reading)
+        start = len(conversation.turns)
+        output = self._string(record, "output", reading)
+        conversation.turns.append((Role.ASSISTANT, output or ""))
+        return _example(conversation, Format.ALPACA, prompt_turns=start)
 
     def _prompt_and_completion(
-        self, record: Mapping[str, Any], fmt: Format, problems: list[Problem]
-    ) -> tuple[list[Turn], bool, bool]:
-        """Prompt then completion, both strings or both message lists; (turns, chat?, system?)."""
+        self, record: Mapping[str, Any], reading: Reading
+    ) -> tuple[Conversation, bool]:
+        """Prompt then completion, both strings or both message lists; (turns, conversational)."""
         prompt, completion = record["prompt"], record["completion"]
+        conversation = Conversation()
         if type(prompt) is list or type(completion) is list:
             if type(prompt) is not list or type(completion) is not list:
-                problems.append(
-                    (
-                        ErrorCode.WRONG_TYPE,
-                        "prompt",
-                        "'prompt' and 'completion' must both be "
-                        "strings or both be lists of messages",
-                    )
-                )
-                return [], True, False
-            conversation = _Conversation()
-            self._messages(prompt, "prompt", conversation, problems)
-            self._messages(completion, "completion", conversation, problems)
-            if not problems:
-                self._no_assistant(conversation, "completion", problems)
-            return conversation.turns, True, conversation.has_system
-        prompt_text = self._string(record, "prompt", problems)
-        completion_text = self._string(record, "completion", problems)
-        turns = [(Role.USER, prompt_text or ""), (Role.ASSISTANT, completion_text or "")]
-        return turns, False, False
-
-    def _prompt_completion(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
-        fmt = Format.PROMPT_COMPLETION
-        if not self._require(record, ("prompt", "completion"), fmt, problems):
-            return Example(fmt, [])
-        turns, chat, system = self._prompt_and_completion(record, fmt, problems)
-        return Example(fmt, turns, conversational=chat, has_system=system)
-
-    def _unpaired_preference(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
-        fmt = Format.UNPAIRED_PREFERENCE
-        if not self._require(record, ("prompt", "completion", "label"), fmt, problems):
-            return Example(fmt, [])
-        label = record["label"]
-        if type(label) is not bool:
-            problems.append(
-                (
+                reading.add(
                     ErrorCode.WRONG_TYPE,
-                    "label",
-                    f"'label' must be true or false, not {quote(label, self._max_quoted)}",
+                    "prompt",
+                    "'prompt' and 'completion' must both be strings or both be lists of messages",
                 )
-            )
-        turns, chat, system = self._prompt_and_completion(record, fmt, problems)
-        return Example(fmt, turns, label=label is True, conversational=chat, has_system=system)
+                return conversation, True
+            self._messages(prompt, "prompt", conversation, self._chat, reading)
+            self._messages(completion, "completion", conversation, self._chat, reading)
+            if not reading.problems:
+                self._no_assistant(conversation, "completion", reading)
+            return conversation, True
+        prompt_text = self._string(record, "prompt", reading)
+        completion_text = self._string(record, "completion", reading)
+        conversation.turns += [
+            (Role.USER, prompt_text or ""),
+            (Role.ASSISTANT, completion_text or ""),
+        ]
+        return conversation, False
 
-    def _preference(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
-        fmt = Format.PREFERENCE
-        if not self._require(record, ("chosen", "rejected"), fmt, problems):
+    def _prompt_completion(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        fmt = Format.PROMPT_COMPLETION
+        if not self._require(record, ("prompt", "completion"), fmt, reading):
             return Example(fmt, [])
-        chosen, rejected = record["chosen"], record["rejected"]
-        if type(chosen) is list or type(rejected) is list:
-            return self._conversational_pair(record, problems)
-        prompt = self._string(record, "prompt", problems, required=False)
-        chosen_text = self._string(record, "chosen", problems)
-        rejected_text = self._string(record, "rejected", problems)
-        if chosen_text is not None and chosen_text.split() == (rejected_text or "").split():
-            problems.append(
-                (ErrorCode.IDENTICAL_PAIR, "rejected", "'chosen' and 'rejected' are the same text")
-            )
+        conversation, chat = self._prompt_and_completion(record, reading)
+        start = _prompt_length(record["prompt"], chat)
+        return _example(conversation, fmt, conversational=chat, prompt_turns=start)
+
+    def _unpaired_preference(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        """TRL's prompt/completion/label, or LLaMA-Factory's Alpaca KTO layout (instruction,
+        input, output and kto_tag)."""
+        fmt = Format.UNPAIRED_PREFERENCE
+        label = self._label(record, reading)
+        if "completion" not in record:
+            conversation = self._instruction(record, reading)
+            start = len(conversation.turns)
+            output = self._string(record, "output", reading)
+            conversation.turns.append((Role.ASSISTANT, output or ""))
+            return _example(conversation, fmt, label=label, prompt_turns=start)
+        if not self._require(record, ("prompt", "completion"), fmt, reading):
+            return Example(fmt, [])
+        conversation, chat = self._prompt_and_completion(record, reading)
+        start = _prompt_length(record["prompt"], chat)
+        return _example(conversation, fmt, label=label, conversational=chat, prompt_turns=start)
+
+    def _preference(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        fmt = Format.PREFERENCE
+        keys = V1_PAIR_FIELDS if not any(k in record for k in PAIR_FIELDS) else PAIR_FIELDS
+        if not self._require(record, keys, fmt, reading):
+            return Example(fmt, [])
+        if type(record[keys[0]]) is list or type(record[keys[1]]) is list:
+            return self._conversational_pair(record, keys, reading)
+        if "instruction" in record and "prompt" not in record:
+            return self._instruction_pair(record, reading)
+        prompt = self._string(record, "prompt", reading, required=False)
+        chosen_text = self._string(record, "chosen", reading)
+        rejected_text = self._string(record, "rejected", reading)
+        self._identical(chosen_text, rejected_text, reading)
         head: list[Turn] = [(Role.USER, prompt)] if prompt else []
         return Example(
             fmt,
             [*head, (Role.ASSISTANT, chosen_text or "")],
             rejected=[*head, (Role.ASSISTANT, rejected_text or "")],
             conversational=False,
+            prompt_turns=len(head),
         )
 
-    def _conversational_pair(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
+    def _instruction_pair(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        """LLaMA-Factory's Alpaca ranking layout: instruction and input, chosen and rejected."""
+        prompt = self._instruction(record, reading)
+        chosen_text = self._string(record, "chosen", reading)
+        rejected_text = self._string(record, "rejected", reading)
+        self._identical(chosen_text, rejected_text, reading)
+        return Example(
+            Format.PREFERENCE,
+            [*prompt.turns, (Role.ASSISTANT, chosen_text or "")],
+            rejected=[*prompt.turns, (Role.ASSISTANT, rejected_text or "")],
+            has_system=prompt.has_system,
+            prompt_turns=len(prompt.turns),
+        )
+
+    def _conversational_pair(
+        self, record: Mapping[str, Any], keys: tuple[str, str], reading: Reading
+    ) -> Example:
         """Chosen and rejected message lists, after a shared prompt (explicit or implicit)."""
         fmt = Format.PREFERENCE
-        if type(record["chosen"]) is not list or type(record["rejected"]) is not list:
-            problems.append(
-                (
-                    ErrorCode.WRONG_TYPE,
-                    "rejected",
-                    "'chosen' and 'rejected' must both be strings or both be lists of messages",
-                )
+        if type(record[keys[0]]) is not list or type(record[keys[1]]) is not list:
+            reading.add(
+                ErrorCode.WRONG_TYPE,
+                keys[1],
+                f"'{keys[0]}' and '{keys[1]}' must both be strings or both be lists of messages",
             )
             return Example(fmt, [])
-        prompt = _Conversation()
-        if "prompt" in record and record["prompt"] is not None:
-            self._messages(record["prompt"], "prompt", prompt, problems)
-        chosen, rejected = prompt.copy(), prompt.copy()
-        self._messages(record["chosen"], "chosen", chosen, problems)
-        self._messages(record["rejected"], "rejected", rejected, problems)
-        if problems:
-            return Example(fmt, [])
-        self._no_assistant(chosen, "chosen", problems)
-        self._no_assistant(rejected, "rejected", problems)
-        start = len(prompt.turns)
-        if _squashed(chosen.turns[start:]) == _squashed(rejected.turns[start:]):
-            problems.append(
-                (ErrorCode.IDENTICAL_PAIR, "rejected", "'chosen' and 'rejected' are the same")
-            )
-        return Example(fmt, chosen.turns, rejected=rejected.turns, has_system=chosen.has_system)
+        prompt = Conversation()
+        explicit = type(record.get("prompt")) is list  # TRL's maybe_extract_prompt: a string
+        if explicit:  # prompt beside conversational answers is implicit in them, and ignored
+            self._messages(record["prompt"], "prompt", prompt, self._chat, reading)
+        return self._pair(fmt, prompt, record, keys, self._chat, reading, explicit=explicit)
 
-    def _text(self, record: Mapping[str, Any], problems: list[Problem]) -> Example:
-        text = self._string(record, "text", problems)
+    def _text(self, record: Mapping[str, Any], reading: Reading) -> Example:
+        text = self._string(record, "text", reading)
         return Example(Format.TEXT, [(Role.ASSISTANT, text or "")], conversational=False)
 
 
-def _squashed(turns: list[Turn]) -> list[tuple[Role, list[str]]]:
-    return [(role, text.split()) for role, text in turns]
+def _example(conversation: Conversation, fmt: Format, **fields: Any) -> Example:
+    """The turns read as a record of `fmt`."""
+    return Example(
+        fmt,
+        conversation.turns,
+        has_system=conversation.has_system,
+        details=conversation.details,
+        **fields,
+    )
+
+
+def _prompt_length(prompt: Any, conversational: bool) -> int:
+    """How many turns a prompt-completion record's prompt is: its messages, or one string."""
+    return len(prompt) if conversational and type(prompt) is list else 1
 
 
 _CHECKS = {
-    Format.CHAT: FormatChecker._chat,
-    Format.SHAREGPT: FormatChecker._sharegpt,
+    Format.CHAT: FormatChecker._chat_records,
+    Format.CHAT_UNPAIRED: FormatChecker._chat_unpaired,
+    Format.SHAREGPT: FormatChecker._sharegpt_records,
+    Format.SHAREGPT_UNPAIRED: FormatChecker._sharegpt_unpaired,
+    Format.SHAREGPT_PREFERENCE: FormatChecker._sharegpt_preference,
+    Format.OPENAI_PREFERENCE: FormatChecker._openai_preference,
     Format.ALPACA: FormatChecker._alpaca,
     Format.PROMPT_COMPLETION: FormatChecker._prompt_completion,
     Format.UNPAIRED_PREFERENCE: FormatChecker._unpaired_preference,

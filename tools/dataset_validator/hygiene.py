@@ -18,13 +18,15 @@ from operator import itemgetter
 import numpy as np
 from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
-from tools.dataset_validator.formats import ROLE_TAGS, Example
+from tools.dataset_validator.conversation import ROLE_TAGS, bare
+from tools.dataset_validator.formats import Example
 
 DIGEST_BYTES = 16
-ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
-TURN_SEPARATOR, PAIR_SEPARATOR = "\x1e", "\x1d"
+TURN_SEPARATOR, PAIR_SEPARATOR, TOOLS_SEPARATOR = "\x1e", "\x1d", "\x1c"
 """A record's digest hashes its turns' texts joined by TURN_SEPARATOR (a pair's rejected side
-follows a PAIR_SEPARATOR), seeded with the hash of its roles as ROLE_TAGS letters (and label)."""
+follows a PAIR_SEPARATOR, the tools it declares a TOOLS_SEPARATOR), seeded with the hash of its
+roles as ROLE_TAGS letters (and label)."""
+BARE_TURN, BARE_PAIR = TURN_SEPARATOR.encode(), PAIR_SEPARATOR.encode()
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
@@ -65,16 +67,20 @@ class RecordIndex:
             tags = f"{tags}{PAIR_SEPARATOR}{''.join([ROLE_TAGS[role] for role, _ in rejected])}"
         if example.label is not None:
             tags = f"{tags}{PAIR_SEPARATOR}{example.label}"
+        if example.tools:
+            text = f"{text}{TOOLS_SEPARATOR}{example.tools_text()}"
         return self.digest_text(text, tags), text
 
     def digest_text(self, text: str, tags: str) -> bytes:
         """The digest of a record's joined text and role letters: what digest() computes, for
         the chat lane, which has both without building an Example."""
-        try:
-            data = text.encode()
-        except UnicodeEncodeError:  # a lone surrogate (a CSV or Parquet cell may hold one)
-            data = text.encode("utf-8", "surrogatepass")
-        return xxh3_128_digest(data.translate(None, ASCII_WHITESPACE), self._roles_seed(tags))
+        return self.digest_bare(bare(text), tags)
+
+    def digest_bare(self, data: bytes, tags: str) -> bytes:
+        """digest_text of a text already bare: bare() of the joined text is the join of its
+        pieces' bare() (no separator is whitespace), so a lane that bared each piece for its
+        own checks joins them with BARE_TURN and BARE_PAIR instead of baring the whole again."""
+        return xxh3_128_digest(data, self._roles_seed(tags))
 
     def _roles_seed_of(self, tags: str) -> int:
         """The seed a record's text is hashed with: the run's seed and the record's roles."""

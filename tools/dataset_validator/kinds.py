@@ -8,7 +8,8 @@ Conversion = Literal["sft"]
 
 
 class Format(StrEnum):
-    """Record formats, named as TRL's dataset_formats.md, LLaMA-Factory and Alpaca name them."""
+    """Record layouts, named as TRL's dataset_formats.md, LLaMA-Factory, Alpaca and OpenAI's
+    fine-tuning guides name them."""
 
     CHAT = "chat"
     SHAREGPT = "sharegpt"
@@ -17,6 +18,14 @@ class Format(StrEnum):
     PREFERENCE = "preference"
     UNPAIRED_PREFERENCE = "unpaired_preference"
     TEXT = "text"
+    SHAREGPT_PREFERENCE = "sharegpt_preference"
+    """LLaMA-Factory's ranking layout: the prompt turns, then `chosen` and `rejected` messages."""
+    SHAREGPT_UNPAIRED = "sharegpt_unpaired"
+    """LLaMA-Factory's KTO layout: a ShareGPT conversation and a boolean `kto_tag`."""
+    CHAT_UNPAIRED = "chat_unpaired"
+    """`messages` and a boolean `label` (or `kto_tag`): the label judges the last answer."""
+    OPENAI_PREFERENCE = "openai_preference"
+    """OpenAI preference fine-tuning: `input`, `preferred_output`, `non_preferred_output`."""
 
 
 class Role(StrEnum):
@@ -26,6 +35,23 @@ class Role(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
+
+
+class PartKind(StrEnum):
+    """What a typed content part holds (formats.content_parts maps each `type` to one)."""
+
+    TEXT = "text"
+    REASONING = "reasoning"
+    TOOL_CALL = "tool_call"
+    TOOLS = "tools"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+MEDIA_KINDS = frozenset({PartKind.IMAGE, PartKind.AUDIO, PartKind.VIDEO})
+"""What the text-only trainers packaged here cannot take."""
+MEDIA_NAMES = {PartKind.IMAGE: "images", PartKind.AUDIO: "audio", PartKind.VIDEO: "videos"}
 
 
 class FileType(StrEnum):
@@ -58,6 +84,8 @@ class ErrorCode(StrEnum):
     FORMAT_VS_METHOD = "format_vs_method"
     SINGLE_LABEL = "single_label"
     UNKNOWN_COLUMNS = "unknown_columns"
+    INVALID_TOOL = "invalid_tool"
+    HAS_MEDIA = "has_media"
 
 
 class WarningCode(StrEnum):
@@ -74,6 +102,8 @@ class WarningCode(StrEnum):
     BLANK_LINES = "blank_lines"
     LABEL_RATIO = "label_ratio"
     NOTHING_CONVERTED = "nothing_converted"
+    MEDIA_DROPPED = "media_dropped"
+    UNTRAINED_TURNS = "untrained_turns"
 
 
 FORMAT_FIELDS: dict[Format, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -84,6 +114,10 @@ FORMAT_FIELDS: dict[Format, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Format.PREFERENCE: (("chosen", "rejected"), ("prompt",)),
     Format.UNPAIRED_PREFERENCE: (("prompt", "completion", "label"), ()),
     Format.TEXT: (("text",), ()),
+    Format.SHAREGPT_PREFERENCE: (("conversations", "chosen", "rejected"), ("system", "tools")),
+    Format.SHAREGPT_UNPAIRED: (("conversations", "kto_tag"), ("system", "tools")),
+    Format.CHAT_UNPAIRED: (("messages", "label"), ("tools",)),
+    Format.OPENAI_PREFERENCE: (("input", "preferred_output", "non_preferred_output"), ()),
 }
 """Each format's top-level fields, (required, optional), as formats.FormatChecker reads them:
 what columns a user's may be mapped to (validate_datasets' `columns`)."""

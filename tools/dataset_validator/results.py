@@ -4,7 +4,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.kinds import Conversion, ErrorCode, FileType, Format, WarningCode
+from tools.dataset_validator.kinds import (
+    MEDIA_NAMES,
+    Conversion,
+    ErrorCode,
+    FileType,
+    Format,
+    PartKind,
+    WarningCode,
+)
 from tools.issues import Issue
 
 SourceKind = Literal["local", "supabase", "hub"]
@@ -21,7 +29,8 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     "hold one complete object per line.",
     ErrorCode.NOT_AN_OBJECT: 'Each record must be a JSON object such as {"messages": [...]}.',
     ErrorCode.MISSING_FIELD: "Add the missing field, or rename your columns to the format's names "
-    "(messages; conversations; instruction/output; prompt/completion; chosen/rejected; text).",
+    "(messages; conversations; instruction/output; prompt/completion; chosen/rejected; "
+    "input/preferred_output/non_preferred_output; text).",
     ErrorCode.WRONG_TYPE: "Give the field the type its format expects (a string, or a list of "
     "{role, content} messages).",
     ErrorCode.EMPTY_CONTENT: "Fill in or remove the empty turns; an empty turn teaches nothing.",
@@ -48,6 +57,12 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     "text data), or convert the data.",
     ErrorCode.SINGLE_LABEL: "KTO learns from the contrast: add answers with the other label, or "
     'train the desirable ones with an SFT template (validate_datasets with convert: "sft").',
+    ErrorCode.INVALID_TOOL: "Give each tool call a function name and arguments as a JSON object "
+    '(OpenAI: a string holding one), and `tools` as a list of {"type": "function", "function": '
+    '{"name", "description", "parameters"}} (or that list as a JSON string).',
+    ErrorCode.HAS_MEDIA: "Call validate_datasets again with drop_media: true to train on the text "
+    "alone (the media parts, fields and tags are removed, and the package says so), or train a "
+    "vision or audio model with another trainer.",
     WarningCode.DUPLICATE: "Remove repeated records; they over-weight what they say.",
     WarningCode.DUPLICATE_ACROSS_DATASETS: "Remove records that appear in more than one dataset.",
     WarningCode.TRAIN_VALIDATION_OVERLAP: "Remove validation records that also appear in "
@@ -66,6 +81,10 @@ FIXES: dict[ErrorCode | WarningCode, str] = {
     "already; convert applies to preference pairs and labelled answers.",
     WarningCode.LABEL_RATIO: "Set desirable_weight or undesirable_weight (one of the two) so the "
     "weighted ratio of desirable to undesirable examples lies in the band.",
+    WarningCode.MEDIA_DROPPED: "Nothing to do if the text alone is what should train; otherwise "
+    "validate without drop_media and train a multimodal model elsewhere.",
+    WarningCode.UNTRAINED_TURNS: "End each conversation before a turn that must not be learned "
+    "(or remove the turn), or accept that it is learned: TRL trains on every assistant turn.",
 }
 
 
@@ -128,6 +147,19 @@ class LabelCounts(BaseModel):
     undesirable: int = 0
 
 
+class MediaDropped(BaseModel):
+    """What drop_media took out of a dataset's valid records."""
+
+    records: int = Field(description="Records that held media.")
+    parts: dict[str, int] = Field(description="Media removed, by kind (image, audio, video).")
+
+    def summary(self) -> str:
+        """`images: 12, audio: 1`."""
+        return ", ".join(
+            f"{MEDIA_NAMES[PartKind(k)]}: {n:,}" for k, n in sorted(self.parts.items())
+        )
+
+
 class FileInfo(BaseModel):
     name: str
     file_type: FileType
@@ -164,6 +196,9 @@ class DatasetReport(BaseModel):
     )
     converted: ConversionReport | None = Field(
         default=None, description='Set when convert: "sft" made supervised data of it.'
+    )
+    media_dropped: MediaDropped | None = Field(
+        default=None, description="Media removed from the records (drop_media)."
     )
     valid: bool
     dropped: int = Field(default=0, description="Invalid records left out (drop_invalid).")
@@ -237,6 +272,9 @@ class ValidationReport(BaseModel):
     )
     drop_invalid: bool = Field(
         default=False, description="Invalid records were left out instead of failing the step."
+    )
+    drop_media: bool = Field(
+        default=False, description="Media was removed from the records, as the user asked."
     )
 
 

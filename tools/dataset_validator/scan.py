@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.dataset_validator.chat_lane import ChatBatch, ChatLane
 from tools.dataset_validator.columns import unknown_columns
 from tools.dataset_validator.config import DatasetsConfig
 from tools.dataset_validator.convert import converted, sft_format, to_sft
 from tools.dataset_validator.formats import Example, FormatChecker
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Sighting, Splitter
 from tools.dataset_validator.kinds import Conversion, ErrorCode, Format, WarningCode
+from tools.dataset_validator.lane_batch import LaneBatch
+from tools.dataset_validator.lanes import Lanes
 from tools.dataset_validator.lines import LineMap
 from tools.dataset_validator.readers import (
     DecompressionBudget,
@@ -38,6 +39,7 @@ from tools.dataset_validator.results import (
     DuplicateCounts,
     FileInfo,
     LabelCounts,
+    MediaDropped,
     RecordError,
     SplitCounts,
 )
@@ -83,9 +85,9 @@ class RunState:
 
     config: DatasetsConfig
     checker: FormatChecker
-    chat_lane: ChatLane | None
-    """The lane for chat JSON Lines; None sends every record the record path (the same report,
-    slower: the tests and the benchmark compare the two)."""
+    lanes: Lanes | None
+    """The lanes for JSON Lines (chat, preference pairs); None sends every record the record
+    path (the same report, slower: the tests and the benchmark compare the two)."""
     counter: TokenCounter
     index: RecordIndex
     placeholders: Placeholders
@@ -135,6 +137,8 @@ class DatasetScan:
         self.conversational = self.without_system = 0
         self.train_records = self.validation_records = 0
         self.duplicates_within = self.duplicates_across = self.overlap = 0
+        self.media_records = 0
+        self.media_parts: Counter[str] = Counter()
         self._pending: list[tuple[Example, int, bool]] = []
         self._sightings: list[tuple[bytes, int, bool]] = []  # (digest, record, validation)
         self._columns_seen: list[str] | None = None  # of the first record no format knows
@@ -193,8 +197,8 @@ class DatasetScan:
         progress, message = self.state.progress, f"reading {self.dataset.ref}"
         progress.report(0, message, force=True)
         try:
-            if reader.holds_lines() and self.state.chat_lane is not None:
-                read, before = self.state.chat_lane.read, self.records
+            if reader.holds_lines() and self.state.lanes is not None:
+                read, before = self.state.lanes.read, self.records
                 for batch in reader.line_batches():
                     self._scan_batch(batch, read(batch), file_name, before + batch.first)
                     progress.report(reader.position(), f"{message}: {self.records:,} records")
@@ -214,36 +218,36 @@ class DatasetScan:
         progress.report(reader.size, f"{message}: {self.records:,} records", force=True)
 
     def _scan_batch(
-        self, batch: LineBatch, chat: ChatBatch, file_name: str | None, first: int
+        self, batch: LineBatch, lane: LaneBatch, file_name: str | None, first: int
     ) -> None:
-        """A batch of JSON Lines whose first record is the dataset's record `first`: the
-        well-formed chat rows together, every other row record by record (`chat.others`), in
-        file order wherever order matters."""
+        """A batch of JSON Lines whose first record is the dataset's record `first`: the rows a
+        lane took together, every other row record by record (`lane.others`), in file order
+        wherever order matters."""
         items = batch.items
         self.records = first + len(items) - 1
         self.lines.note_many(first, [line for line, _ in items])
-        passing = chat.rows
+        passing = lane.rows
         splitter = self._splitter
         validation = (
-            splitter.validation_mask(chat.digests)
+            splitter.validation_mask(lane.digests)
             if splitter is not None
             else np.ones(len(passing), dtype=bool)
         )
         done = 0  # passing rows handled so far
-        for item, value in [*chat.others, (len(items), None)]:
+        for item, value in [*lane.others, (len(items), None)]:
             upto = int(np.searchsorted(passing, item))
             if upto > done:
-                self._accept_run(chat, batch, first, passing, validation, done, upto, file_name)
+                self._accept_run(lane, batch, first, passing, validation, done, upto, file_name)
             done = upto
             if item < len(items):
                 self._record(first + item, items[item][0], value, file_name)
         if len(passing):
-            self._measure_chat(chat, first + passing, validation)
+            self._measure_lane(lane, first + passing, validation)
         self._flush()
 
     def _accept_run(
         self,
-        chat: ChatBatch,
+        lane: LaneBatch,
         batch: LineBatch,
         first: int,
         passing: np.ndarray,
@@ -255,10 +259,10 @@ class DatasetScan:
         """What depends on file order for passing rows start..end (the batch's first record
         is the dataset's record `first`): their place in the queue of sightings (duplicates,
         overlap), the first records of the format, the preview."""
-        state, fmt = self.state, Format.CHAT
+        state, fmt = self.state, lane.format
         self._sightings.extend(
             zip(
-                chat.digests[start:end],
+                lane.digests[start:end],
                 (first + passing[start:end]).tolist(),
                 validation[start:end].tolist(),
                 strict=True,
@@ -271,22 +275,25 @@ class DatasetScan:
         self.valid_by_format[fmt] += end - start
         for position in range(start, min(end, start + self._preview_records - len(state.preview))):
             number = first + int(passing[position])
-            state.preview.append((self.dataset.ref, number, chat.example(position)))
+            state.preview.append((self.dataset.ref, number, lane.example(position)))
 
-    def _measure_chat(self, chat: ChatBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
-        """What does not depend on order, for every passing row of a batch at once."""
+    def _measure_lane(self, lane: LaneBatch, numbers: np.ndarray, validation: np.ndarray) -> None:
+        """What does not depend on order, for every passing row of a batch at once; a row's
+        length is its longest sequence, and an epoch processes all of them."""
         state, warnings = self.state, self.warnings
         held_out = int(validation.sum())
         self.validation_records += held_out
         self.train_records += len(numbers) - held_out
-        self.conversational += len(numbers)
-        alone = numbers[~chat.has_system]
-        self.without_system += len(alone)
-        warnings.add_many(WarningCode.NO_SYSTEM_MESSAGE, alone.tolist())
-        for position, found in chat.placeholders:
+        if lane.conversational:
+            self.conversational += len(numbers)
+            alone = numbers[~lane.has_system]
+            self.without_system += len(alone)
+            warnings.add_many(WarningCode.NO_SYSTEM_MESSAGE, alone.tolist())
+        for position, found in lane.placeholders:
             warnings.add(WarningCode.PLACEHOLDER, int(numbers[position]), found)
-        lengths = state.counter.measure_conversations(chat.conversations)
-        self._add_lengths(numbers, lengths, lengths, validation)
+        lengths = state.counter.measure_conversations(lane.conversations)
+        per_row = lengths.reshape(len(numbers), lane.sequences)
+        self._add_lengths(numbers, per_row.max(axis=1), per_row.sum(axis=1), validation)
 
     def _record(self, number: int, line: int | None, value: object, file_name: str | None) -> None:
         """One record, checked as its own format; every problem is worded. A rejected record
@@ -347,6 +354,12 @@ class DatasetScan:
         placeholder = state.placeholders.find(text)
         if placeholder is not None:
             self.warnings.add(WarningCode.PLACEHOLDER, number, placeholder)
+        if example.untrained:
+            self.warnings.add(WarningCode.UNTRAINED_TURNS, number)
+        if example.media:
+            self.media_records += 1
+            self.media_parts.update(example.media)
+            self.warnings.add(WarningCode.MEDIA_DROPPED, number)
         if example.conversational:
             self.conversational += 1
             if not example.has_system:
@@ -457,6 +470,7 @@ class DatasetScan:
             if self.labels
             else None,
             converted=self._conversion(),
+            media_dropped=self._media_dropped(),
             valid=self.errors.total == self._droppable(),
             dropped=sum(self.dropped.values()),
             dropped_counts={str(k): v for k, v in self.dropped.items()},
@@ -486,6 +500,11 @@ class DatasetScan:
         config = self.state.config
         message, fix = unknown_columns(columns, config.columns, config.limits.max_quoted_chars)
         self.errors.add(ErrorCode.UNKNOWN_COLUMNS, message, fix=fix)
+
+    def _media_dropped(self) -> MediaDropped | None:
+        if not self.media_records:
+            return None
+        return MediaDropped(records=self.media_records, parts=dict(self.media_parts))
 
     def _warnings(self) -> list[DatasetWarning]:
         """The warnings, with the lines of their records when the dataset is one file."""
@@ -576,6 +595,23 @@ class DatasetScan:
                     WarningCode.NO_SYSTEM_MESSAGE,
                     f"{share:.0%} of the conversations ({self.without_system} of "
                     f"{self.conversational}) have no system message",
+                )
+            )
+        if counts[WarningCode.UNTRAINED_TURNS]:
+            found.append(
+                log.warning(
+                    WarningCode.UNTRAINED_TURNS,
+                    f"{counts[WarningCode.UNTRAINED_TURNS]} records mark assistant turns not to "
+                    "be trained on (weight or loss_weight 0); the packaged trainer learns them too",
+                )
+            )
+        dropped = self._media_dropped()
+        if dropped is not None:
+            found.append(
+                log.warning(
+                    WarningCode.MEDIA_DROPPED,
+                    f"media removed from {dropped.records:,} records as asked (drop_media): "
+                    f"{dropped.summary()}; they train on their text alone",
                 )
             )
         return found

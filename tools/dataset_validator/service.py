@@ -13,14 +13,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.dataset_validator.chat_lane import ChatLane
 from tools.dataset_validator.columns import checked_mapping
 from tools.dataset_validator.config import DatasetsConfig
+from tools.dataset_validator.conversation import Turn
 from tools.dataset_validator.fit import JUDGED, TemplateFit, judge
-from tools.dataset_validator.formats import Example, FormatChecker, Turn
+from tools.dataset_validator.formats import Example, FormatChecker
 from tools.dataset_validator.hub import HubAccess
 from tools.dataset_validator.hygiene import Placeholders, RecordIndex, Splitter
 from tools.dataset_validator.kinds import Conversion, WarningCode
+from tools.dataset_validator.lanes import Lanes
 from tools.dataset_validator.readers import DecompressionBudget
 from tools.dataset_validator.results import (
     FIXES,
@@ -56,6 +57,8 @@ class ValidationRequest:
     """Top-level fields renamed in every record of every dataset before anything else."""
     drop_invalid: bool = False
     """Leave invalid records out (counted by code) rather than keep the step invalid."""
+    drop_media: bool = False
+    """Take images, audio and video out of the records instead of refusing them."""
 
 
 def validate_datasets(
@@ -83,9 +86,16 @@ def validate_datasets(
                 placeholders = Placeholders(config.warnings.placeholder_pattern)
                 state = RunState(
                     config=config,
-                    checker=FormatChecker(config.formats, config.limits.max_quoted_chars),
-                    # the lane reads lines as they are: renamed columns go record by record
-                    chat_lane=None if columns else ChatLane(config.formats, index, placeholders),
+                    checker=FormatChecker(
+                        config.formats,
+                        config.limits.max_quoted_chars,
+                        drop_media=request.drop_media,
+                    ),
+                    # the lanes read lines as they are and accept them unconverted: renamed
+                    # columns and conversions go record by record
+                    lanes=None
+                    if columns or request.convert
+                    else Lanes(config.formats, index, placeholders),
                     counter=counter,
                     index=index,
                     placeholders=placeholders,
@@ -200,6 +210,7 @@ def _assemble(
         summary="",
         columns=state.columns,
         drop_invalid=request.drop_invalid,
+        drop_media=request.drop_media,
     )
     return _verdict(report)
 

@@ -14,7 +14,8 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from tools.dataset_validator.config import TokensConfig
-from tools.dataset_validator.formats import Example, Turn
+from tools.dataset_validator.conversation import Turn
+from tools.dataset_validator.formats import Example
 from tools.dataset_validator.hub import HubAccess, tokenizer_file
 from tools.dataset_validator.results import TokenizerInfo
 
@@ -35,11 +36,13 @@ class TokenCounter(Protocol):
 class Conversations:
     """Conversations as their turns end to end: conversation i is turns offsets[i]..offsets[i+1];
     `chars` holds each turn's length in characters, `texts` gives the turns' texts on demand
-    (a tokenizer needs them, the estimate does not)."""
+    (a tokenizer needs them, the estimate does not). `framed`: the turns are messages a chat
+    template frames (not plain strings)."""
 
     offsets: np.ndarray
     chars: np.ndarray
     texts: Callable[[], list[str]]
+    framed: bool = True
 
     def per_conversation(self, per_turn: np.ndarray) -> np.ndarray:
         """Sum a value per turn into one per conversation."""
@@ -47,7 +50,7 @@ class Conversations:
         return summed[self.offsets[1:]] - summed[self.offsets[:-1]]
 
     def framing(self, per_message: int) -> np.ndarray:
-        return per_message * np.diff(self.offsets).astype(np.int64)
+        return (per_message if self.framed else 0) * np.diff(self.offsets).astype(np.int64)
 
 
 _text = itemgetter(1)
@@ -88,7 +91,7 @@ class EstimatedTokens:
         )
 
     def _length(self, example: Example, turns: list[Turn]) -> int:
-        chars = sum(map(len, map(_text, turns)))
+        chars = sum(map(len, map(_text, turns))) + len(example.tools_text())
         return math.ceil(chars / self._chars_per_token) + _framing(
             example, len(turns), self._per_message
         )
@@ -107,15 +110,24 @@ class ModelTokens:
         )
 
     def measure(self, examples: list[Example]) -> list[tuple[int, int]]:
-        texts = [text for ex in examples for turns in ex.sequences() for _, text in turns]
+        """Each sequence's turns, and the tools' schemas its chat template renders with it."""
+        texts: list[str] = []
+        for example in examples:
+            tools = example.tools_text()
+            for turns in example.sequences():
+                texts += map(_text, turns)
+                if tools:
+                    texts.append(tools)
         counts = iter(
             len(encoding)
             for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False)
         )
         measured = []
         for example in examples:
+            pieces = int(bool(example.tools))
             lengths = [
-                sum(next(counts) for _ in turns) + _framing(example, len(turns), self._per_message)
+                sum(next(counts) for _ in range(len(turns) + pieces))
+                + _framing(example, len(turns), self._per_message)
                 for turns in example.sequences()
             ]
             measured.append((max(lengths), sum(lengths)))

@@ -211,7 +211,9 @@ class _SplitWriter:
     ) -> None:
         self._package, self._plan = package, plan
         self._config, self._checkpoint = config, checkpoint
-        self._checker = FormatChecker(config.formats, config.limits.max_quoted_chars)
+        self._checker = FormatChecker(
+            config.formats, config.limits.max_quoted_chars, drop_media=plan.datasets.drop_media
+        )
         self._budget = DecompressionBudget(config.limits)  # the validation's bounds, again
         split = plan.datasets.split
         self._index = RecordIndex(split.seed)
@@ -263,7 +265,7 @@ class _SplitWriter:
                             continue
                     digest, _ = self._index.digest(example)
                     held_out = dataset.role == "validation" or self._splitter.is_validation(digest)
-                    self._write(held_out, trl_record(self._plan.shape, example, value), dataset)
+                    self._write(held_out, trl_record(self._plan.shape, example), dataset)
                     if held_out:
                         counts.validation += 1
                     else:

@@ -33,6 +33,8 @@ class ValidatedDatasets(BaseModel):
     """Fields renamed as the records were read: the package reads them the same way."""
     drop_invalid: bool = False
     """Invalid records were left out: the package leaves out the same ones."""
+    drop_media: bool = False
+    """Media was removed from the records: the package removes it the same way."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from tools.dataset_validator.results import ConversionReport, SplitReport
+from tools.dataset_validator.results import ConversionReport, MediaDropped, SplitReport
 from tools.issues import Issue
 from tools.package_builder.data import DataFile, PackagedData, SourceFile
 from tools.package_builder.inputs import PackageInputs
@@ -62,6 +62,9 @@ class DatasetEntry(BaseModel):
     validation_records: int
     converted: ConversionReport | None = Field(
         default=None, description='What convert: "sft" made of it, and what it left out.'
+    )
+    media_dropped: MediaDropped | None = Field(
+        default=None, description="Media taken out of the records, as asked (drop_media)."
     )
     dropped: int = Field(default=0, description="Invalid records left out (drop_invalid).")
     dropped_counts: dict[str, int] = Field(
@@ -166,6 +169,7 @@ def build_manifest(
                 train_records=d.split.train,
                 validation_records=d.split.validation,
                 converted=d.converted,
+                media_dropped=d.media_dropped,
                 dropped=d.dropped,
                 dropped_counts=d.dropped_counts,
                 files=data.sources[d.ref],

@@ -108,6 +108,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         "",
         *_conversions(manifest),
         *_dropped(manifest),
+        *_media_lines(manifest),
         "## Files",
         "",
         f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, checksums.",
@@ -146,11 +147,22 @@ def _conversions(manifest: PackageManifest) -> list[str]:
 def _dropped(manifest: PackageManifest) -> list[str]:
     """A line per dataset drop_invalid left records out of, by the first error of each."""
     lines = [
-        f"{d.ref}: {d.dropped:,} invalid records were left out, as asked (drop_invalid), by the "
+        f"- {d.ref}: {d.dropped:,} invalid records were left out, as asked (drop_invalid), by the "
         "first error of each: "
         + ", ".join(f"{n:,} {code}" for code, n in d.dropped_counts.items())
         + "."
         for d in manifest.datasets
         if d.dropped
+    ]
+    return [*lines, ""] if lines else []
+
+
+def _media_lines(manifest: PackageManifest) -> list[str]:
+    """What drop_media took out, dataset by dataset: the package says it trains on text alone."""
+    lines = [
+        f"- {d.ref}: {d.media_dropped.records:,} records held media, removed as asked "
+        f"(drop_media): {d.media_dropped.summary()}. They train on their text alone."
+        for d in manifest.datasets
+        if d.media_dropped
     ]
     return [*lines, ""] if lines else []

@@ -2,19 +2,22 @@
 
 A package holds its data already in the layout the trainer reads (TRL's dataset_formats.md), so
 train.py maps nothing: chat, ShareGPT and Alpaca records become `messages` conversations (ShareGPT
-roles human/gpt as user/assistant, as the validator maps them), prompt-completion and preference
-records keep their layout (strings, or message lists when conversational), text stays text, and
-unpaired examples take TRL's KTO layout {prompt, completion, label}: the completion is the final
-assistant turn(s), the prompt what comes before.
-Records come from the validator's own checker, in its canonical roles; chat messages keep their
-tool calls, so the chat template renders them as the model expects.
+roles human/gpt as user/assistant, as the validator maps them), prompt-completion records keep
+their layout, every preference layout (TRL's, LLaMA-Factory's, OpenAI's) becomes TRL's
+prompt/chosen/rejected (strings, or message lists when conversational), text stays text, and
+every unpaired layout takes TRL's KTO layout {prompt, completion, label}: the completion is the
+final assistant turn(s), the prompt what comes before.
+Records are written from the validator's own Example, in its canonical roles: messages keep
+their tool calls, tool_call_id, name and reasoning, and a record its `tools`, as TRL's "Tool
+Calling" section lays them out, so the chat template renders them as the model expects.
 """
 
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from tools.dataset_validator.formats import Example, Turn
+from tools.dataset_validator.content import TurnDetail
+from tools.dataset_validator.conversation import Turn
+from tools.dataset_validator.formats import Example
 from tools.dataset_validator.kinds import Format, Role
 from tools.errors import UserError
 
@@ -37,9 +40,11 @@ SHAPE_OF_FORMAT = {
     Format.TEXT: Shape.TEXT,
     Format.PREFERENCE: Shape.PREFERENCE,
     Format.UNPAIRED_PREFERENCE: Shape.UNPAIRED,
+    Format.SHAREGPT_UNPAIRED: Shape.UNPAIRED,
+    Format.CHAT_UNPAIRED: Shape.UNPAIRED,
+    Format.SHAREGPT_PREFERENCE: Shape.PREFERENCE,
+    Format.OPENAI_PREFERENCE: Shape.PREFERENCE,
 }
-# What a message keeps besides its role: the chat-template fields of tool use (OpenAI / TRL).
-_MESSAGE_KEYS = ("tool_calls", "tool_call_id", "name")
 # Shapes that train together, and the one they are written in: a prompt-completion record is
 # one conversation (prompt turns, then completion turns) among other conversations.
 _COMBINED = {frozenset({Shape.MESSAGES, Shape.PROMPT_COMPLETION}): Shape.MESSAGES}
@@ -67,14 +72,14 @@ def package_shape(formats: list[Format]) -> Shape:
     return combined
 
 
-def trl_record(shape: Shape, example: Example, record: Mapping[str, Any]) -> dict[str, Any]:
-    """The validated `record` (checked into `example`) as a record of `shape`."""
+def trl_record(shape: Shape, example: Example) -> dict[str, Any]:
+    """A validated record (checked into `example`) as a record of `shape`."""
     turns = example.turns
     if shape is Shape.TEXT:
         return {"text": turns[0][1]}
     if not example.conversational:
         if shape is Shape.MESSAGES:
-            return {"messages": _messages(turns, None)}
+            return {"messages": messages(turns, None)}
         prompt = turns[0][1] if len(turns) > 1 else ""  # none: an implicit-prompt pair
         if shape is Shape.PROMPT_COMPLETION:
             return {"prompt": prompt, "completion": turns[-1][1]}
@@ -85,49 +90,49 @@ def trl_record(shape: Shape, example: Example, record: Mapping[str, Any]) -> dic
             "chosen": turns[-1][1],
             "rejected": (example.rejected or [])[-1][1],
         }
-    given = record.get("prompt")
-    head = given if isinstance(given, list) else []
-    if example.format is Format.CHAT:
-        conversation = _messages(turns, record["messages"])
-    elif example.format in (Format.PROMPT_COMPLETION, Format.UNPAIRED_PREFERENCE):
-        conversation = _messages(turns, [*head, *record["completion"]])
-    elif example.format is Format.PREFERENCE:
-        conversation = _messages(turns, [*head, *record["chosen"]])
-    else:
-        conversation = _messages(turns, None)
+    conversation = messages(turns, example.details)
     if shape is Shape.MESSAGES:
-        return {"messages": conversation}
-    if shape is Shape.PROMPT_COMPLETION:
-        return {"prompt": conversation[: len(head)], "completion": conversation[len(head) :]}
-    if shape is Shape.UNPAIRED:
-        split = len(head) if isinstance(given, list) else _completion_start(turns)
-        return {
+        record: dict[str, Any] = {"messages": conversation}
+    elif shape is Shape.PROMPT_COMPLETION:
+        split = example.prompt_turns or 0
+        record = {"prompt": conversation[:split], "completion": conversation[split:]}
+    elif shape is Shape.UNPAIRED:
+        split = example.prompt_turns
+        if split is None:
+            split = _completion_start(turns)
+        record = {
             "prompt": conversation[:split],
             "completion": conversation[split:],
             "label": example.label,
         }
-    rejected = _messages(example.rejected or [], [*head, *record["rejected"]])
-    split = len(head) if isinstance(given, list) else _shared_prefix(turns, example.rejected or [])
-    return {
-        "prompt": conversation[:split],
-        "chosen": conversation[split:],
-        "rejected": rejected[split:],
-    }
+    else:
+        rejected = example.rejected or []
+        split = example.prompt_turns
+        if split is None:
+            split = _shared_prefix(turns, rejected)
+        record = {
+            "prompt": conversation[:split],
+            "chosen": conversation[split:],
+            "rejected": messages(rejected, example.rejected_details)[split:],
+        }
+    if example.tools:
+        record["tools"] = example.tools
+    return record
 
 
-def _messages(turns: list[Turn], raw: list[Any] | None) -> list[dict[str, Any]]:
-    """The turns as chat messages in canonical roles; with the `raw` messages they were read
-    from (one per turn), each keeps its tool calls, and its text where it had no parts."""
-    if raw is None:
+def messages(turns: list[Turn], details: dict[int, TurnDetail] | None) -> list[dict[str, Any]]:
+    """The turns as chat messages in canonical roles; a turn with `details` is written with its
+    own content and its chat-template fields (tool calls, tool_call_id, name, reasoning)."""
+    if not details:
         return [{"role": str(role), "content": text} for role, text in turns]
-    messages = []
-    for (role, text), message in zip(turns, raw, strict=True):
-        content = message.get("content")
-        calls_tools = content is None and "tool_calls" in message
-        kept = {key: message[key] for key in _MESSAGE_KEYS if key in message}
-        content = content if isinstance(content, str) or calls_tools else text
-        messages.append({"role": str(role), "content": content, **kept})
-    return messages
+    written = []
+    for index, (role, text) in enumerate(turns):
+        detail = details.get(index)
+        if detail is None:
+            written.append({"role": str(role), "content": text})
+        else:
+            written.append({"role": str(role), "content": detail.content, **detail.fields})
+    return written
 
 
 def _completion_start(turns: list[Turn]) -> int:
