@@ -142,7 +142,9 @@ def test_a_large_wrapper_is_streamed_in_bounded_memory(
             tracemalloc.stop()
         assert dataset.records == 10_000 and dataset.valid
     assert dataset.files[0].records_key == "items"
-    assert peaks["big.json"] < peaks["array.json"] + limit, peaks
+    # Holding the file whole would cost more than 6 x limit over the array; the streamed read
+    # may differ from the array's by the parser's buffers and the allocator's timing.
+    assert peaks["big.json"] < peaks["array.json"] + 2 * limit, peaks
     path.write_text(json.dumps({"items": records, "more": [{"a": 1}]}, indent=1))
     dataset = only(validate(capped, ["big.json"], roots=[tmp_path], validation_split=0))
     assert "several lists of objects ('items', 'more')" in dataset.errors[0].message
