@@ -848,6 +848,6 @@ def test_a_gpu_without_bf16_trains_in_fp16(train_script: ModuleType) -> None:
 
 def test_qlora_without_cuda_stops_with_a_reason(train_script: ModuleType) -> None:
     qlora = {**export(), "quantization_config": {"load_in_4bit": True}}
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(train_script.Stop, match="needs an NVIDIA GPU with CUDA") as exc:
         train_script.fit_to_machine(qlora, False, False)
-    assert "needs an NVIDIA GPU with CUDA" in str(exc.value.code)
+    assert exc.value.code == train_script.EXIT_FAILED

@@ -72,8 +72,28 @@ class RequirementsConfig(ConfigModel):
         return [line.strip() for line in value]
 
 
+class RunConfig(ConfigModel):
+    """How a package's train.py logs and checkpoints a run."""
+
+    logging_steps: Annotated[float, Field(gt=0)] = Field(
+        description="A progress line every this many optimizer steps; below 1, a fraction of them."
+    )
+    save_steps: Annotated[int, Field(ge=1)] = Field(
+        description="A checkpoint (pushed to the Hub repo when a token is set) every this many."
+    )
+    hub_repo_name_max_chars: Annotated[int, Field(ge=16)]
+
+    @field_validator("logging_steps")
+    @classmethod
+    def _whole_or_fraction(cls, value: float) -> float:
+        if value > 1 and not value.is_integer():
+            raise ValueError("logging_steps is a whole number of steps, or a fraction below 1")
+        return value
+
+
 class PackageConfig(ConfigModel):
     output: OutputConfig
     files: FilesConfig
+    run: RunConfig
     copy_source_files: bool = Field(description="Also package the validated files as they are.")
     requirements: RequirementsConfig

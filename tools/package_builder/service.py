@@ -19,6 +19,7 @@ from tools.issues import Issue
 from tools.package_builder.config import MANIFEST_NAME, PackageConfig
 from tools.package_builder.data import DataPlan, package_datasets
 from tools.package_builder.exporters import axolotl_dataset, export_axolotl, export_trl
+from tools.package_builder.hub import hub_entry
 from tools.package_builder.inputs import PackageInputs
 from tools.package_builder.manifest import FileNames, Generator, build_manifest
 from tools.package_builder.readme import render_readme
@@ -58,6 +59,9 @@ def build_package(
     inputs, files = request.inputs, config.files
     model_id, revision = inputs.model.model_id, inputs.model.revision
     trl = export_trl(inputs.config, base_model=model_id, revision=revision)
+    # train.py prints a progress line at each logging step, the same interval in every package
+    logging = {"logging_steps": config.run.logging_steps}
+    trl = trl.model_copy(update={"args": {**trl.args, **logging}})
     shape = package_shape([f for d in inputs.datasets.datasets if (f := d.trains_as) is not None])
     refuse_destination(request.destination, request.overwrite)
     plan = DataPlan(inputs.datasets, shape, files, config.copy_source_files)
@@ -91,6 +95,7 @@ def build_package(
                 requirements=files.requirements,
                 readme=files.readme,
             ),
+            hub_entry(inputs.title, inputs.draft_id, config.run),
             generator=request.generator,
             created_at=datetime.now(UTC),
             accepted_warnings=request.accepted_warnings,
