@@ -272,7 +272,7 @@ class ProgressLines:
         emit("start", total_steps=state.max_steps, model_repo=self.repo)
 
     def on_log(
-        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
         logs = logs or {}
         if "loss" not in logs:  # evaluation and end-of-training summaries
