@@ -47,7 +47,6 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         "- `--resume`: continue from the newest checkpoint in the output directory, else from "
         "the Hub repo's `last-checkpoint/`.",
         "",
-        *_hub_lines(manifest),
     ]
     if target.gpu_count > 1:
         lines += [
@@ -66,6 +65,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         f"{target.peak_memory_gb:.1f} GB peak per GPU, {target.hours:.2f} h, "
         f"${target.cost_usd:.2f} (budget ${target.budget_usd:.2f}; {target.prices}).",
         "",
+        *_hub_lines(manifest),
         "## Train with Axolotl",
         "",
     ]
@@ -153,9 +153,10 @@ def _hub_lines(manifest: PackageManifest) -> list[str]:
         "",
         "Besides its usual log, the script prints one JSON object per line for programs to "
         'follow the run: `{"event": "start", ...}` with the total steps, `"progress"` at each '
-        'logging step (step, loss, learning rate, tokens/s, epoch), `"checkpoint"` at each save, '
-        '`"done"` with the runtime and the peak GPU memory, or `"error"` with the reason '
-        "(then the exit status is not 0; 2 when there is nothing to resume).",
+        'logging step (step, loss, learning rate, tokens/s, epoch), `"checkpoint"` at each save '
+        '(`pushed`: its upload to the Hub started), `"done"` with the runtime and the peak GPU '
+        'memory, or `"error"` with the reason (then the exit status is not 0; 2 when there is '
+        "nothing to resume).",
         "",
     ]
 
