@@ -192,7 +192,10 @@ class Clock:
 
 
 def lines(out: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.splitlines()]
+    def strict(value: str) -> None:
+        raise AssertionError(f"{value} is not JSON")
+
+    return [json.loads(line, parse_constant=strict) for line in out.splitlines()]
 
 
 def test_progress_lines_carry_the_trainers_figures_and_tokens_per_second(
@@ -213,7 +216,8 @@ def test_progress_lines_carry_the_trainers_figures_and_tokens_per_second(
     progress.on_push_begin(None, state, None)
     progress.on_save(None, state, None)
     clock.now, state.global_step = 105.0, 20
-    progress.on_log(None, state, None, logs={"loss": 2.1, "learning_rate": 5e-5, "epoch": 0.5})
+    logs = {"loss": float("nan"), "learning_rate": 5e-5, "epoch": 0.5}  # diverged
+    progress.on_log(None, state, None, logs=logs)
     progress.on_save(None, state, None)  # the Trainer skipped this push: the last one uploads
 
     start, first, pushed, second, kept = lines(capsys.readouterr().out)
@@ -229,6 +233,7 @@ def test_progress_lines_carry_the_trainers_figures_and_tokens_per_second(
     }
     assert pushed == {"event": "checkpoint", "step": 10, "pushed": True}
     assert second["step"] == 20 and second["tokens_per_s"] is None  # no token count logged
+    assert second["loss"] is None  # strict JSON: every reader parses the line
     assert kept == {"event": "checkpoint", "step": 20, "pushed": False}
 
 

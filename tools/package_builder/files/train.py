@@ -19,6 +19,7 @@ Written by training-package-mcp; it needs the packages in requirements.txt.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -56,9 +57,14 @@ class Stop(Exception):
 
 
 def emit(event: str, **fields: Any) -> None:
-    """One machine-readable line on stdout: a JSON object, its "event" key first."""
+    """One machine-readable line on stdout: a JSON object, its "event" key first. Strict JSON:
+    a value that is not a finite number (a diverged loss) is null."""
+    finite = {
+        name: None if isinstance(value, float) and not math.isfinite(value) else value
+        for name, value in fields.items()
+    }
     if MAIN_PROCESS or event == "error":
-        print(json.dumps({"event": event, **fields}), flush=True)
+        print(json.dumps({"event": event, **finite}, allow_nan=False), flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
