@@ -376,6 +376,7 @@ def train(options: argparse.Namespace) -> int:
         callbacks=[ProgressCallback(repo)],
     )
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.save_model(str(options.output_dir))  # first: kept even if what follows fails
     evaluation = trainer.evaluate() if "validation" in dataset else {}
     summary = {
         "model": model,
@@ -388,10 +389,8 @@ def train(options: argparse.Namespace) -> int:
     options.output_dir.mkdir(parents=True, exist_ok=True)
     (options.output_dir / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(json.dumps(summary), flush=True)
-    if repo:  # saves the adapter (or the model) here, then uploads this folder but checkpoints
+    if repo:  # the output folder (the adapter or the model, and the summary), not checkpoints
         trainer.push_to_hub(commit_message=f"Trained model, step {trainer.state.global_step}")
-    else:
-        trainer.save_model(str(options.output_dir))
     emit(
         "done",
         model_repo=repo,
