@@ -24,6 +24,7 @@ from tools.deployment_estimator.results import DeploymentOption
 from tools.deployment_estimator.service import (
     DeploymentOutcome,
     DeploymentRequest,
+    EstimatorSetup,
     plan_deployment,
 )
 from tools.deployment_estimator.shapes import ModelShape
@@ -200,7 +201,10 @@ def test_dpo_runs_both_answers_and_a_full_dpo_keeps_a_reference_copy(settings: S
     shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]
     sft = estimate_memory(shape, plan(adapter="none"), gpu, config)
     dpo = estimate_memory(shape, plan(adapter="none", method="dpo"), gpu, config)
-    assert dpo.logits_gb == pytest.approx(2 * sft.logits_gb)
+    per_value = (
+        config.memory.preference_logits_bytes_per_value / config.memory.logits_bytes_per_value
+    )
+    assert dpo.logits_gb == pytest.approx(2 * sft.logits_gb * per_value)  # two answers, row-wise
     assert dpo.weights_gb == pytest.approx(sft.weights_gb + shape.params * 2 / GIB)
     lora_dpo = estimate_memory(shape, plan(method="dpo"), gpu, config)
     assert lora_dpo.weights_gb == estimate_memory(shape, plan(), gpu, config).weights_gb
@@ -219,7 +223,10 @@ def test_kto_trains_one_answer_and_scores_it_three_more_times(settings: Settings
     shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]
     sft = estimate_memory(shape, plan(adapter="none"), gpu, config)
     kto = estimate_memory(shape, plan(adapter="none", method="kto"), gpu, config)
-    assert kto.logits_gb == pytest.approx(sft.logits_gb)
+    per_value = (
+        config.memory.preference_logits_bytes_per_value / config.memory.logits_bytes_per_value
+    )
+    assert kto.logits_gb == pytest.approx(sft.logits_gb * per_value)
     assert kto.activations_gb == pytest.approx(sft.activations_gb)
     assert kto.weights_gb == pytest.approx(sft.weights_gb + shape.params * 2 / GIB)
     lora_kto = estimate_memory(shape, plan(method="kto"), gpu, config)
@@ -512,7 +519,7 @@ def test_budget_is_enforced_and_fewer_epochs_suggested(settings: Settings) -> No
     tight = run_estimate(settings, work, targets, cost / 2)
     assert tight.recommended is None
     assert not tight.options[0].within_budget and tight.options[0].fits
-    epochs = next(s for s in tight.suggestions if s.change.startswith("fewer epochs"))
+    epochs = next(s for s in tight.suggestions if s.changes[0].startswith("fewer epochs"))
     assert epochs.within_budget and epochs.cost_usd <= cost / 2
     assert 0 < epochs.training["num_epochs"] < 3
 
@@ -525,9 +532,13 @@ def test_nothing_fits_suggests_changes_with_their_figures(settings: Settings) ->
     smaller, bigger = result.suggestions
     # the fewest changes, least disruptive first, that make an 8B LoRA fit a 16 GB T4, which
     # has no bf16: fp16 comes with them
-    assert smaller.change.startswith("gradient checkpointing + micro batch 1")
-    assert "QLoRA" in smaller.change and smaller.target == "t4-small"
-    assert smaller.change.endswith(" + fp16 instead of bf16")
+    assert smaller.changes == [
+        "gradient checkpointing",
+        "micro batch 1 with gradient accumulation 16",
+        "QLoRA (4-bit base weights)",
+        "fp16 instead of bf16",
+    ]
+    assert smaller.target == "t4-small"
     assert smaller.training == {
         "gradient_checkpointing": True,
         "batch_size": 1,
@@ -539,7 +550,7 @@ def test_nothing_fits_suggests_changes_with_their_figures(settings: Settings) ->
         "fp16": True,
     }
     assert smaller.peak_memory_gb < result.options[0].usable_memory_gb
-    assert bigger.change == f"a GPU with more memory: {bigger.target}"
+    assert bigger.changes == [f"a GPU with more memory: {bigger.target}"]
     gpu = config.gpus[config.flavors[bigger.target].gpu]
     assert result.options[0].peak_memory_gb < gpu.memory_gb
     assert all(s.hours > 0 and s.cost_usd > 0 for s in result.suggestions)
@@ -553,6 +564,7 @@ def test_a_70b_model_fits_80_gb_only_in_4_bit(settings: Settings) -> None:
         training={"adapter": "lora", "batch_size": 1, "max_seq_length": 2048},
         train_tokens=1_000_000,
         templates=settings.templates,
+        run=settings.package.run,
     )
     qlora = replace(work, plan=work.plan.with_changes(adapter="qlora", load_in_4bit=True))
     targets = flavors(config, "a100-large", "h200", "l40sx1")
@@ -573,6 +585,7 @@ def test_missing_steps_are_named_with_the_tool_that_fills_them(settings: Setting
             training=None,
             train_tokens=None,
             templates=settings.templates,
+            run=settings.package.run,
         )
     message = str(error.value)
     assert "select_model" in message and "apply_template" in message
@@ -595,7 +608,12 @@ def test_explicit_values_override_the_draft(settings: Settings) -> None:
         datasets={"train_tokens": 1000, "token_stats": {"mean": 180.4}},
     )
     from_draft = build_workload(
-        draft, config_json=None, training=None, train_tokens=None, templates=settings.templates
+        draft,
+        config_json=None,
+        training=None,
+        train_tokens=None,
+        templates=settings.templates,
+        run=settings.package.run,
     )
     assert from_draft.plan.batch_size == 2 and from_draft.train_tokens == 1000
     assert from_draft.example_tokens == 180 and from_draft.model_size_gb == 2.5
@@ -607,6 +625,7 @@ def test_explicit_values_override_the_draft(settings: Settings) -> None:
         training={"batch_size": 8, "adapter": "qlora"},
         train_tokens=5000,
         templates=settings.templates,
+        run=settings.package.run,
     )
     assert overridden.plan.batch_size == 8 and overridden.plan.kind == "qlora"
     assert overridden.plan.num_epochs == 3 and overridden.train_tokens == 5000
@@ -622,6 +641,7 @@ def test_explicit_training_takes_the_matching_template_s_starting_values(
         training={"adapter": "qlora"},
         train_tokens=10,
         templates=settings.templates,
+        run=settings.package.run,
     )
     qlora = settings.templates.templates["qlora"].defaults
     assert work.plan.optimizer == qlora["optimizer"]
@@ -633,6 +653,7 @@ def test_explicit_training_takes_the_matching_template_s_starting_values(
         training={"method": "kto"},
         train_tokens=10,
         templates=settings.templates,
+        run=settings.package.run,
     )
     assert kto.plan.method == "kto" and kto.plan.batch_size == 2
     assert kto.plan.max_seq_length == settings.templates.templates["kto"].defaults["max_seq_length"]
@@ -646,6 +667,7 @@ def test_a_misspelt_training_key_is_reported_with_the_right_one(settings: Settin
             training={"batchsize": 4},
             train_tokens=10,
             templates=settings.templates,
+            run=settings.package.run,
         )
 
 
@@ -683,9 +705,10 @@ def request(**fields: Any) -> DeploymentRequest:
 
 
 def planned(settings: Settings, **fields: Any) -> DeploymentOutcome:
-    return plan_deployment(
-        request(**fields), settings.deployment, settings.templates, NO_LOCAL, prices="p"
+    setup = EstimatorSetup(
+        settings.deployment, settings.templates, settings.package.run, NO_LOCAL, prices="p"
     )
+    return plan_deployment(request(**fields), setup)
 
 
 def test_over_budget_the_question_comes_back_when_nobody_could_be_asked(
@@ -804,7 +827,7 @@ def test_a_cheaper_gpu_that_needs_fp16_is_suggested_and_named_in_the_question(
     answer = planned(settings, **SMALL_RUN, budget_usd=t4.cost_usd).answer
     assert answer.recommended is None and answer.budget_question is not None
     fp16 = next(s for s in answer.suggestions if s.training == FP16)
-    assert fp16.change == "fp16 instead of bf16 on t4-small" and fp16.target == "t4-small"
+    assert fp16.changes == ["fp16 instead of bf16 on t4-small"] and fp16.target == "t4-small"
     assert (fp16.cost_usd, fp16.hours, fp16.peak_memory_gb) == (
         t4.cost_usd,
         t4.hours,
@@ -813,7 +836,10 @@ def test_a_cheaper_gpu_that_needs_fp16_is_suggested_and_named_in_the_question(
     assert fp16.within_budget
     question = answer.budget_question.question
     assert "Cheaper with a config change: " in question
-    assert f"fp16 instead of bf16 on t4-small ({t4.cost_usd:.2f} USD, {t4.hours:.2f} h)" in question
+    assert (
+        f"fp16 instead of bf16 on t4-small (t4-small: {t4.cost_usd:.2f} USD, {t4.hours:.2f} h)"
+        in (question)
+    )
 
 
 def test_an_answer_lists_in_full_what_is_worth_choosing_and_all_that_was_named(

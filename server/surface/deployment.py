@@ -98,8 +98,11 @@ async def _plan(
         budget_answer=answer,
         **arguments,
     )
-    plan = deployment_estimator.plan_deployment
-    return draft, plan(request, config, state.settings.templates, local, prices)
+    settings = state.settings
+    setup = deployment_estimator.EstimatorSetup(
+        config, settings.templates, settings.package.run, local, prices
+    )
+    return draft, deployment_estimator.plan_deployment(request, setup)
 
 
 async def budget_choice(
