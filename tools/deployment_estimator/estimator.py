@@ -189,10 +189,10 @@ def estimate(
         fitting = any(o.fits for o in options)
         cheapest = next((o for o in options if o.fits and o.compatible), None)
         suggestions = suggest.for_budget(cheapest) if fitting else suggest.for_memory()
-    wanted = set(fix_for)
+    wanted = {name.lower() for name in fix_for}
     for option in options:
         target = next(t for t in targets if t.id == option.target)
-        if option.fits or not (target.kind != "cloud" or target.id in wanted):
+        if option.fits or not (target.kind != "cloud" or target.id.lower() in wanted):
             continue
         fix = suggest.smallest_fix([target])
         if fix and all((s.target, s.changes) != (fix.target, fix.changes) for s in suggestions):
@@ -300,8 +300,8 @@ class _Suggester:
         if step == "p99_length":
             length = self._p99_length()
             return (
-                f"max_seq_length {length}: the data's 99th percentile "
-                f"(truncates examples longer, up to {self.work.longest_tokens} tokens)",
+                f"max_seq_length {length}, the data's 99th percentile: the longest 1% of "
+                f"examples (up to {self.work.longest_tokens} tokens) are truncated",
                 {"max_seq_length": length},
             )
         qlora = {"adapter": "qlora", "load_in_4bit": True, "lora_r": self._lora_r}

@@ -166,7 +166,7 @@ def _estimate(
         alternatives=everywhere,
         default_lora_r=default_lora_r(setup.templates),
         prices=setup.prices,
-        fix_for=[chosen.strip().lower()] if chosen else [],
+        fix_for=[chosen.strip()] if chosen else [],
     )
 
 
@@ -194,6 +194,13 @@ def _selection(
         )
         if not found.fits:
             pick = f"Pick {alternative}, which fits" if alternative else "Pick an option that fits"
+            there = next((s for s in result.suggestions if s.target == found.target), None)
+            if there:
+                pick += (
+                    f", or keep {found.target} and apply_template with overrides "
+                    f"{json.dumps(there.training)} ({'; '.join(there.changes)}: "
+                    f"{there.peak_memory_gb:.1f} GB)"
+                )
             raise UserError(
                 f"{found.target} does not fit: it needs {found.peak_memory_gb:.1f} GB per GPU "
                 f"and has {found.usable_memory_gb:.1f} usable. {pick}."
