@@ -44,7 +44,8 @@ class EstimateDeploymentResult(BaseModel):
     selected: DeploymentOption | None = Field(description="The draft's chosen target.")
     budget_usd: float
     suggestions: list[Suggestion] = Field(
-        description="Changes that would make it fit or fit the budget, with their figures."
+        description="Changes that would make it fit (on the target named, e.g. your own GPU) "
+        "or fit the budget, with their figures."
     )
     budget_question: BudgetQuestion | None = Field(
         description="Ask the user this when every option that fits is over budget."

@@ -62,7 +62,9 @@ class FilesConfig(ConfigModel):
 
 class RequirementsConfig(ConfigModel):
     common: Annotated[list[str], Field(min_length=1)]
-    qlora: list[str] = Field(description="Added when the base model loads in 4-bit.")
+    qlora: list[str] = Field(
+        description="Added when the run uses bitsandbytes: a 4-bit base or an 8-bit optimizer."
+    )
 
     @field_validator("common", "qlora")
     @classmethod

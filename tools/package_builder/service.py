@@ -79,8 +79,7 @@ def build_package(
         package.write_text(files.trl_config, _yaml(trl.model_dump(mode="json")))
         package.write_text(files.axolotl_config, axolotl.to_yaml())
         package.write_bytes(files.train_script, train_script())
-        qlora = trl.quantization_config is not None
-        package.write_text(files.requirements, render_requirements(config.requirements, qlora))
+        package.write_text(files.requirements, render_requirements(config.requirements, trl))
         manifest = build_manifest(
             inputs,
             data,
