@@ -1033,6 +1033,8 @@ def test_full_fine_tuning_is_estimated_in_the_dtype_the_package_writes(settings:
         for o in evaluate(work, flavors(config, "a100-large", "h200"), 1e6, config).options
     }
     assert fits == {"a100-large": False, "h200": True}
+    notes = run_estimate(settings, work, flavors(config, "h200"), 1e6).notes
+    assert any(n.startswith("full fine-tuning as train.py loads it: float32") for n in notes)
 
 
 def test_dpo_s_reference_is_a_float32_copy_in_full_and_the_base_under_lora(

@@ -431,6 +431,12 @@ def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> l
     if any(t.kind == "cloud" for t in targets):
         setup = cloud_setup_minutes(work.model_size_gb, config)
         notes.append(f"cloud hours include {setup:.1f} min of start-up and model download")
+    if plan.kind == "full" and plan.weights_dtype != "auto":
+        copy = f", and a {plan.weights_dtype} reference copy" if plan.reference_copy else ""
+        notes.append(
+            f"full fine-tuning as train.py loads it: {plan.weights_dtype} weights, gradients "
+            f"and optimizer states{copy}"
+        )
     if work.longest_tokens is None and not plan.packing:
         notes.append(
             f"no validated data: batches padded to max_seq_length {plan.max_seq_length} assumed "
