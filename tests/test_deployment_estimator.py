@@ -1105,8 +1105,8 @@ def test_a_length_fix_comes_from_the_data_s_99th_percentile_never_halving(
     (fix,) = [s for s in result.suggestions if s.target == "local"]
     assert fix.training == {"max_seq_length": 1800}
     assert fix.changes == [
-        "max_seq_length 1800, the data's 99th percentile: the longest 1% of examples "
-        "(up to 8000 tokens) are truncated"
+        "max_seq_length 1800, from the data's 99th percentile: longer examples "
+        "(at most 1%, up to 8000 tokens) are truncated"
     ]
     unvalidated = package_work(
         settings,

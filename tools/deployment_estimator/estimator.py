@@ -300,8 +300,8 @@ class _Suggester:
         if step == "p99_length":
             length = self._p99_length()
             return (
-                f"max_seq_length {length}, the data's 99th percentile: the longest 1% of "
-                f"examples (up to {self.work.longest_tokens} tokens) are truncated",
+                f"max_seq_length {length}, from the data's 99th percentile: longer examples "
+                f"(at most 1%, up to {self.work.longest_tokens} tokens) are truncated",
                 {"max_seq_length": length},
             )
         qlora = {"adapter": "qlora", "load_in_4bit": True, "lora_r": self._lora_r}

@@ -15,6 +15,11 @@ Sources for the accounting:
 - Gradient checkpointing keeps each layer's input and recomputes one layer at a time during
   backward (transformers `gradient_checkpointing_enable`; Chen et al. 2016, arXiv 1604.06174).
 - 4-bit weights: QLoRA (Dettmers et al. 2023, arXiv 2305.14314) NF4 with double quantisation.
+- Logits: the loss the trainer runs (TRL 1.13: SFT's chunked_nll, DPO/KTO's row-wise
+  selective_log_softmax; transformers' ForCausalLMLoss otherwise); see `_logits_bytes`.
+- fp32 master weights under autocast: torch.autocast caches a 16-bit copy of each weight it
+  casts until the autocast region (the forward) ends.
+- Sequences: TRL pads each batch to its longest example (TrainingPlan.sequence_tokens).
 """
 
 from pydantic import BaseModel, Field
