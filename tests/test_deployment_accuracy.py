@@ -144,6 +144,8 @@ trl-3168-qwen2.5-0.5b-dpo-full-fp32-a100-oom - huggingface/trl #3168
     fits     OOM at 74.4 GiB     66.0 GiB   0.89  xfail (known_miss)
 llama-cookbook-413-llama2-7b-full-fp32-a100-oom - meta-llama/llama-cookbook #413
     fits     OOM at 74.4 GiB    192.2 GiB   2.58  pass
+stanford-alpaca-221-llama-7b-full-fp16-amp-a100-oom - tatsu-lab/stanford_alpaca #221
+    fits     OOM at 74.4 GiB    108.9 GiB   1.46  pass
 """
 
 import sys
