@@ -66,31 +66,31 @@ unsloth-70b-qlora-hf-80gb - unslothai/unsloth README.md
     memory          80.0 GiB     73.4 GiB   0.92  pass
 unsloth-70b-qlora-hf-48gb-oom - unslothai/unsloth README.md
     fits     OOM at 44.6 GiB     49.1 GiB   1.10  pass
-litgpt-llama3-8b-lora-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama3-8b-lora-a10g - Lightning-AI/litgpt README.md
     memory          18.4 GiB     18.6 GiB   1.01  pass
-litgpt-llama3-8b-qlora-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama3-8b-qlora-a10g - Lightning-AI/litgpt README.md
     memory          16.2 GiB     14.8 GiB   0.91  pass
-litgpt-llama2-7b-lora-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama2-7b-lora-a10g - Lightning-AI/litgpt README.md
     memory          18.4 GiB     18.2 GiB   0.99  pass
-litgpt-llama2-7b-qlora-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama2-7b-qlora-a10g - Lightning-AI/litgpt README.md
     memory          12.7 GiB     10.1 GiB   0.79  xfail (known_miss)
-litgpt-mistral-7b-lora-a10g - Lightning-AI/litgpt README.md,
+litgpt-mistral-7b-lora-a10g - Lightning-AI/litgpt README.md
     memory          19.2 GiB     19.3 GiB   1.01  pass
-litgpt-mistral-7b-qlora-a10g - Lightning-AI/litgpt README.md,
+litgpt-mistral-7b-qlora-a10g - Lightning-AI/litgpt README.md
     memory          13.3 GiB     10.6 GiB   0.80  xfail (known_miss)
-litgpt-llama32-3b-lora-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama32-3b-lora-a10g - Lightning-AI/litgpt README.md
     memory           9.0 GiB      8.5 GiB   0.94  pass
-litgpt-llama32-3b-qlora-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama32-3b-qlora-a10g - Lightning-AI/litgpt README.md
     memory           9.6 GiB      7.9 GiB   0.82  pass
-litgpt-llama32-3b-full-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama32-3b-full-a10g - Lightning-AI/litgpt README.md
     memory          15.4 GiB     28.7 GiB   1.87  xfail (known_miss)
-litgpt-llama32-1b-lora-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama32-1b-lora-a10g - Lightning-AI/litgpt README.md
     memory           4.2 GiB      3.9 GiB   0.93  pass
-litgpt-llama32-1b-full-a10g - Lightning-AI/litgpt README.md,
+litgpt-llama32-1b-full-a10g - Lightning-AI/litgpt README.md
     memory           8.1 GiB     13.8 GiB   1.70  xfail (known_miss)
-litgpt-gemma-7b-lora-a10g-oom - Lightning-AI/litgpt README.md,
+litgpt-gemma-7b-lora-a10g-oom - Lightning-AI/litgpt README.md
     fits     OOM at 22.3 GiB     25.6 GiB   1.15  pass
-litgpt-llama31-8b-full-a10g-oom - Lightning-AI/litgpt README.md,
+litgpt-llama31-8b-full-a10g-oom - Lightning-AI/litgpt README.md
     fits     OOM at 22.3 GiB     66.5 GiB   2.98  pass
 qwen-1.8b-lora-256-a100 - QwenLM/Qwen README.md
     memory           6.7 GiB      5.5 GiB   0.83  pass
@@ -133,7 +133,7 @@ qwen-14b-lora-8192-a100 - QwenLM/Qwen README.md
 qwen-14b-qlora-gptq-2048-a100 - QwenLM/Qwen README.md
     memory          19.9 GiB     22.4 GiB   1.13  pass
     speed         1388 tok/s    722 tok/s   1.92  xfail (known_miss)
-peft-metamathqa-rslora-r64-qv-l40s - huggingface/peft lora--llama-3.2-3B-rank64-rslora.json,
+peft-metamathqa-rslora-r64-qv-l40s - huggingface/peft lora--llama-3.2-3B-rank64-rslora.json
     memory          21.0 GiB     22.2 GiB   1.06  pass
     speed         4348 tok/s   4220 tok/s   1.03  pass
 peft-bloomz-7b1-lora-fp32-a100 - huggingface/peft README.md
@@ -303,7 +303,7 @@ def _short_source(source: str) -> str:
     repo, *rest = source.split()
     if rest and rest[0] == "issue":
         return f"{repo} {rest[1]}"
-    return f"{repo} {Path(rest[0]).name}" if rest else repo
+    return f"{repo} {Path(rest[0].rstrip(',:')).name}" if rest else repo
 
 
 def accuracy_table(settings: Settings) -> str:
