@@ -35,12 +35,7 @@ from tools.package_builder.checks import (
     check_package,
     raise_errors,
 )
-from tools.package_builder.config import (
-    MANIFEST_NAME,
-    FilesConfig,
-    RequirementsConfig,
-    RunConfig,
-)
+from tools.package_builder.config import MANIFEST_NAME, FilesConfig, RequirementsConfig
 from tools.package_builder.data import DatasetChangedError
 from tools.package_builder.destination import (
     default_name,
@@ -63,6 +58,7 @@ from tools.package_builder.shapes import Shape, package_shape, trl_record
 from tools.package_builder.writer import sweep_leftovers, write_failure
 from tools.template_loader.facts import CrossStepFacts, ModelFacts
 from tools.template_loader.service import apply_template
+from tools.trainer_run import TrainerRun
 
 DATA = Path(__file__).parent / "data" / "datasets"
 TRAIN_SCRIPT = Path(__file__).parents[1] / "tools" / "package_builder" / "files" / "train.py"
@@ -247,17 +243,18 @@ def test_a_package_names_the_private_hub_repo_its_run_pushes_to(
 ) -> None:
     destination = data_root.parent / "out" / "pkg"
     build(settings, data_root, make_inputs(settings, data_root, ["chat.jsonl"]), destination)
-    run, files = settings.package.run, settings.package.files
+    hub, files = settings.package.hub, settings.package.files
     manifest = yaml.safe_load((destination / MANIFEST_NAME).read_text())
     assert manifest["hub"] == {
         "model_repo": "support-bot-d1",  # <title slug>-<draft id>, in the token owner's account
         "private": True,
-        "save_steps": run.save_steps,
+        "save_steps": hub.save_steps,
     }
     trl = yaml.safe_load((destination / files.trl_config).read_text())
-    assert trl["args"]["logging_steps"] == run.logging_steps  # a progress line per logging step
+    logging_steps = settings.package.run.logging_steps  # a progress line per logging step
+    assert trl["args"]["logging_steps"] == logging_steps
     readme = (destination / files.readme).read_text()
-    assert f"Every {run.save_steps:,} optimizer steps" in readme
+    assert f"Every {hub.save_steps:,} optimizer steps" in readme
     assert "private model repo `support-bot-d1`" in readme
     assert "`--resume`" in readme and '`"progress"` at each logging step' in readme
 
@@ -273,20 +270,22 @@ def test_a_package_names_the_private_hub_repo_its_run_pushes_to(
 def test_the_hub_repo_name_is_one_the_hub_takes(
     settings: Settings, title: str, expected: str | None
 ) -> None:
-    name = hub_entry(title, "3f9a1c2b7d4e", settings.package.run).model_repo
+    name = hub_entry(title, "3f9a1c2b7d4e", settings.package.hub).model_repo
     validate_repo_id(f"someone/{name}")
     assert name.endswith("3f9a1c2b7d4e") and "--" not in name
-    assert len(name) <= settings.package.run.hub_repo_name_max_chars
+    assert len(name) <= settings.package.hub.repo_name_max_chars
     if expected:
         assert name == expected
 
 
-@pytest.mark.parametrize("bad", [{"logging_steps": 0}, {"logging_steps": 2.5}, {"save_steps": 0}])
-def test_run_settings_a_trainer_would_misread_are_refused(bad: dict[str, Any]) -> None:
-    values = {"logging_steps": 0.01, "save_steps": 200, "hub_repo_name_max_chars": 96}
-    RunConfig.model_validate(values)
+@pytest.mark.parametrize("logging_steps", [0, 2.5])
+def test_a_logging_interval_a_trainer_would_misread_is_refused(
+    settings: Settings, logging_steps: float
+) -> None:
+    values = settings.package.run.model_dump()
+    TrainerRun.model_validate({**values, "logging_steps": 0.01})
     with pytest.raises(ValidationError):
-        RunConfig.model_validate({**values, **bad})
+        TrainerRun.model_validate({**values, "logging_steps": logging_steps})
 
 
 def test_the_records_are_the_validated_ones_split_as_validated(
@@ -338,6 +337,17 @@ def test_a_qlora_package_on_two_gpus_says_what_it_needs(
     assert "accelerate launch --num_processes 2 train.py" in readme
     trl = yaml.safe_load((destination / files.trl_config).read_text())
     assert trl["quantization_config"]["load_in_4bit"] is True
+
+
+def test_an_8bit_optimizer_brings_bitsandbytes_along(settings: Settings, data_root: Path) -> None:
+    """8-bit AdamW states (a memory fix for full fine-tuning) come from bitsandbytes."""
+    inputs = make_inputs(
+        settings, data_root, ["chat.jsonl"], template="full", optimizer="adamw_8bit"
+    )
+    destination = data_root.parent / "out" / "pkg"
+    build(settings, data_root, inputs, destination)
+    requirements = (destination / settings.package.files.requirements).read_text().splitlines()
+    assert requirements[-1] == settings.package.requirements.qlora[-1]
 
 
 def test_a_hub_dataset_is_fetched_again_and_checked(settings: Settings, tmp_path: Path) -> None:

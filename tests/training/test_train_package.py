@@ -313,7 +313,7 @@ async def resumable_package(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]
         "lora",
         SAMPLES,
         "support_chat.jsonl",
-        TRAINING_PACKAGE_MCP__PACKAGE__RUN__SAVE_STEPS="1",
+        TRAINING_PACKAGE_MCP__PACKAGE__HUB__SAVE_STEPS="1",
     )
     manifest = yaml.safe_load((package / "package.yaml").read_text())
     assert manifest["hub"]["save_steps"] == 1 and manifest["hub"]["private"] is True

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from tools.config_base import ConfigModel
+from tools.trainer_run import TrainerRun
 
 MANIFEST_NAME = "package.yaml"
 """The package's entry point: fixed, because train.py starts from it to find every other file."""
@@ -61,7 +62,9 @@ class FilesConfig(ConfigModel):
 
 class RequirementsConfig(ConfigModel):
     common: Annotated[list[str], Field(min_length=1)]
-    qlora: list[str] = Field(description="Added when the base model loads in 4-bit.")
+    qlora: list[str] = Field(
+        description="Added when the run uses bitsandbytes: a 4-bit base or an 8-bit optimizer."
+    )
 
     @field_validator("common", "qlora")
     @classmethod
@@ -72,28 +75,29 @@ class RequirementsConfig(ConfigModel):
         return [line.strip() for line in value]
 
 
-class RunConfig(ConfigModel):
-    """How a package's train.py logs and checkpoints a run."""
+class HubConfig(ConfigModel):
+    """The package.yaml `hub` section's settings: how often train.py saves and pushes."""
 
-    logging_steps: Annotated[float, Field(gt=0)] = Field(
-        description="A progress line every this many optimizer steps; below 1, a fraction of them."
-    )
     save_steps: Annotated[int, Field(ge=1)] = Field(
         description="A checkpoint (pushed to the Hub repo when a token is set) every this many."
     )
-    hub_repo_name_max_chars: Annotated[int, Field(ge=16)]
-
-    @field_validator("logging_steps")
-    @classmethod
-    def _whole_or_fraction(cls, value: float) -> float:
-        if value > 1 and not value.is_integer():
-            raise ValueError("logging_steps is a whole number of steps, or a fraction below 1")
-        return value
+    repo_name_max_chars: Annotated[int, Field(ge=16)]
 
 
 class PackageConfig(ConfigModel):
     output: OutputConfig
     files: FilesConfig
-    run: RunConfig
+    hub: HubConfig
     copy_source_files: bool = Field(description="Also package the validated files as they are.")
     requirements: RequirementsConfig
+    run: TrainerRun
+
+    @model_validator(mode="after")
+    def _run_read_from_the_pinned_trl(self) -> "PackageConfig":
+        pin = f"trl=={self.run.trl_version}"
+        if pin not in self.requirements.common:
+            raise ValueError(
+                f"run describes trl {self.run.trl_version}, but requirements.common does not pin "
+                f"{pin}: read run's settings again from the pinned TRL and update both"
+            )
+        return self

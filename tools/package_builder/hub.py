@@ -3,7 +3,7 @@ checkpoints and its trained model to, and how often it saves."""
 
 from pydantic import BaseModel, Field
 
-from tools.package_builder.config import RunConfig
+from tools.package_builder.config import HubConfig
 from tools.package_builder.destination import default_name
 
 
@@ -15,9 +15,9 @@ class HubEntry(BaseModel):
     save_steps: int = Field(description="A checkpoint, saved and pushed, every this many steps.")
 
 
-def hub_entry(title: str, draft_id: str, run: RunConfig) -> HubEntry:
+def hub_entry(title: str, draft_id: str, hub: HubConfig) -> HubEntry:
     """<title slug>-<draft id>: readable, and never shared by two drafts; the slug is cut so
     the name stays within the Hub's limit."""
-    slug_chars = max(run.hub_repo_name_max_chars - len(draft_id) - 1, 0)
+    slug_chars = max(hub.repo_name_max_chars - len(draft_id) - 1, 0)
     name = default_name(title, draft_id, slug_chars)
-    return HubEntry(model_repo=name, private=True, save_steps=run.save_steps)
+    return HubEntry(model_repo=name, private=True, save_steps=hub.save_steps)
