@@ -106,6 +106,7 @@ def test_trl_export_of_lora(settings: Settings) -> None:
         "seed": 42,
         # the run configs/package.yaml pins, written even where it is TRL 1.13's default
         "use_liger_kernel": False,
+        "logging_steps": 0.01,  # a progress line every 1% of the run
         "loss_type": "chunked_nll",
         "packing": False,
         "padding_free": False,

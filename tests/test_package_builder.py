@@ -1,14 +1,12 @@
 """build_package as a service: what a package holds, atomic writes, disk-full and changed data,
-the record layouts, where packages may go, the config, and train.py's machine decisions."""
+the record layouts, where packages may go, and the config (train.py: test_train_script.py)."""
 
 import errno
 import hashlib
-import importlib.util
 import io
 import json
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pyarrow as pa
@@ -16,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from filelock import FileLock
+from huggingface_hub.utils import validate_repo_id
+from pydantic import ValidationError
 
 from server.settings import Settings, load_settings
 from tests.fake_hub import serve_fake_hub
@@ -45,6 +45,7 @@ from tools.package_builder.destination import (
     remove_package,
 )
 from tools.package_builder.exporters import axolotl_dataset
+from tools.package_builder.hub import hub_entry
 from tools.package_builder.inputs import (
     PackageInputs,
     ValidatedDatasets,
@@ -57,6 +58,7 @@ from tools.package_builder.shapes import Shape, package_shape, trl_record
 from tools.package_builder.writer import sweep_leftovers, write_failure
 from tools.template_loader.facts import CrossStepFacts, ModelFacts
 from tools.template_loader.service import apply_template
+from tools.trainer_run import TrainerRun
 
 DATA = Path(__file__).parent / "data" / "datasets"
 TRAIN_SCRIPT = Path(__file__).parents[1] / "tools" / "package_builder" / "files" / "train.py"
@@ -234,6 +236,56 @@ def test_a_package_holds_every_file_with_its_checksum(settings: Settings, data_r
     readme = (destination / files.readme).read_text()
     assert MODEL_ID in readme and "python train.py" in readme
     assert [p.name for p in destination.parent.iterdir()] == ["pkg"]  # no staging left
+
+
+def test_a_package_names_the_private_hub_repo_its_run_pushes_to(
+    settings: Settings, data_root: Path
+) -> None:
+    destination = data_root.parent / "out" / "pkg"
+    build(settings, data_root, make_inputs(settings, data_root, ["chat.jsonl"]), destination)
+    hub, files = settings.package.hub, settings.package.files
+    manifest = yaml.safe_load((destination / MANIFEST_NAME).read_text())
+    assert manifest["hub"] == {
+        "model_repo": "support-bot-d1",  # <title slug>-<draft id>, in the token owner's account
+        "private": True,
+        "save_steps": hub.save_steps,
+    }
+    trl = yaml.safe_load((destination / files.trl_config).read_text())
+    logging_steps = settings.package.run.logging_steps  # a progress line per logging step
+    assert trl["args"]["logging_steps"] == logging_steps
+    readme = (destination / files.readme).read_text()
+    assert f"Every {hub.save_steps:,} optimizer steps" in readme
+    assert "private model repo `support-bot-d1`" in readme
+    assert "`--resume`" in readme and '`"progress"` at each logging step' in readme
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Ünïcode 🚀 support bot!", "unicode-support-bot-3f9a1c2b7d4e"),
+        ("", "3f9a1c2b7d4e"),
+        ("a very long title " * 20, None),
+    ],
+)
+def test_the_hub_repo_name_is_one_the_hub_takes(
+    settings: Settings, title: str, expected: str | None
+) -> None:
+    name = hub_entry(title, "3f9a1c2b7d4e", settings.package.hub).model_repo
+    validate_repo_id(f"someone/{name}")
+    assert name.endswith("3f9a1c2b7d4e") and "--" not in name
+    assert len(name) <= settings.package.hub.repo_name_max_chars
+    if expected:
+        assert name == expected
+
+
+@pytest.mark.parametrize("logging_steps", [0, 2.5])
+def test_a_logging_interval_a_trainer_would_misread_is_refused(
+    settings: Settings, logging_steps: float
+) -> None:
+    values = settings.package.run.model_dump()
+    TrainerRun.model_validate({**values, "logging_steps": 0.01})
+    with pytest.raises(ValidationError):
+        TrainerRun.model_validate({**values, "logging_steps": logging_steps})
 
 
 def test_the_records_are_the_validated_ones_split_as_validated(
@@ -814,51 +866,3 @@ def test_the_package_pins_are_the_ones_the_training_proof_runs(settings: Setting
     }
     pinned = [line for line in settings.package.requirements.common if "==" in line]
     assert pinned and all(proven.get(line.split("==")[0]) == line for line in pinned)
-
-
-# --- train.py's machine decisions ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def train_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("package_train_script", TRAIN_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def export(**args: Any) -> dict[str, Any]:
-    base = {"bf16": True, "fp16": False, "optim": "adamw_torch_fused"}
-    return {
-        "args": {**base, "model_init_kwargs": {"dtype": "bfloat16"}, **args},
-        "quantization_config": None,
-    }
-
-
-def test_train_script_starts_from_the_manifest(train_script: ModuleType) -> None:
-    assert train_script.MANIFEST == MANIFEST_NAME
-
-
-def test_on_a_cpu_training_runs_in_float32(train_script: ModuleType) -> None:
-    args, notes = train_script.fit_to_machine(export(optim="paged_adamw_8bit"), False, False)
-    assert (args["bf16"], args["fp16"]) == (False, False)
-    assert args["model_init_kwargs"]["dtype"] == "float32"
-    assert args["optim"] == "adamw_torch"
-    assert len(notes) == 3 and all(notes)
-
-
-def test_a_gpu_without_bf16_trains_in_fp16(train_script: ModuleType) -> None:
-    args, notes = train_script.fit_to_machine(export(), True, False)
-    assert (args["bf16"], args["fp16"]) == (False, True) and "fp16" in notes[0]
-    assert args["model_init_kwargs"]["dtype"] == "float16"
-    assert args["optim"] == "adamw_torch_fused"
-    unchanged, none = train_script.fit_to_machine(export(), True, True)
-    assert unchanged["bf16"] is True and none == []
-
-
-def test_qlora_without_cuda_stops_with_a_reason(train_script: ModuleType) -> None:
-    qlora = {**export(), "quantization_config": {"load_in_4bit": True}}
-    with pytest.raises(SystemExit) as exc:
-        train_script.fit_to_machine(qlora, False, False)
-    assert "needs an NVIDIA GPU with CUDA" in str(exc.value.code)

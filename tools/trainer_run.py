@@ -2,13 +2,13 @@
 exporter writes into trl.yaml and the deployment estimator reads, so the two cannot drift.
 
 It holds what the pinned TRL decides that moves memory and time - the weights' dtype, the SFT
-loss implementation, packing, DPO/KTO's reference log-probs - with each default chosen and
-explained in configs/package.yaml (section `run`).
+loss implementation, packing, DPO/KTO's reference log-probs - and how often it logs (train.py's
+progress lines), with each default chosen and explained in configs/package.yaml (section `run`).
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tools.config_base import ConfigModel
 
@@ -30,6 +30,17 @@ class TrainerRun(ConfigModel):
     precompute_ref_log_probs: bool = Field(
         description="DPO/KTO: reference log-probs computed once before training."
     )
+    logging_steps: Annotated[float, Field(gt=0)] = Field(
+        description="A log (and train.py's progress line) every this many optimizer steps; "
+        "below 1, a fraction of them."
+    )
+
+    @field_validator("logging_steps")
+    @classmethod
+    def _whole_or_fraction(cls, value: float) -> float:
+        if value > 1 and not value.is_integer():
+            raise ValueError("logging_steps is a whole number of steps, or a fraction below 1")
+        return value
 
     def weights_dtype(self, adapter: str, bf16: bool, fp16: bool) -> Dtype:
         """The dtype the model loads in: full fine-tuning's master weights, else (a frozen
@@ -43,7 +54,7 @@ class TrainerRun(ConfigModel):
         run under the estimate. use_liger_kernel stays off: it needs the liger-kernel package,
         which the package does not install.
         """
-        args: dict[str, Any] = {"use_liger_kernel": False}
+        args: dict[str, Any] = {"use_liger_kernel": False, "logging_steps": self.logging_steps}
         if method == "sft":
             args |= {
                 "loss_type": self.sft_loss_type,

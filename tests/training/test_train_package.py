@@ -3,7 +3,9 @@ package's own train.py runs two optimizer steps on the CPU, on the package's own
 tiny randomly initialised model of the selected architecture family (no download).
 
 Every template is proven: lora, full, dpo and kto train; qlora, whose 4-bit base needs CUDA,
-refuses the CPU with the reason, as its package promises.
+refuses the CPU with the reason, as its package promises. Each run prints the JSON lines a
+launcher follows (start, progress, checkpoint, push_skipped without a token, done), and a
+stopped run resumes from its last checkpoint, saved locally or downloaded from the Hub repo.
 
 Runs in the training environment, whose Python is .venv-train/bin/python (or the one
 $TRAINING_PACKAGE_TRAIN_PYTHON names); tests/training/requirements.txt says how to make it.
@@ -13,14 +15,17 @@ Marked `training`: slow (tens of seconds per case), so kept out of the fast suit
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.fake_hub import serve_fake_hub
 from tests.support import connect
 from tests.test_package_mcp import DATA, call, complete_draft, package_settings
 
@@ -160,9 +165,30 @@ for record in load_dataset("json", data_files=sys.argv[1])["train"]:
 the data (datasets' JSON loader)."""
 
 
-async def package_for(tmp_path: Path, template: str, root: Path, dataset: str) -> Path:
-    """A package finalized from a draft built with the real tools."""
-    async with connect(package_settings(tmp_path, root)) as client:
+def events(stdout: str) -> list[dict[str, Any]]:
+    """The machine-readable lines of a run, as a launcher reads them: JSON objects whose first
+    key is "event"."""
+    found = []
+    for line in stdout.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and next(iter(value), None) == "event":
+            found.append(value)
+    return found
+
+
+def named(lines: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    return [line for line in lines if line["event"] == event]
+
+
+async def package_for(
+    tmp_path: Path, template: str, root: Path, dataset: str, **settings: str
+) -> Path:
+    """A package finalized from a draft built with the real tools (`settings`: config values
+    from the environment)."""
+    async with connect(package_settings(tmp_path, root, **settings)) as client:
         draft_id = await complete_draft(
             client, template=template, datasets=(dataset,), validation_split=0.1
         )
@@ -222,6 +248,7 @@ async def test_the_package_trains_two_steps_on_the_cpu(
 
     assert "training on CPU" in trained.stdout
     assert "no CUDA GPU: bf16 mixed precision off, training in float32" in trained.stdout
+    assert_reported(events(trained.stdout), STEPS)
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["global_step"] == STEPS and math.isfinite(summary["train_loss"])
     # the trainer's own record of the run, in its last checkpoint
@@ -238,6 +265,24 @@ async def test_the_package_trains_two_steps_on_the_cpu(
     assert (out / "adapter_model.safetensors").stat().st_size > 0
 
 
+def assert_reported(lines: list[dict[str, Any]], steps: int, first_step: int = 1) -> None:
+    """The lines of a run without a Hub token that trained steps first_step..steps, logging and
+    saving at every step."""
+    skipped, start, *progress, checkpoint, done = lines
+    assert skipped["event"] == "push_skipped" and "HF_TOKEN" in skipped["reason"]
+    assert start == {"event": "start", "total_steps": steps, "model_repo": None}
+    trained = range(first_step, steps + 1)
+    assert [line["event"] for line in progress] == ["progress"] * len(trained)
+    assert [line["step"] for line in progress] == list(trained)
+    for line in progress:
+        assert line["total_steps"] == steps and math.isfinite(line["loss"])
+        assert line["learning_rate"] >= 0 and line["epoch"] > 0
+        assert line["tokens_per_s"] > 0  # the trainer's own count of the tokens it trained on
+    assert checkpoint == {"event": "checkpoint", "step": steps, "pushed": False}
+    assert done["event"] == "done" and done["steps"] == steps and done["model_repo"] is None
+    assert done["max_memory_allocated_gb"] is None and done["runtime_s"] >= 0  # no CUDA here
+
+
 async def test_a_qlora_package_refuses_a_machine_without_cuda(tmp_path: Path) -> None:
     """QLoRA loads the base in 4-bit through bitsandbytes, which needs CUDA: on the CPU the
     package's train.py stops before loading anything, and says what to do."""
@@ -250,10 +295,133 @@ async def test_a_qlora_package_refuses_a_machine_without_cuda(tmp_path: Path) ->
         env=offline_cpu_env(tmp_path),
         expect=1,
     )
-    assert refused.stderr.strip().endswith(
-        "This package trains QLoRA: the base model loads in 4-bit through bitsandbytes, which "
-        "needs an NVIDIA GPU with CUDA, and none is available. Run it on a CUDA machine "
-        "(package.yaml names the planned one), or build a package with the lora template to "
-        "train here."
-    )
+    assert events(refused.stdout)[-1] == {
+        "event": "error",
+        "message": "This package trains QLoRA: the base model loads in 4-bit through "
+        "bitsandbytes, which needs an NVIDIA GPU with CUDA, and none is available. Run it on a "
+        "CUDA machine (package.yaml names the planned one), or build a package with the lora "
+        "template to train here.",
+    }
     assert not (package / "output").exists()
+
+
+async def resumable_package(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """The bundled sample's lora package, saving a checkpoint at every step; its train.py,
+    the tiny model it trains, and the offline environment."""
+    package = await package_for(
+        tmp_path,
+        "lora",
+        SAMPLES,
+        "support_chat.jsonl",
+        TRAINING_PACKAGE_MCP__PACKAGE__HUB__SAVE_STEPS="1",
+    )
+    manifest = yaml.safe_load((package / "package.yaml").read_text())
+    assert manifest["hub"]["save_steps"] == 1 and manifest["hub"]["private"] is True
+    env, tiny = offline_cpu_env(tmp_path), tmp_path / "tiny-model"
+    run(TINY_MODEL, package, tiny, env=env)
+    return package / manifest["files"]["train_script"], tiny, env
+
+
+def losses(lines: list[dict[str, Any]]) -> dict[int, float]:
+    return {line["step"]: line["loss"] for line in named(lines, "progress")}
+
+
+async def test_a_stopped_run_resumes_from_its_last_local_checkpoint(tmp_path: Path) -> None:
+    script, tiny, env = await resumable_package(tmp_path)
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    uninterrupted = events(
+        run(script, "--model", tiny, "--max-steps", STEPS, "--output-dir", whole, env=env).stdout
+    )
+    assert [(c["step"], c["pushed"]) for c in named(uninterrupted, "checkpoint")] == [
+        (1, False),
+        (2, False),
+    ]
+    # stopped after its first save: the output holds checkpoint-1 alone
+    shutil.copytree(whole / "checkpoint-1", stopped / "checkpoint-1")
+
+    resumed = run(
+        script, "--model", tiny, "--max-steps", STEPS, "--output-dir", stopped, "--resume", env=env
+    )
+
+    assert f"note: resuming from {stopped / 'checkpoint-1'}" in resumed.stdout
+    lines = events(resumed.stdout)
+    assert_reported(lines, STEPS, first_step=2)
+    # the same second step as the run that never stopped: weights, optimizer, data order, seed
+    assert losses(lines)[2] == pytest.approx(losses(uninterrupted)[2], rel=1e-4)
+    state = json.loads((stopped / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2]
+
+
+async def test_a_run_resumes_from_the_hub_repos_last_checkpoint(tmp_path: Path) -> None:
+    """Nothing saved here (a new machine): the checkpoint the run pushed comes back from the
+    Hub repo's last-checkpoint/ folder."""
+    script, tiny, env = await resumable_package(tmp_path)
+    first = tmp_path / "first"
+    run(script, "--model", tiny, "--max-steps", 1, "--output-dir", first, env=env)
+    checkpoint = first / "checkpoint-1"
+    with serve_fake_hub() as (hub, url):
+        repo = hub.add_model("me/support-bot")
+        repo.files = {
+            f"last-checkpoint/{path.relative_to(checkpoint).as_posix()}": path.read_bytes()
+            for path in checkpoint.rglob("*")
+            if path.is_file()
+        }
+        online = {k: v for k, v in env.items() if k != "HF_HUB_OFFLINE"} | {"HF_ENDPOINT": url}
+        resumed = run(
+            script,
+            "--model",
+            tiny,
+            "--max-steps",
+            STEPS,
+            "--output-dir",
+            tmp_path / "second",
+            "--resume",
+            "--push-to",
+            "me/support-bot",
+            env=online,
+        )
+        downloaded = hub.requests_to("/me/support-bot/resolve/")
+
+    assert downloaded and all("/last-checkpoint/" in path for path in downloaded)
+    assert "note: resuming from" in resumed.stdout
+    assert_reported(events(resumed.stdout), STEPS, first_step=2)
+    state = json.loads((tmp_path / "second" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == STEPS
+
+
+TRAINER_ARGUMENTS = """
+import json, sys
+from pathlib import Path
+import yaml
+package = Path(sys.argv[1])
+sys.path.insert(0, str(package))
+import train
+from trl import SFTConfig
+manifest = yaml.safe_load((package / "package.yaml").read_text())
+export = yaml.safe_load((package / manifest["files"]["trl_config"]).read_text())
+options = train.parse_args(["--push-to", "me/support-bot"])
+args, _ = train.trainer_arguments(export, manifest["hub"], options.push_to, options, False, False)
+config = SFTConfig(output_dir=sys.argv[2], **args)
+values = {name: getattr(config, name) for name in sys.argv[3:]}
+print(json.dumps({name: str(getattr(v, "value", v)) for name, v in values.items()}))  # enums
+"""
+"""The trainer config train.py gives a run that pushes to me/support-bot, as TRL takes it."""
+
+
+async def test_a_run_with_a_token_pushes_each_checkpoint_privately(tmp_path: Path) -> None:
+    """The fake Hub cannot take uploads, so the push is proven up to the Trainer's arguments:
+    the ones the Trainer reads to create the private repo and push each checkpoint."""
+    package = await package_for(tmp_path, "lora", SAMPLES, "support_chat.jsonl")
+    fields = ["push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "save_steps"]
+    fields += ["save_strategy"]
+    env = offline_cpu_env(tmp_path)
+    printed = run("-c", TRAINER_ARGUMENTS, package, tmp_path / "out", *fields, env=env)
+    manifest = yaml.safe_load((package / "package.yaml").read_text())
+    assert json.loads(printed.stdout.strip().splitlines()[-1]) == {
+        "push_to_hub": "True",
+        "hub_model_id": "me/support-bot",
+        "hub_private_repo": "True",
+        "hub_strategy": "checkpoint",
+        "save_steps": str(manifest["hub"]["save_steps"]),
+        "save_strategy": "steps",
+    }

@@ -75,9 +75,19 @@ class RequirementsConfig(ConfigModel):
         return [line.strip() for line in value]
 
 
+class HubConfig(ConfigModel):
+    """The package.yaml `hub` section's settings: how often train.py saves and pushes."""
+
+    save_steps: Annotated[int, Field(ge=1)] = Field(
+        description="A checkpoint (pushed to the Hub repo when a token is set) every this many."
+    )
+    repo_name_max_chars: Annotated[int, Field(ge=16)]
+
+
 class PackageConfig(ConfigModel):
     output: OutputConfig
     files: FilesConfig
+    hub: HubConfig
     copy_source_files: bool = Field(description="Also package the validated files as they are.")
     requirements: RequirementsConfig
     run: TrainerRun

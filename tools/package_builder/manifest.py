@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from tools.dataset_validator.results import ConversionReport, MediaDropped, SplitReport
 from tools.issues import Issue
 from tools.package_builder.data import DataFile, PackagedData, SourceFile
+from tools.package_builder.hub import HubEntry
 from tools.package_builder.inputs import PackageInputs
 from tools.package_builder.shapes import Shape
 from tools.package_builder.writer import FileDigest
@@ -118,6 +119,7 @@ class PackageManifest(BaseModel):
     datasets: list[DatasetEntry]
     data: DataEntry
     deployment: DeploymentEntry
+    hub: HubEntry
     files: FileNames
     accepted_warnings: list[Issue]
     checksums: dict[str, FileDigest] = Field(default_factory=dict)
@@ -130,6 +132,7 @@ def build_manifest(
     inputs: PackageInputs,
     data: PackagedData,
     files: FileNames,
+    hub: HubEntry,
     *,
     generator: Generator,
     created_at: datetime,
@@ -199,6 +202,7 @@ def build_manifest(
             budget_usd=estimate.budget_usd,
             prices=estimate.prices,
         ),
+        hub=hub,
         files=files,
         accepted_warnings=accepted_warnings,
     )

@@ -42,6 +42,10 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         "- `--model PATH_OR_ID`: another copy of the base model, such as a local directory.",
         "- `--output-dir DIR`: where the adapter (or the full model) and `run_summary.json` go; "
         "default `output/` here.",
+        "- `--push-to OWNER/NAME`: the Hub repo for checkpoints and the trained model, instead "
+        f"of `{manifest.hub.model_repo}`.",
+        "- `--resume`: continue from the newest checkpoint in the output directory, else from "
+        "the Hub repo's `last-checkpoint/`.",
         "",
     ]
     if target.gpu_count > 1:
@@ -61,6 +65,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         f"{target.peak_memory_gb:.1f} GB peak per GPU, {target.hours:.2f} h, "
         f"${target.cost_usd:.2f} (budget ${target.budget_usd:.2f}; {target.prices}).",
         "",
+        *_hub_lines(manifest),
         "## Train with Axolotl",
         "",
     ]
@@ -111,7 +116,8 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         *_media_lines(manifest),
         "## Files",
         "",
-        f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, checksums.",
+        f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, the Hub repo "
+        "the run pushes to, checksums.",
         f"- `{files.trl_config}`: TRL trainer, its config, PEFT LoraConfig and quantisation.",
         f"- `{files.axolotl_config}`: the same training as an Axolotl config.",
         f"- `{files.train_script}`, `{files.requirements}`: the training script and its "
@@ -126,6 +132,33 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         lines += ["", "## Warnings accepted when the package was written", ""]
         lines += [f"- {w.message}" for w in manifest.accepted_warnings]
     return "\n".join(lines) + "\n"
+
+
+def _hub_lines(manifest: PackageManifest) -> list[str]:
+    """Where checkpoints go, how a stopped run resumes, and what the progress lines say."""
+    hub = manifest.hub
+    return [
+        "### Checkpoints, the Hub and progress",
+        "",
+        f"Every {hub.save_steps:,} optimizer steps the run saves a checkpoint in the output "
+        "directory. With a Hub token (`HF_TOKEN`, or `hf auth login`) it also pushes it to the "
+        f"{'private ' if hub.private else ''}model repo `{hub.model_repo}` in the token's "
+        f"account (`hub` in `{MANIFEST_NAME}`; an `owner/name` there or in `--push-to` names "
+        "another account) as `last-checkpoint/`, and pushes the trained model there at the end. "
+        "Without a token it trains and saves locally, and says that it pushed nothing.",
+        "",
+        "A run stopped by a timeout or a preemption loses at most one save interval: "
+        "`--resume` continues from the last checkpoint, with the same data order and optimizer "
+        "state.",
+        "",
+        "Besides its usual log, the script prints one JSON object per line for programs to "
+        'follow the run: `{"event": "start", ...}` with the total steps, `"progress"` at each '
+        'logging step (step, loss, learning rate, tokens/s, epoch), `"checkpoint"` at each save '
+        '(`pushed`: its upload to the Hub started), `"done"` with the runtime and the peak GPU '
+        'memory, or `"error"` with the reason (then the exit status is not 0; 2 when there is '
+        "nothing to resume).",
+        "",
+    ]
 
 
 def _conversions(manifest: PackageManifest) -> list[str]:

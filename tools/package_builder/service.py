@@ -19,6 +19,7 @@ from tools.issues import Issue
 from tools.package_builder.config import MANIFEST_NAME, PackageConfig
 from tools.package_builder.data import DataPlan, package_datasets
 from tools.package_builder.exporters import axolotl_dataset, export_axolotl, export_trl
+from tools.package_builder.hub import hub_entry
 from tools.package_builder.inputs import PackageInputs
 from tools.package_builder.manifest import FileNames, Generator, build_manifest
 from tools.package_builder.readme import render_readme
@@ -90,6 +91,7 @@ def build_package(
                 requirements=files.requirements,
                 readme=files.readme,
             ),
+            hub_entry(inputs.title, inputs.draft_id, config.hub),
             generator=request.generator,
             created_at=datetime.now(UTC),
             accepted_warnings=request.accepted_warnings,
