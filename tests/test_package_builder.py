@@ -249,6 +249,7 @@ def test_a_package_names_the_private_hub_repo_its_run_pushes_to(
         "model_repo": "support-bot-d1",  # <title slug>-<draft id>, in the token owner's account
         "private": True,
         "save_steps": hub.save_steps,
+        "keep_checkpoints": hub.keep_checkpoints,
     }
     trl = yaml.safe_load((destination / files.trl_config).read_text())
     logging_steps = settings.package.run.logging_steps  # a progress line per logging step

@@ -73,7 +73,7 @@ def test_qlora_without_cuda_stops_with_a_reason(train_script: ModuleType) -> Non
 
 # --- the Hub repo and the trainer arguments -----------------------------------------------------
 
-HUB = {"model_repo": "support-bot-d1", "private": True, "save_steps": 50}
+HUB = {"model_repo": "support-bot-d1", "private": True, "save_steps": 50, "keep_checkpoints": 2}
 
 
 def test_a_run_with_a_repo_pushes_every_checkpoint_privately(train_script: ModuleType) -> None:
@@ -81,6 +81,7 @@ def test_a_run_with_a_repo_pushes_every_checkpoint_privately(train_script: Modul
     assert (options.push_to, options.resume, options.max_steps) == ("me/bot", True, 9)
     args, _ = train_script.trainer_arguments(export(), HUB, "me/bot", options, True, True)
     assert args["save_strategy"] == "steps" and args["save_steps"] == 50
+    assert args["save_total_limit"] == 2  # a long run cannot fill the disk with checkpoints
     assert args["push_to_hub"] is True and args["hub_model_id"] == "me/bot"
     assert args["hub_private_repo"] is True and args["hub_strategy"] == "checkpoint"
     assert args["max_steps"] == 9

@@ -81,6 +81,9 @@ class HubConfig(ConfigModel):
     save_steps: Annotated[int, Field(ge=1)] = Field(
         description="A checkpoint (pushed to the Hub repo when a token is set) every this many."
     )
+    keep_checkpoints: Annotated[int, Field(ge=1)] = Field(
+        description="Checkpoints kept on disk, the newest (Trainer save_total_limit)."
+    )
     repo_name_max_chars: Annotated[int, Field(ge=16)]
 
 

@@ -13,6 +13,7 @@ class HubEntry(BaseModel):
     )
     private: bool = Field(description="The repo is created private (it holds the user's model).")
     save_steps: int = Field(description="A checkpoint, saved and pushed, every this many steps.")
+    keep_checkpoints: int = Field(description="Checkpoints kept on disk, the newest.")
 
 
 def hub_entry(title: str, draft_id: str, hub: HubConfig) -> HubEntry:
@@ -20,4 +21,9 @@ def hub_entry(title: str, draft_id: str, hub: HubConfig) -> HubEntry:
     the name stays within the Hub's limit."""
     slug_chars = max(hub.repo_name_max_chars - len(draft_id) - 1, 0)
     name = default_name(title, draft_id, slug_chars)
-    return HubEntry(model_repo=name, private=True, save_steps=hub.save_steps)
+    return HubEntry(
+        model_repo=name,
+        private=True,
+        save_steps=hub.save_steps,
+        keep_checkpoints=hub.keep_checkpoints,
+    )

@@ -166,11 +166,14 @@ def hub_repo(name: str | None) -> tuple[str | None, str | None]:
 
 
 def checkpoint_arguments(hub: dict[str, Any], repo: str | None) -> dict[str, Any]:
-    """Trainer arguments that save a checkpoint every hub.save_steps steps and, with a repo,
-    push each one to it as last-checkpoint/ (privately), then the trained model at the end."""
+    """Trainer arguments that save a checkpoint every hub.save_steps steps, keeping the newest
+    hub.keep_checkpoints on disk, and, with a repo, push each one to it as last-checkpoint/
+    (privately), then the trained model at the end."""
     args: dict[str, Any] = {}
     if hub.get("save_steps"):
         args.update(save_strategy="steps", save_steps=hub["save_steps"])
+    if hub.get("keep_checkpoints"):
+        args["save_total_limit"] = hub["keep_checkpoints"]
     if repo:
         args.update(
             push_to_hub=True,
