@@ -175,6 +175,49 @@ def test_logits_buffer_is_tokens_times_vocabulary(settings: Settings) -> None:
     assert memory.logits_gb == pytest.approx(3 * 1000 * 128256 * 14 / GIB)
 
 
+def test_a_lora_base_loaded_in_fp32_holds_four_bytes_a_weight(settings: Settings) -> None:
+    """PEFT's bloomz-7b1 LoRA (loaded without a dtype, no autocast) measured 29.8 GiB."""
+    config = settings.deployment
+    shape, gpu = shape_of(settings, LLAMA_8B), config.gpus["A100-80GB"]
+    fp32 = estimate_memory(shape, plan(bf16=False, weights_dtype="float32"), gpu, config)
+    assert fp32.weights_gb == pytest.approx(shape.params * 4 / GIB)
+    base_16 = estimate_memory(shape, plan(bf16=False), gpu, config)  # the checkpoint's bf16
+    assert base_16.weights_gb == pytest.approx(shape.params * 2 / GIB)
+    autocast = estimate_memory(shape, plan(weights_dtype="float32"), gpu, config)
+    assert autocast.weights_gb == fp32.weights_gb
+
+
+def test_without_autocast_activations_and_logits_are_the_weights_dtype(settings: Settings) -> None:
+    """TRL #3168: Qwen2.5-0.5B full DPO in fp32 without autocast ran out of 80 GB."""
+    config = settings.deployment
+    shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["A100-80GB"]
+
+    def memory(**changes: Any) -> Any:
+        full = plan(adapter="none", gradient_checkpointing=False, weights_dtype="float32")
+        return estimate_memory(shape, full.with_changes(**changes), gpu, config)
+
+    fp32, autocast = memory(bf16=False), memory()
+    casts = (shape.block_linear_params + shape.vocab * shape.hidden) * 2 / GIB
+    assert fp32.activations_gb == pytest.approx(2 * (autocast.activations_gb - casts), rel=0.1)
+    tokens = 2 * 2048
+    # 4-byte logits need no fp32 copy: 12 bytes a value where autocast's keep 14
+    assert fp32.logits_gb == pytest.approx(tokens * shape.vocab * 12 / GIB)
+    assert autocast.logits_gb == pytest.approx(tokens * shape.vocab * 14 / GIB)
+    # DPO's 16-bit logit buffers double
+    dpo_fp32, dpo = memory(bf16=False, method="dpo"), memory(method="dpo")
+    assert dpo_fp32.logits_gb == pytest.approx(2 * dpo.logits_gb)
+
+
+def test_a_run_without_mixed_precision_is_told_what_it_costs(settings: Settings) -> None:
+    targets = [Target("local", "local", "A100-80GB", 1)]
+    fp32 = run_estimate(
+        settings, workload(settings, bf16=False, weights_dtype="float32"), targets, 1e6
+    )
+    assert any("no bf16/fp16" in n and "(float32)" in n for n in fp32.notes)
+    bf16 = run_estimate(settings, workload(settings), targets, 1e6)
+    assert not any("no bf16/fp16" in n for n in bf16.notes)
+
+
 def test_activations_grow_linearly_with_sequence_length(settings: Settings) -> None:
     config = settings.deployment
     shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]

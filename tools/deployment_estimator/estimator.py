@@ -437,6 +437,12 @@ def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> l
             f"full fine-tuning as train.py loads it: {plan.weights_dtype} weights, gradients "
             f"and optimizer states{copy}"
         )
+    if not (plan.bf16 or plan.fp16):
+        dtype = "" if plan.weights_dtype == "auto" else f" ({plan.weights_dtype})"
+        notes.append(
+            "no bf16/fp16 mixed precision: activations and logits are computed in the weights' "
+            f"dtype{dtype}; set bf16 (or fp16 on GPUs without it) to halve them"
+        )
     if work.longest_tokens is None and not plan.packing:
         notes.append(
             f"no validated data: batches padded to max_seq_length {plan.max_seq_length} assumed "
