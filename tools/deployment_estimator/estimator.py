@@ -440,8 +440,9 @@ def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> l
     if not (plan.bf16 or plan.fp16):
         dtype = "" if plan.weights_dtype == "auto" else f" ({plan.weights_dtype})"
         notes.append(
-            "no bf16/fp16 mixed precision: activations and logits are computed in the weights' "
-            f"dtype{dtype}; set bf16 (or fp16 on GPUs without it) to halve them"
+            "no bf16/fp16 mixed precision: memory counts activations and logits in the weights' "
+            f"dtype{dtype}, but the time assumes 16-bit tensor-core matmuls, several times "
+            "faster than fp32's; set bf16 (or fp16 on GPUs without it)"
         )
     if work.longest_tokens is None and not plan.packing:
         notes.append(
