@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from server.settings import Settings
 from tests.test_package_builder import DATA, build, make_inputs
 from tools.deployment_estimator.inputs import DraftSections, build_workload
-from tools.deployment_estimator.memory import HALF_BYTES, trainable_bytes
+from tools.deployment_estimator.memory import HALF_BYTES, base_bytes, trainable_bytes
 from tools.errors import UserError
 from tools.package_builder.config import PackageConfig
 from tools.trainer_run import DTYPE_BYTES
@@ -69,12 +69,13 @@ def test_the_written_trl_yaml_is_the_run_the_estimate_assumes(
     the estimate cannot follow): a change on either side fails here."""
     args, work = written_and_estimated(settings, data_root, tmp_path, template)
     plan, config = work.plan, settings.deployment
-    dtype_bytes = DTYPE_BYTES[args["model_init_kwargs"]["dtype"]]
+    dtype = args["model_init_kwargs"]["dtype"]
+    assert plan.weights_dtype == dtype
     if plan.kind == "full":
         for gpu in config.gpus.values():  # whatever the card, the weights the package loads
-            assert trainable_bytes(plan, gpu, config) == dtype_bytes
+            assert trainable_bytes(plan, gpu, config) == DTYPE_BYTES[dtype]
     else:  # the frozen base loads in the compute dtype (4-bit blocks dequantise to it)
-        assert dtype_bytes == HALF_BYTES
+        assert base_bytes(plan) == DTYPE_BYTES[dtype] == HALF_BYTES
     assert args["use_liger_kernel"] is False  # the estimate models TRL's own losses
     if plan.method == "sft":
         assert args["loss_type"] == plan.sft_loss
@@ -112,3 +113,28 @@ def test_the_run_s_settings_are_not_training_keys(settings: Settings) -> None:
             templates=settings.templates,
             run=settings.package.run,
         )
+
+
+@pytest.mark.parametrize(
+    ("bf16", "fp16", "dtype"),
+    [(True, False, "bfloat16"), (False, True, "float16"), (False, False, "float32")],
+)
+def test_a_lora_base_is_estimated_in_the_dtype_train_py_loads_it_in(
+    settings: Settings, bf16: bool, fp16: bool, dtype: str
+) -> None:
+    """The exporter loads a LoRA base in the compute dtype: without bf16 or fp16, fp32."""
+    model = next(m for m in settings.models.popular if m.id == "Qwen/Qwen2.5-0.5B-Instruct")
+    draft = DraftSections(
+        model={"model_id": model.id, "architecture": model.architecture.model_dump()}
+    )
+    work = build_workload(
+        draft,
+        config_json=None,
+        training={"adapter": "lora", "bf16": bf16, "fp16": fp16},
+        train_tokens=1000,
+        templates=settings.templates,
+        run=settings.package.run,
+    )
+    assert work.plan.weights_dtype == settings.package.run.weights_dtype("lora", bf16, fp16)
+    assert work.plan.weights_dtype == dtype
+    assert base_bytes(work.plan) == DTYPE_BYTES[dtype]

@@ -65,10 +65,11 @@ class TrainerRun(ConfigModel):
             args["precompute_ref_log_probs"] = self.precompute_ref_log_probs
         return args
 
-    def plan_fields(self) -> dict[str, Any]:
-        """The estimator's TrainingPlan fields this description decides."""
+    def plan_fields(self, adapter: str, bf16: bool, fp16: bool) -> dict[str, Any]:
+        """The estimator's TrainingPlan fields this description decides for a run of `adapter`
+        under that mixed precision."""
         return {
-            "weights_dtype": self.full_weights_dtype,
+            "weights_dtype": self.weights_dtype(adapter, bf16, fp16),
             "sft_loss": self.sft_loss_type,
             "packing": self.packing,
             "precompute_ref_log_probs": self.precompute_ref_log_probs,

@@ -106,9 +106,14 @@ class OptimizerState(ConfigModel):
 
 
 class EfficiencyConfig(ConfigModel):
-    mfu: dict[Method, Share] = Field(description="Model FLOPs utilisation at saturation.")
-    saturation_tokens: Positive = Field(
-        description="Tokens per micro-batch at which a GPU reaches half its saturated MFU."
+    mfu: dict[Method, Share] = Field(
+        description="Share of peak the matmuls reach on micro-batches large enough to saturate."
+    )
+    launch_latency_us: Positive = Field(
+        description="Fixed microseconds per h^2 matmul FLOPs of one token's work in a micro-batch."
+    )
+    elementwise_bytes: Positive = Field(
+        description="Bytes the elementwise ops move per matmul FLOP, times the hidden size."
     )
     memory_bound_efficiency: Share = Field(
         description="Share of peak bandwidth the optimizer step's elementwise kernels reach."

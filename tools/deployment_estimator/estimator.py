@@ -437,6 +437,13 @@ def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> l
             f"full fine-tuning as train.py loads it: {plan.weights_dtype} weights, gradients "
             f"and optimizer states{copy}"
         )
+    if not (plan.bf16 or plan.fp16):
+        dtype = "" if plan.weights_dtype == "auto" else f" ({plan.weights_dtype})"
+        notes.append(
+            "no bf16/fp16 mixed precision: memory counts activations and logits in the weights' "
+            f"dtype{dtype}, but the time assumes 16-bit tensor-core matmuls, several times "
+            "faster than fp32's; set bf16 (or fp16 on GPUs without it)"
+        )
     if work.longest_tokens is None and not plan.packing:
         notes.append(
             f"no validated data: batches padded to max_seq_length {plan.max_seq_length} assumed "

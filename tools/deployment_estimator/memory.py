@@ -19,6 +19,9 @@ Sources for the accounting:
   selective_log_softmax; transformers' ForCausalLMLoss otherwise); see `_logits_bytes`.
 - fp32 master weights under autocast: torch.autocast caches a 16-bit copy of each weight it
   casts until the autocast region (the forward) ends.
+- Compute dtype: under bf16/fp16 autocast (transformers' bf16/fp16 flags) matmuls output 16-bit
+  activations whatever the weights; without it every op runs in the weights' dtype, so a model
+  loaded in fp32 keeps fp32 activations and logits (TrainingPlan.weights_dtype).
 - Sequences: TRL pads each batch to its longest example (TrainingPlan.sequence_tokens).
 """
 
@@ -83,6 +86,7 @@ def memory_at(
     optimizer = config.optimizers[plan.optimizer]
     state_bytes = optimizer.state_bytes or weight_bytes
 
+    act = activation_bytes(plan, weight_bytes)
     casts = 0.0
     if plan.kind == "full":
         trainable = shape.params
@@ -101,12 +105,12 @@ def memory_at(
     states = trainable * optimizer.states * state_bytes
 
     tokens = plan.batch_size * plan.sequence_tokens(longest) * plan.sequences_per_example
-    activations = tokens * _saved_per_token(shape, plan, mem.norm_saved_bytes, weight_bytes)
-    logits = _logits_bytes(shape, plan, tokens, config)
+    activations = tokens * _saved_per_token(shape, plan, act, mem.norm_saved_bytes, weight_bytes)
+    logits = _logits_bytes(shape, plan, tokens, act, config)
     buffers = 0.0
     if plan.kind == "qlora":
-        # bitsandbytes dequantises one weight at a time to 16-bit for its matmul
-        buffers += max(shape.module_params(m) for m in shape.linear_modules) * HALF_BYTES
+        # bitsandbytes dequantises one weight at a time to the compute dtype for its matmul
+        buffers += max(shape.module_params(m) for m in shape.linear_modules) * act
     if data_parallel:
         buffers += gradients  # DDP's flat gradient buckets (gradient_as_bucket_view=False)
 
@@ -131,7 +135,7 @@ def memory_at(
 
 
 def _logits_bytes(
-    shape: ModelShape, plan: TrainingPlan, tokens: int, config: DeploymentConfig
+    shape: ModelShape, plan: TrainingPlan, tokens: int, act: float, config: DeploymentConfig
 ) -> float:
     """What the loss keeps of the output logits, by the trainer's loss implementation.
 
@@ -141,22 +145,42 @@ def _logits_bytes(
       reordered hidden states the chunks read;
     - DPO / KTO (TRL's selective_log_softmax, row by row): the 16-bit logits, each row's
       log-softmax kept for backward, the reference's logits and the rows' gradients.
+
+    Computed in fp32 (`act` 4 bytes), the logits need no fp32 copy (.float() returns them): the
+    16-bit output and its 4-byte copy of the nll losses are one 4-byte tensor, 2 bytes fewer a
+    value; the preference losses' 16-bit values all double.
     """
     mem = config.memory
     if plan.method != "sft":
-        return tokens * shape.vocab * mem.preference_logits_bytes_per_value
+        return tokens * shape.vocab * mem.preference_logits_bytes_per_value * act / HALF_BYTES
+    no_copy = HALF_BYTES if act >= FP32_BYTES else 0
     if plan.sft_loss == "chunked_nll":
         chunk = min(tokens, mem.chunked_nll_chunk_tokens)
         return (
-            chunk * shape.vocab * mem.chunked_nll_bytes_per_value
-            + tokens * shape.hidden * HALF_BYTES
+            chunk * shape.vocab * (mem.chunked_nll_bytes_per_value - no_copy)
+            + tokens * shape.hidden * act
         )
-    return tokens * shape.vocab * mem.logits_bytes_per_value
+    return tokens * shape.vocab * (mem.logits_bytes_per_value - no_copy)
 
 
 def usable_gb(gpu: Gpu, config: DeploymentConfig) -> float:
     """What one process may allocate on `gpu`: its memory less the ECC and driver reserve."""
     return gpu.memory_gb * config.memory.usable_fraction
+
+
+def activation_bytes(plan: TrainingPlan, weight_bytes: float) -> float:
+    """Bytes per activation value: 16-bit under bf16/fp16 autocast, else the dtype the model
+    computes in - full fine-tuning's weights (`weight_bytes`), LoRA's frozen base, QLoRA's
+    dequantised blocks."""
+    if plan.bf16 or plan.fp16:
+        return HALF_BYTES
+    return weight_bytes if plan.kind == "full" else base_bytes(plan)
+
+
+def base_bytes(plan: TrainingPlan) -> float:
+    """Bytes per value of a frozen base (LoRA) or what 4-bit blocks dequantise to (QLoRA):
+    plan.weights_dtype, auto being the checkpoint's 16 bits."""
+    return HALF_BYTES if plan.weights_dtype == "auto" else DTYPE_BYTES[plan.weights_dtype]
 
 
 def trainable_bytes(plan: TrainingPlan, gpu: Gpu, config: DeploymentConfig) -> float:
@@ -176,7 +200,8 @@ def trainable_bytes(plan: TrainingPlan, gpu: Gpu, config: DeploymentConfig) -> f
 
 
 def _frozen_weight_bytes(shape: ModelShape, plan: TrainingPlan, config: DeploymentConfig) -> float:
-    """The frozen base: 16-bit, or NF4 projections with embeddings, head and norms kept wider.
+    """The frozen base: in its dtype (base_bytes), or NF4 projections with embeddings, head and
+    norms kept wider.
 
     QLoRA: bitsandbytes quantises every decoder nn.Linear; the embeddings and the output head
     (transformers keeps lm_head out of quantisation) and the norms stay unquantised, and PEFT's
@@ -184,7 +209,7 @@ def _frozen_weight_bytes(shape: ModelShape, plan: TrainingPlan, config: Deployme
     to fp32.
     """
     if plan.kind != "qlora":
-        return shape.params * HALF_BYTES
+        return shape.params * base_bytes(plan)
     mem = config.memory
     bits = (
         mem.nf4_double_quant_bits_per_param
@@ -196,7 +221,7 @@ def _frozen_weight_bytes(shape: ModelShape, plan: TrainingPlan, config: Deployme
 
 
 def _saved_per_token(
-    shape: ModelShape, plan: TrainingPlan, norm_bytes: float, adapter_bytes: float
+    shape: ModelShape, plan: TrainingPlan, act: float, norm_bytes: float, adapter_bytes: float
 ) -> float:
     """Bytes of activations alive at the start of backward, per token of a micro-batch.
 
@@ -205,17 +230,18 @@ def _saved_per_token(
     The final norm and the output head's input are kept either way.
     """
     h = shape.hidden
-    layer = _saved_per_token_layer(shape, plan, norm_bytes, adapter_bytes)
-    final = norm_bytes * h + (HALF_BYTES * h if plan.kind == "full" else 0)
+    layer = _saved_per_token_layer(shape, plan, act, norm_bytes, adapter_bytes)
+    final = norm_bytes * h + (act * h if plan.kind == "full" else 0)
     if plan.gradient_checkpointing:
-        return shape.layers * HALF_BYTES * h + layer + final
+        return shape.layers * act * h + layer + final
     return shape.layers * layer + final
 
 
 def _saved_per_token_layer(
-    shape: ModelShape, plan: TrainingPlan, norm_bytes: float, adapter_bytes: float
+    shape: ModelShape, plan: TrainingPlan, act: float, norm_bytes: float, adapter_bytes: float
 ) -> float:
-    """What one decoder layer saves for backward, per token, op by op (16-bit activations):
+    """What one decoder layer saves for backward, per token, op by op (`act` bytes a value, 2
+    in the list below):
 
     - each RMSNorm keeps its fp32-upcast input (`norm_bytes` x h); with trainable norm weights
       (full fine-tuning) also its normalised output (2h);
@@ -239,12 +265,12 @@ def _saved_per_token_layer(
         "down_proj": "down",
     }
     saved = 2 * norm_bytes * h
-    saved += HALF_BYTES * (2 * shape.q_dim + 2 * shape.kv_dim)
+    saved += act * (2 * shape.q_dim + 2 * shape.kv_dim)
     gated = "gate_proj" in shape.mlp_modules
-    saved += HALF_BYTES * i * (3 if gated else 1)
+    saved += act * i * (3 if gated else 1)
     if plan.kind == "full":
-        saved += 2 * HALF_BYTES * h  # the two norms' outputs
-        saved += HALF_BYTES * sum(inputs.values())
+        saved += 2 * act * h  # the two norms' outputs
+        saved += act * sum(inputs.values())
         return saved
     for module in plan.lora_modules(shape):
         saved += adapter_bytes * (inputs[group[module]] + (plan.lora_r or 0))

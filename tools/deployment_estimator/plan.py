@@ -48,10 +48,12 @@ class TrainingPlan(BaseModel):
     # What the trainer decides beyond the template's keys. The defaults are a plain transformers
     # Trainer run (the published measurements'); the package's run sets every one from
     # configs/package.yaml `run` (tools/trainer_run.py), whatever a caller passes.
-    weights_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+    weights_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
-        description="Full fine-tuning's weights: auto, 16-bit where the GPU has bf16 (the "
-        "checkpoint's dtype), else fp32 master weights.",
+        description="The dtype the model loads in: full fine-tuning's master weights, the "
+        "frozen base of LoRA, what QLoRA's 4-bit blocks dequantise to. auto: the checkpoint's "
+        "16 bits, except full fine-tuning without bf16 on a bf16 GPU (fp32 master weights). "
+        "Without bf16/fp16 autocast, activations and logits are computed in it too.",
     )
     sft_loss: SftLoss = Field(
         default="nll", description="nll: transformers' loss over full logits; chunked_nll: TRL's."
@@ -141,8 +143,8 @@ def plan_from_keys(
         ]
         raise UserError(f"Unknown training keys: {', '.join(hints)}.")
     try:
-        given = {k: v for k, v in values.items() if k in PLAN_KEYS}
-        plan = TrainingPlan.model_validate({**given, **run.plan_fields()})
+        given = TrainingPlan.model_validate({k: v for k, v in values.items() if k in PLAN_KEYS})
+        plan = given.with_changes(**run.plan_fields(given.adapter, given.bf16, given.fp16))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()

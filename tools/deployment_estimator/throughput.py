@@ -17,13 +17,14 @@ Sources for the FLOPs:
 
 from dataclasses import dataclass
 
-from tools.deployment_estimator.config import DeploymentConfig, Gpu
+from tools.deployment_estimator.config import DeploymentConfig, Gpu, Method
 from tools.deployment_estimator.memory import trainable_bytes
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.shapes import ModelShape
 
 TERA = 1e12
 GIGA = 1e9
+MICRO = 1e-6
 SECONDS_PER_HOUR = 3600
 
 
@@ -61,7 +62,8 @@ class Compute:
 
     micro_batch_tokens: int
     flops_per_token: float
-    mfu: float
+    hidden: int  # the model's width: how much work each matmul of the micro-batch holds
+    kind: Method
     total_tokens: float  # every epoch
     trainable_params: int  # what each optimizer step updates
 
@@ -74,15 +76,13 @@ def run_compute(
     train_tokens: int,
     example_tokens: int | None,
 ) -> Compute:
-    """The micro-batch, its FLOPs per token and MFU, the tokens and the trained weights."""
-    efficiency = config.efficiency
+    """The micro-batch, its FLOPs per token, the tokens and the trained weights."""
     seq_len = min(plan.max_seq_length, example_tokens or plan.max_seq_length)
-    micro_tokens = plan.batch_size * seq_len * plan.sequences_per_example
-    mfu = efficiency.mfu[plan.kind] * micro_tokens / (micro_tokens + efficiency.saturation_tokens)
     return Compute(
-        micro_batch_tokens=micro_tokens,
+        micro_batch_tokens=plan.batch_size * seq_len * plan.sequences_per_example,
         flops_per_token=training_flops_per_token(shape, plan, seq_len),
-        mfu=mfu,
+        hidden=shape.hidden,
+        kind=plan.kind,
         total_tokens=train_tokens * plan.num_epochs,
         trainable_params=shape.params if plan.kind == "full" else plan.adapter_params(shape),
     )
@@ -115,14 +115,14 @@ def time_on(
 ) -> TimeEstimate:
     """How long `compute` takes on `gpu_count` data-parallel `gpu`s.
 
-    A micro-batch of T tokens runs at mfu * T / (T + saturation_tokens) of peak (small batches
-    leave tensor cores idle and expose per-kernel costs; calibrated in configs/deployment.yaml).
-    Each optimizer step streams weights, gradients and states through memory once:
-    2w (read, write weights) + g (read gradients) + 2 x states x bytes (read, write states).
+    A micro-batch runs at model_flops_utilisation (see there). Each optimizer step streams
+    weights, gradients and states through memory once: 2w (read, write weights) + g (read
+    gradients) + 2 x states x bytes (read, write states).
     """
     efficiency = config.efficiency
     micro_tokens = compute.micro_batch_tokens
-    micro_seconds = micro_tokens * compute.flops_per_token / (gpu.bf16_tflops * TERA * compute.mfu)
+    mfu = model_flops_utilisation(compute, gpu, config)
+    micro_seconds = micro_tokens * compute.flops_per_token / (gpu.bf16_tflops * TERA * mfu)
 
     total_tokens = compute.total_tokens
     micro_steps = total_tokens / micro_tokens / gpu_count
@@ -137,10 +137,36 @@ def time_on(
         training_hours=seconds / SECONDS_PER_HOUR,
         tokens_per_second=total_tokens / seconds,
         flops_per_token=compute.flops_per_token,
-        mfu=compute.mfu,
+        mfu=mfu,
         micro_batch_tokens=micro_tokens,
         optimizer_steps=max(1, round(optimizer_steps)),
     )
+
+
+def model_flops_utilisation(compute: Compute, gpu: Gpu, config: DeploymentConfig) -> float:
+    """The share of `gpu`'s peak a micro-batch's FLOPs F run at: its time is three costs,
+
+        F / (mfu x peak)            the matmuls, at the rate large micro-batches saturate to;
+        F / (T h^2) x latency       fixed costs per matmul (kernel launches, Python dispatch),
+                                    which a micro-batch of T tokens amortises in proportion to
+                                    T h^2, the work each of its h-wide matmuls holds: wider
+                                    models saturate at fewer tokens;
+        F x bytes / (h x bandwidth) the memory-bound elementwise ops (norms, activations,
+                                    residuals, casts), which move ~h values per token where the
+                                    matmuls do ~h^2 FLOPs, so narrow models on GPUs with much
+                                    compute per byte of bandwidth lose most.
+
+    Constants and the rows they were fitted on: configs/deployment.yaml `efficiency`.
+    """
+    efficiency = config.efficiency
+    peak = gpu.bf16_tflops * TERA
+    work = compute.micro_batch_tokens * compute.hidden**2
+    seconds_per_flop = (
+        1 / (efficiency.mfu[compute.kind] * peak)
+        + efficiency.launch_latency_us * MICRO / work
+        + efficiency.elementwise_bytes / (compute.hidden * gpu.bandwidth_gb_s * GIGA)
+    )
+    return 1 / (seconds_per_flop * peak)
 
 
 def _optimizer_step_bytes(
