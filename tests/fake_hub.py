@@ -290,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = path.strip("/").split("/")
         if path == "/api/repos/create":
             self._create_repo(account, json.loads(body))
+        elif path == "/api/validate-yaml":  # upload_folder checks a README's metadata
+            self._json({"errors": [], "warnings": []}, head=False)
         elif parts[:1] == ["api"] and len(parts) >= 6 and parts[4] in {"preupload", "commit"}:
             repo_type, repo_id = parts[1].removesuffix("s"), "/".join(parts[2:4])
             self._upload(account, parts[4], repo_type, repo_id, body)
