@@ -247,7 +247,7 @@ def register(mcp: MCPServer) -> None:
             warnings=warnings,
             draft_uri=draft.uri,
             next_action=(
-                f"The package is in {result.path}: launch_training(draft_id=\"{draft.id}\") "
+                f'The package is in {result.path}: launch_training(draft_id="{draft.id}") '
                 f"runs it after the user's yes; its README says how to train by hand.{changed}"
             ),
         )
