@@ -258,8 +258,8 @@ def register(mcp: MCPServer) -> None:
     @mcp.tool(
         title="Launch training",
         description=(
-            "Run a finalized package: a Hugging Face Job on its flavor (paid by your token) or "
-            "train.py here for a local target. Asks the user first; returns once started."
+            "Run a finalized package as a Hugging Face Job on its flavor (your token pays), or "
+            "locally. Asks the user first; returns once started."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False,
