@@ -248,7 +248,8 @@ def register(mcp: MCPServer) -> None:
             draft_uri=draft.uri,
             next_action=(
                 f'The package is in {result.path}: launch_training(draft_id="{draft.id}") '
-                f"runs it after the user's yes; its README says how to train by hand.{changed}"
+                "runs it after the user's yes; by hand: pip install -r requirements.txt, then "
+                f"python train.py.{changed}"
             ),
         )
 
