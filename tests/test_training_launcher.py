@@ -13,6 +13,7 @@ from tools.errors import UserError
 from tools.training_launcher import CalibrationRow, append_row, read_rows, timeout_hours
 from tools.training_launcher.job_command import job_command, job_image, train_command
 from tools.training_launcher.progress import log_tail, read_progress
+from tools.training_launcher.service import repo_name
 
 
 def test_progress_takes_only_contract_lines_and_checks_every_value() -> None:
@@ -108,3 +109,21 @@ def test_calibration_rows_are_each_owner_s_own_newest_first(tmp_path: Path) -> N
     assert read_rows(path, "alice", limit=1)[0].hours == 3.0
     assert read_rows(tmp_path / "none.jsonl", "alice", 5) == []
     assert json.loads(path.read_text().splitlines()[0])["owner"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("support-bot-1a2b3c4d5e6f", "support-bot-1a2b3c4d5e6f-package"),
+        ("my run (v2) ..final", "my-run-v2-final-1a2b3c4d5e6f-package"),
+        ("--", "1a2b3c4d5e6f-package"),
+        ("modèle été", "mod-le-t-1a2b3c4d5e6f-package"),
+    ],
+)
+def test_repo_names_follow_the_hub_s_rules_and_carry_the_draft(folder: str, expected: str) -> None:
+    assert repo_name(folder, "1a2b3c4d5e6f", "-package", 96) == expected
+
+
+def test_a_long_folder_name_is_cut_keeping_the_draft_id() -> None:
+    name = repo_name("x" * 200 + "-1a2b3c4d5e6f", "1a2b3c4d5e6f", "-package", 96)
+    assert len(name) == 96 and name.endswith("-1a2b3c4d5e6f-package")

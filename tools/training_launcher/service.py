@@ -6,6 +6,7 @@ block (HTTP, processes): run them in a worker thread.
 """
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,8 +55,18 @@ def timeout_hours(estimated_hours: float, config: LaunchConfig) -> float:
     return round(max(estimated_hours * config.hub.timeout_safety_factor, floor), 3)
 
 
-def _repo_name(name: str, suffix: str, limit: int) -> str:
-    return name[: limit - len(suffix)] + suffix
+def repo_name(folder: str, draft_id: str, suffix: str, limit: int) -> str:
+    """A Hub repo name from the package folder's name: only letters, digits, '-', '_' and '.',
+    no '--' or '..', no '-' or '.' at either end (the Hub's rules), the draft id in it (so two
+    drafts never share a repo), at most `limit` characters with `suffix`."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", folder)
+    slug = re.sub(r"([-.])[-.]+", r"\1", slug).strip("-.")
+    if draft_id not in slug:
+        slug = f"{slug}-{draft_id}" if slug else draft_id
+    keep = limit - len(suffix) - len(draft_id) - 1
+    if len(slug) > limit - len(suffix):
+        slug = f"{slug[:keep].strip('-.')}-{draft_id}"
+    return slug + suffix
 
 
 def plan_hub_launch(
@@ -77,14 +88,14 @@ def plan_hub_launch(
             f"Hugging Face Jobs do not offer '{package.target}' now. Run estimate_deployment "
             "again and select another flavor, then finalize_package."
         )
-    folder = package.folder.name
-    limit = config.hub.max_repo_name_chars
-    model_repo = package.model_repo or _repo_name(folder, "", limit)
+    folder, draft_id = package.folder.name, package.draft_id
+    limit, suffix = config.hub.max_repo_name_chars, config.hub.package_repo_suffix
+    model_repo = package.model_repo or repo_name(folder, draft_id, "", limit)
     return HubPlan(
         account=account,
         usd_per_hour=round(price, 4),
         timeout_hours=timeout_hours(package.estimated_hours, config),
-        package_repo=f"{account.name}/{_repo_name(folder, config.hub.package_repo_suffix, limit)}",
+        package_repo=f"{account.name}/{repo_name(folder, draft_id, suffix, limit)}",
         model_repo=model_repo if "/" in model_repo else f"{account.name}/{model_repo}",
     )
 
