@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.types import ElicitRequestParams, ElicitResult
 
@@ -253,3 +254,36 @@ async def test_a_shared_server_does_not_launch_with_the_operator_s_token(
     async with client_for(allowed, transport="http") as client:
         started = await call(client, "launch_training", arguments)
     assert started["launched"] is True and len(fake.jobs) == 1
+
+
+async def test_two_launches_at_once_start_one_job(tmp_path: Path, hub: tuple[FakeHub, str]) -> None:
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    fake.fail("/api/jobs/alice", status=0, delay_s=0.5)  # the first Job is slow to be accepted
+    results: list[Any] = []
+    async with client_for(launch_settings(tmp_path, url)) as client:
+
+        async def launch() -> None:
+            arguments = {"draft_id": draft_id, "confirm": True}
+            results.append(await client.call_tool("launch_training", arguments))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(launch)
+            group.start_soon(launch)
+        draft = await read_draft(client, draft_id)
+    assert sorted(r.is_error for r in results) == [False, True]
+    (job,) = fake.jobs.values()
+    assert draft["launch"]["job_id"] == job.id
+
+
+async def test_a_failed_start_leaves_the_draft_as_it_was(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    fake.fail("/api/jobs/alice", status=400, body=b'{"error": "Invalid flavor"}')
+    async with client_for(launch_settings(tmp_path, url)) as client:
+        message = await error_of(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        draft = await read_draft(client, draft_id)
+    assert "The Hub answered 400 while starting the Job: Invalid flavor" in message
+    assert draft["launch"] is None and not fake.jobs

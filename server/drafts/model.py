@@ -143,7 +143,7 @@ class DraftPackage(BaseModel):
         """A copy that keeps where its package was written (the caller saves it)."""
         return self.model_copy(update={"package": record})
 
-    def launched(self, record: LaunchRecord) -> "DraftPackage":
+    def launched(self, record: LaunchRecord | None) -> "DraftPackage":
         """A copy that keeps its latest run (the caller saves it)."""
         return self.model_copy(update={"launch": record})
 

@@ -226,7 +226,35 @@ def _owner_hash(owner: str) -> str:
     return hashlib.sha256(owner.encode()).hexdigest()[:16]
 
 
-async def _keep_run(ctx: Context, draft: DraftPackage, record: LaunchRecord) -> DraftPackage:
+async def _claim(
+    ctx: Context, ready: _Ready, now: datetime, timeout: float, resume: bool
+) -> DraftPackage:
+    """Mark the draft as starting a run, compare-and-set on the version the checks read: of two
+    launches at once (two tabs, two replicas) one starts, the other is refused."""
+    package = ready.package
+    claim = LaunchRecord(
+        where=ready.where,
+        target=package.target,
+        stage="scheduling",
+        started_at=now,
+        package_path=str(package.folder),
+        usd_per_hour=ready.usd_per_hour,
+        estimated_hours=package.estimated_hours,
+        estimated_cost_usd=package.estimated_cost_usd,
+        timeout_hours=timeout,
+        resumed=resume,
+    )
+    try:
+        return await app_state(ctx).store.update(ready.draft.launched(claim))
+    except DraftConflictError as exc:
+        raise UserError(
+            f"Draft {ready.draft.id} changed while this launch was being prepared (another "
+            f'launch, or an edit); nothing was started. See training_status(draft_id="'
+            f'{ready.draft.id}") before launching again.'
+        ) from exc
+
+
+async def _keep_run(ctx: Context, draft: DraftPackage, record: LaunchRecord | None) -> DraftPackage:
     """Save the run in the draft, reading it again if it changed meanwhile."""
     store = app_state(ctx).store
     for _ in range(_RECORD_TRIES - 1):
@@ -330,9 +358,14 @@ def register(mcp: MCPServer) -> None:
             start = partial(
                 training_launcher.launch_locally, package, config, resume=resume, now=now
             )
-        record = await anyio.to_thread.run_sync(start)
+        claimed = await _claim(ctx, ready, now, timeout, resume)
+        try:
+            record = await anyio.to_thread.run_sync(start)
+        except Exception:
+            await _keep_run(ctx, claimed, ready.draft.launch)  # nothing started: as before
+            raise
         record = record.model_copy(update={"package_path": str(package.folder)})
-        saved = await _keep_run(ctx, ready.draft, record)
+        saved = await _keep_run(ctx, claimed, record)
         log.info("training.launched", draft_id=saved.id, where=record.where, target=record.target)
         return LaunchResult(
             launched=True,
@@ -387,7 +420,7 @@ def register(mcp: MCPServer) -> None:
         state = app_state(ctx)
         draft = await load_draft(ctx, draft_id)
         record = _launched(draft)
-        token = _token_for_run(state) if record.where == "hub" else None
+        token = _token_for_run(state) if record.job_id is not None else None
         stop = partial(
             training_launcher.cancel_run,
             record,

@@ -38,6 +38,12 @@ _HUB_STAGES: dict[str, Stage] = {
 }
 
 
+_NOT_STARTED = (
+    "The run is still being started (the Job or process is not there yet): ask again in a "
+    "moment; if it stays so, cancel_training clears it."
+)
+
+
 @dataclass(frozen=True)
 class HubPlan:
     """What a Hub launch will do, checked before the user is asked to pay for it."""
@@ -194,7 +200,7 @@ def hub_status(
 ) -> tuple[LaunchRecord, RunStatus]:
     """The Job as the Hub reports it, its progress from its log; the record brought up to date."""
     if record.job_id is None or record.namespace is None:
-        raise UserError("The draft's run has no Job id; launch it again.")
+        raise UserError(_NOT_STARTED)
     hub = HubJobs(endpoint, token, config.hub)
     state = hub.state(record.namespace, record.job_id)
     lines = hub.logs(record.namespace, record.job_id) if state.stage != "SCHEDULING" else []
@@ -209,7 +215,7 @@ def local_status(
 ) -> tuple[LaunchRecord, RunStatus]:
     """The local run: alive or not (pid and start time), its progress from the package's log."""
     if record.pid is None or record.log_path is None:
-        raise UserError("The draft's local run has no process id; launch it again.")
+        raise UserError(_NOT_STARTED)
     lines = local_runs.read_tail(Path(record.log_path), config.local.log_bytes_read)
     end = record.finished_at or now
     hours = (end - record.started_at).total_seconds() / SECONDS_PER_HOUR
@@ -293,8 +299,8 @@ def cancel_run(
     """Stop the run (the Job, or the local process group) and record that the user did."""
     if record.finished:
         raise UserError(f"The run is already {record.stage}; nothing to cancel.")
-    if record.where == "hub":
-        if token is None or record.job_id is None or record.namespace is None:
+    if record.job_id is not None and record.namespace is not None:
+        if token is None:
             raise UserError("No Hugging Face token to cancel the Job with; set HF_TOKEN.")
         HubJobs(endpoint, token, config.hub).cancel(record.namespace, record.job_id)
     elif record.pid is not None:
