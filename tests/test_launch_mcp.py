@@ -287,3 +287,15 @@ async def test_a_failed_start_leaves_the_draft_as_it_was(
         draft = await read_draft(client, draft_id)
     assert "The Hub answered 400 while starting the Job: Invalid flavor" in message
     assert draft["launch"] is None and not fake.jobs
+
+
+async def test_a_model_repo_the_hub_would_refuse_is_refused_first(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    fake, url = hub
+    draft_id, folder = await finalized_draft(launch_settings(tmp_path))
+    manifest = folder / "package.yaml"
+    manifest.write_text(manifest.read_text() + "hub:\n  model_repo: ../evil name; rm -rf\n")
+    async with client_for(launch_settings(tmp_path, url)) as client:
+        message = await error_of(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+    assert "hub.model_repo" in message and not fake.jobs and not fake.created_repos

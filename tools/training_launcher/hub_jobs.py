@@ -44,10 +44,12 @@ class JobState:
 @contextmanager
 def hub_errors(doing: str) -> Iterator[None]:
     """Turn the Hub's refusals while `doing` into UserErrors saying what the account needs."""
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
     try:
         yield
+    except HFValidationError as exc:  # a repo id the Hub would refuse, caught before sending
+        raise UserError(f"While {doing}: {str(exc)[:300]}. Nothing more was started.") from exc
     except HubUnavailable as exc:
         raise UserError(
             f"The Hugging Face Hub did not answer while {doing} ({exc}); nothing more was "

@@ -15,7 +15,7 @@ from tools.errors import UserError
 from tools.training_launcher import local_runs
 from tools.training_launcher.calibration import CalibrationRow
 from tools.training_launcher.config import LaunchConfig
-from tools.training_launcher.hub_jobs import Account, HubJobs
+from tools.training_launcher.hub_jobs import Account, HubJobs, hub_errors
 from tools.training_launcher.job_command import (
     job_command,
     job_image,
@@ -97,12 +97,17 @@ def plan_hub_launch(
     folder, draft_id = package.folder.name, package.draft_id
     limit, suffix = config.hub.max_repo_name_chars, config.hub.package_repo_suffix
     model_repo = package.model_repo or repo_name(folder, draft_id, "", limit)
+    model_repo = model_repo if "/" in model_repo else f"{account.name}/{model_repo}"
+    with hub_errors("checking package.yaml's hub.model_repo"):
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(model_repo)
     return HubPlan(
         account=account,
         usd_per_hour=round(price, 4),
         timeout_hours=timeout_hours(package.estimated_hours, config),
         package_repo=f"{account.name}/{repo_name(folder, draft_id, suffix, limit)}",
-        model_repo=model_repo if "/" in model_repo else f"{account.name}/{model_repo}",
+        model_repo=model_repo,
     )
 
 
