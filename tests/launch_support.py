@@ -25,18 +25,15 @@ def launch_settings(tmp_path: Path, hub_url: str = CLOSED_PORT_URL, **extra: str
     at `hub_url` with fast retries."""
     if not (tmp_path / "data").exists():
         shutil.copytree(DATA, tmp_path / "data")
-    env = isolated_env(
-        tmp_path,
-        TRAINING_PACKAGE_MCP__DATASETS__ROOTS=json.dumps([str(tmp_path / "data")]),
-        TRAINING_PACKAGE_MCP__DATASETS__BUNDLED_SAMPLES="false",
-        **{
-            f"{HUB}ENDPOINT": hub_url,
-            f"{HUB}TIMEOUT_S": "2",
-            f"{HUB}RETRIES__BASE_DELAY_S": "0.01",
-            f"{HUB}RETRIES__MAX_DELAY_S": "0.05",
-        },
-        **extra,
-    )
+    overrides = {
+        "TRAINING_PACKAGE_MCP__DATASETS__ROOTS": json.dumps([str(tmp_path / "data")]),
+        "TRAINING_PACKAGE_MCP__DATASETS__BUNDLED_SAMPLES": "false",
+        f"{HUB}ENDPOINT": hub_url,
+        f"{HUB}TIMEOUT_S": "2",
+        f"{HUB}RETRIES__BASE_DELAY_S": "0.01",
+        f"{HUB}RETRIES__MAX_DELAY_S": "0.05",
+    }
+    env = isolated_env(tmp_path, **{**overrides, **extra})
     return load_settings(env=env)
 
 

@@ -2,6 +2,7 @@
 surface against the fake Hub: the happy path with what the Job gets, every refusal with its
 fix, elicitation, cancel and resume, and the shared server's rule about whose token pays."""
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import anyio
 import pytest
 from mcp.types import ElicitRequestParams, ElicitResult
 
+from server.demo import run_demo
 from server.settings import Settings
 from tests.fake_hub import FakeHub, serve_fake_hub
 from tests.launch_support import TOKEN, client_for, finalized_draft, launch_settings
@@ -299,3 +301,17 @@ async def test_a_model_repo_the_hub_would_refuse_is_refused_first(
     async with client_for(launch_settings(tmp_path, url)) as client:
         message = await error_of(client, "launch_training", {"draft_id": draft_id, "confirm": True})
     assert "hub.model_repo" in message and not fake.jobs and not fake.created_repos
+
+
+async def test_the_demo_launches_against_the_stand_in_hub(tmp_path: Path) -> None:
+    out = io.StringIO()
+    settings = launch_settings(
+        tmp_path,
+        TRAINING_PACKAGE_MCP__MODELS__HUB__RETRIES__TOTAL_TIMEOUT_S="1",
+        TRAINING_PACKAGE_MCP__DATASETS__BUNDLED_SAMPLES="true",
+    )
+    assert await run_demo(settings, out) == 0, out.getvalue()[-2000:]
+    shown = out.getvalue()
+    assert "the server asks the user: Start training 'support-bot v1' on Hugging Face Jobs" in shown
+    assert "tools/call training_status" in shown and '"stage": "completed"' in shown
+    assert "resources/read package://calibration" in shown

@@ -273,9 +273,12 @@ def _status_next(draft_id: str, record: LaunchRecord) -> str:
     call = f'draft_id="{draft_id}"'
     if not record.finished:
         return f"ask again later with training_status({call}); cancel_training({call}) stops it"
+    if record.stage == "completed" and record.model_repo:
+        return f"done: the trained model is in {record.model_repo}"
+    if record.stage == "completed" and record.where == "local":
+        return f"done: the trained model is in {record.package_path}/output"
     if record.stage == "completed":
-        where = record.model_repo or f"{Path(record.log_path or '.').parent.parent}/output"
-        return f"done: the trained model is in {where}"
+        return "done, but train.py pushed no model (its log says why): nothing left the Job"
     return (
         f"read the log lines (untrusted) with the user; then launch_training({call}, "
         "resume=true) goes on from the last checkpoint"

@@ -263,7 +263,8 @@ def _settle(
             "hours": round(hours, 4),
             "cost_usd": round(hours * record.usd_per_hour, 2),
             "peak_memory_gb": progress.peak_memory_gb,
-            "model_repo": progress.model_repo or record.model_repo,
+            # done says where the model went; null: nowhere (train.py had no token to push)
+            "model_repo": progress.model_repo if progress.done else record.model_repo,
         }
     )
 
