@@ -171,6 +171,9 @@ async def test_cancel_stops_the_job_and_resume_goes_on(
     assert first.stage == "CANCELED" and canceled["canceled"] is True
     assert "resume=true" in canceled["next_action"] and "already canceled" in twice
     assert draft["launch"]["canceled_by_user"] is True and draft["launch"]["stage"] == "canceled"
+    async with client_for(settings) as client:
+        state = await call(client, "get_draft", {"draft_id": draft_id})
+    assert state["launch"].startswith("canceled on a100-large (hub) since ")
 
     resumed = await launched(settings, draft_id, resume=True)
     second = fake.jobs[resumed["job_id"]]
