@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tools.deployment_estimator.live_prices import MINUTES_PER_HOUR
 from tools.errors import UserError
 from tools.hub_http import HubUnavailable
 from tools.training_launcher.config import HubJobsConfig
@@ -37,8 +38,6 @@ class JobState:
     stage: str
     message: str | None
     running_s: float
-    total_s: float | None
-    url: str
 
 
 @contextmanager
@@ -113,7 +112,7 @@ class HubJobs:
             listed = self._api.list_jobs_hardware()
         for hardware in listed:
             if hardware.name == flavor and hardware.unit_label == "minute":
-                return hardware.unit_cost_usd * 60
+                return hardware.unit_cost_usd * MINUTES_PER_HOUR
         return None
 
     def upload_package(self, folder: Path, repo_id: str) -> str:
@@ -144,8 +143,6 @@ class HubJobs:
             stage=str(getattr(info.status.stage, "value", info.status.stage)),
             message=info.status.message,
             running_s=float(running),
-            total_s=float(durations.total_secs) if durations and durations.total_secs else None,
-            url=info.url,
         )
 
     def logs(self, namespace: str, job_id: str) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tools.deployment_estimator.live_prices import MINUTES_PER_HOUR
 from tools.errors import UserError
 from tools.training_launcher import local_runs
 from tools.training_launcher.calibration import CalibrationRow
@@ -27,7 +28,6 @@ from tools.training_launcher.progress import log_tail, read_progress
 from tools.training_launcher.records import FINISHED, LaunchRecord, Progress, RunStatus, Stage
 
 SECONDS_PER_HOUR = 3600
-MINUTES_PER_HOUR = 60
 _HUB_STAGES: dict[str, Stage] = {
     "SCHEDULING": "scheduling",
     "RUNNING": "running",
