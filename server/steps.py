@@ -135,9 +135,11 @@ async def _re_estimate(state: AppState, draft: DraftPackage) -> tuple[StepSectio
         targets=targets or None,
         budget_answer="keep",
     )
-    outcome = deployment_estimator.plan_deployment(
-        request, config, state.settings.templates, local, prices
+    settings = state.settings
+    setup = deployment_estimator.EstimatorSetup(
+        config, settings.templates, settings.package.run, local, prices
     )
+    outcome = deployment_estimator.plan_deployment(request, setup)
     chosen = outcome.answer.selected
     before = (recorded.get("selected") or {}).get("target")
     if chosen is not None:

@@ -24,6 +24,7 @@ from tools.deployment_estimator.results import DeploymentOption
 from tools.deployment_estimator.service import (
     DeploymentOutcome,
     DeploymentRequest,
+    EstimatorSetup,
     plan_deployment,
 )
 from tools.deployment_estimator.shapes import ModelShape
@@ -200,7 +201,10 @@ def test_dpo_runs_both_answers_and_a_full_dpo_keeps_a_reference_copy(settings: S
     shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]
     sft = estimate_memory(shape, plan(adapter="none"), gpu, config)
     dpo = estimate_memory(shape, plan(adapter="none", method="dpo"), gpu, config)
-    assert dpo.logits_gb == pytest.approx(2 * sft.logits_gb)
+    per_value = (
+        config.memory.preference_logits_bytes_per_value / config.memory.logits_bytes_per_value
+    )
+    assert dpo.logits_gb == pytest.approx(2 * sft.logits_gb * per_value)  # two answers, row-wise
     assert dpo.weights_gb == pytest.approx(sft.weights_gb + shape.params * 2 / GIB)
     lora_dpo = estimate_memory(shape, plan(method="dpo"), gpu, config)
     assert lora_dpo.weights_gb == estimate_memory(shape, plan(), gpu, config).weights_gb
@@ -219,7 +223,10 @@ def test_kto_trains_one_answer_and_scores_it_three_more_times(settings: Settings
     shape, gpu = shape_of(settings, LLAMA_1B), config.gpus["H100"]
     sft = estimate_memory(shape, plan(adapter="none"), gpu, config)
     kto = estimate_memory(shape, plan(adapter="none", method="kto"), gpu, config)
-    assert kto.logits_gb == pytest.approx(sft.logits_gb)
+    per_value = (
+        config.memory.preference_logits_bytes_per_value / config.memory.logits_bytes_per_value
+    )
+    assert kto.logits_gb == pytest.approx(sft.logits_gb * per_value)
     assert kto.activations_gb == pytest.approx(sft.activations_gb)
     assert kto.weights_gb == pytest.approx(sft.weights_gb + shape.params * 2 / GIB)
     lora_kto = estimate_memory(shape, plan(method="kto"), gpu, config)
@@ -512,7 +519,7 @@ def test_budget_is_enforced_and_fewer_epochs_suggested(settings: Settings) -> No
     tight = run_estimate(settings, work, targets, cost / 2)
     assert tight.recommended is None
     assert not tight.options[0].within_budget and tight.options[0].fits
-    epochs = next(s for s in tight.suggestions if s.change.startswith("fewer epochs"))
+    epochs = next(s for s in tight.suggestions if s.changes[0].startswith("fewer epochs"))
     assert epochs.within_budget and epochs.cost_usd <= cost / 2
     assert 0 < epochs.training["num_epochs"] < 3
 
@@ -525,9 +532,13 @@ def test_nothing_fits_suggests_changes_with_their_figures(settings: Settings) ->
     smaller, bigger = result.suggestions
     # the fewest changes, least disruptive first, that make an 8B LoRA fit a 16 GB T4, which
     # has no bf16: fp16 comes with them
-    assert smaller.change.startswith("gradient checkpointing + micro batch 1")
-    assert "QLoRA" in smaller.change and smaller.target == "t4-small"
-    assert smaller.change.endswith(" + fp16 instead of bf16")
+    assert smaller.changes == [
+        "gradient checkpointing",
+        "micro batch 1 with gradient accumulation 16",
+        "QLoRA (4-bit base weights)",
+        "fp16 instead of bf16",
+    ]
+    assert smaller.target == "t4-small"
     assert smaller.training == {
         "gradient_checkpointing": True,
         "batch_size": 1,
@@ -539,7 +550,7 @@ def test_nothing_fits_suggests_changes_with_their_figures(settings: Settings) ->
         "fp16": True,
     }
     assert smaller.peak_memory_gb < result.options[0].usable_memory_gb
-    assert bigger.change == f"a GPU with more memory: {bigger.target}"
+    assert bigger.changes == [f"a GPU with more memory: {bigger.target}"]
     gpu = config.gpus[config.flavors[bigger.target].gpu]
     assert result.options[0].peak_memory_gb < gpu.memory_gb
     assert all(s.hours > 0 and s.cost_usd > 0 for s in result.suggestions)
@@ -553,6 +564,7 @@ def test_a_70b_model_fits_80_gb_only_in_4_bit(settings: Settings) -> None:
         training={"adapter": "lora", "batch_size": 1, "max_seq_length": 2048},
         train_tokens=1_000_000,
         templates=settings.templates,
+        run=settings.package.run,
     )
     qlora = replace(work, plan=work.plan.with_changes(adapter="qlora", load_in_4bit=True))
     targets = flavors(config, "a100-large", "h200", "l40sx1")
@@ -573,6 +585,7 @@ def test_missing_steps_are_named_with_the_tool_that_fills_them(settings: Setting
             training=None,
             train_tokens=None,
             templates=settings.templates,
+            run=settings.package.run,
         )
     message = str(error.value)
     assert "select_model" in message and "apply_template" in message
@@ -595,7 +608,12 @@ def test_explicit_values_override_the_draft(settings: Settings) -> None:
         datasets={"train_tokens": 1000, "token_stats": {"mean": 180.4}},
     )
     from_draft = build_workload(
-        draft, config_json=None, training=None, train_tokens=None, templates=settings.templates
+        draft,
+        config_json=None,
+        training=None,
+        train_tokens=None,
+        templates=settings.templates,
+        run=settings.package.run,
     )
     assert from_draft.plan.batch_size == 2 and from_draft.train_tokens == 1000
     assert from_draft.example_tokens == 180 and from_draft.model_size_gb == 2.5
@@ -607,6 +625,7 @@ def test_explicit_values_override_the_draft(settings: Settings) -> None:
         training={"batch_size": 8, "adapter": "qlora"},
         train_tokens=5000,
         templates=settings.templates,
+        run=settings.package.run,
     )
     assert overridden.plan.batch_size == 8 and overridden.plan.kind == "qlora"
     assert overridden.plan.num_epochs == 3 and overridden.train_tokens == 5000
@@ -622,6 +641,7 @@ def test_explicit_training_takes_the_matching_template_s_starting_values(
         training={"adapter": "qlora"},
         train_tokens=10,
         templates=settings.templates,
+        run=settings.package.run,
     )
     qlora = settings.templates.templates["qlora"].defaults
     assert work.plan.optimizer == qlora["optimizer"]
@@ -633,6 +653,7 @@ def test_explicit_training_takes_the_matching_template_s_starting_values(
         training={"method": "kto"},
         train_tokens=10,
         templates=settings.templates,
+        run=settings.package.run,
     )
     assert kto.plan.method == "kto" and kto.plan.batch_size == 2
     assert kto.plan.max_seq_length == settings.templates.templates["kto"].defaults["max_seq_length"]
@@ -646,6 +667,7 @@ def test_a_misspelt_training_key_is_reported_with_the_right_one(settings: Settin
             training={"batchsize": 4},
             train_tokens=10,
             templates=settings.templates,
+            run=settings.package.run,
         )
 
 
@@ -683,9 +705,10 @@ def request(**fields: Any) -> DeploymentRequest:
 
 
 def planned(settings: Settings, **fields: Any) -> DeploymentOutcome:
-    return plan_deployment(
-        request(**fields), settings.deployment, settings.templates, NO_LOCAL, prices="p"
+    setup = EstimatorSetup(
+        settings.deployment, settings.templates, settings.package.run, NO_LOCAL, prices="p"
     )
+    return plan_deployment(request(**fields), setup)
 
 
 def test_over_budget_the_question_comes_back_when_nobody_could_be_asked(
@@ -804,7 +827,7 @@ def test_a_cheaper_gpu_that_needs_fp16_is_suggested_and_named_in_the_question(
     answer = planned(settings, **SMALL_RUN, budget_usd=t4.cost_usd).answer
     assert answer.recommended is None and answer.budget_question is not None
     fp16 = next(s for s in answer.suggestions if s.training == FP16)
-    assert fp16.change == "fp16 instead of bf16 on t4-small" and fp16.target == "t4-small"
+    assert fp16.changes == ["fp16 instead of bf16 on t4-small"] and fp16.target == "t4-small"
     assert (fp16.cost_usd, fp16.hours, fp16.peak_memory_gb) == (
         t4.cost_usd,
         t4.hours,
@@ -813,7 +836,10 @@ def test_a_cheaper_gpu_that_needs_fp16_is_suggested_and_named_in_the_question(
     assert fp16.within_budget
     question = answer.budget_question.question
     assert "Cheaper with a config change: " in question
-    assert f"fp16 instead of bf16 on t4-small ({t4.cost_usd:.2f} USD, {t4.hours:.2f} h)" in question
+    assert (
+        f"fp16 instead of bf16 on t4-small (t4-small: {t4.cost_usd:.2f} USD, {t4.hours:.2f} h)"
+        in (question)
+    )
 
 
 def test_an_answer_lists_in_full_what_is_worth_choosing_and_all_that_was_named(
@@ -902,3 +928,236 @@ def test_when_nothing_fits_the_shortlist_lists_the_nearest_miss() -> None:
     listed, others = shortlist(ranked, keep=set())
     assert [o.target for o in listed] == ["large"] and others[0].startswith("small: does not")
     assert shortlist([], keep={"local"}) == ([], [])
+
+
+# --- the package's run: padding, dtype, reference model, fixes ----------------------------------
+
+LOCAL_4090 = Target(id="local", kind="local", gpu="RTX-4090", gpu_count=1)
+
+
+def package_work(
+    settings: Settings,
+    model_id: str,
+    template: str,
+    stats: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Workload:
+    """The run a package of `template` makes (configs/package.yaml run), on data with token
+    `stats` as validate_datasets records them (None: not validated)."""
+    model = next(m for m in settings.models.popular if m.id == model_id)
+    datasets: dict[str, Any] = {"train_tokens": (stats or {}).get("total", 1_000_000)}
+    if stats:
+        datasets["token_stats"] = stats
+    draft = DraftSections(
+        model={"model_id": model.id, "architecture": model.architecture.model_dump()},
+        config={
+            "template": template,
+            "config": {**settings.templates.starting_values(template), **overrides},
+        },
+        datasets=datasets,
+    )
+    return build_workload(
+        draft,
+        config_json=None,
+        training=None,
+        train_tokens=None,
+        templates=settings.templates,
+        run=settings.package.run,
+    )
+
+
+def lengths(mean: int, p99: int, longest: int, count: int = 1000) -> dict[str, Any]:
+    return {
+        "count": count,
+        "mean": float(mean),
+        "p50": mean,
+        "p95": p99,
+        "p99": p99,
+        "max": longest,
+        "total": mean * count,
+    }
+
+
+def peak_on(settings: Settings, work: Workload, target: str) -> float:
+    options = evaluate(work, flavors(settings.deployment, target), 1e6, settings.deployment)
+    return options.options[0].peak_memory_gb
+
+
+def test_batches_are_padded_to_the_data_s_longest_example(settings: Settings) -> None:
+    """TRL pads each batch to its longest example: ~40-token examples need far less than
+    ~2,000-token ones, and unvalidated data is sized at max_seq_length, as the notes say."""
+    qwen = "Qwen/Qwen2.5-1.5B-Instruct"
+    short = package_work(settings, qwen, "lora", lengths(40, 58, 62))
+    long = package_work(settings, qwen, "lora", lengths(2000, 2046, 2048))
+    unknown = package_work(settings, qwen, "lora")
+    assert peak_on(settings, short, "a100-large") < 0.8 * peak_on(settings, long, "a100-large")
+    assert peak_on(settings, unknown, "a100-large") == peak_on(settings, long, "a100-large")
+    cut = package_work(settings, qwen, "lora", lengths(2000, 4000, 9000))  # truncated at 2048
+    assert peak_on(settings, cut, "a100-large") == peak_on(settings, long, "a100-large")
+    result = run_estimate(settings, unknown, flavors(settings.deployment, "a100-large"), 1e6)
+    assert any("no validated data" in note and "2048" in note for note in result.notes)
+    assert result.inputs["longest_tokens"] is None
+    assert not any(
+        "no validated data" in n
+        for n in run_estimate(
+            settings, short, flavors(settings.deployment, "a100-large"), 1e6
+        ).notes
+    )
+
+
+def test_sft_logits_follow_trl_s_chunked_loss(settings: Settings) -> None:
+    """TRL 1.13's chunked_nll never holds the full logits: on ~2,000-token examples the
+    logits cost a fixed chunk, not tokens x vocabulary x 14 bytes."""
+    qwen = "Qwen/Qwen2.5-1.5B-Instruct"
+    work = package_work(settings, qwen, "lora", lengths(2000, 2046, 2048))
+    config, shape = settings.deployment, work.shape
+    memory = estimate_memory(shape, work.plan, config.gpus["A100-80GB"], config, longest=2048)
+    chunk = config.memory.chunked_nll_chunk_tokens * shape.vocab
+    full_logits = 2 * 2048 * shape.vocab * config.memory.logits_bytes_per_value / GIB
+    assert memory.logits_gb < full_logits / 5
+    assert memory.logits_gb * GIB >= chunk * config.memory.chunked_nll_bytes_per_value
+
+
+def test_full_fine_tuning_is_estimated_in_the_dtype_the_package_writes(settings: Settings) -> None:
+    """The package loads a full fine-tune in float32 (configs/package.yaml run): an 8B model
+    needs 18 bytes a weight (fp32 weights, gradients, AdamW states, autocast's bf16 copies),
+    beyond any 80 GB card, where bf16 weights would have suggested 65 GB."""
+    work = package_work(settings, LLAMA_8B, "full")
+    config, shape = settings.deployment, work.shape
+    memory = estimate_memory(shape, work.plan, config.gpus["H200"], config)
+    assert memory.weights_gb == pytest.approx(shape.params * 4 / GIB)
+    assert memory.optimizer_gb == pytest.approx(shape.params * 8 / GIB)
+    assert memory.peak_gb > 120
+    fits = {
+        o.target: o.fits
+        for o in evaluate(work, flavors(config, "a100-large", "h200"), 1e6, config).options
+    }
+    assert fits == {"a100-large": False, "h200": True}
+    notes = run_estimate(settings, work, flavors(config, "h200"), 1e6).notes
+    assert any(n.startswith("full fine-tuning as train.py loads it: float32") for n in notes)
+
+
+def test_dpo_s_reference_is_a_float32_copy_in_full_and_the_base_under_lora(
+    settings: Settings,
+) -> None:
+    """TRL's DPOTrainer: under PEFT the reference is the base with the adapters off (no memory);
+    in full fine-tuning a copy loaded with the model's own model_init_kwargs (float32); with
+    precomputed log-probs neither the copy nor its forward."""
+    config = settings.deployment
+    gpu = config.gpus["H200"]
+    full = package_work(settings, LLAMA_1B, "dpo", adapter="none")
+    sft_full = package_work(settings, LLAMA_1B, "full")
+    shape = full.shape
+    dpo_memory = estimate_memory(shape, full.plan, gpu, config)
+    sft_memory = estimate_memory(shape, sft_full.plan, gpu, config)
+    assert dpo_memory.weights_gb == pytest.approx(sft_memory.weights_gb + shape.params * 4 / GIB)
+    lora = package_work(settings, LLAMA_1B, "dpo")
+    lora_sft = package_work(settings, LLAMA_1B, "lora")
+    assert estimate_memory(shape, lora.plan, gpu, config).weights_gb == pytest.approx(
+        estimate_memory(shape, lora_sft.plan, gpu, config).weights_gb
+    )
+    precomputed = full.plan.with_changes(precompute_ref_log_probs=True)
+    assert estimate_memory(shape, precomputed, gpu, config).weights_gb == pytest.approx(
+        sft_memory.weights_gb
+    )
+    assert training_flops_per_token(shape, precomputed, 512) < training_flops_per_token(
+        shape, full.plan, 512
+    )
+
+
+def test_a_local_gpu_that_does_not_fit_gets_its_fix_when_a_cloud_option_fits(
+    settings: Settings,
+) -> None:
+    """8B DPO LoRA on a 24 GB 4090: the cloud has fitting options, and the 4090 still gets the
+    smallest change that fits it - micro batch 1 with the same effective batch of 8."""
+    config = settings.deployment
+    work = package_work(settings, LLAMA_8B, "dpo", lengths(600, 1010, 1400))
+    targets = [LOCAL_4090, *flavors(config, "l40sx1", "a100-large")]
+    result = estimate(
+        work, targets, 1e6, config, alternatives=targets, default_lora_r=16, prices="test"
+    )
+    local = next(o for o in result.options if o.target == "local")
+    assert result.recommended is not None and not local.fits
+    (fix,) = [s for s in result.suggestions if s.target == "local"]
+    assert fix.changes == ["micro batch 1 with gradient accumulation 8"]
+    assert fix.training == {"batch_size": 1, "gradient_accumulation_steps": 8}
+    assert fix.peak_memory_gb < local.usable_memory_gb and fix.hours > local.hours * 0.9
+
+
+def test_a_length_fix_comes_from_the_data_s_99th_percentile_never_halving(
+    settings: Settings,
+) -> None:
+    config = settings.deployment
+    few_long = lengths(700, 1800, 8000)  # a few examples run to 8,000 tokens
+    work = package_work(
+        settings,
+        LLAMA_8B,
+        "lora",
+        few_long,
+        max_seq_length=8192,
+        batch_size=1,
+        gradient_accumulation_steps=8,
+    )
+    targets = [LOCAL_4090, *flavors(config, "l40sx1")]
+    result = estimate(
+        work, targets, 1e6, config, alternatives=targets, default_lora_r=16, prices="test"
+    )
+    (fix,) = [s for s in result.suggestions if s.target == "local"]
+    assert fix.training == {"max_seq_length": 1800}
+    assert fix.changes == [
+        "max_seq_length 1800, from the data's 99th percentile: longer examples "
+        "(at most 1%, up to 8000 tokens) are truncated"
+    ]
+    unvalidated = package_work(
+        settings,
+        LLAMA_8B,
+        "lora",
+        max_seq_length=8192,
+        batch_size=1,
+        gradient_accumulation_steps=8,
+    )
+    result = estimate(
+        unvalidated, targets, 1e6, config, alternatives=targets, default_lora_r=16, prices="t"
+    )
+    lines = [line for s in result.suggestions for line in s.changes]
+    assert lines and not any(line.startswith("max_seq_length") for line in lines)
+    assert all(" + " not in line for line in lines)  # one change a line
+
+
+def test_over_budget_the_local_fix_is_the_cheaper_way_the_question_offers(
+    settings: Settings,
+) -> None:
+    """Every fitting cloud option costs more than the budget; the local 4090 does not fit as
+    configured, but with its fix it does, for electricity: the question says so."""
+    model = next(m for m in settings.models.popular if m.id == LLAMA_8B)
+    draft = DraftSections(
+        model={"model_id": model.id, "architecture": model.architecture.model_dump()},
+        config={"template": "dpo", "config": settings.templates.starting_values("dpo")},
+        datasets={"train_tokens": 3_000_000, "token_stats": lengths(600, 1010, 1400, 5000)},
+    )
+    local = LocalHardware(target=LOCAL_4090, note="local GPU from the config: 1x RTX-4090")
+    setup = EstimatorSetup(
+        settings.deployment, settings.templates, settings.package.run, local, prices="p"
+    )
+    answer = plan_deployment(DeploymentRequest(sections=draft, budget_usd=0.5), setup).answer
+    assert answer.recommended is None and answer.budget_question is not None
+    fix = next(s for s in answer.suggestions if s.target == "local")
+    assert fix.within_budget and fix.cost_usd < answer.budget_question.cheapest_cost_usd
+    assert "micro batch 1 with gradient accumulation 8 (local: " in answer.budget_question.question
+
+
+def test_a_chosen_target_that_does_not_fit_is_refused_with_its_own_fix(settings: Settings) -> None:
+    model = next(m for m in settings.models.popular if m.id == LLAMA_8B)
+    draft = DraftSections(
+        model={"model_id": model.id, "architecture": model.architecture.model_dump()},
+        config={"template": "dpo", "config": settings.templates.starting_values("dpo")},
+        datasets={"train_tokens": 3_000_000, "token_stats": lengths(600, 1010, 1400, 5000)},
+    )
+    setup = EstimatorSetup(
+        settings.deployment, settings.templates, settings.package.run, NO_LOCAL, prices="p"
+    )
+    with pytest.raises(UserError) as error:
+        plan_deployment(DeploymentRequest(sections=draft, select="a10g-small"), setup)
+    message = str(error.value)
+    assert "a10g-small does not fit" in message
+    assert "or keep a10g-small and apply_template with overrides" in message

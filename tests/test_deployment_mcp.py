@@ -271,7 +271,11 @@ async def test_nothing_fitting_is_recorded_with_the_fix(quiet: Settings) -> None
         draft = await read_json(client, out["draft_uri"])
     codes = [issue["code"] for issue in draft["deployment"]["issues"]]
     assert codes == ["deployment.no_fit", "deployment.not_selected"]
-    assert draft["deployment"]["issues"][0]["fix"] == out["suggestions"][0]["change"]
+    first = out["suggestions"][0]
+    assert (
+        draft["deployment"]["issues"][0]["fix"]
+        == f"{'; '.join(first['changes'])} ({first['target']})"
+    )
 
 
 async def test_hardware_resource_lists_gpus_flavors_and_prices(quiet: Settings) -> None:

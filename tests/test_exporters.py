@@ -74,7 +74,9 @@ def test_field_lists_name_their_source() -> None:
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_trl_export_uses_only_documented_fields(settings: Settings, template: str) -> None:
-    export = export_trl(result(settings, template), base_model="org/model", revision="abc123")
+    export = export_trl(
+        result(settings, template), settings.package.run, base_model="org/model", revision="abc123"
+    )
     assert set(export.args) <= documented(f"trl.{export.config_class}")
     assert set(export.args["model_init_kwargs"]) <= documented("trl.model_init_kwargs")
     if export.peft_config is not None:
@@ -85,7 +87,7 @@ def test_trl_export_uses_only_documented_fields(settings: Settings, template: st
 
 
 def test_trl_export_of_lora(settings: Settings) -> None:
-    export = export_trl(result(settings, "lora"), revision="abc123")
+    export = export_trl(result(settings, "lora"), settings.package.run, revision="abc123")
     assert (export.trainer, export.config_class) == ("SFTTrainer", "SFTConfig")
     assert export.args == {
         "learning_rate": 2e-4,
@@ -102,6 +104,11 @@ def test_trl_export_of_lora(settings: Settings) -> None:
         "bf16": True,
         "fp16": False,
         "seed": 42,
+        # the run configs/package.yaml pins, written even where it is TRL 1.13's default
+        "use_liger_kernel": False,
+        "loss_type": "chunked_nll",
+        "packing": False,
+        "padding_free": False,
         "model_init_kwargs": {"dtype": "bfloat16", "revision": "abc123"},
     }
     assert export.peft_config == {
@@ -115,7 +122,7 @@ def test_trl_export_of_lora(settings: Settings) -> None:
 
 
 def test_trl_export_of_qlora_loads_the_base_in_4bit(settings: Settings) -> None:
-    export = export_trl(result(settings, "qlora"))
+    export = export_trl(result(settings, "qlora"), settings.package.run)
     assert export.quantization_config == {
         "load_in_4bit": True,
         "bnb_4bit_quant_type": "nf4",
@@ -127,13 +134,17 @@ def test_trl_export_of_qlora_loads_the_base_in_4bit(settings: Settings) -> None:
 
 
 def test_the_qlora_adapter_on_the_lora_template_exports_a_4bit_base(settings: Settings) -> None:
-    quantised = export_trl(result(settings, "lora", adapter="qlora")).quantization_config
-    assert quantised == export_trl(result(settings, "qlora")).quantization_config
+    quantised = export_trl(
+        result(settings, "lora", adapter="qlora"), settings.package.run
+    ).quantization_config
+    assert (
+        quantised == export_trl(result(settings, "qlora"), settings.package.run).quantization_config
+    )
     assert export_axolotl(result(settings, "lora", adapter="qlora")).config["load_in_4bit"] is True
 
 
 def test_trl_export_of_full_fine_tuning(settings: Settings) -> None:
-    export = export_trl(result(settings, "full"))
+    export = export_trl(result(settings, "full"), settings.package.run)
     assert export.peft_config is None and export.quantization_config is None
     # float32 master weights under bf16 mixed precision, as TRL loads by default
     assert export.args["model_init_kwargs"] == {"dtype": "float32"}
@@ -141,14 +152,14 @@ def test_trl_export_of_full_fine_tuning(settings: Settings) -> None:
 
 
 def test_trl_export_of_dpo(settings: Settings) -> None:
-    export = export_trl(result(settings, "dpo"))
+    export = export_trl(result(settings, "dpo"), settings.package.run)
     assert (export.trainer, export.config_class) == ("DPOTrainer", "DPOConfig")
     assert export.args["beta"] == 0.1 and export.args["max_length"] == 1024
     assert export.args["learning_rate"] == 5e-6
 
 
 def test_trl_export_of_kto(settings: Settings) -> None:
-    export = export_trl(result(settings, "kto", desirable_weight=1.5))
+    export = export_trl(result(settings, "kto", desirable_weight=1.5), settings.package.run)
     assert (export.trainer, export.config_class) == ("KTOTrainer", "KTOConfig")
     assert export.args["beta"] == 0.1 and export.args["max_length"] == 1024
     assert (export.args["desirable_weight"], export.args["undesirable_weight"]) == (1.5, 1.0)
@@ -160,7 +171,7 @@ def test_every_method_has_a_trainer_in_both_exports(settings: Settings) -> None:
     methods = settings.templates.keys["method"].enum or []
     for template in settings.templates.templates:
         found = result(settings, template)
-        assert export_trl(found).trainer and export_axolotl(found).config
+        assert export_trl(found, settings.package.run).trainer and export_axolotl(found).config
     assert {result(settings, t).method for t in settings.templates.templates} == set(methods)
 
 
@@ -173,7 +184,7 @@ def test_trl_export_follows_overrides(settings: Settings) -> None:
         fp16=True,
         target_modules=["q_proj", "v_proj"],
     )
-    export = export_trl(config)
+    export = export_trl(config, settings.package.run)
     assert export.args["warmup_steps"] == 25 and "warmup_ratio" not in export.args
     assert export.args["fp16"] is True and export.args["bf16"] is False
     assert export.quantization_config is not None
@@ -274,11 +285,14 @@ def test_axolotl_export_of_a_module_list_and_warmup_steps(settings: Settings) ->
 # --- both ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("export", [export_trl, export_axolotl])
-def test_an_invalid_configuration_is_not_exported(settings: Settings, export: Any) -> None:
+@pytest.mark.parametrize("trainer", ["trl", "axolotl"])
+def test_an_invalid_configuration_is_not_exported(settings: Settings, trainer: str) -> None:
     invalid = apply_template(settings.templates, "qlora", {"load_in_4bit": False})
     with pytest.raises(UserError) as exc:
-        export(invalid)
+        if trainer == "trl":
+            export_trl(invalid, settings.package.run)
+        else:
+            export_axolotl(invalid)
     assert "The configuration has errors" in str(exc.value)
     assert "load_in_4bit is false" in str(exc.value)
 
@@ -293,7 +307,7 @@ def test_an_unmapped_key_is_refused_not_dropped(settings: Settings) -> None:
     found = result(settings, "lora")
     extended = found.model_copy(update={"config": {**found.config, "label_smoothing": 0.1}})
     with pytest.raises(UserError, match="label_smoothing have no TRL equivalent"):
-        export_trl(extended)
+        export_trl(extended, settings.package.run)
 
 
 def test_trainer_names_are_known_aliases_of_the_keys(settings: Settings) -> None:

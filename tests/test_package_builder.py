@@ -287,6 +287,17 @@ def test_a_qlora_package_on_two_gpus_says_what_it_needs(
     assert trl["quantization_config"]["load_in_4bit"] is True
 
 
+def test_an_8bit_optimizer_brings_bitsandbytes_along(settings: Settings, data_root: Path) -> None:
+    """8-bit AdamW states (a memory fix for full fine-tuning) come from bitsandbytes."""
+    inputs = make_inputs(
+        settings, data_root, ["chat.jsonl"], template="full", optimizer="adamw_8bit"
+    )
+    destination = data_root.parent / "out" / "pkg"
+    build(settings, data_root, inputs, destination)
+    requirements = (destination / settings.package.files.requirements).read_text().splitlines()
+    assert requirements[-1] == settings.package.requirements.qlora[-1]
+
+
 def test_a_hub_dataset_is_fetched_again_and_checked(settings: Settings, tmp_path: Path) -> None:
     """Two Parquet shards on the Hub: each is copied into the package and its sha256 checked."""
     rows = [json.loads(line) for line in (DATA / "chat.jsonl").read_text().splitlines()]

@@ -70,7 +70,7 @@ class ValidateDatasetsResult(BaseModel):
     )
     split: dict[str, Any] = Field(description="method, validation_split, train/validation records.")
     token_stats: dict[str, Any] | None = Field(
-        description="Tokens per record over every dataset: count, mean, p50, p95, max, total."
+        description="Tokens per record over every dataset: count, mean, p50, p95, p99, max, total."
     )
     train_tokens: int = Field(description="Tokens one epoch trains on.")
     max_seq_length: int

@@ -44,7 +44,8 @@ class EstimateDeploymentResult(BaseModel):
     selected: DeploymentOption | None = Field(description="The draft's chosen target.")
     budget_usd: float
     suggestions: list[Suggestion] = Field(
-        description="Changes that would make it fit or fit the budget, with their figures."
+        description="Changes that would make it fit (on the target named, e.g. your own GPU) "
+        "or fit the budget, with their figures."
     )
     budget_question: BudgetQuestion | None = Field(
         description="Ask the user this when every option that fits is over budget."
@@ -98,8 +99,11 @@ async def _plan(
         budget_answer=answer,
         **arguments,
     )
-    plan = deployment_estimator.plan_deployment
-    return draft, plan(request, config, state.settings.templates, local, prices)
+    settings = state.settings
+    setup = deployment_estimator.EstimatorSetup(
+        config, settings.templates, settings.package.run, local, prices
+    )
+    return draft, deployment_estimator.plan_deployment(request, setup)
 
 
 async def budget_choice(

@@ -116,7 +116,8 @@ class TokenStats(BaseModel):
     mean: float
     p50: int
     p95: int
-    max: int
+    p99: int = Field(description="What a max_seq_length fix may cut to (estimate_deployment).")
+    max: int = Field(description="The longest: TRL pads each batch to its longest example.")
     total: int
 
 

@@ -63,6 +63,7 @@ class LengthStats:
             mean=round(self.total / self.count, 1),
             p50=self.percentile(0.50),
             p95=self.percentile(0.95),
+            p99=self.percentile(0.99),
             max=max(self.histogram),
             total=self.total,
         )

@@ -20,6 +20,12 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "DeploymentOption",
             "Suggestion",
         ],
-        "service": ["DeploymentOutcome", "DeploymentRequest", "DeploymentStep", "plan_deployment"],
+        "service": [
+            "DeploymentOutcome",
+            "DeploymentRequest",
+            "DeploymentStep",
+            "EstimatorSetup",
+            "plan_deployment",
+        ],
     },
 )

@@ -80,6 +80,15 @@ class MemoryConfig(ConfigModel):
     logits_bytes_per_value: Positive = Field(
         description="Bytes per (token, vocabulary entry) alive while the loss is backpropagated."
     )
+    chunked_nll_bytes_per_value: Positive = Field(
+        description="Bytes per (chunk token, vocabulary entry) of TRL's chunked_nll loss."
+    )
+    chunked_nll_chunk_tokens: Annotated[int, Field(ge=1)] = Field(
+        description="Label tokens per chunk of TRL's chunked_nll loss."
+    )
+    preference_logits_bytes_per_value: Positive = Field(
+        description="Bytes per logit value of TRL's DPO/KTO log-probs (selective_log_softmax)."
+    )
     norm_saved_bytes: Positive = Field(
         description="Bytes per hidden value an RMSNorm keeps for backward (its fp32 upcast)."
     )

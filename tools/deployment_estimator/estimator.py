@@ -1,8 +1,9 @@
 """Compare targets for one training run: fit, time, cost, budget; rank them, recommend one, and
 say what would change the answer when nothing fits or nothing is affordable."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from itertools import combinations
 from typing import Any
 
 from tools.deployment_estimator.catalog import Target
@@ -29,6 +30,7 @@ BISECTION_ROUNDS = 30
 # The training keys that run a bf16 config on a GPU without bf16 (T4, V100).
 FP16 = {"bf16": False, "fp16": True}
 FP16_CHANGE = "fp16 instead of bf16"
+EIGHT_BIT_OPTIMIZER = "adamw_8bit"  # bitsandbytes AdamW with blockwise 8-bit states
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,11 @@ class Workload:
     shape: ModelShape
     plan: TrainingPlan
     train_tokens: int
-    example_tokens: int | None
+    example_tokens: int | None  # the mean, for time
     model_size_gb: float
     label: str  # the model, for the summary
+    longest_tokens: int | None = None  # the data's longest example, for the padded peak
+    p99_tokens: int | None = None  # the data's 99th percentile, for a max_seq_length fix
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ def evaluate(
         gpu = config.gpus[target.gpu]
         key = (trainable_bytes(work.plan, gpu, config), target.gpu_count > 1)
         if key not in memory:
-            memory[key] = memory_at(work.shape, work.plan, config, *key)
+            memory[key] = memory_at(
+                work.shape, work.plan, config, *key, longest=work.longest_tokens
+            )
             sharing[key] = []
         sharing[key].append(target.id)
         time = time_on(compute, work.plan, gpu, config, gpu_count=target.gpu_count)
@@ -163,9 +169,12 @@ def estimate(
     alternatives: list[Target],
     default_lora_r: int,
     prices: str,
+    fix_for: Iterable[str] = (),
 ) -> DeploymentEstimate:
-    """Every target's option, ranked, with a recommendation and, when none is both fitting and
-    within budget, the changes that would give one (each with its new figures).
+    """Every target's option, ranked, with a recommendation; when none is both fitting and
+    within budget, the changes that would give one (each with its new figures); and, for the
+    user's own GPUs and the targets in `fix_for` (a choice) that the run does not fit, the
+    smallest change that fits there, whatever else fits.
 
     `alternatives` are the targets a "different hardware" suggestion may pick from (every
     configured flavor and the local GPU); `default_lora_r` is the rank a QLoRA suggestion uses
@@ -174,12 +183,20 @@ def estimate(
     evaluation = evaluate(work, targets, budget_usd, config)
     options = rank(evaluation.options)
     best = recommend(options)
+    suggest = _Suggester(work, targets, budget_usd, config, alternatives, default_lora_r)
     suggestions: list[Suggestion] = []
     if best is None:
-        suggest = _Suggester(work, targets, budget_usd, config, alternatives, default_lora_r)
         fitting = any(o.fits for o in options)
         cheapest = next((o for o in options if o.fits and o.compatible), None)
         suggestions = suggest.for_budget(cheapest) if fitting else suggest.for_memory()
+    wanted = {name.lower() for name in fix_for}
+    for option in options:
+        target = next(t for t in targets if t.id == option.target)
+        if option.fits or not (target.kind != "cloud" or target.id.lower() in wanted):
+            continue
+        fix = suggest.smallest_fix([target])
+        if fix and all((s.target, s.changes) != (fix.target, fix.changes) for s in suggestions):
+            suggestions.append(fix)
     return DeploymentEstimate(
         options=options,
         recommended=best.target if best else None,
@@ -193,7 +210,7 @@ def estimate(
 
 
 class _Suggester:
-    """Builds suggestions by re-estimating the run with one change at a time."""
+    """Builds suggestions by re-estimating the run with changes applied."""
 
     def __init__(
         self,
@@ -209,50 +226,95 @@ class _Suggester:
         self.default_lora_r = default_lora_r
 
     def for_memory(self) -> list[Suggestion]:
-        """Nothing fits: the fewest memory-saving changes that make it fit, and a bigger GPU.
-
-        The changes are tried cumulatively, least disruptive first (recomputation, then a
-        smaller micro-batch with the same effective batch, then a 4-bit base, then shorter
-        sequences), and the first combination that fits is suggested.
-        """
+        """Nothing fits: the smallest change that makes it fit somewhere, and a bigger GPU."""
         found = []
-        labels: list[str] = []
-        changes: dict = {}
-        for label, change in self._memory_ladder():
-            labels.append(label)
-            changes = {**changes, **change}
-            suggestion = self._try(" + ".join(labels), changes)
-            if suggestion:
-                found.append(suggestion)
-                break
-        bigger = self._try("a GPU with more memory: {target}", {}, self.others)
+        smallest = self.smallest_fix(self.targets)
+        if smallest:
+            found.append(smallest)
+        bigger = self._try(["a GPU with more memory: {target}"], {}, self.others)
         if bigger:
             found.append(bigger)
         return found
 
-    def _memory_ladder(self) -> list[tuple[str, dict]]:
+    def smallest_fix(self, targets: list[Target]) -> Suggestion | None:
+        """The fewest memory-saving changes that make the run fit on one of `targets`; among
+        as many, the least disruptive (the memory steps' order). None when no combination fits.
+        """
+        steps = self._memory_steps()
+        for size in range(1, len(steps) + 1):
+            for combo in combinations(steps, size):
+                found = self._fit(combo, targets)
+                if found:
+                    return found
+        return None
+
+    def _fit(self, combo: tuple[str, ...], targets: list[Target]) -> Suggestion | None:
+        """`combo` applied; a smaller micro batch is the largest that fits with the rest."""
+        labels: list[str] = []
+        changes: dict[str, Any] = {}
+        for step in combo:
+            label, change = self._step(step)
+            labels.append(label)
+            changes |= change
+        if "micro_batch" not in combo:
+            return self._try(labels, changes, targets)
+        at, plan = combo.index("micro_batch"), self.work.plan
+        effective = plan.batch_size * plan.gradient_accumulation_steps
+        for micro in range(plan.batch_size - 1, 0, -1):
+            if effective % micro:
+                continue
+            accumulation = effective // micro
+            labels[at] = f"micro batch {micro} with gradient accumulation {accumulation}"
+            batch = {"batch_size": micro, "gradient_accumulation_steps": accumulation}
+            found = self._try(labels, {**changes, **batch}, targets)
+            if found:
+                return found
+        return None
+
+    def _memory_steps(self) -> list[str]:
+        """The changes that save memory, least disruptive first: recomputation (slower), a
+        smaller micro batch with the same effective batch (slower), 8-bit optimizer states
+        (full fine-tuning), truncating the longest 1% of the data, a 4-bit base."""
         plan = self.work.plan
-        ladder: list[tuple[str, dict]] = []
+        steps = []
         if not plan.gradient_checkpointing:
-            ladder.append(("gradient checkpointing", {"gradient_checkpointing": True}))
+            steps.append("checkpointing")
         if plan.batch_size > 1:
-            accumulation = plan.gradient_accumulation_steps * plan.batch_size
-            ladder.append(
-                (
-                    f"micro batch 1 with gradient accumulation {accumulation}",
-                    {"batch_size": 1, "gradient_accumulation_steps": accumulation},
-                )
-            )
+            steps.append("micro_batch")
+        if plan.kind == "full" and self.config.optimizers[plan.optimizer].state_bytes is None:
+            steps.append("optimizer_8bit")
+        if self._p99_length() is not None:
+            steps.append("p99_length")
         if plan.kind != "qlora":
-            qlora = {"adapter": "qlora", "load_in_4bit": True, "lora_r": self._lora_r}
-            ladder.append(("QLoRA (4-bit base weights)", qlora))
-        length = plan.max_seq_length // 2
-        while length >= self.config.suggestions.min_seq_length:
-            ladder.append(
-                (f"max_seq_length {length} (truncates longer examples)", {"max_seq_length": length})
+            steps.append("qlora")
+        return steps
+
+    def _step(self, step: str) -> tuple[str, dict[str, Any]]:
+        """A memory step's line and training keys (a micro batch's are chosen in _fit)."""
+        if step == "micro_batch":
+            return "", {}
+        if step == "checkpointing":
+            return "gradient checkpointing", {"gradient_checkpointing": True}
+        if step == "optimizer_8bit":
+            return "8-bit AdamW states (optimizer adamw_8bit)", {"optimizer": EIGHT_BIT_OPTIMIZER}
+        if step == "p99_length":
+            length = self._p99_length()
+            return (
+                f"max_seq_length {length}, from the data's 99th percentile: longer examples "
+                f"(at most 1%, up to {self.work.longest_tokens} tokens) are truncated",
+                {"max_seq_length": length},
             )
-            length //= 2
-        return ladder
+        qlora = {"adapter": "qlora", "load_in_4bit": True, "lora_r": self._lora_r}
+        return "QLoRA (4-bit base weights)", qlora
+
+    def _p99_length(self) -> int | None:
+        """max_seq_length at the data's 99th percentile (at least suggestions.min_seq_length),
+        when that is shorter than the batches' longest; None without validated data."""
+        work = self.work
+        if work.p99_tokens is None or work.longest_tokens is None:
+            return None
+        length = max(work.p99_tokens, self.config.suggestions.min_seq_length)
+        return length if length < work.plan.sequence_tokens(work.longest_tokens) else None
 
     def for_budget(self, cheapest: DeploymentOption | None) -> list[Suggestion]:
         """Something fits but costs too much: less work, faster training, cheaper hardware, or
@@ -264,10 +326,10 @@ class _Suggester:
             found.append(epochs)
         if self.work.plan.kind != "lora":
             lora = {"adapter": "lora", "load_in_4bit": False, "lora_r": self._lora_r}
-            suggestion = self._try("LoRA in 16-bit (less compute)", lora)
+            suggestion = self._try(["LoRA in 16-bit (less compute)"], lora)
             if suggestion and suggestion.within_budget:
                 found.append(suggestion)
-        cheaper = self._try("cheaper hardware: {target}", {}, self.others)
+        cheaper = self._try(["cheaper hardware: {target}"], {}, self.others)
         if cheaper and cheaper.within_budget:
             found.append(cheaper)
         half = self._fp16(cheapest)
@@ -280,7 +342,7 @@ class _Suggester:
         if not self.work.plan.bf16:
             return None
         pool = [t for t in [*self.targets, *self.others] if not self.config.gpus[t.gpu].bf16]
-        found = self._try(f"{FP16_CHANGE} on {{target}}", FP16, pool) if pool else None
+        found = self._try([f"{FP16_CHANGE} on {{target}}"], FP16, pool) if pool else None
         if found is None or (cheapest is not None and found.cost_usd >= cheapest.cost_usd):
             return None
         return found
@@ -290,21 +352,22 @@ class _Suggester:
         return self.work.plan.lora_r or self.default_lora_r
 
     def _try(
-        self, label: str, changes: dict, targets: list[Target] | None = None
+        self, labels: list[str], changes: dict, targets: list[Target] | None = None
     ) -> Suggestion | None:
-        """The best option with `changes` applied, when one fits; else None. `label` may name
-        the option's {target}; on a GPU without bf16 the change includes fp16."""
+        """The best option with `changes` applied, when one fits; else None. `labels` (a line
+        per change) may name the option's {target}; on a GPU without bf16 the change includes
+        fp16."""
         work = replace(self.work, plan=self.work.plan.with_changes(**changes))
         chosen = self.targets if targets is None else targets
         ranked = rank(evaluate(work, chosen, self.budget, self.config).options)
         best = recommend(ranked) or next((o for o in ranked if o.fits), None)
         if best is None:
             return None
-        label = label.format(target=best.target)
+        lines = [label.format(target=best.target) for label in labels]
         if not best.compatible:  # the figures already assume fp16 there
-            label, changes = f"{label} + {FP16_CHANGE}", {**changes, **FP16}
+            lines, changes = [*lines, FP16_CHANGE], {**changes, **FP16}
         return Suggestion(
-            change=label,
+            changes=lines,
             training=changes,
             target=best.target,
             peak_memory_gb=best.peak_memory_gb,
@@ -318,7 +381,7 @@ class _Suggester:
         epochs = self.work.plan.num_epochs
 
         def affordable(n: float) -> bool:
-            found = self._try("", {"num_epochs": n})
+            found = self._try([], {"num_epochs": n})
             return bool(found and found.within_budget)
 
         most = _largest(affordable, 0.0, epochs)
@@ -326,7 +389,9 @@ class _Suggester:
         if tenths < EPOCH_STEP or not affordable(round(tenths, 1)):
             return None
         tenths = round(tenths, 1)
-        return self._try(f"fewer epochs: {tenths:g} instead of {epochs:g}", {"num_epochs": tenths})
+        return self._try(
+            [f"fewer epochs: {tenths:g} instead of {epochs:g}"], {"num_epochs": tenths}
+        )
 
 
 def _largest(ok: Callable[[float], bool], low: float, high: float) -> float:
@@ -353,6 +418,7 @@ def _summary(work: Workload) -> dict:
         "gradient_accumulation_steps": plan.gradient_accumulation_steps,
         "max_seq_length": plan.max_seq_length,
         "example_tokens": work.example_tokens,
+        "longest_tokens": work.longest_tokens,
         "gradient_checkpointing": plan.gradient_checkpointing,
         "optimizer": plan.optimizer,
         "lora_r": plan.lora_r if plan.kind != "full" else None,
@@ -365,10 +431,21 @@ def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> l
     if any(t.kind == "cloud" for t in targets):
         setup = cloud_setup_minutes(work.model_size_gb, config)
         notes.append(f"cloud hours include {setup:.1f} min of start-up and model download")
+    if plan.kind == "full" and plan.weights_dtype != "auto":
+        copy = f", and a {plan.weights_dtype} reference copy" if plan.reference_copy else ""
+        notes.append(
+            f"full fine-tuning as train.py loads it: {plan.weights_dtype} weights, gradients "
+            f"and optimizer states{copy}"
+        )
+    if work.longest_tokens is None and not plan.packing:
+        notes.append(
+            f"no validated data: batches padded to max_seq_length {plan.max_seq_length} assumed "
+            "(validate_datasets gives the real longest example)"
+        )
     if work.example_tokens is None:
         notes.append(
             f"mean example length unknown: full {plan.max_seq_length}-token sequences assumed "
-            "(as with packing); shorter examples train fewer tokens per second"
+            "for time; shorter examples train fewer tokens per second"
         )
     if plan.max_seq_length > arch.context_length:
         notes.append(

@@ -17,6 +17,7 @@ from tools.errors import UserError
 from tools.model_browser.architecture import architecture_from_config, count_parameters
 from tools.model_browser.config import Architecture
 from tools.template_loader.config import TemplatesConfig
+from tools.trainer_run import TrainerRun
 
 HALF_BYTES = 2
 BYTES_PER_GB = 1e9  # the Hub's model sizes are decimal GB
@@ -39,6 +40,7 @@ def build_workload(
     training: dict[str, Any] | None,
     train_tokens: int | None,
     templates: TemplatesConfig,
+    run: TrainerRun,
 ) -> Workload:
     """The Workload to estimate; UserError naming every missing input and the step that gives it."""
     missing = []
@@ -54,7 +56,7 @@ def build_workload(
 
     given = {**draft.config.get("config", {}), **(training or {})}
     base = _starting_values(templates, draft.config.get("template"), given)
-    plan = plan_from_keys({**base, **given}, known_keys=frozenset(templates.keys))
+    plan = plan_from_keys({**base, **given}, frozenset(templates.keys), run)
     shape = _shape(draft.model, config_json, plan)
     size_gb = draft.model.get("size_gb") if not config_json else None
     return Workload(
@@ -64,6 +66,8 @@ def build_workload(
         example_tokens=_mean_example_tokens(draft.datasets),
         model_size_gb=size_gb or shape.params * HALF_BYTES / BYTES_PER_GB,
         label=_label(draft.model, config_json),
+        longest_tokens=_length(draft.datasets, "max"),
+        p99_tokens=_length(draft.datasets, "p99"),
     )
 
 
@@ -124,6 +128,13 @@ def _mean_example_tokens(datasets: dict[str, Any]) -> int | None:
     """Mean tokens per training example, when validate_datasets recorded it (token_stats.mean)."""
     mean = (datasets.get("token_stats") or {}).get("mean")
     return max(1, round(mean)) if isinstance(mean, int | float) and mean > 0 else None
+
+
+def _length(datasets: dict[str, Any], statistic: str) -> int | None:
+    """A statistic of the examples' token lengths (token_stats.max, .p99), when validate_datasets
+    recorded it."""
+    value = (datasets.get("token_stats") or {}).get(statistic)
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _label(model: dict[str, Any], config_json: dict[str, Any] | None) -> str:

@@ -15,6 +15,11 @@ Sources for the accounting:
 - Gradient checkpointing keeps each layer's input and recomputes one layer at a time during
   backward (transformers `gradient_checkpointing_enable`; Chen et al. 2016, arXiv 1604.06174).
 - 4-bit weights: QLoRA (Dettmers et al. 2023, arXiv 2305.14314) NF4 with double quantisation.
+- Logits: the loss the trainer runs (TRL 1.13: SFT's chunked_nll, DPO/KTO's row-wise
+  selective_log_softmax; transformers' ForCausalLMLoss otherwise); see `_logits_bytes`.
+- fp32 master weights under autocast: torch.autocast caches a 16-bit copy of each weight it
+  casts until the autocast region (the forward) ends.
+- Sequences: TRL pads each batch to its longest example (TrainingPlan.sequence_tokens).
 """
 
 from pydantic import BaseModel, Field
@@ -22,6 +27,7 @@ from pydantic import BaseModel, Field
 from tools.deployment_estimator.config import DeploymentConfig, Gpu
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.shapes import ModelShape
+from tools.trainer_run import DTYPE_BYTES
 
 GIB = 2**30  # memory is reported in binary GB, as nvidia-smi and PyTorch count it
 HALF_BYTES = 2  # bf16 / fp16 value
@@ -53,9 +59,12 @@ def estimate_memory(
     config: DeploymentConfig,
     *,
     gpu_count: int = 1,
+    longest: int | None = None,
 ) -> MemoryBreakdown:
-    """Peak memory of one of `gpu_count` data-parallel processes training `shape` with `plan`."""
-    return memory_at(shape, plan, config, trainable_bytes(plan, gpu, config), gpu_count > 1)
+    """Peak memory of one of `gpu_count` data-parallel processes training `shape` with `plan`,
+    on batches padded to `longest` tokens (the data's longest example; None: max_seq_length)."""
+    weight_bytes = trainable_bytes(plan, gpu, config)
+    return memory_at(shape, plan, config, weight_bytes, gpu_count > 1, longest=longest)
 
 
 def memory_at(
@@ -64,6 +73,8 @@ def memory_at(
     config: DeploymentConfig,
     weight_bytes: float,
     data_parallel: bool,
+    *,
+    longest: int | None = None,
 ) -> MemoryBreakdown:
     """estimate_memory with the GPU reduced to what the memory depends on: the bytes per trained
     weight (trainable_bytes) and whether processes share the work (each holds the whole model,
@@ -72,22 +83,26 @@ def memory_at(
     optimizer = config.optimizers[plan.optimizer]
     state_bytes = optimizer.state_bytes or weight_bytes
 
+    casts = 0.0
     if plan.kind == "full":
         trainable = shape.params
         weights = shape.params * weight_bytes
         adapter_weights = 0.0
+        if weight_bytes > HALF_BYTES and (plan.bf16 or plan.fp16):
+            # autocast caches a 16-bit copy of every matmul weight until the forward ends
+            casts = (shape.block_linear_params + shape.vocab * shape.hidden) * HALF_BYTES
     else:
         trainable = plan.adapter_params(shape)
         weights = _frozen_weight_bytes(shape, plan, config)
         adapter_weights = trainable * weight_bytes
-    if plan.kind == "full" and plan.reference_model:
-        weights += shape.params * HALF_BYTES  # a frozen reference copy (TRL DPO/KTOTrainer)
+    if plan.reference_copy:
+        weights += shape.params * weight_bytes  # loaded with the model's own model_init_kwargs
     gradients = trainable * weight_bytes
     states = trainable * optimizer.states * state_bytes
 
-    tokens = plan.batch_size * plan.max_seq_length * plan.sequences_per_example
+    tokens = plan.batch_size * plan.sequence_tokens(longest) * plan.sequences_per_example
     activations = tokens * _saved_per_token(shape, plan, mem.norm_saved_bytes, weight_bytes)
-    logits = tokens * shape.vocab * mem.logits_bytes_per_value
+    logits = _logits_bytes(shape, plan, tokens, config)
     buffers = 0.0
     if plan.kind == "qlora":
         # bitsandbytes dequantises one weight at a time to 16-bit for its matmul
@@ -95,7 +110,7 @@ def memory_at(
     if data_parallel:
         buffers += gradients  # DDP's flat gradient buckets (gradient_as_bucket_view=False)
 
-    backward = max(activations + logits, gradients)
+    backward = max(activations + casts + logits, gradients)
     allocated = weights + adapter_weights + states + backward + buffers
     reserved = allocated * (1 + mem.allocator_overhead)
     peak = reserved + mem.cuda_context_gb * GIB
@@ -104,7 +119,7 @@ def memory_at(
         trainable_gb=adapter_weights / GIB,
         gradients_gb=gradients / GIB,
         optimizer_gb=states / GIB,
-        activations_gb=activations / GIB,
+        activations_gb=(activations + casts) / GIB,
         logits_gb=logits / GIB,
         buffers_gb=buffers / GIB,
         overhead_gb=(peak - allocated) / GIB,
@@ -115,6 +130,30 @@ def memory_at(
     )
 
 
+def _logits_bytes(
+    shape: ModelShape, plan: TrainingPlan, tokens: int, config: DeploymentConfig
+) -> float:
+    """What the loss keeps of the output logits, by the trainer's loss implementation.
+
+    - transformers' loss (sft_loss nll): the full logits and their fp32 copies
+      (memory.logits_bytes_per_value per value);
+    - TRL's chunked_nll: one chunk of label tokens at a time, recomputed in backward, plus the
+      reordered hidden states the chunks read;
+    - DPO / KTO (TRL's selective_log_softmax, row by row): the 16-bit logits, each row's
+      log-softmax kept for backward, the reference's logits and the rows' gradients.
+    """
+    mem = config.memory
+    if plan.method != "sft":
+        return tokens * shape.vocab * mem.preference_logits_bytes_per_value
+    if plan.sft_loss == "chunked_nll":
+        chunk = min(tokens, mem.chunked_nll_chunk_tokens)
+        return (
+            chunk * shape.vocab * mem.chunked_nll_bytes_per_value
+            + tokens * shape.hidden * HALF_BYTES
+        )
+    return tokens * shape.vocab * mem.logits_bytes_per_value
+
+
 def usable_gb(gpu: Gpu, config: DeploymentConfig) -> float:
     """What one process may allocate on `gpu`: its memory less the ECC and driver reserve."""
     return gpu.memory_gb * config.memory.usable_fraction
@@ -123,13 +162,16 @@ def usable_gb(gpu: Gpu, config: DeploymentConfig) -> float:
 def trainable_bytes(plan: TrainingPlan, gpu: Gpu, config: DeploymentConfig) -> float:
     """Bytes per trained weight (and per gradient value).
 
-    Full fine-tuning in bf16 keeps bf16 weights (transformers loads the checkpoint's dtype, TRL's
-    default dtype="auto"; AdamW's states follow the weights). Without bf16, fp16 mixed precision
-    needs fp32 master weights (torch.amp.GradScaler refuses fp16 gradients). LoRA adapters train
-    in `memory.adapter_bytes` over a frozen 16-bit base either way.
+    Full fine-tuning keeps its weights in plan.weights_dtype (the package: fp32 master weights,
+    configs/package.yaml run). "auto" is the checkpoint's dtype: bf16 weights under bf16
+    (transformers' and TRL's dtype="auto"); without bf16, fp16 mixed precision needs fp32
+    master weights (torch.amp.GradScaler refuses fp16 gradients). AdamW's states follow the
+    weights. LoRA adapters train in `memory.adapter_bytes` over a frozen base either way.
     """
     if plan.kind != "full":
         return config.memory.adapter_bytes
+    if plan.weights_dtype != "auto":
+        return DTYPE_BYTES[plan.weights_dtype]
     return HALF_BYTES if plan.bf16 and gpu.bf16 else FP32_BYTES
 
 

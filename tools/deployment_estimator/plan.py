@@ -12,14 +12,16 @@ from pydantic import BaseModel, Field, ValidationError
 from tools.deployment_estimator.config import Method, Optimizer
 from tools.deployment_estimator.shapes import ModelShape
 from tools.errors import UserError
+from tools.trainer_run import SftLoss, TrainerRun
 
 ALL_LINEAR = "all-linear"
-# Forward passes without gradients for each trained token, besides its own: DPO's reference
-# model over every sequence (TRL DPOTrainer); KTO's policy over the mismatched completion its
-# KL term needs, and its reference over both the completion and that one (TRL 1.13
-# KTOTrainer._compute_loss). The mismatched completions are the batch's own, rotated, so they
-# are as long as the trained ones.
-NO_GRAD_FORWARDS = {"sft": 0, "dpo": 1, "kto": 3}
+# Forward passes without gradients for each trained token, besides its own, as (the policy's,
+# the reference's): DPO's reference model over every sequence (TRL DPOTrainer); KTO's policy
+# over the mismatched completion its KL term needs, and its reference over both the completion
+# and that one (TRL 1.13 KTOTrainer._compute_loss). The mismatched completions are the batch's
+# own, rotated, so they are as long as the trained ones. Precomputed reference log-probs
+# (precompute_ref_log_probs) leave the policy's alone.
+NO_GRAD_FORWARDS = {"sft": (0, 0), "dpo": (0, 1), "kto": (1, 2)}
 
 
 class TrainingPlan(BaseModel):
@@ -40,8 +42,22 @@ class TrainingPlan(BaseModel):
     bnb_4bit_use_double_quant: bool = True
     optimizer: Optimizer
     bf16: bool = True
+    fp16: bool = False
     lora_r: Annotated[int, Field(ge=1)] | None = None
     target_modules: str | list[str] | None = None
+    # What the trainer decides beyond the template's keys. The defaults are a plain transformers
+    # Trainer run (the published measurements'); the package's run sets every one from
+    # configs/package.yaml `run` (tools/trainer_run.py), whatever a caller passes.
+    weights_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="Full fine-tuning's weights: auto, 16-bit where the GPU has bf16 (the "
+        "checkpoint's dtype), else fp32 master weights.",
+    )
+    sft_loss: SftLoss = Field(
+        default="nll", description="nll: transformers' loss over full logits; chunked_nll: TRL's."
+    )
+    packing: bool = Field(default=False, description="Rows filled to max_seq_length.")
+    precompute_ref_log_probs: bool = False
 
     @property
     def kind(self) -> Method:
@@ -59,13 +75,23 @@ class TrainingPlan(BaseModel):
     @property
     def no_grad_forwards(self) -> int:
         """Forward passes without gradients per trained token (NO_GRAD_FORWARDS)."""
-        return NO_GRAD_FORWARDS[self.method]
+        policy, reference = NO_GRAD_FORWARDS[self.method]
+        return policy + (0 if self.precompute_ref_log_probs else reference)
 
     @property
-    def reference_model(self) -> bool:
+    def reference_copy(self) -> bool:
         """DPO and KTO score the answers with a frozen reference model: under LoRA the base with
-        the adapters switched off, in full fine-tuning a copy of the model (TRL)."""
-        return self.method != "sft"
+        the adapters switched off (no memory), in full fine-tuning a copy of the model loaded
+        like it (TRL), unless the reference log-probs were computed before training."""
+        return self.method != "sft" and self.kind == "full" and not self.precompute_ref_log_probs
+
+    def sequence_tokens(self, longest: int | None) -> int:
+        """Tokens per sequence of the largest micro-batch: TRL pads each batch to its longest
+        example, so the data's longest (truncated at max_seq_length) when known; packed rows
+        and unknown data fill max_seq_length."""
+        if longest is None or self.packing:
+            return self.max_seq_length
+        return min(longest, self.max_seq_length)
 
     def lora_modules(self, shape: ModelShape) -> tuple[str, ...]:
         """The decoder projections that get LoRA adapters; empty for full fine-tuning."""
@@ -94,11 +120,15 @@ class TrainingPlan(BaseModel):
         return self.model_validate({**self.model_dump(), **changes})
 
 
-PLAN_KEYS = frozenset(TrainingPlan.model_fields)
+RUN_KEYS = frozenset(("weights_dtype", "sft_loss", "packing", "precompute_ref_log_probs"))
+PLAN_KEYS = frozenset(TrainingPlan.model_fields) - RUN_KEYS
 
 
-def plan_from_keys(values: dict[str, Any], known_keys: frozenset[str]) -> TrainingPlan:
-    """A TrainingPlan from template keys; UserError naming each missing, misspelt or bad key.
+def plan_from_keys(
+    values: dict[str, Any], known_keys: frozenset[str], run: TrainerRun
+) -> TrainingPlan:
+    """A TrainingPlan from template keys and the package's `run`; UserError naming each
+    missing, misspelt or bad key.
 
     `known_keys` are every key a configuration may hold (configs/templates.yaml); other keys
     are typos and are reported with the closest known name.
@@ -111,7 +141,8 @@ def plan_from_keys(values: dict[str, Any], known_keys: frozenset[str]) -> Traini
         ]
         raise UserError(f"Unknown training keys: {', '.join(hints)}.")
     try:
-        plan = TrainingPlan.model_validate({k: v for k, v in values.items() if k in PLAN_KEYS})
+        given = {k: v for k, v in values.items() if k in PLAN_KEYS}
+        plan = TrainingPlan.model_validate({**given, **run.plan_fields()})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()

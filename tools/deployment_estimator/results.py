@@ -38,7 +38,7 @@ class DeploymentOption(_Lean):
 
 
 class Suggestion(_Lean):
-    change: str
+    changes: list[str] = Field(description="One change a line, all applied together.")
     training: dict[str, Any] = Field(description="Training keys to change.")
     target: str
     peak_memory_gb: float

@@ -28,6 +28,7 @@ from tools.deployment_estimator.shortlist import shortlist
 from tools.errors import UserError
 from tools.issues import Issue
 from tools.template_loader.config import TemplatesConfig
+from tools.trainer_run import TrainerRun
 
 
 @dataclass(frozen=True)
@@ -63,22 +64,29 @@ class DeploymentOutcome:
     step: DeploymentStep
 
 
-def plan_deployment(
-    request: DeploymentRequest,
-    config: DeploymentConfig,
-    templates: TemplatesConfig,
-    local: LocalHardware,
-    prices: str,
-) -> DeploymentOutcome:
+@dataclass(frozen=True)
+class EstimatorSetup:
+    """What every estimate reads besides the request: the configs, the user's machine, where
+    prices came from."""
+
+    config: DeploymentConfig
+    templates: TemplatesConfig
+    run: TrainerRun
+    local: LocalHardware
+    prices: str
+
+
+def plan_deployment(request: DeploymentRequest, setup: EstimatorSetup) -> DeploymentOutcome:
     """The answer for `request` and the step to record; UserError for what cannot be estimated
     or chosen (missing inputs, an unknown target, a choice that does not fit or cannot run the
     config)."""
+    config, local = setup.config, setup.local
     budget = request.budget_usd or request.recorded.get("budget_usd") or config.default_budget_usd
-    result = _estimate(request, budget, config, templates, local, prices)
+    result = _estimate(request, budget, setup)
     cheapest = over_budget(result)
     select, question = request.select, None
     if cheapest is not None and request.budget_answer == "raise_budget":
-        result = _estimate(request, cheapest.cost_usd, config, templates, local, prices)
+        result = _estimate(request, cheapest.cost_usd, setup)
     if cheapest is not None and request.budget_answer in ("raise_budget", "take_cheapest"):
         select = cheapest.target
     elif cheapest is not None and request.budget_answer is None:
@@ -128,35 +136,37 @@ def budget_question(result: DeploymentEstimate, cheapest: DeploymentOption) -> s
     )
     if not cheaper:
         return question
-    changes = "; ".join(f"{s.change} ({s.cost_usd:.2f} USD, {s.hours:.2f} h)" for s in cheaper)
+    changes = "; ".join(
+        f"{' and '.join(s.changes)} ({s.target}: {s.cost_usd:.2f} USD, {s.hours:.2f} h)"
+        for s in cheaper
+    )
     return f"{question} Cheaper with a config change: {changes}."
 
 
 def _estimate(
-    request: DeploymentRequest,
-    budget_usd: float,
-    config: DeploymentConfig,
-    templates: TemplatesConfig,
-    local: LocalHardware,
-    prices: str,
+    request: DeploymentRequest, budget_usd: float, setup: EstimatorSetup
 ) -> DeploymentEstimate:
+    config, local = setup.config, setup.local
     work = build_workload(
         request.sections,
         config_json=request.architecture,
         training=request.training,
         train_tokens=request.train_tokens,
-        templates=templates,
+        templates=setup.templates,
+        run=setup.run,
     )
     everywhere = resolve_targets(None, config, local.target)
     targets = resolve_targets(request.targets, config, local.target) if request.targets else None
+    chosen = request.select or (request.recorded.get("selected") or {}).get("target")
     return estimate(
         work,
         targets or everywhere,
         budget_usd,
         config,
         alternatives=everywhere,
-        default_lora_r=default_lora_r(templates),
-        prices=prices,
+        default_lora_r=default_lora_r(setup.templates),
+        prices=setup.prices,
+        fix_for=[chosen.strip()] if chosen else [],
     )
 
 
@@ -184,6 +194,13 @@ def _selection(
         )
         if not found.fits:
             pick = f"Pick {alternative}, which fits" if alternative else "Pick an option that fits"
+            there = next((s for s in result.suggestions if s.target == found.target), None)
+            if there:
+                pick += (
+                    f", or keep {found.target} and apply_template with overrides "
+                    f"{json.dumps(there.training)} ({'; '.join(there.changes)}: "
+                    f"{there.peak_memory_gb:.1f} GB)"
+                )
             raise UserError(
                 f"{found.target} does not fit: it needs {found.peak_memory_gb:.1f} GB per GPU "
                 f"and has {found.usable_memory_gb:.1f} usable. {pick}."
@@ -208,7 +225,8 @@ def _step(
 ) -> DeploymentStep:
     issues = []
     if not any(o.fits for o in result.options):
-        fix = result.suggestions[0].change if result.suggestions else "choose a larger GPU"
+        first = result.suggestions[0] if result.suggestions else None
+        fix = f"{'; '.join(first.changes)} ({first.target})" if first else "choose a larger GPU"
         issues.append(
             Issue(
                 severity="error",

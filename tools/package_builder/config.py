@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from tools.config_base import ConfigModel
+from tools.trainer_run import TrainerRun
 
 MANIFEST_NAME = "package.yaml"
 """The package's entry point: fixed, because train.py starts from it to find every other file."""
@@ -61,7 +62,9 @@ class FilesConfig(ConfigModel):
 
 class RequirementsConfig(ConfigModel):
     common: Annotated[list[str], Field(min_length=1)]
-    qlora: list[str] = Field(description="Added when the base model loads in 4-bit.")
+    qlora: list[str] = Field(
+        description="Added when the run uses bitsandbytes: a 4-bit base or an 8-bit optimizer."
+    )
 
     @field_validator("common", "qlora")
     @classmethod
@@ -77,3 +80,14 @@ class PackageConfig(ConfigModel):
     files: FilesConfig
     copy_source_files: bool = Field(description="Also package the validated files as they are.")
     requirements: RequirementsConfig
+    run: TrainerRun
+
+    @model_validator(mode="after")
+    def _run_read_from_the_pinned_trl(self) -> "PackageConfig":
+        pin = f"trl=={self.run.trl_version}"
+        if pin not in self.requirements.common:
+            raise ValueError(
+                f"run describes trl {self.run.trl_version}, but requirements.common does not pin "
+                f"{pin}: read run's settings again from the pinned TRL and update both"
+            )
+        return self

@@ -23,6 +23,7 @@ from tools.package_builder.shapes import Shape
 from tools.template_loader.derived import ALL_LINEAR
 from tools.template_loader.keys import Value
 from tools.template_loader.results import TemplateResult
+from tools.trainer_run import TrainerRun, compute_dtype
 
 # Template keys whose value TRL's trainer configs take as they are, under another name.
 TRL_ARGS = {
@@ -123,13 +124,21 @@ class AxolotlExport(BaseModel):
 
 
 def export_trl(
-    result: TemplateResult, *, base_model: str | None = None, revision: str | None = None
+    result: TemplateResult,
+    run: TrainerRun,
+    *,
+    base_model: str | None = None,
+    revision: str | None = None,
 ) -> TrlExport:
-    """TRL + PEFT (+ bitsandbytes) keyword arguments for a valid apply_template result."""
+    """TRL + PEFT (+ bitsandbytes) keyword arguments for a valid apply_template result, with the
+    trainer settings `run` pins (the run estimate_deployment estimates)."""
     config = _validated(result, "TRL", [*TRL_ARGS, *PEFT_ARGS, *BNB_ARGS, *TRL_SHAPING_KEYS])
-    trainer, config_class = _TRAINERS[str(config["method"])]
+    method = str(config["method"])
+    trainer, config_class = _TRAINERS[method]
     args = {TRL_ARGS[key]: value for key, value in config.items() if key in TRL_ARGS}
-    model_init = {"dtype": _model_dtype(config)}
+    args |= run.trl_args(method)
+    bf16, fp16 = config.get("bf16") is True, config.get("fp16") is True
+    model_init = {"dtype": run.weights_dtype(str(config["adapter"]), bf16, fp16)}
     if revision:
         model_init["revision"] = revision
     args["model_init_kwargs"] = model_init
@@ -141,7 +150,7 @@ def export_trl(
     if config.get("load_in_4bit") is True:
         quantization = {BNB_ARGS[key]: value for key, value in config.items() if key in BNB_ARGS}
         # TRL's get_quantization_config computes in the dtype the rest of the model loads in.
-        quantization["bnb_4bit_compute_dtype"] = _compute_dtype(config)
+        quantization["bnb_4bit_compute_dtype"] = compute_dtype(bf16, fp16)
     return TrlExport(
         trainer=trainer,
         config_class=config_class,
@@ -243,15 +252,3 @@ def _validated(result: TemplateResult, trainer: str, known: list[str]) -> Mappin
             "tools/package_builder/exporters.py."
         )
     return result.config
-
-
-def _compute_dtype(config: Mapping[str, Value]) -> str:
-    if config.get("bf16") is True:
-        return "bfloat16"
-    return "float16" if config.get("fp16") is True else "float32"
-
-
-def _model_dtype(config: Mapping[str, Value]) -> str:
-    """Frozen bases load in the compute dtype; full fine-tuning keeps float32 master weights
-    under bf16/fp16 mixed precision (TRL's own default dtype)."""
-    return "float32" if config["adapter"] == "none" else _compute_dtype(config)

@@ -57,7 +57,7 @@ def build_package(
     """Write the package at request.destination, or nothing (UserError saying why)."""
     inputs, files = request.inputs, config.files
     model_id, revision = inputs.model.model_id, inputs.model.revision
-    trl = export_trl(inputs.config, base_model=model_id, revision=revision)
+    trl = export_trl(inputs.config, config.run, base_model=model_id, revision=revision)
     shape = package_shape([f for d in inputs.datasets.datasets if (f := d.trains_as) is not None])
     refuse_destination(request.destination, request.overwrite)
     plan = DataPlan(inputs.datasets, shape, files, config.copy_source_files)
@@ -79,8 +79,7 @@ def build_package(
         package.write_text(files.trl_config, _yaml(trl.model_dump(mode="json")))
         package.write_text(files.axolotl_config, axolotl.to_yaml())
         package.write_bytes(files.train_script, train_script())
-        qlora = trl.quantization_config is not None
-        package.write_text(files.requirements, render_requirements(config.requirements, qlora))
+        package.write_text(files.requirements, render_requirements(config.requirements, trl))
         manifest = build_manifest(
             inputs,
             data,

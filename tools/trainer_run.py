@@ -1,0 +1,71 @@
+"""The run a package's train.py makes, beyond the template's keys: one description that the
+exporter writes into trl.yaml and the deployment estimator reads, so the two cannot drift.
+
+It holds what the pinned TRL decides that moves memory and time - the weights' dtype, the SFT
+loss implementation, packing, DPO/KTO's reference log-probs - with each default chosen and
+explained in configs/package.yaml (section `run`).
+"""
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tools.config_base import ConfigModel
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+DTYPE_BYTES: dict[str, int] = {"float32": 4, "bfloat16": 2, "float16": 2}
+SftLoss = Literal["nll", "chunked_nll"]
+
+
+class TrainerRun(ConfigModel):
+    """configs/package.yaml `run`: the trainer settings the package pins and the estimate uses."""
+
+    trl_version: str = Field(description="The TRL these were read from (requirements' pin).")
+    full_weights_dtype: Literal["float32", "bfloat16"] = Field(
+        description="model_init_kwargs.dtype of full fine-tuning (master weights)."
+    )
+    sft_loss_type: SftLoss = Field(description="SFTConfig.loss_type.")
+    packing: bool = Field(description="SFTConfig.packing: sequences filled to max_length.")
+    padding_free: bool = Field(description="SFTConfig.padding_free.")
+    precompute_ref_log_probs: bool = Field(
+        description="DPO/KTO: reference log-probs computed once before training."
+    )
+
+    def weights_dtype(self, adapter: str, bf16: bool, fp16: bool) -> Dtype:
+        """The dtype the model loads in: full fine-tuning's master weights, else (a frozen
+        16-bit or 4-bit base) the compute dtype."""
+        return self.full_weights_dtype if adapter == "none" else compute_dtype(bf16, fp16)
+
+    def trl_args(self, method: str) -> dict[str, Any]:
+        """The config-class fields this description sets, for `method` (sft, dpo, kto).
+
+        Written even where they equal TRL's defaults, so a new TRL default cannot change the
+        run under the estimate. use_liger_kernel stays off: it needs the liger-kernel package,
+        which the package does not install.
+        """
+        args: dict[str, Any] = {"use_liger_kernel": False}
+        if method == "sft":
+            args |= {
+                "loss_type": self.sft_loss_type,
+                "packing": self.packing,
+                "padding_free": self.padding_free,
+            }
+        else:
+            args["precompute_ref_log_probs"] = self.precompute_ref_log_probs
+        return args
+
+    def plan_fields(self) -> dict[str, Any]:
+        """The estimator's TrainingPlan fields this description decides."""
+        return {
+            "weights_dtype": self.full_weights_dtype,
+            "sft_loss": self.sft_loss_type,
+            "packing": self.packing,
+            "precompute_ref_log_probs": self.precompute_ref_log_probs,
+        }
+
+
+def compute_dtype(bf16: bool, fp16: bool) -> Dtype:
+    """The dtype matmuls run in under the run's mixed precision."""
+    if bf16:
+        return "bfloat16"
+    return "float16" if fp16 else "float32"
