@@ -6,11 +6,15 @@ for its type, and what is shown is cut to a bounded size.
 """
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from tools.quoting import excerpt
 from tools.training_launcher.records import LogTail, Progress
+
+# "owner/name" as the Hub allows them (huggingface_hub validate_repo_id: 96 characters each).
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
 def _events(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
@@ -54,7 +58,8 @@ def read_progress(lines: Iterable[str], max_chars: int) -> Progress:
             progress.done = True
             progress.step = _count(event.get("steps")) or progress.step
             repo = event.get("model_repo")
-            progress.model_repo = excerpt(repo, max_chars) if isinstance(repo, str) else None
+            # it reaches next_action: only a repo id, never whatever text the log holds
+            progress.model_repo = repo if isinstance(repo, str) and _REPO_ID.match(repo) else None
             progress.peak_memory_gb = _number(event.get("max_memory_allocated_gb"))
         elif kind == "error":
             message = event.get("message")
