@@ -318,3 +318,21 @@ async def test_the_demo_launches_against_the_stand_in_hub(tmp_path: Path) -> Non
     assert "the server asks the user: Start training 'support-bot v1' on Hugging Face Jobs" in shown
     assert "tools/call training_status" in shown and '"stage": "completed"' in shown
     assert "resources/read package://calibration" in shown
+
+
+async def test_two_status_calls_at_the_end_add_one_calibration_row(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    job_id = (await launched(settings, draft_id))["job_id"]
+    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(20, 0.9), running_secs=900)
+    async with client_for(settings) as client:
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(call, client, "training_status", {"draft_id": draft_id})
+        finished = await call(client, "training_status", {"draft_id": draft_id})
+        draft = await read_draft(client, draft_id)
+    assert finished["stage"] == "completed" and draft["launch"]["calibrated"] is True
+    assert len((tmp_path / "calibration.jsonl").read_text().splitlines()) == 1

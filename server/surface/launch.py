@@ -402,8 +402,8 @@ def register(mcp: MCPServer) -> None:
             find = partial(training_launcher.local_status, record, config, now)
         updated, status = await anyio.to_thread.run_sync(find)
         if updated.stage == "completed" and not updated.calibrated:
-            updated = await _calibrate(ctx, updated, now)
-        if updated != record:
+            draft = await _calibrate(ctx, draft, updated, now)
+        elif updated != record:
             draft = await _keep_run(ctx, draft, updated)
         return StatusResult(
             **status.model_dump(), draft_uri=draft.uri, next_action=_status_next(draft.id, updated)
@@ -493,15 +493,25 @@ def _calibration_path(state: AppState) -> Path:
     return state.settings.launch.calibration.path or user_data_dir() / "calibration.jsonl"
 
 
-async def _calibrate(ctx: Context, record: LaunchRecord, now: datetime) -> LaunchRecord:
-    """Add the completed run's row to the calibration log, once."""
+async def _calibrate(
+    ctx: Context, draft: DraftPackage, record: LaunchRecord, now: datetime
+) -> DraftPackage:
+    """Record the completed run, and add its row to the calibration log once: the row is
+    written only by the call whose compare-and-set marked the run calibrated, so two status
+    calls at once do not both add it (the loser reads the draft again)."""
+    marked = record.model_copy(update={"calibrated": True})
+    try:
+        saved = await app_state(ctx).store.update(draft.launched(marked))
+    except DraftConflictError:
+        return await load_draft(ctx, draft.id)  # the next status call settles it
+    await announce(ctx, saved)
     state = app_state(ctx)
     try:
         package = await anyio.to_thread.run_sync(
             training_launcher.read_package, Path(record.package_path or "")
         )
     except UserError:
-        return record  # the package is gone: no estimate to compare with
-    row = training_launcher.calibration_row(record, package, _owner_hash(caller(ctx)), now)
+        return saved  # the package is gone: no estimate to compare with
+    row = training_launcher.calibration_row(marked, package, _owner_hash(caller(ctx)), now)
     await anyio.to_thread.run_sync(training_launcher.append_row, _calibration_path(state), row)
-    return record.model_copy(update={"calibrated": True})
+    return saved
