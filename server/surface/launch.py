@@ -269,6 +269,17 @@ async def _keep_run(ctx: Context, draft: DraftPackage, record: LaunchRecord | No
     return saved
 
 
+async def _note_progress(ctx: Context, draft: DraftPackage, record: LaunchRecord) -> DraftPackage:
+    """Save what a status call learnt, unless the draft changed meanwhile (a cancel, another
+    status call): their record stands, and the next status call reads the run again."""
+    try:
+        saved = await app_state(ctx).store.update(draft.launched(record))
+    except DraftConflictError:
+        return await load_draft(ctx, draft.id)
+    await announce(ctx, saved)
+    return saved
+
+
 def _status_next(draft_id: str, record: LaunchRecord) -> str:
     call = f'draft_id="{draft_id}"'
     if not record.finished:
@@ -404,7 +415,7 @@ def register(mcp: MCPServer) -> None:
         if updated.stage == "completed" and not updated.calibrated:
             draft = await _calibrate(ctx, draft, updated, now)
         elif updated != record:
-            draft = await _keep_run(ctx, draft, updated)
+            draft = await _note_progress(ctx, draft, updated)
         return StatusResult(
             **status.model_dump(), draft_uri=draft.uri, next_action=_status_next(draft.id, updated)
         )
