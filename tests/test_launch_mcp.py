@@ -160,13 +160,15 @@ async def test_cancel_stops_the_job_and_resume_goes_on(
     fake, url = hub
     draft_id, folder = await finalized_draft(launch_settings(tmp_path))
     settings = launch_settings(tmp_path, url)
-    await launched(settings, draft_id)
+    job_id = (await launched(settings, draft_id))["job_id"]
+    fake.advance_job(job_id, "RUNNING", running_secs=1800)
     async with client_for(settings) as client:
         again = await error_of(client, "launch_training", {"draft_id": draft_id, "confirm": True})
         canceled = await call(client, "cancel_training", {"draft_id": draft_id})
         twice = await error_of(client, "cancel_training", {"draft_id": draft_id})
         draft = await read_draft(client, draft_id)
-    assert "has a run scheduling" in again and len(fake.jobs) == 1
+    assert "has a run scheduling" in again and len(fake.jobs) == 1  # the draft's last word
+    assert canceled["hours"] == 0.5  # what the Job ran, as the Hub bills it
     (first,) = fake.jobs.values()
     assert first.stage == "CANCELED" and canceled["canceled"] is True
     assert "resume=true" in canceled["next_action"] and "already canceled" in twice

@@ -305,13 +305,16 @@ def cancel_run(
     """Stop the run (the Job, or the local process group) and record that the user did."""
     if record.finished:
         raise UserError(f"The run is already {record.stage}; nothing to cancel.")
+    hours = (now - record.started_at).total_seconds() / SECONDS_PER_HOUR
     if record.job_id is not None and record.namespace is not None:
         if token is None:
             raise UserError("No Hugging Face token to cancel the Job with; set HF_TOKEN.")
-        HubJobs(endpoint, token, config.hub).cancel(record.namespace, record.job_id)
+        hub = HubJobs(endpoint, token, config.hub)
+        hub.cancel(record.namespace, record.job_id)
+        # a Job is billed for the time it ran, not the time it waited for a machine
+        hours = hub.state(record.namespace, record.job_id).running_s / SECONDS_PER_HOUR
     elif record.pid is not None:
         local_runs.stop(record.pid, record.process_start or "", config.local.stop_grace_s)
-    hours = (now - record.started_at).total_seconds() / SECONDS_PER_HOUR
     return record.model_copy(
         update={
             "stage": "canceled",
