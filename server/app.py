@@ -20,6 +20,7 @@ from server.surface import (
     datasets,
     deployment,
     drafts,
+    launch,
     models,
     package,
     prompts,
@@ -123,6 +124,7 @@ def build_server(
     datasets.register(mcp)
     deployment.register(mcp)
     package.register(mcp)
+    launch.register(mcp)
     completions.register(mcp)
     return mcp
 

@@ -15,7 +15,8 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, TextRes
 
 from server.app import build_server
 from server.logging import configure_logging
-from server.settings import Settings
+from server.settings import Secrets, Settings
+from tools.deployment_estimator.live_prices import MICRO, MINUTES_PER_HOUR
 
 RULE = "-" * 72
 
@@ -46,10 +47,13 @@ class Narrator:
         self.say("\n".join("   " + line for line in text.splitlines()))
 
     async def answer_yes(self, _context: Any, params: ElicitRequestParams) -> ElicitResult:
-        """Play the user: show what the server asks, and agree."""
+        """Play the user: show what the server asks, and agree (yes to every yes/no field)."""
         self.say(f"   the server asks the user: {params.message}")
         self.say("   the user answers: yes")
-        return ElicitResult(action="accept", content={"write": True})
+        fields = getattr(params, "requested_schema", None) or {}
+        return ElicitResult(
+            action="accept", content=dict.fromkeys(fields.get("properties", {}), True)
+        )
 
     async def list_tools(self) -> list[str]:
         self._show_call("tools/list")
@@ -80,18 +84,23 @@ class Narrator:
 async def run_demo(settings: Settings, out: TextIO = sys.stdout) -> int:
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="training-package-demo-") as tmp:
-        server = build_server(_with_sqlite_path(settings, Path(tmp) / "drafts.sqlite3"))
+        settings = _with_sqlite_path(settings, Path(tmp) / "drafts.sqlite3")
         narrator = Narrator(out)
-        async with Client(server, elicitation_callback=narrator.answer_yes) as client:
-            narrator.client = client
+        async with Client(build_server(settings), elicitation_callback=narrator.answer_yes) as c:
+            narrator.client = c
             narrator.say("training-package-mcp demo: an MCP client drives the server in-process.")
             narrator.say("Drafts live in a temporary database that is removed at the end; the")
             narrator.say("finished package stays on disk.")
             try:
-                await walk_wizard(narrator)
+                draft_id = await walk_wizard(narrator)
             except DemoFailed as exc:
                 narrator.say(f"\nThe demo stopped: {exc}")
                 return 1
+        try:
+            await launch_on_stand_in_hub(narrator, settings, draft_id)
+        except DemoFailed as exc:
+            narrator.say(f"\nThe demo stopped: {exc}")
+            return 1
     return 0
 
 
@@ -100,7 +109,8 @@ LARGER_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"  # in the offline catalog too
 DEMO_DATASET = "support_chat.jsonl"  # bundled in samples/, an allowed root
 
 
-async def walk_wizard(narrator: Narrator) -> None:
+async def walk_wizard(narrator: Narrator) -> str:
+    """The four steps and the package; the draft's id."""
     await narrator.list_tools()
     created = await narrator.call("create_draft", {"title": "support-bot v1"})
     draft_id = created["draft_id"]
@@ -152,6 +162,99 @@ async def walk_wizard(narrator: Narrator) -> None:
     narrator.say(f"\n{RULE}\nThe training package is in {package['path']}:")
     narrator.say("\n".join(f"   {name}" for name in package["files"]))
     narrator.say("Train it with: pip install -r requirements.txt && python train.py")
+    return draft_id
+
+
+async def launch_on_stand_in_hub(narrator: Narrator, settings: Settings, draft_id: str) -> None:
+    """launch_training, training_status and the calibration log against the checkout's local
+    stand-in for the Hugging Face Hub (tests/fake_hub.py): no account, no money, and the Job's
+    stages and log lines are played by the stand-in, as the narration says. Skipped, saying
+    why, where there is no stand-in (an installed wheel) or huggingface_hub is offline."""
+    from huggingface_hub import constants
+
+    narrator.say(f"\n{RULE}\nLaunching: the package as a Hugging Face Job.")
+    try:
+        from tests.fake_hub import serve_fake_hub
+    except ImportError:
+        narrator.say("   skipped: it runs against the checkout's stand-in Hub (tests/fake_hub.py).")
+        return
+    if constants.is_offline_mode():
+        narrator.say("   skipped: HF_HUB_OFFLINE is set, and the stand-in Hub is reached by HTTP.")
+        return
+    with serve_fake_hub() as (hub, url):
+        narrator.say(f"   against a local stand-in for the Hub at {url}: nothing is billed, and")
+        narrator.say("   the Job's stages and log lines below are played by the stand-in.")
+        hub.add_account(DEMO_TOKEN, "demo-user")
+        _offer_flavors(hub.jobs_hardware, settings)
+        hub_settings = settings.models.hub.model_copy(update={"endpoint": url})
+        models = settings.models.model_copy(update={"hub": hub_settings})
+        server = build_server(
+            settings.model_copy(update={"models": models}), Secrets(hf_token=DEMO_TOKEN)
+        )
+        async with Client(server, elicitation_callback=narrator.answer_yes) as client:
+            narrator.client = client
+            draft = await narrator.client.read_resource(f"package://drafts/{draft_id}")
+            payload = json.loads(draft.contents[0].text)["deployment"]["payload"]  # type: ignore[union-attr]
+            target = (payload.get("selected") or {}).get("target")
+            if target not in settings.deployment.flavors:
+                narrator.say(f"   skipped: the chosen target, {target}, is no Hugging Face flavor.")
+                return
+            started = await narrator.call("launch_training", {"draft_id": draft_id})
+            if not started["launched"]:
+                raise DemoFailed(f"the launch did not start: {started['next_action']}")
+            job = started["job_id"]
+            await narrator.call("training_status", {"draft_id": draft_id})
+            narrator.say("\n   (the stand-in Hub: the Job runs and train.py reports a step)")
+            hub.advance_job(job, "RUNNING", logs=_played_lines(), running_secs=600)
+            await narrator.call("training_status", {"draft_id": draft_id})
+            narrator.say("\n   (the stand-in Hub: the Job completes)")
+            done = _done_line(started["model_repo"])
+            hub.advance_job(job, "COMPLETED", logs=[done], running_secs=1200)
+            await narrator.call("training_status", {"draft_id": draft_id})
+            await narrator.read("package://calibration")
+
+
+DEMO_TOKEN = "hf_demo_token_for_the_stand_in_hub"
+
+
+def _done_line(model_repo: str) -> str:
+    done = {"event": "done", "model_repo": model_repo, "max_memory_allocated_gb": 6.2}
+    return json.dumps({**done, "runtime_s": 1150.0, "steps": 60})
+
+
+def _played_lines() -> list[str]:
+    """What train.py prints under the launch contract, as the stand-in plays it."""
+    start = {"event": "start", "total_steps": 60, "model_repo": None}
+    progress = {
+        "event": "progress",
+        "step": 30,
+        "total_steps": 60,
+        "loss": 1.42,
+        "learning_rate": 0.0001,
+        "tokens_per_s": 2100.0,
+        "epoch": 1.0,
+    }
+    return [json.dumps(start), "Map: 100%|##########| 60/60", json.dumps(progress)]
+
+
+def _offer_flavors(listed: list[dict[str, Any]], settings: Settings) -> None:
+    """The stand-in lists every configured flavor at its configured price."""
+    known = {entry["name"] for entry in listed}
+    for name, flavor in settings.deployment.flavors.items():
+        if name not in known:
+            per_minute = flavor.usd_per_hour / MINUTES_PER_HOUR
+            listed.append(
+                {
+                    "name": name,
+                    "prettyName": name,
+                    "cpu": f"{flavor.vcpu} vCPU",
+                    "ram": f"{flavor.ram_gb} GB",
+                    "accelerator": None,
+                    "unitCostMicroUSD": round(per_minute / MICRO),
+                    "unitCostUSD": per_minute,
+                    "unitLabel": "minute",
+                }
+            )
 
 
 def _with_sqlite_path(settings: Settings, path: Path) -> Settings:

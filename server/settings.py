@@ -24,6 +24,7 @@ from tools.deployment_estimator import DeploymentConfig
 from tools.model_browser import ModelsConfig
 from tools.package_builder import PackageConfig
 from tools.template_loader import TemplatesConfig
+from tools.training_launcher import LaunchConfig
 
 CONFIG_DIR_ENV = "TRAINING_PACKAGE_MCP_CONFIG_DIR"
 OVERRIDE_PREFIX = "TRAINING_PACKAGE_MCP__"
@@ -147,6 +148,7 @@ CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "datasets": DatasetsConfig,
     "deployment": DeploymentConfig,
     "package": PackageConfig,
+    "launch": LaunchConfig,
 }
 
 
@@ -157,6 +159,7 @@ class Settings(ConfigModel):
     datasets: DatasetsConfig
     deployment: DeploymentConfig
     package: PackageConfig
+    launch: LaunchConfig
     sources: list[str] = Field(description="Where the values came from, lowest precedence first.")
 
 

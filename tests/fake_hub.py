@@ -3,10 +3,15 @@
 huggingface_hub is pointed at it (HF_ENDPOINT or an explicit endpoint), so the real client code
 runs against real HTTP: model search and info, dataset info and file trees, file resolution with
 the headers hf_hub_download relies on, gated repositories, and scripted faults (status codes with
-Retry-After, delays, malformed bodies) to test retries and fallbacks.
+Retry-After, delays, malformed bodies) to test retries and fallbacks. For launching training:
+whoami with the token's role and fine-grained permissions, repository creation, upload_folder's
+preupload and commit, and Jobs (create, inspect, logs as server-sent events, cancel, hardware),
+with the Hub's 401/402/403 answers.
 """
 
+import base64
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -92,6 +97,73 @@ class Fault:
     times: int = 1
 
 
+@dataclass
+class Account:
+    """A token's owner and what the token may do, as whoami-v2 reports it.
+
+    `role` is "read", "write" or "fineGrained" (then `permissions` are the scoped ones on the
+    owner's namespace, such as "repo.write"). `jobs_status` is what POST /api/jobs answers
+    instead of creating the Job: 402 (no PRO or credits), 403 (not allowed), None to accept.
+    """
+
+    name: str
+    role: str = "write"
+    permissions: list[str] = field(default_factory=list)
+    jobs_status: int | None = None
+
+    def whoami(self) -> dict[str, Any]:
+        token: dict[str, Any] = {"displayName": "test token", "role": self.role}
+        if self.role == "fineGrained":
+            scope = {"entity": {"type": "user", "name": self.name}, "permissions": self.permissions}
+            token["fineGrained"] = {"canReadGatedRepos": False, "global": [], "scoped": [scope]}
+        return {
+            "type": "user",
+            "id": hashlib.sha1(self.name.encode()).hexdigest()[:24],
+            "name": self.name,
+            "fullname": self.name.title(),
+            "isPro": self.jobs_status is None,
+            "orgs": [],
+            "auth": {"type": "access_token", "accessToken": token},
+        }
+
+    def can_write(self) -> bool:
+        return self.role == "write" or "repo.write" in self.permissions
+
+
+@dataclass
+class Job:
+    """A Job as the Hub keeps it; tests move it along with FakeHub.advance_job."""
+
+    id: str
+    owner: Account
+    spec: dict[str, Any]
+    created_at: str
+    stage: str = "SCHEDULING"
+    message: str | None = None
+    logs: list[str] = field(default_factory=list)
+    running_secs: int | None = None
+    finished_at: str | None = None
+
+    def api_json(self) -> dict[str, Any]:
+        spec = {k: v for k, v in self.spec.items() if k != "secrets"}
+        owner = {"id": self.owner.whoami()["id"], "name": self.owner.name, "type": "user"}
+        return {
+            **spec,
+            "id": self.id,
+            "createdAt": self.created_at,
+            "startedAt": self.created_at if self.running_secs is not None else None,
+            "finishedAt": self.finished_at,
+            # the Hub never echoes secret values, only their names
+            "secrets": dict.fromkeys(self.spec.get("secrets") or {}, "********"),
+            "status": {"stage": self.stage, "message": self.message},
+            "durations": {"runningSecs": self.running_secs, "totalSecs": self.running_secs},
+            "owner": owner,
+        }
+
+
+_job_numbers = itertools.count(1)
+
+
 class FakeHub:
     """State and behaviour behind the HTTP handler; tests configure it directly."""
 
@@ -102,6 +174,9 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self.tokens: set[str] = set()
         self.jobs_hardware: list[dict[str, Any]] = list(JOBS_HARDWARE)
+        self.accounts: dict[str, Account] = {}
+        self.created_repos: dict[str, dict[str, Any]] = {}  # "<type>/<id>" -> create payload
+        self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
     # --- configuration ------------------------------------------------------------------
@@ -123,6 +198,30 @@ class FakeHub:
         repo = Repo(repo_id, info=info, files=files)
         self.datasets[repo_id] = repo
         return repo
+
+    def add_account(self, token: str, name: str, **account: Any) -> Account:
+        """A token the Hub accepts, owned by `name` (Account's fields: role, permissions...)."""
+        self.accounts[token] = Account(name, **account)
+        self.tokens.add(token)
+        return self.accounts[token]
+
+    def advance_job(
+        self,
+        job_id: str,
+        stage: str,
+        *,
+        logs: list[str] = (),  # type: ignore[assignment]
+        running_secs: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Move a Job on: its stage, more log lines, how long it has run."""
+        job = self.jobs[job_id]
+        job.stage, job.message = stage, message
+        job.logs.extend(logs)
+        if running_secs is not None:
+            job.running_secs = running_secs
+        if stage in {"COMPLETED", "ERROR", "CANCELED"}:
+            job.finished_at = _now()
 
     def fail(self, prefix: str, **fault: Any) -> None:
         with self._lock:
@@ -173,6 +272,146 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head=False)
 
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        self.hub.requests.append((self.command, self.path))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if fault := self.hub.take_fault(path):
+            time.sleep(fault.delay_s)
+            if fault.status:
+                self._send(fault.status, fault.body, fault.headers, head=False)
+                return
+        account = self._account()
+        if account is None:
+            self._error(401, "Invalid credentials in Authorization header")
+            return
+        parts = path.strip("/").split("/")
+        if path == "/api/repos/create":
+            self._create_repo(account, json.loads(body))
+        elif path == "/api/validate-yaml":  # upload_folder checks a README's metadata
+            self._json({"errors": [], "warnings": []}, head=False)
+        elif parts[:1] == ["api"] and len(parts) >= 6 and parts[4] in {"preupload", "commit"}:
+            repo_type, repo_id = parts[1].removesuffix("s"), "/".join(parts[2:4])
+            self._upload(account, parts[4], repo_type, repo_id, body)
+        elif parts[:2] == ["api", "jobs"] and len(parts) == 3:
+            self._create_job(account, parts[2], json.loads(body))
+        elif parts[:2] == ["api", "jobs"] and len(parts) == 5 and parts[4] == "cancel":
+            job = self._own_job(account, parts[2], parts[3])
+            if job is not None:
+                self.hub.advance_job(job.id, "CANCELED")
+                self._json({}, head=False)
+        else:
+            self._not_found()
+
+    # --- accounts, repositories, commits, Jobs ----------------------------------------------
+
+    def _account(self) -> Account | None:
+        return self.hub.accounts.get(self._token())
+
+    def _error(self, status: int, message: str, head: bool = False) -> None:
+        self._send(status, json.dumps({"error": message}).encode(), {}, head=head)
+
+    def _create_repo(self, account: Account, payload: dict[str, Any]) -> None:
+        namespace = payload.get("organization") or account.name
+        if namespace != account.name or not account.can_write():
+            self._error(403, "You don't have the rights to create a repo under this namespace")
+            return
+        repo_type = payload.get("type") or "model"
+        repo_id = f"{namespace}/{payload['name']}"
+        key = f"{repo_type}/{repo_id}"
+        prefix = "" if repo_type == "model" else f"{repo_type}s/"
+        url = f"http://{self.headers['Host']}/{prefix}{repo_id}"
+        if key in self.hub.created_repos:
+            self._send(
+                409,
+                json.dumps({"error": "You already created this repo", "url": url}).encode(),
+                {},
+                head=False,
+            )
+            return
+        self.hub.created_repos[key] = {**payload, "files": {}}
+        self._json(
+            {"url": url, "name": repo_id, "id": hashlib.sha1(key.encode()).hexdigest()}, head=False
+        )
+
+    def _upload(
+        self, account: Account, action: str, repo_type: str, repo_id: str, body: bytes
+    ) -> None:
+        repo = self.hub.created_repos.get(f"{repo_type}/{repo_id}")
+        if repo is None:
+            self._not_found()
+            return
+        if repo_id.split("/")[0] != account.name or not account.can_write():
+            self._error(403, "You don't have the rights to write to this repo")
+            return
+        if action == "preupload":
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
+                for f in json.loads(body)["files"]
+            ]
+            self._json({"files": files}, head=False)
+            return
+        for line in body.splitlines():
+            item = json.loads(line)
+            if item["key"] == "file":
+                value = item["value"]
+                repo["files"][value["path"]] = base64.b64decode(value["content"])
+        oid = hashlib.sha1(body).hexdigest()
+        self._json(
+            {
+                "commitUrl": f"http://{self.headers['Host']}/{repo_id}/commit/{oid}",
+                "commitOid": oid,
+                "success": True,
+            },
+            head=False,
+        )
+
+    def _create_job(self, account: Account, namespace: str, spec: dict[str, Any]) -> None:
+        if namespace != account.name:
+            self._error(403, f"You don't have permission to run jobs in the namespace {namespace}")
+            return
+        if account.jobs_status == 402:
+            self._error(
+                402,
+                "Jobs are available to PRO users and Team or Enterprise "
+                "organizations with a payment method.",
+            )
+            return
+        if account.jobs_status is not None or not account.can_write():
+            self._error(403, "This token does not have permission to start jobs.")
+            return
+        job = Job(f"{next(_job_numbers):024x}", account, spec, _now())
+        self.hub.jobs[job.id] = job
+        self._json(job.api_json(), head=False)
+
+    def _own_job(self, account: Account, namespace: str, job_id: str) -> Job | None:
+        job = self.hub.jobs.get(job_id)
+        if job is None or namespace != account.name or job.owner is not account:
+            self._error(404, "Job not found")
+            return None
+        return job
+
+    def _jobs_api(self, parts: list[str], query: dict[str, list[str]], head: bool) -> None:
+        account = self._account()
+        if account is None:
+            self._error(401, "Invalid credentials in Authorization header", head)
+            return
+        job = self._own_job(account, parts[2], parts[3])
+        if job is None:
+            return
+        if len(parts) == 4:
+            self._json(job.api_json(), head=head)
+            return
+        lines = job.logs
+        if tail := query.get("tail"):
+            lines = lines[-int(tail[0]) :]
+        events = "".join(
+            f"data: {json.dumps({'timestamp': job.created_at, 'data': line})}\n\n" for line in lines
+        )
+        self._send(200, events.encode(), {}, head=head, content_type="text/event-stream")
+
     def _serve(self, *, head: bool) -> None:
         url = urlsplit(self.path)
         path = unquote(url.path)
@@ -187,6 +426,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(self.hub.search(query), head=head)
         elif path == "/api/jobs/hardware":
             self._json(self.hub.jobs_hardware, head=head)
+        elif path == "/api/whoami-v2":
+            account = self._account()
+            if account is None:
+                self._error(401, "Invalid credentials in Authorization header", head)
+            else:
+                self._json(account.whoami(), head=head)
+        elif path.startswith("/api/jobs/") and len(path.strip("/").split("/")) in {4, 5}:
+            self._jobs_api(path.strip("/").split("/"), query, head)
         elif path.startswith("/api/models/"):
             self._repo_info(self.hub.models, path.removeprefix("/api/models/"), head)
         elif path.startswith("/api/datasets/"):
@@ -266,6 +513,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
 
 def _oid(data: bytes) -> str:

@@ -45,6 +45,7 @@ def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env["TRAINING_PACKAGE_MCP__MODELS__CACHE__DISK_PATH"] = str(tmp_path / "search-cache.json")
     env["TRAINING_PACKAGE_MCP__MODELS__HUB__CACHE_DIR"] = str(tmp_path / "hf-cache")
     env["TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"] = CLOSED_PORT_URL
+    env["TRAINING_PACKAGE_MCP__LAUNCH__CALIBRATION__PATH"] = str(tmp_path / "calibration.jsonl")
     env.update(extra)
     return env
 

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -20,6 +21,7 @@ from server.drafts import (
 )
 from server.drafts.sqlite import SqliteDraftStore
 from tests.support import postgres_store
+from tools.training_launcher import LaunchRecord
 
 # slow: the PostgreSQL runs need the PostgreSQL test server, which the fast suite does without
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)]
@@ -161,3 +163,27 @@ async def test_a_failing_sqlite_database_is_not_named_by_its_path(tmp_path: Path
     with pytest.raises(DraftUnavailableError) as failed:
         await store.list("alice")
     assert str(tmp_path) not in str(failed.value) and "try again" in str(failed.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_run_is_kept_and_outlives_a_change_of_step(backend: str, tmp_path: Path) -> None:
+    async with open_store(backend, tmp_path) as store:
+        draft = await store.create("alice", "runs")
+        started = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+        record = LaunchRecord(
+            where="hub",
+            target="a100-large",
+            stage="running",
+            started_at=started,
+            job_id="68780d00bbe36d38803f645f",
+            namespace="alice",
+            usd_per_hour=2.5,
+            estimated_hours=1.2,
+            estimated_cost_usd=3.0,
+            timeout_hours=2.4,
+        )
+        saved = await store.update(draft.launched(record))
+        assert (await store.get(draft.id, "alice")).launch == record
+        section = StepSection(status=StepStatus.VALID, payload={"model_id": "Qwen/Qwen2.5-0.5B"})
+        changed = await store.update(saved.with_section(StepName.MODEL, section))
+        assert (await store.get(changed.id, "alice")).launch == record  # it ran all the same

@@ -187,7 +187,10 @@ async def test_warnings_come_back_as_fields_then_accept_warnings_writes(tmp_path
     assert "Train with TRL + PEFT" in (path / "README.md").read_text()
     assert draft["package"]["path"] == str(path)
     assert draft["package"]["draft_version"] == manifest["draft"]["version"]
-    assert draft["next_action"] == f"finalized: the training package is in {path}"
+    assert draft["next_action"] == (
+        f'finalized: the training package is in {path}; launch_training(draft_id="{draft_id}") '
+        "runs it"
+    )
     assert changed["package"] is None and "finalize_package" in changed["next_action"]
 
 

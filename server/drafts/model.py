@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field
 
 from tools.issues import Issue
+from tools.training_launcher.records import LaunchRecord
 
 DRAFTS_URI = "package://drafts"
 # "One owner's drafts list changed", as published on the subscription bus; subscribers hear it
@@ -86,6 +87,11 @@ class DraftPackage(BaseModel):
     package: PackageRecord | None = Field(
         default=None, description="Set by finalize_package; cleared when a step changes."
     )
+    launch: LaunchRecord | None = Field(
+        default=None,
+        description="The latest run of the package (launch_training); kept when a step changes, "
+        "since it ran.",
+    )
 
     @computed_field
     @property
@@ -108,8 +114,13 @@ class DraftPackage(BaseModel):
         assistant that cannot read resources relies on."""
         step = self.next_step
         if step is None:
+            if self.launch is not None and not self.launch.finished:
+                return f'training_status(draft_id="{self.id}")'
             if self.package is not None:
-                return f"finalized: the training package is in {self.package.path}"
+                return (
+                    f"finalized: the training package is in {self.package.path}; "
+                    f'launch_training(draft_id="{self.id}") runs it'
+                )
             return f'finalize_package(draft_id="{self.id}")'
         section = self.section(step)
         call = _next_call(self, step, section.payload)
@@ -131,6 +142,10 @@ class DraftPackage(BaseModel):
     def finalized(self, record: PackageRecord) -> "DraftPackage":
         """A copy that keeps where its package was written (the caller saves it)."""
         return self.model_copy(update={"package": record})
+
+    def launched(self, record: LaunchRecord | None) -> "DraftPackage":
+        """A copy that keeps its latest run (the caller saves it)."""
+        return self.model_copy(update={"launch": record})
 
 
 def _next_call(draft: DraftPackage, step: StepName, payload: dict[str, Any]) -> str:

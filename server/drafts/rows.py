@@ -24,8 +24,10 @@ def new_draft(owner: str, title: str) -> DraftPackage:
 
 
 def sections(draft: DraftPackage) -> dict[str, Any]:
-    """The four step sections and the package record, JSON-ready: the `sections` column."""
-    return draft.model_dump(mode="json", include={*(step.value for step in StepName), "package"})
+    """The four step sections, the package and launch records, JSON-ready: the `sections`
+    column (a JSON value in SQLite and PostgreSQL alike, so a new record needs no migration)."""
+    kept = {*(step.value for step in StepName), "package", "launch"}
+    return draft.model_dump(mode="json", include=kept)
 
 
 def draft_from_row(row: tuple[Any, ...]) -> DraftPackage:

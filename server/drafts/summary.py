@@ -24,6 +24,7 @@ class DraftState(BaseModel):
     steps: list[StepLine]
     issues: list[str] = Field(description="Open errors, then warnings: '<step>: <message>'.")
     package: str | None = Field(default=None, description="Where its package was written.")
+    launch: str | None = Field(default=None, description="Its latest run, in one line.")
     next_action: str
 
 
@@ -54,8 +55,19 @@ def draft_state(draft: DraftPackage, max_issues: int) -> DraftState:
         ],
         issues=lines,
         package=draft.package.path if draft.package else None,
+        launch=_launch(draft),
         next_action=draft.next_action,
     )
+
+
+def _launch(draft: DraftPackage) -> str | None:
+    run = draft.launch
+    if run is None:
+        return None
+    line = f"{run.stage} on {run.target} ({run.where}) since {run.started_at:%Y-%m-%d %H:%M} UTC"
+    if run.hours is not None:
+        line += f", {run.hours:.2f} h, ${run.cost_usd or 0:.2f}"
+    return line
 
 
 def _model(payload: dict[str, Any]) -> str:

@@ -247,8 +247,9 @@ def register(mcp: MCPServer) -> None:
             warnings=warnings,
             draft_uri=draft.uri,
             next_action=(
-                f"The package is in {result.path}: its README says how to train "
-                f"(pip install -r requirements.txt, then python train.py).{changed}"
+                f'The package is in {result.path}: launch_training(draft_id="{draft.id}") '
+                "runs it after the user's yes; by hand: pip install -r requirements.txt, then "
+                f"python train.py.{changed}"
             ),
         )
 

@@ -1,0 +1,125 @@
+"""The draft's record of its run: claimed before a launch starts (compare-and-set, so two
+launches at once start one run), kept once it started, brought up to date by status calls, and
+each completed run's row in the calibration log."""
+
+from datetime import datetime
+from pathlib import Path
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context
+
+from server.drafts import DraftConflictError, DraftPackage
+from server.launch_checks import Ready, owner_hash
+from server.paths import user_data_dir
+from server.state import AppState, announce, app_state, caller, load_draft
+from tools import training_launcher
+from tools.errors import UserError
+from tools.training_launcher import LaunchRecord
+
+# A run's record is saved even when the draft changed meanwhile (the run exists either way):
+# read again and saved again, this many times, before the conflict is reported.
+RECORD_TRIES = 3
+
+
+async def claim_run(
+    ctx: Context, ready: Ready, now: datetime, timeout: float, resume: bool
+) -> DraftPackage:
+    """Mark the draft as starting a run, compare-and-set on the version the checks read: of two
+    launches at once (two tabs, two replicas) one starts, the other is refused."""
+    package = ready.package
+    claim = LaunchRecord(
+        where=ready.where,
+        target=package.target,
+        stage="scheduling",
+        started_at=now,
+        package_path=str(package.folder),
+        usd_per_hour=ready.usd_per_hour,
+        estimated_hours=package.estimated_hours,
+        estimated_cost_usd=package.estimated_cost_usd,
+        timeout_hours=timeout,
+        resumed=resume,
+    )
+    try:
+        return await app_state(ctx).store.update(ready.draft.launched(claim))
+    except DraftConflictError as exc:
+        raise UserError(
+            f"Draft {ready.draft.id} changed while this launch was being prepared (another "
+            f'launch, or an edit); nothing was started. See training_status(draft_id="'
+            f'{ready.draft.id}") before launching again.'
+        ) from exc
+
+
+async def keep_run(ctx: Context, draft: DraftPackage, record: LaunchRecord | None) -> DraftPackage:
+    """Save the run in the draft, reading it again if it changed meanwhile."""
+    store = app_state(ctx).store
+    for _ in range(RECORD_TRIES - 1):
+        try:
+            saved = await store.update(draft.launched(record))
+            break
+        except DraftConflictError:
+            draft = await load_draft(ctx, draft.id)
+    else:
+        saved = await store.update(draft.launched(record))
+    await announce(ctx, saved)
+    return saved
+
+
+async def note_progress(ctx: Context, draft: DraftPackage, record: LaunchRecord) -> DraftPackage:
+    """Save what a status call learnt, unless the draft changed meanwhile (a cancel, another
+    status call): their record stands, and the next status call reads the run again."""
+    try:
+        saved = await app_state(ctx).store.update(draft.launched(record))
+    except DraftConflictError:
+        return await load_draft(ctx, draft.id)
+    await announce(ctx, saved)
+    return saved
+
+
+def status_next(draft_id: str, record: LaunchRecord) -> str:
+    call = f'draft_id="{draft_id}"'
+    if not record.finished:
+        return f"ask again later with training_status({call}); cancel_training({call}) stops it"
+    if record.stage == "completed" and record.model_repo:
+        return f"done: the trained model is in {record.model_repo}"
+    if record.stage == "completed" and record.where == "local":
+        return f"done: the trained model is in {record.package_path}/output"
+    if record.stage == "completed":
+        return "done, but train.py pushed no model (its log says why): nothing left the Job"
+    return (
+        f"read the log lines (untrusted) with the user; then launch_training({call}, "
+        "resume=true) goes on from the last checkpoint"
+    )
+
+
+def launched_run(draft: DraftPackage) -> LaunchRecord:
+    if draft.launch is None:
+        raise UserError(f"Draft {draft.id} has not been launched. Next: {draft.next_action}.")
+    return draft.launch
+
+
+def calibration_path(state: AppState) -> Path:
+    return state.settings.launch.calibration.path or user_data_dir() / "calibration.jsonl"
+
+
+async def calibrate(
+    ctx: Context, draft: DraftPackage, record: LaunchRecord, now: datetime
+) -> DraftPackage:
+    """Record the completed run, and add its row to the calibration log once: the row is
+    written only by the call whose compare-and-set marked the run calibrated, so two status
+    calls at once do not both add it (the loser reads the draft again)."""
+    marked = record.model_copy(update={"calibrated": True})
+    try:
+        saved = await app_state(ctx).store.update(draft.launched(marked))
+    except DraftConflictError:
+        return await load_draft(ctx, draft.id)  # the next status call settles it
+    await announce(ctx, saved)
+    state = app_state(ctx)
+    try:
+        package = await anyio.to_thread.run_sync(
+            training_launcher.read_package, Path(record.package_path or "")
+        )
+    except UserError:
+        return saved  # the package is gone: no estimate to compare with
+    row = training_launcher.calibration_row(marked, package, owner_hash(caller(ctx)), now)
+    await anyio.to_thread.run_sync(training_launcher.append_row, calibration_path(state), row)
+    return saved

@@ -1,0 +1,111 @@
+"""train.py on this machine: started detached (its own session and process group, its output in
+the package's log), found again after a server restart from the pid and the process's start
+time (so a pid the system gave to another process is not mistaken for the run), and stopped
+with its whole process group (accelerate's workers included)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from tools.errors import UserError
+
+# The children this process started, so that their exit is collected (no zombies) while the
+# server runs; after a restart the run is found from the draft's pid and start time instead.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+# Environment variables of the server the training process must not inherit.
+_SERVER_SECRETS = ("SUPABASE_KEY", "SUPABASE_JWT_SECRET", "TRAINING_PACKAGE_MCP_DATABASE_URL")
+_STOP_POLL_S = 0.1
+
+
+def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str]) -> tuple[int, str]:
+    """Start `command` detached in `cwd`, stdout and stderr appended to `log_path`;
+    (pid, start identity)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: v for k, v in env.items() if k not in _SERVER_SECRETS}
+    clean["PYTHONUNBUFFERED"] = "1"
+    with log_path.open("ab") as log:
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=clean,
+                start_new_session=True,  # its own session and process group
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise UserError(f"Could not start {command[0]}: {exc.strerror}.") from exc
+    _children[process.pid] = process
+    identity = process_start(process.pid)
+    if identity is None:  # it ended at once: its log says why
+        return process.pid, ""
+    return process.pid, identity
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, as the kernel says (clock ticks since boot on Linux, `ps`'s
+    start time elsewhere); None when there is no such live process."""
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        del _children[pid]
+        return None
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.parent.parent.is_dir() and sys.platform.startswith("linux"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        state, start_ticks = fields[0], fields[19]
+        return None if state in {"Z", "X"} else start_ticks
+    result = subprocess.run(
+        ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or None
+
+
+def is_running(pid: int, identity: str) -> bool:
+    """Whether the run's process is alive: the same pid with the same start time."""
+    return bool(identity) and process_start(pid) == identity
+
+
+def stop(pid: int, identity: str, grace_s: float) -> bool:
+    """SIGTERM to the run's process group, SIGKILL after `grace_s`; False if it was not running."""
+    if not is_running(pid, identity):
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not is_running(pid, identity):
+            return True
+        time.sleep(_STOP_POLL_S)
+    _signal_group(pid, signal.SIGKILL)
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait()
+    return True
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)  # the run leads its own group: start_new_session
+    except ProcessLookupError:
+        return
+
+
+def read_tail(log_path: Path, max_bytes: int) -> list[str]:
+    """The log's last `max_bytes` as lines (the first, likely cut, dropped when cut)."""
+    try:
+        with log_path.open("rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(0, size - max_bytes))
+            data = log.read()
+    except FileNotFoundError:
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return lines[1:] if size > max_bytes else lines
