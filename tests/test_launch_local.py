@@ -6,6 +6,7 @@ environment. Every test stops the processes it starts."""
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,12 @@ import anyio
 import pytest
 
 from server.settings import Settings
-from tests.launch_support import client_for, finalized_draft, launch_settings
+from tests.launch_support import (
+    client_for,
+    finalized_draft,
+    launch_settings,
+    live_group_members,
+)
 from tests.test_package_mcp import call, error_of, read_draft
 from tools.training_launcher import LaunchRecord, local_runs, local_status
 
@@ -177,3 +183,37 @@ def test_a_reused_pid_is_not_taken_for_the_run() -> None:
     assert mine is not None and local_runs.is_running(os.getpid(), mine)
     assert not local_runs.is_running(os.getpid(), mine + "0")  # same pid, another start
     assert not local_runs.is_running(os.getpid(), "")
+
+
+STUBBORN_WORKER = """
+import signal, subprocess, sys, time
+worker = '''
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("worker ready", flush=True)
+time.sleep(600)
+'''
+subprocess.Popen([sys.executable, "-c", worker])
+time.sleep(600)
+"""
+"""A run whose worker process ignores SIGTERM (as a training worker busy in native code may):
+the leader dies at once, the worker stays."""
+
+
+async def test_cancel_leaves_no_process_of_the_group_behind(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    pid, identity = local_runs.start(
+        [sys.executable, "-c", STUBBORN_WORKER], tmp_path, log, os.environ
+    )
+    try:
+        await until(lambda: _logged(log, "worker ready"))
+        assert local_runs.stop(pid, identity, grace_s=0.2) is True
+        left = live_group_members(pid)
+    finally:
+        if live_group_members(pid):
+            os.killpg(pid, signal.SIGKILL)
+    assert left == []  # the worker too
+
+
+async def _logged(log: Path, text: str) -> bool:
+    return log.is_file() and text in log.read_text()
