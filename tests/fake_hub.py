@@ -1,7 +1,7 @@
 """A local HTTP server that speaks the parts of the Hugging Face Hub API the server uses.
 
 huggingface_hub is pointed at it (HF_ENDPOINT or an explicit endpoint), so the real client code
-runs against real HTTP: model search and info, dataset info and file trees, file resolution with
+runs against real HTTP: model search and info, model and dataset file trees, file resolution with
 the headers hf_hub_download relies on, gated repositories, and scripted faults (status codes with
 Retry-After, delays, malformed bodies) to test retries and fallbacks. For launching training:
 whoami with the token's role and fine-grained permissions, repository creation, upload_folder's
@@ -454,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(account.whoami(), head=head)
         elif path.startswith("/api/jobs/") and len(path.strip("/").split("/")) in {4, 5}:
             self._jobs_api(path.strip("/").split("/"), query, head)
+        elif path.startswith("/api/models/") and "/tree/" in path:
+            self._tree(self.hub.models, path.removeprefix("/api/models/"), head)
         elif path.startswith("/api/models/"):
             self._repo_info(self.hub.models, path.removeprefix("/api/models/"), head)
         elif path.startswith("/api/datasets/"):
@@ -482,18 +484,39 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dataset_api(self, rest: str, head: bool) -> None:
         if "/tree/" in rest:
-            repo_id, _, _ = rest.partition("/tree/")
-            repo = self._visible(self.hub.datasets, repo_id)
-            if repo is None:
-                self._not_found()
-                return
-            tree = [
-                {"type": "file", "path": name, "size": len(data), "oid": _oid(data)}
-                for name, data in sorted(repo.files.items())
-            ]
-            self._json(tree, head=head)
+            self._tree(self.hub.datasets, rest, head)
             return
         self._repo_info(self.hub.datasets, rest, head)
+
+    def _tree(self, repos: dict[str, Repo], rest: str, head: bool) -> None:
+        """<repo>/tree/<revision>[/<folder>]: the folder's files and subfolders (every file
+        under it with ?recursive=true); 404 EntryNotFound for a folder the repo lacks."""
+        repo_id, _, where = rest.partition("/tree/")
+        repo = self._visible(repos, repo_id)
+        if repo is None:
+            self._not_found()
+            return
+        _, _, folder = where.partition("/")
+        prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+        recursive = "recursive=true" in urlsplit(self.path).query.lower()
+        inside = {name: data for name, data in repo.files.items() if name.startswith(prefix)}
+        if prefix and not inside:
+            message = f'{{"error": "{folder} does not exist on the revision"}}'.encode()
+            self._send(404, message, {"X-Error-Code": "EntryNotFound"}, head=head)
+            return
+        tree: list[dict[str, Any]] = []
+        folders: set[str] = set()
+        for name, data in sorted(inside.items()):
+            below = name[len(prefix) :]
+            if "/" in below and not recursive:
+                folders.add(prefix + below.split("/")[0])
+                continue
+            tree.append({"type": "file", "path": name, "size": len(data), "oid": _oid(data)})
+        tree += [
+            {"type": "directory", "path": name, "oid": _oid(name.encode())}
+            for name in sorted(folders)
+        ]
+        self._json(tree, head=head)
 
     def _resolve(self, repos: dict[str, Repo], rest: str, head: bool) -> None:
         repo_part, sep, file_part = rest.partition("/resolve/")

@@ -1,0 +1,195 @@
+"""The launcher and the real train.py together, as a user meets them: a package finalized with
+the real tools (target: this machine) is started with launch_training over the in-memory MCP
+surface, runs the package's own train.py in the training environment, and is followed with
+training_status until it completes; a second run is canceled mid-way and leaves no process.
+
+The base model is the tiny stand-in of tiny_model.py, served by the fake Hub under the package's
+own model id, so train.py runs exactly as launched (`python train.py`, no test flags).
+Marked `training`: slow (a real training run), kept out of the fast suite.
+"""
+
+import json
+import math
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+from mcp import Client
+
+from server.settings import Settings
+from tests.fake_hub import serve_fake_hub
+from tests.launch_support import client_for, live_group_members
+from tests.test_package_mcp import call, complete_draft, package_settings, read_draft
+from tests.training.test_train_package import (
+    SAMPLES,
+    TINY_MODEL,
+    TRAIN_PYTHON,
+    events,
+    named,
+    offline_cpu_env,
+    run,
+)
+
+pytestmark = [
+    pytest.mark.training,
+    pytest.mark.skipif(
+        not TRAIN_PYTHON.is_file(), reason=f"no training environment at {TRAIN_PYTHON}"
+    ),
+]
+
+LOCAL = {
+    "TRAINING_PACKAGE_MCP__DEPLOYMENT__LOCAL__GPU": "RTX-4090",
+    "TRAINING_PACKAGE_MCP__LAUNCH__LOCAL__PYTHON": str(TRAIN_PYTHON),
+}
+POLL_S, DEADLINE_S = 0.5, 900  # a bound against a hang, not a speed requirement
+# The run to cancel: far more steps (36 records x 100 epochs) than it trains before the cancel.
+LONG_RUN = {"num_epochs": 100, "batch_size": 1, "gradient_accumulation_steps": 1}
+
+
+def local_settings(tmp_path: Path) -> Settings:
+    return package_settings(tmp_path, SAMPLES, **LOCAL)
+
+
+async def local_package(settings: Settings, **overrides: Any) -> tuple[str, Path]:
+    """A draft on the bundled sample, for this machine, finalized; its id and package folder."""
+    async with client_for(settings, token=None) as client:
+        draft_id = await complete_draft(
+            client,
+            datasets=("support_chat.jsonl",),
+            target="local",
+            overrides=overrides,
+            validation_split=0.1,
+        )
+        written = await call(
+            client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
+        )
+    return draft_id, Path(written["path"])
+
+
+@pytest.fixture
+def hub_with_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The fake Hub, and the environment a local run inherits from the server pointed at it:
+    no token (train.py then pushes nothing), no GPU, caches under tmp_path."""
+    with serve_fake_hub() as (hub, url):
+        for name, value in offline_cpu_env(tmp_path).items():
+            monkeypatch.setenv(name, value)
+        for name in ("HF_HUB_OFFLINE", "HF_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        yield hub
+
+
+def serve_tiny_model(hub: Any, folder: Path, tmp_path: Path) -> str:
+    """The tiny model of the package's architecture, on the fake Hub as the package's model."""
+    manifest = yaml.safe_load((folder / "package.yaml").read_text())
+    tiny = tmp_path / "tiny-model"
+    run(TINY_MODEL, folder, tiny, env=offline_cpu_env(tmp_path))
+    model = hub.add_model(manifest["model"]["id"])
+    model.files = {p.name: p.read_bytes() for p in tiny.iterdir() if p.is_file()}
+    return manifest["model"]["id"]
+
+
+async def status_until(client: Client, draft_id: str, done: Any) -> dict[str, Any]:
+    """training_status, polled until `done(status)` (bounded by DEADLINE_S)."""
+    with anyio.fail_after(DEADLINE_S):
+        while True:
+            status = await call(client, "training_status", {"draft_id": draft_id})
+            if done(status):
+                return status
+            await anyio.sleep(POLL_S)
+
+
+def log_events(log: str) -> list[dict[str, Any]]:
+    """train.py's JSON lines in its log, where its stdout and the trainer's stderr meet: a
+    tqdm bar ends without a newline, so a JSON line may start behind one."""
+    behind_bars = (line[line.find('{"event"') :] for line in log.splitlines() if '{"event"' in line)
+    return events("\n".join(behind_bars))
+
+
+def kill_group(record: dict[str, Any] | None) -> None:
+    """However a test ends, the run's process group is gone afterwards."""
+    if record and record.get("pid") and live_group_members(record["pid"]):
+        os.killpg(record["pid"], signal.SIGKILL)
+
+
+async def test_a_local_launch_trains_the_package_and_is_followed_to_completion(
+    tmp_path: Path, hub_with_the_model: Any
+) -> None:
+    settings = local_settings(tmp_path)
+    draft_id, folder = await local_package(settings)
+    model_id = serve_tiny_model(hub_with_the_model, folder, tmp_path)
+    record = None
+    try:
+        async with client_for(settings, token=None) as client:
+            started = await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+            record = (await read_draft(client, draft_id))["launch"]
+            final = await status_until(client, draft_id, lambda s: s["stage"] != "running")
+            again = await call(client, "training_status", {"draft_id": draft_id})
+            draft = await read_draft(client, draft_id)
+            (rows,) = (await client.read_resource("package://calibration")).contents
+        left = live_group_members(record["pid"])
+    finally:
+        kill_group(record)
+
+    log = (folder / "logs" / "train.log").read_text()
+    assert started["launched"] is True and started["where"] == "local", log[-3000:]
+    assert final["stage"] == "completed", log[-3000:]
+    assert hub_with_the_model.requests_to(f"/{model_id}/resolve/")  # the package's own model
+    lines = log_events(log)
+    (skipped,) = named(lines, "push_skipped")  # no token: trained and saved here
+    assert "HF_TOKEN" in skipped["reason"]
+    (start,) = named(lines, "start")
+    last = named(lines, "progress")[-1]
+    progress = final["progress"]
+    # the status reads the real train.py's lines
+    assert progress["done"] is True and progress["total_steps"] == start["total_steps"]
+    assert progress["step"] == last["step"] == start["total_steps"] and progress["percent"] == 100
+    assert progress["loss"] == last["loss"] and math.isfinite(progress["loss"])
+    assert progress["tokens_per_s"] == last["tokens_per_s"] and progress["tokens_per_s"] > 0
+    assert final["next_action"] == f"done: the trained model is in {folder}/output"
+    assert (folder / "output" / "adapter_model.safetensors").stat().st_size > 0
+    assert left == []
+    # the draft's record of the run, finished; one calibration row, however often status asks
+    launch = draft["launch"]
+    assert launch["stage"] == "completed" and launch["finished_at"] and launch["hours"] > 0
+    assert launch["peak_memory_gb"] is None  # no CUDA: train.py reports no GPU memory
+    assert again["stage"] == "completed"
+    (row,) = json.loads(rows.text)  # type: ignore[union-attr]
+    assert row["draft_id"] == draft_id and row["where"] == "local" and row["hours"] > 0
+
+
+async def test_a_local_run_canceled_mid_way_leaves_no_process(
+    tmp_path: Path, hub_with_the_model: Any
+) -> None:
+    settings = local_settings(tmp_path)
+    draft_id, folder = await local_package(settings, **LONG_RUN)
+    serve_tiny_model(hub_with_the_model, folder, tmp_path)
+    record = None
+    try:
+        async with client_for(settings, token=None) as client:
+            await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+            record = (await read_draft(client, draft_id))["launch"]
+            training = await status_until(
+                client,
+                draft_id,
+                lambda s: s["stage"] != "running" or s["progress"]["step"] is not None,
+            )
+            canceled = await call(client, "cancel_training", {"draft_id": draft_id})
+            left = live_group_members(record["pid"])
+            after = await call(client, "training_status", {"draft_id": draft_id})
+            draft = await read_draft(client, draft_id)
+    finally:
+        kill_group(record)
+
+    log = (folder / "logs" / "train.log").read_text()
+    assert training["stage"] == "running", log[-3000:]
+    assert training["progress"]["step"] < training["progress"]["total_steps"]
+    assert canceled["stage"] == "canceled"
+    assert left == []  # train.py and anything it started
+    assert after["stage"] == "canceled" and draft["launch"]["canceled_by_user"] is True
+    assert not named(log_events(log), "done")
