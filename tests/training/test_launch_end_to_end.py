@@ -1,7 +1,9 @@
 """The launcher and the real train.py together, as a user meets them: a package finalized with
 the real tools (target: this machine) is started with launch_training over the in-memory MCP
 surface, runs the package's own train.py in the training environment, and is followed with
-training_status until it completes; a second run is canceled mid-way and leaves no process.
+training_status until it completes; a second run is canceled mid-way and leaves no process;
+and the command a Hugging Face Job gets is run as the Job's machine would run it, downloading
+the package from the fake Hub, training it and pushing the result.
 
 The base model is the tiny stand-in of tiny_model.py, served by the fake Hub under the package's
 own model id, so train.py runs exactly as launched (`python train.py`, no test flags).
@@ -11,7 +13,9 @@ Marked `training`: slow (a real training run), kept out of the fast suite.
 import json
 import math
 import os
+import shlex
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +30,10 @@ from tests.fake_hub import serve_fake_hub
 from tests.launch_support import client_for, live_group_members
 from tests.test_package_mcp import call, complete_draft, package_settings, read_draft
 from tests.training.test_train_package import (
+    RUN_TIMEOUT_S,
     SAMPLES,
     TINY_MODEL,
+    TOKEN,
     TRAIN_PYTHON,
     events,
     named,
@@ -55,13 +61,13 @@ def local_settings(tmp_path: Path) -> Settings:
     return package_settings(tmp_path, SAMPLES, **LOCAL)
 
 
-async def local_package(settings: Settings, **overrides: Any) -> tuple[str, Path]:
-    """A draft on the bundled sample, for this machine, finalized; its id and package folder."""
+async def sample_package(settings: Settings, target: str, **overrides: Any) -> tuple[str, Path]:
+    """A draft on the bundled sample for `target`, finalized; its id and package folder."""
     async with client_for(settings, token=None) as client:
         draft_id = await complete_draft(
             client,
             datasets=("support_chat.jsonl",),
-            target="local",
+            target=target,
             overrides=overrides,
             validation_split=0.1,
         )
@@ -121,7 +127,7 @@ async def test_a_local_launch_trains_the_package_and_is_followed_to_completion(
     tmp_path: Path, hub_with_the_model: Any
 ) -> None:
     settings = local_settings(tmp_path)
-    draft_id, folder = await local_package(settings)
+    draft_id, folder = await sample_package(settings, "local")
     model_id = serve_tiny_model(hub_with_the_model, folder, tmp_path)
     record = None
     try:
@@ -167,7 +173,7 @@ async def test_a_local_run_canceled_mid_way_leaves_no_process(
     tmp_path: Path, hub_with_the_model: Any
 ) -> None:
     settings = local_settings(tmp_path)
-    draft_id, folder = await local_package(settings, **LONG_RUN)
+    draft_id, folder = await sample_package(settings, "local", **LONG_RUN)
     serve_tiny_model(hub_with_the_model, folder, tmp_path)
     record = None
     try:
@@ -193,3 +199,89 @@ async def test_a_local_run_canceled_mid_way_leaves_no_process(
     assert left == []  # train.py and anything it started
     assert after["stage"] == "canceled" and draft["launch"]["canceled_by_user"] is True
     assert not named(log_events(log), "done")
+
+
+PIP_STAND_IN = """#!/bin/sh
+# pip in the Job's image; here the training environment already holds the pinned versions, so
+# each call is only recorded (its folder and arguments), never run against the shared venv.
+echo "$PWD $*" >> "$PIP_CALLS"
+"""
+
+
+def job_machine(tmp_path: Path) -> Path:
+    """A PATH folder standing for the Job's image: its python and the Hub's `hf` CLI from the
+    training environment, and pip recorded (PIP_STAND_IN)."""
+    bin_dir = tmp_path / "job-bin"
+    bin_dir.mkdir()
+    for name in ("python", "hf"):
+        target = shlex.quote(str(TRAIN_PYTHON.parent / name))
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec {target} "$@"\n')
+    (bin_dir / "pip").write_text(PIP_STAND_IN)
+    for shim in bin_dir.iterdir():
+        shim.chmod(0o755)
+    return bin_dir
+
+
+async def test_the_hub_job_command_downloads_the_package_and_trains_it(tmp_path: Path) -> None:
+    """The Job's command as the launcher builds it for a real package, run here as the Job's
+    machine would run it (its secrets as environment): it downloads the package's private repo
+    from the fake Hub, installs its requirements and trains it with the package's train.py,
+    which pushes the trained adapter to package.yaml's hub.model_repo in the token's account."""
+    draft_id, folder = await sample_package(package_settings(tmp_path, SAMPLES), "a100-large")
+    manifest = yaml.safe_load((folder / "package.yaml").read_text())
+    model_repo = f"alice/{manifest['hub']['model_repo']}"
+    workdir = tmp_path / "job" / "package"
+    with serve_fake_hub() as (hub, url):
+        hub.add_account(TOKEN, "alice")
+        settings = package_settings(
+            tmp_path,
+            SAMPLES,
+            TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT=url,
+            TRAINING_PACKAGE_MCP__LAUNCH__HUB__WORKDIR=str(workdir),
+        )
+        async with client_for(settings, token=TOKEN) as client:
+            await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        (job,) = hub.jobs.values()
+        serve_tiny_model(hub, folder, tmp_path)
+        env = {k: v for k, v in offline_cpu_env(tmp_path).items() if k != "HF_HUB_OFFLINE"}
+        env |= {
+            "PATH": f"{job_machine(tmp_path)}{os.pathsep}{os.environ['PATH']}",
+            "HF_ENDPOINT": url,
+            "PIP_CALLS": str(tmp_path / "pip-calls.txt"),
+            **(job.spec.get("environment") or {}),
+            **job.spec["secrets"],
+        }
+        ran = subprocess.run(
+            job.spec["command"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+        )
+        pushed = hub.created_repos.get(f"model/{model_repo}")
+
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-5000:]
+    assert job.spec["secrets"] == {"HF_TOKEN": TOKEN}
+    # the package, downloaded whole from its repo (what it runs is what was finalized)
+    packaged = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    downloaded = {
+        p.relative_to(workdir): p.read_bytes()
+        for p in workdir.rglob("*")
+        if p.is_file()
+        and not p.relative_to(workdir).parts[0].startswith(".")
+        and p.relative_to(workdir).parts[0] != "output"
+    }
+    assert downloaded == packaged
+    client_install, requirements_install = (tmp_path / "pip-calls.txt").read_text().splitlines()
+    assert client_install.endswith("install --quiet --no-cache-dir huggingface_hub>=1.0")
+    requirements = manifest["files"]["requirements"]
+    assert requirements_install == f"{workdir} install --quiet --no-cache-dir -r {requirements}"
+    # trained by the package's own train.py, pushed where package.yaml says
+    lines = events(ran.stdout)
+    assert not named(lines, "push_skipped")
+    (start,), (done,) = named(lines, "start"), named(lines, "done")
+    assert start["model_repo"] == done["model_repo"] == model_repo
+    assert done["steps"] == start["total_steps"] == named(lines, "progress")[-1]["step"]
+    assert pushed is not None and "adapter_model.safetensors" in pushed["files"]
+    assert pushed["commits"][-1]["summary"] == f"Trained model, step {done['steps']}"
