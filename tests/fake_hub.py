@@ -24,9 +24,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
-# GET /api/jobs/hardware, in the Hub's shape (huggingface_hub JobHardwareInfo): a CPU flavor,
-# a100-large at 0.035 USD a minute (2.10 an hour, below the YAML's 2.50, so a test can tell) and
-# a four-GPU flavor, l4x4.
+# GET /api/jobs/hardware, in the Hub's shape (huggingface_hub JobHardwareInfo): a CPU flavor and
+# a100-large at 0.035 USD a minute (2.10 an hour, below the YAML's 2.50, so a test can tell).
 JOBS_HARDWARE: list[dict[str, Any]] = [
     {
         "name": "cpu-basic",
@@ -52,22 +51,6 @@ JOBS_HARDWARE: list[dict[str, Any]] = [
         },
         "unitCostMicroUSD": 35000,
         "unitCostUSD": 0.035,
-        "unitLabel": "minute",
-    },
-    {
-        "name": "l4x4",
-        "prettyName": "4x Nvidia L4",
-        "cpu": "48 vCPU",
-        "ram": "186 GB",
-        "accelerator": {
-            "type": "gpu",
-            "model": "L4",
-            "quantity": "4",
-            "vram": "96 GB",
-            "manufacturer": "Nvidia",
-        },
-        "unitCostMicroUSD": 63333,
-        "unitCostUSD": 0.063333,
         "unitLabel": "minute",
     },
 ]

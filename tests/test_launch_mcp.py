@@ -350,6 +350,25 @@ ACCELERATE_CLI, ACCELERATE_MODULE = (
 )
 
 
+# A four-GPU flavor as GET /api/jobs/hardware lists it (huggingface_hub JobHardwareInfo).
+L4X4 = {
+    "name": "l4x4",
+    "prettyName": "4x Nvidia L4",
+    "cpu": "48 vCPU",
+    "ram": "186 GB",
+    "accelerator": {
+        "type": "gpu",
+        "model": "L4",
+        "quantity": "4",
+        "vram": "96 GB",
+        "manufacturer": "Nvidia",
+    },
+    "unitCostMicroUSD": 63333,
+    "unitCostUSD": 0.063333,
+    "unitLabel": "minute",
+}
+
+
 @pytest.mark.parametrize(("flavor", "gpus"), [("a100-large", 1), ("l4x4", 4)])
 async def test_the_job_runs_the_commands_the_package_readme_documents(
     tmp_path: Path, hub: tuple[FakeHub, str], flavor: str, gpus: int
@@ -358,6 +377,7 @@ async def test_the_job_runs_the_commands_the_package_readme_documents(
     requirements file and runs its train script with the flags and, on several GPUs, the
     launcher its README gives, pushing to package.yaml's hub.model_repo in the token's account."""
     fake, url = hub
+    fake.jobs_hardware.append(L4X4)
     draft_id, folder = await finalized_draft(launch_settings(tmp_path), flavor)
     manifest = yaml.safe_load((folder / "package.yaml").read_text())
     readme = (folder / "README.md").read_text()
