@@ -48,17 +48,21 @@ pytestmark = [
     ),
 ]
 
-LOCAL = {
-    "TRAINING_PACKAGE_MCP__DEPLOYMENT__LOCAL__GPU": "RTX-4090",
-    "TRAINING_PACKAGE_MCP__LAUNCH__LOCAL__PYTHON": str(TRAIN_PYTHON),
-}
+LOCAL_GPU = {"TRAINING_PACKAGE_MCP__DEPLOYMENT__LOCAL__GPU": "RTX-4090"}
 POLL_S, DEADLINE_S = 0.5, 900  # a bound against a hang, not a speed requirement
 # The run to cancel: far more steps (36 records x 100 epochs) than it trains before the cancel.
 LONG_RUN = {"num_epochs": 100, "batch_size": 1, "gradient_accumulation_steps": 1}
 
 
 def local_settings(tmp_path: Path) -> Settings:
-    return package_settings(tmp_path, SAMPLES, **LOCAL)
+    """Local runs with the training environment's Python, set as a user sets it: launch.yaml's
+    local.python in their config overlay directory."""
+    overlay = tmp_path / "config"
+    overlay.mkdir(exist_ok=True)
+    (overlay / "launch.yaml").write_text(yaml.safe_dump({"local": {"python": str(TRAIN_PYTHON)}}))
+    return package_settings(
+        tmp_path, SAMPLES, TRAINING_PACKAGE_MCP_CONFIG_DIR=str(overlay), **LOCAL_GPU
+    )
 
 
 async def sample_package(settings: Settings, target: str, **overrides: Any) -> tuple[str, Path]:
