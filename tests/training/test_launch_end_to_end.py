@@ -193,6 +193,11 @@ async def test_a_local_run_canceled_mid_way_leaves_no_process(
             left = live_group_members(record["pid"])
             after = await call(client, "training_status", {"draft_id": draft_id})
             draft = await read_draft(client, draft_id)
+            # the user goes on: it saved no checkpoint yet (save_steps is far ahead)
+            arguments = {"draft_id": draft_id, "confirm": True, "resume": True}
+            await call(client, "launch_training", arguments)
+            record = (await read_draft(client, draft_id))["launch"]
+            resumed = await status_until(client, draft_id, lambda s: s["stage"] != "running")
     finally:
         kill_group(record)
 
@@ -203,6 +208,11 @@ async def test_a_local_run_canceled_mid_way_leaves_no_process(
     assert left == []  # train.py and anything it started
     assert after["stage"] == "canceled" and draft["launch"]["canceled_by_user"] is True
     assert not named(log_events(log), "done")
+    # train.py said there is nothing to resume; status does not send the user round again
+    assert resumed["stage"] == "error"
+    assert resumed["progress"]["error"].startswith("nothing to resume: no checkpoint in ")
+    assert "without resume starts it over" in resumed["next_action"]
+    assert "resume=true" not in resumed["next_action"]
 
 
 PIP_STAND_IN = """#!/bin/sh
