@@ -202,7 +202,7 @@ the leader dies at once, the worker stays."""
 
 async def test_cancel_leaves_no_process_of_the_group_behind(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
-    pid, identity = local_runs.start(
+    pid, identity, _ = local_runs.start(
         [sys.executable, "-c", STUBBORN_WORKER], tmp_path, log, os.environ
     )
     try:
@@ -217,3 +217,31 @@ async def test_cancel_leaves_no_process_of_the_group_behind(tmp_path: Path) -> N
 
 async def _logged(log: Path, text: str) -> bool:
     return log.is_file() and text in log.read_text()
+
+
+async def test_a_new_run_is_judged_by_its_own_lines_in_the_shared_log(tmp_path: Path) -> None:
+    """Runs of a package append to one log: a run that dies before printing anything is an
+    error, not the completion the previous run's done line reported."""
+    draft_id, folder = await local_package(tmp_path)
+    settings = local_settings(tmp_path)
+    (folder / "release").write_text("done")  # the first run finishes at once
+    arguments = {"draft_id": draft_id, "confirm": True}
+
+    async def finished() -> dict[str, Any] | None:
+        status = await status_of(settings, draft_id)
+        return status if status["stage"] != "running" else None
+
+    async with client_for(settings, token=None) as client:
+        await call(client, "launch_training", arguments)
+        first = (await read_draft(client, draft_id))["launch"]
+    async with stopping(first):
+        assert (await until(finished))["stage"] == "completed"
+    (folder / "train.py").write_text("import sys\nsys.exit(3)\n")  # dies before a line
+    async with client_for(settings, token=None) as client:
+        await call(client, "launch_training", arguments)
+        second = (await read_draft(client, draft_id))["launch"]
+    async with stopping(second):
+        failed = await until(finished)
+    assert failed["stage"] == "error" and failed["progress"]["done"] is False
+    assert failed["progress"]["step"] is None and failed["log"]["lines"] == []
+    assert '"event": "done"' in (folder / "logs" / "train.log").read_text()  # still kept

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from tools.errors import UserError
 
@@ -23,13 +24,21 @@ _HAS_PROC = sys.platform.startswith("linux") and Path("/proc/self/stat").is_file
 _DEAD = {"Z", "X"}  # proc(5) states of a process that has ended
 
 
-def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str]) -> tuple[int, str]:
-    """Start `command` detached in `cwd`, stdout and stderr appended to `log_path`;
-    (pid, start identity)."""
+class Started(NamedTuple):
+    pid: int
+    identity: str
+    """The process's start time ("" when it ended at once: its log says why)."""
+    log_offset: int
+    """Where its output starts in the log: earlier runs' lines are not its own."""
+
+
+def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str]) -> Started:
+    """Start `command` detached in `cwd`, stdout and stderr appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in env.items() if k not in _SERVER_SECRETS}
     clean["PYTHONUNBUFFERED"] = "1"
     with log_path.open("ab") as log:
+        offset = log.seek(0, os.SEEK_END)
         try:
             process = subprocess.Popen(
                 command,
@@ -44,10 +53,7 @@ def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str])
         except OSError as exc:
             raise UserError(f"Could not start {command[0]}: {exc.strerror}.") from exc
     _children[process.pid] = process
-    identity = process_start(process.pid)
-    if identity is None:  # it ended at once: its log says why
-        return process.pid, ""
-    return process.pid, identity
+    return Started(process.pid, process_start(process.pid) or "", offset)
 
 
 def process_start(pid: int) -> str | None:
@@ -132,14 +138,16 @@ def _signal_group(pid: int, signum: int) -> None:
         return
 
 
-def read_tail(log_path: Path, max_bytes: int) -> list[str]:
-    """The log's last `max_bytes` as lines (the first, likely cut, dropped when cut)."""
+def read_tail(log_path: Path, max_bytes: int, start: int = 0) -> list[str]:
+    """The log's last `max_bytes` after byte `start` as lines (the first, likely cut, dropped
+    when cut)."""
     try:
         with log_path.open("rb") as log:
             size = log.seek(0, os.SEEK_END)
-            log.seek(max(0, size - max_bytes))
+            begin = max(start, size - max_bytes)
+            log.seek(begin)
             data = log.read()
     except FileNotFoundError:
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
-    return lines[1:] if size > max_bytes else lines
+    return lines[1:] if begin > start else lines

@@ -35,6 +35,9 @@ class LaunchRecord(BaseModel):
         default=None, description="The process's start time, so a reused pid is not taken for it."
     )
     log_path: str | None = None
+    log_offset: int = Field(
+        default=0, description="Where this run's output starts in the log (runs append to it)."
+    )
     package_path: str | None = Field(default=None, description="The package that ran.")
     usd_per_hour: float
     estimated_hours: float
