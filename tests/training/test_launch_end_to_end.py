@@ -26,7 +26,7 @@ import yaml
 from mcp import Client
 
 from server.settings import Settings
-from tests.fake_hub import serve_fake_hub
+from tests.fake_hub import FakeHub, serve_fake_hub
 from tests.launch_support import client_for, live_group_members
 from tests.test_package_mcp import call, complete_draft, package_settings, read_draft
 from tests.training.test_train_package import (
@@ -82,7 +82,7 @@ async def sample_package(settings: Settings, target: str, **overrides: Any) -> t
 
 
 @pytest.fixture
-def hub_with_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def hub_with_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     """The fake Hub, and the environment a local run inherits from the server pointed at it:
     no token (train.py then pushes nothing), no GPU, caches under tmp_path."""
     with serve_fake_hub() as (hub, url):
@@ -94,7 +94,7 @@ def hub_with_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         yield hub
 
 
-def serve_tiny_model(hub: Any, folder: Path, tmp_path: Path) -> str:
+def serve_tiny_model(hub: FakeHub, folder: Path, tmp_path: Path) -> str:
     """The tiny model of the package's architecture, on the fake Hub as the package's model."""
     manifest = yaml.safe_load((folder / "package.yaml").read_text())
     tiny = tmp_path / "tiny-model"
@@ -121,30 +121,31 @@ def log_events(log: str) -> list[dict[str, Any]]:
     return events("\n".join(behind_bars))
 
 
-def kill_group(record: dict[str, Any] | None) -> None:
-    """However a test ends, the run's process group is gone afterwards."""
-    if record and record.get("pid") and live_group_members(record["pid"]):
-        os.killpg(record["pid"], signal.SIGKILL)
+def kill_groups(records: list[dict[str, Any]]) -> None:
+    """However a test ends, its runs' process groups are gone afterwards."""
+    for record in records:
+        if record.get("pid") and live_group_members(record["pid"]):
+            os.killpg(record["pid"], signal.SIGKILL)
 
 
 async def test_a_local_launch_trains_the_package_and_is_followed_to_completion(
-    tmp_path: Path, hub_with_the_model: Any
+    tmp_path: Path, hub_with_the_model: FakeHub
 ) -> None:
     settings = local_settings(tmp_path)
     draft_id, folder = await sample_package(settings, "local")
     model_id = serve_tiny_model(hub_with_the_model, folder, tmp_path)
-    record = None
+    runs: list[dict[str, Any]] = []
     try:
         async with client_for(settings, token=None) as client:
             started = await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
-            record = (await read_draft(client, draft_id))["launch"]
+            runs.append(record := (await read_draft(client, draft_id))["launch"])
             final = await status_until(client, draft_id, lambda s: s["stage"] != "running")
             again = await call(client, "training_status", {"draft_id": draft_id})
             draft = await read_draft(client, draft_id)
             (rows,) = (await client.read_resource("package://calibration")).contents
         left = live_group_members(record["pid"])
     finally:
-        kill_group(record)
+        kill_groups(runs)
 
     log = (folder / "logs" / "train.log").read_text()
     assert started["launched"] is True and started["where"] == "local", log[-3000:]
@@ -174,16 +175,16 @@ async def test_a_local_launch_trains_the_package_and_is_followed_to_completion(
 
 
 async def test_a_local_run_canceled_mid_way_leaves_no_process(
-    tmp_path: Path, hub_with_the_model: Any
+    tmp_path: Path, hub_with_the_model: FakeHub
 ) -> None:
     settings = local_settings(tmp_path)
     draft_id, folder = await sample_package(settings, "local", **LONG_RUN)
     serve_tiny_model(hub_with_the_model, folder, tmp_path)
-    record = None
+    runs: list[dict[str, Any]] = []
     try:
         async with client_for(settings, token=None) as client:
             await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
-            record = (await read_draft(client, draft_id))["launch"]
+            runs.append(record := (await read_draft(client, draft_id))["launch"])
             training = await status_until(
                 client,
                 draft_id,
@@ -196,10 +197,10 @@ async def test_a_local_run_canceled_mid_way_leaves_no_process(
             # the user goes on: it saved no checkpoint yet (save_steps is far ahead)
             arguments = {"draft_id": draft_id, "confirm": True, "resume": True}
             await call(client, "launch_training", arguments)
-            record = (await read_draft(client, draft_id))["launch"]
+            runs.append((await read_draft(client, draft_id))["launch"])
             resumed = await status_until(client, draft_id, lambda s: s["stage"] != "running")
     finally:
-        kill_group(record)
+        kill_groups(runs)
 
     log = (folder / "logs" / "train.log").read_text()
     assert training["stage"] == "running", log[-3000:]
