@@ -14,7 +14,7 @@ from server.paths import user_data_dir
 from server.state import AppState, announce, app_state, caller, load_draft
 from tools import training_launcher
 from tools.errors import UserError
-from tools.training_launcher import LaunchRecord
+from tools.training_launcher import LaunchRecord, Progress
 
 # A run's record is saved even when the draft changed meanwhile (the run exists either way):
 # read again and saved again, this many times, before the conflict is reported.
@@ -75,7 +75,7 @@ async def note_progress(ctx: Context, draft: DraftPackage, record: LaunchRecord)
     return saved
 
 
-def status_next(draft_id: str, record: LaunchRecord) -> str:
+def status_next(draft_id: str, record: LaunchRecord, progress: Progress) -> str:
     call = f'draft_id="{draft_id}"'
     if not record.finished:
         return f"ask again later with training_status({call}); cancel_training({call}) stops it"
@@ -85,6 +85,11 @@ def status_next(draft_id: str, record: LaunchRecord) -> str:
         return f"done: the trained model is in {record.package_path}/output"
     if record.stage == "completed":
         return "done, but train.py pushed no model (its log says why): nothing left the Job"
+    if progress.nothing_to_resume:
+        return (
+            f"no checkpoint was saved before the run stopped: launch_training({call}) without "
+            "resume starts it over"
+        )
     return (
         f"read the log lines (untrusted) with the user; then launch_training({call}, "
         "resume=true) goes on from the last checkpoint"

@@ -1,7 +1,7 @@
 """A local HTTP server that speaks the parts of the Hugging Face Hub API the server uses.
 
 huggingface_hub is pointed at it (HF_ENDPOINT or an explicit endpoint), so the real client code
-runs against real HTTP: model search and info, dataset info and file trees, file resolution with
+runs against real HTTP: model search and info, model and dataset file trees, file resolution with
 the headers hf_hub_download relies on, gated repositories, and scripted faults (status codes with
 Retry-After, delays, malformed bodies) to test retries and fallbacks. For launching training:
 whoami with the token's role and fine-grained permissions, repository creation, upload_folder's
@@ -64,6 +64,8 @@ class Repo:
     info: dict[str, Any] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     gated: bool = False
+    owner: str | None = None  # a private repo: only this account's token sees it
+    sha: str = COMMIT  # its head commit: each commit moves it
 
     def api_json(self) -> dict[str, Any]:
         siblings = [{"rfilename": name} for name in sorted(self.files)]
@@ -71,8 +73,8 @@ class Repo:
             "_id": hashlib.sha1(self.id.encode()).hexdigest()[:24],
             "id": self.id,
             "modelId": self.id,
-            "sha": COMMIT,
-            "private": False,
+            "sha": self.sha,
+            "private": self.owner is not None,
             "gated": "manual" if self.gated else False,
             "disabled": False,
             "downloads": 0,
@@ -331,7 +333,12 @@ class _Handler(BaseHTTPRequestHandler):
                 head=False,
             )
             return
-        self.hub.created_repos[key] = {**payload, "files": {}}
+        files: dict[str, bytes] = {}
+        self.hub.created_repos[key] = {**payload, "files": files, "commits": []}
+        # readable like any repo (info, files, downloads), by its owner alone when private
+        private = payload.get("private") or payload.get("visibility") == "private"
+        repo = Repo(repo_id, files=files, owner=account.name if private else None)
+        (self.hub.models if repo_type == "model" else self.hub.datasets)[repo_id] = repo
         self._json(
             {"url": url, "name": repo_id, "id": hashlib.sha1(key.encode()).hexdigest()}, head=False
         )
@@ -353,12 +360,25 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             self._json({"files": files}, head=False)
             return
+        files, commit = repo["files"], {"summary": "", "paths": []}
         for line in body.splitlines():
             item = json.loads(line)
-            if item["key"] == "file":
-                value = item["value"]
-                repo["files"][value["path"]] = base64.b64decode(value["content"])
+            key, value = item["key"], item["value"]
+            if key == "header":
+                commit["summary"] = value.get("summary", "")
+            elif key == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+                commit["paths"].append(value["path"])
+            elif key == "deletedFile":
+                files.pop(value["path"], None)
+            elif key == "deletedFolder":
+                folder = value["path"].rstrip("/") + "/"
+                for name in [n for n in files if n.startswith(folder)]:
+                    del files[name]
+        repo["commits"].append(commit)
         oid = hashlib.sha1(body).hexdigest()
+        repos = self.hub.models if repo_type == "model" else self.hub.datasets
+        repos[repo_id].sha = oid
         self._json(
             {
                 "commitUrl": f"http://{self.headers['Host']}/{repo_id}/commit/{oid}",
@@ -434,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(account.whoami(), head=head)
         elif path.startswith("/api/jobs/") and len(path.strip("/").split("/")) in {4, 5}:
             self._jobs_api(path.strip("/").split("/"), query, head)
+        elif path.startswith("/api/models/") and "/tree/" in path:
+            self._tree(self.hub.models, path.removeprefix("/api/models/"), head)
         elif path.startswith("/api/models/"):
             self._repo_info(self.hub.models, path.removeprefix("/api/models/"), head)
         elif path.startswith("/api/datasets/"):
@@ -445,30 +467,60 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _repo_info(self, repos: dict[str, Repo], rest: str, head: bool) -> None:
         repo_id = rest.split("/revision/")[0]
-        repo = repos.get(repo_id)
+        repo = self._visible(repos, repo_id)
         if repo is None:
             self._not_found()
             return
         self._json(repo.api_json(), head=head)
 
+    def _visible(self, repos: dict[str, Repo], repo_id: str) -> Repo | None:
+        """The repo, unless it is private and the token is not its owner's (the Hub answers
+        404 then, as if there were no such repo)."""
+        repo = repos.get(repo_id)
+        if repo is None or repo.owner is None:
+            return repo
+        account = self._account()
+        return repo if account is not None and account.name == repo.owner else None
+
     def _dataset_api(self, rest: str, head: bool) -> None:
         if "/tree/" in rest:
-            repo_id, _, _ = rest.partition("/tree/")
-            repo = self.hub.datasets.get(repo_id)
-            if repo is None:
-                self._not_found()
-                return
-            tree = [
-                {"type": "file", "path": name, "size": len(data), "oid": _oid(data)}
-                for name, data in sorted(repo.files.items())
-            ]
-            self._json(tree, head=head)
+            self._tree(self.hub.datasets, rest, head)
             return
         self._repo_info(self.hub.datasets, rest, head)
 
+    def _tree(self, repos: dict[str, Repo], rest: str, head: bool) -> None:
+        """<repo>/tree/<revision>[/<folder>]: the folder's files and subfolders (every file
+        under it with ?recursive=true); 404 EntryNotFound for a folder the repo lacks."""
+        repo_id, _, where = rest.partition("/tree/")
+        repo = self._visible(repos, repo_id)
+        if repo is None:
+            self._not_found()
+            return
+        _, _, folder = where.partition("/")
+        prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+        recursive = "recursive=true" in urlsplit(self.path).query.lower()
+        inside = {name: data for name, data in repo.files.items() if name.startswith(prefix)}
+        if prefix and not inside:
+            message = f'{{"error": "{folder} does not exist on the revision"}}'.encode()
+            self._send(404, message, {"X-Error-Code": "EntryNotFound"}, head=head)
+            return
+        tree: list[dict[str, Any]] = []
+        folders: set[str] = set()
+        for name, data in sorted(inside.items()):
+            below = name[len(prefix) :]
+            if "/" in below and not recursive:
+                folders.add(prefix + below.split("/")[0])
+                continue
+            tree.append({"type": "file", "path": name, "size": len(data), "oid": _oid(data)})
+        tree += [
+            {"type": "directory", "path": name, "oid": _oid(name.encode())}
+            for name in sorted(folders)
+        ]
+        self._json(tree, head=head)
+
     def _resolve(self, repos: dict[str, Repo], rest: str, head: bool) -> None:
         repo_part, sep, file_part = rest.partition("/resolve/")
-        repo = repos.get(repo_part) if sep else None
+        repo = self._visible(repos, repo_part) if sep else None
         if repo is None:
             self._not_found()
             return
@@ -483,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
                 404, b'{"error": "Entry not found"}', {"X-Error-Code": "EntryNotFound"}, head=head
             )
             return
-        headers = {"ETag": f'"{_oid(data)}"', "X-Repo-Commit": COMMIT}
+        headers = {"ETag": f'"{_oid(data)}"', "X-Repo-Commit": repo.sha}
         self._send(200, data, headers, head=head, content_type="application/octet-stream")
 
     def _token(self) -> str:

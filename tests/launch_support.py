@@ -59,3 +59,17 @@ async def finalized_draft(settings: Settings, target: str = "a100-large") -> tup
             client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
         )
     return draft_id, Path(written["path"])
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """The processes of group `pgid` still alive (zombies, ended and waiting for their parent,
+    do not count), read from /proc (Linux: where the tests run)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if group == str(pgid) and state not in {"Z", "X"}:
+            members.append(int(stat.parent.name))
+    return members

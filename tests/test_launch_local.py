@@ -6,6 +6,7 @@ environment. Every test stops the processes it starts."""
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,12 @@ import anyio
 import pytest
 
 from server.settings import Settings
-from tests.launch_support import client_for, finalized_draft, launch_settings
+from tests.launch_support import (
+    client_for,
+    finalized_draft,
+    launch_settings,
+    live_group_members,
+)
 from tests.test_package_mcp import call, error_of, read_draft
 from tools.training_launcher import LaunchRecord, local_runs, local_status
 
@@ -177,3 +183,65 @@ def test_a_reused_pid_is_not_taken_for_the_run() -> None:
     assert mine is not None and local_runs.is_running(os.getpid(), mine)
     assert not local_runs.is_running(os.getpid(), mine + "0")  # same pid, another start
     assert not local_runs.is_running(os.getpid(), "")
+
+
+STUBBORN_WORKER = """
+import signal, subprocess, sys, time
+worker = '''
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("worker ready", flush=True)
+time.sleep(600)
+'''
+subprocess.Popen([sys.executable, "-c", worker])
+time.sleep(600)
+"""
+"""A run whose worker process ignores SIGTERM (as a training worker busy in native code may):
+the leader dies at once, the worker stays."""
+
+
+async def test_cancel_leaves_no_process_of_the_group_behind(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    pid, identity, _ = local_runs.start(
+        [sys.executable, "-c", STUBBORN_WORKER], tmp_path, log, os.environ
+    )
+    try:
+        await until(lambda: _logged(log, "worker ready"))
+        assert local_runs.stop(pid, identity, grace_s=0.2) is True
+        left = live_group_members(pid)
+    finally:
+        if live_group_members(pid):
+            os.killpg(pid, signal.SIGKILL)
+    assert left == []  # the worker too
+
+
+async def _logged(log: Path, text: str) -> bool:
+    return log.is_file() and text in log.read_text()
+
+
+async def test_a_new_run_is_judged_by_its_own_lines_in_the_shared_log(tmp_path: Path) -> None:
+    """Runs of a package append to one log: a run that dies before printing anything is an
+    error, not the completion the previous run's done line reported."""
+    draft_id, folder = await local_package(tmp_path)
+    settings = local_settings(tmp_path)
+    (folder / "release").write_text("done")  # the first run finishes at once
+    arguments = {"draft_id": draft_id, "confirm": True}
+
+    async def finished() -> dict[str, Any] | None:
+        status = await status_of(settings, draft_id)
+        return status if status["stage"] != "running" else None
+
+    async with client_for(settings, token=None) as client:
+        await call(client, "launch_training", arguments)
+        first = (await read_draft(client, draft_id))["launch"]
+    async with stopping(first):
+        assert (await until(finished))["stage"] == "completed"
+    (folder / "train.py").write_text("import sys\nsys.exit(3)\n")  # dies before a line
+    async with client_for(settings, token=None) as client:
+        await call(client, "launch_training", arguments)
+        second = (await read_draft(client, draft_id))["launch"]
+    async with stopping(second):
+        failed = await until(finished)
+    assert failed["stage"] == "error" and failed["progress"]["done"] is False
+    assert failed["progress"]["step"] is None and failed["log"]["lines"] == []
+    assert '"event": "done"' in (folder / "logs" / "train.log").read_text()  # still kept

@@ -4,11 +4,13 @@ fix, elicitation, cancel and resume, and the shared server's rule about whose to
 
 import io
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import yaml
 from mcp.types import ElicitRequestParams, ElicitResult
 
 from server.demo import run_demo
@@ -338,3 +340,85 @@ async def test_two_status_calls_at_the_end_add_one_calibration_row(
         draft = await read_draft(client, draft_id)
     assert finished["stage"] == "completed" and draft["launch"]["calibrated"] is True
     assert len((tmp_path / "calibration.jsonl").read_text().splitlines()) == 1
+
+
+# The package README's multi-GPU line runs accelerate's console script, `accelerate launch`; the
+# Job runs the same command as a module, so the image's python finds it without a PATH entry.
+ACCELERATE_CLI, ACCELERATE_MODULE = (
+    ["accelerate", "launch"],
+    ["python", "-m", "accelerate.commands.launch"],
+)
+
+
+# A four-GPU flavor as GET /api/jobs/hardware lists it (huggingface_hub JobHardwareInfo).
+L4X4 = {
+    "name": "l4x4",
+    "prettyName": "4x Nvidia L4",
+    "cpu": "48 vCPU",
+    "ram": "186 GB",
+    "accelerator": {
+        "type": "gpu",
+        "model": "L4",
+        "quantity": "4",
+        "vram": "96 GB",
+        "manufacturer": "Nvidia",
+    },
+    "unitCostMicroUSD": 63333,
+    "unitCostUSD": 0.063333,
+    "unitLabel": "minute",
+}
+
+
+@pytest.mark.parametrize(("flavor", "gpus"), [("a100-large", 1), ("l4x4", 4)])
+async def test_the_job_runs_the_commands_the_package_readme_documents(
+    tmp_path: Path, hub: tuple[FakeHub, str], flavor: str, gpus: int
+) -> None:
+    """A real finalized package, not a stand-in: the Job downloads its repo, installs its
+    requirements file and runs its train script with the flags and, on several GPUs, the
+    launcher its README gives, pushing to package.yaml's hub.model_repo in the token's account."""
+    fake, url = hub
+    fake.jobs_hardware.append(L4X4)
+    draft_id, folder = await finalized_draft(launch_settings(tmp_path), flavor)
+    manifest = yaml.safe_load((folder / "package.yaml").read_text())
+    readme = (folder / "README.md").read_text()
+    files = manifest["files"]
+    assert manifest["deployment"]["gpu_count"] == gpus
+
+    await launched(launch_settings(tmp_path, url), draft_id)
+
+    (job,) = fake.jobs.values()
+    package_repo = fake.created_repos[f"dataset/alice/{folder.name}-package"]
+    steps = job.spec["command"][-1].split(" && ")
+    download = shlex.split(next(step for step in steps if step.startswith("hf download")))
+    assert download[2] == f"alice/{folder.name}-package" and download[3:5] == [
+        "--repo-type",
+        "dataset",
+    ]
+    workdir = download[download.index("--local-dir") + 1]
+    assert f"cd {workdir}" in steps
+    # requirements.txt as the README says to install it, from the uploaded package
+    install = f"pip install -r {files['requirements']}"
+    assert f"`{install}`" in readme or f"\n{install}\n" in readme
+    assert f"pip install --quiet --no-cache-dir -r {files['requirements']}" in steps
+    assert (
+        package_repo["files"][files["requirements"]]
+        == (folder / files["requirements"]).read_bytes()
+    )
+    assert (
+        package_repo["files"][files["train_script"]]
+        == (folder / files["train_script"]).read_bytes()
+    )
+    # the train command: the README's, with only flags the README documents
+    command = shlex.split(steps[-1].removeprefix("exec "))
+    if gpus > 1:
+        assert command[:3] == ACCELERATE_MODULE
+        documented = [*ACCELERATE_CLI, *command[3:6]]
+        assert f"`{shlex.join(documented)}`" in readme
+        assert command[3:6] == ["--num_processes", str(gpus), files["train_script"]]
+        flags = command[6:]
+    else:
+        assert command[:2] == ["python", files["train_script"]]
+        assert f"\npython {files['train_script']}\n" in readme
+        flags = command[2:]
+    assert flags == ["--push-to", f"alice/{manifest['hub']['model_repo']}"]
+    assert f"`{flags[0]} OWNER/NAME`" in readme and f"`{manifest['hub']['model_repo']}`" in readme

@@ -36,6 +36,20 @@ def test_progress_takes_only_contract_lines_and_checks_every_value() -> None:
     assert progress.error.endswith("(5,000 characters)")
 
 
+def test_progress_lines_behind_a_progress_bar_are_read() -> None:
+    """As train.py's log holds them: tqdm redraws its bar on stderr with a carriage return and
+    no newline, so the JSON line train.py prints next on stdout sits at the end of the bar."""
+    bar = " 13%|█▎        | 2/15 [00:00<00:01, 12.14it/s]"
+    lines = [
+        '{"event": "start", "total_steps": 15, "model_repo": null}',
+        bar + '{"event": "progress", "step": 2, "total_steps": 15, "loss": 6.26, "epoch": 0.4,'
+        ' "learning_rate": 0.0001, "tokens_per_s": 13164.7}',
+        bar + '{"event": "checkpoint", "step": 2, "pushed": false}{"event": "bogus"',
+    ]
+    progress = read_progress(lines, max_chars=100)
+    assert progress.step == 2 and progress.loss == 6.26 and progress.checkpoint_step == 2
+
+
 def test_the_log_tail_is_short_and_cut() -> None:
     lines = [f"line {i}" for i in range(50)] + ["", "y" * 10_000]
     tail = log_tail(lines, count=3, max_chars=40)

@@ -219,7 +219,9 @@ def register(mcp: MCPServer) -> None:
         elif updated != record:
             draft = await note_progress(ctx, draft, updated)
         return StatusResult(
-            **status.model_dump(), draft_uri=draft.uri, next_action=status_next(draft.id, updated)
+            **status.model_dump(),
+            draft_uri=draft.uri,
+            next_action=status_next(draft.id, updated, status.progress),
         )
 
     @mcp.tool(

@@ -4,7 +4,8 @@ tiny randomly initialised model of the selected architecture family (no download
 
 Every template is proven: lora, full, dpo and kto train; qlora, whose 4-bit base needs CUDA,
 refuses the CPU with the reason, as its package promises. Each run prints the JSON lines a
-launcher follows (start, progress, checkpoint, push_skipped without a token, done), and a
+launcher follows (start, progress, checkpoint, push_skipped without a token, done); with a
+token it pushes its checkpoints and the trained adapter to a private repo on the fake Hub; a
 stopped run resumes from its last checkpoint, saved locally or downloaded from the Hub repo.
 
 Runs in the training environment, whose Python is .venv-train/bin/python (or the one
@@ -389,39 +390,79 @@ async def test_a_run_resumes_from_the_hub_repos_last_checkpoint(tmp_path: Path) 
     assert state["global_step"] == STEPS
 
 
-TRAINER_ARGUMENTS = """
-import json, sys
-from pathlib import Path
-import yaml
-package = Path(sys.argv[1])
-sys.path.insert(0, str(package))
-import train
-from trl import SFTConfig
-manifest = yaml.safe_load((package / "package.yaml").read_text())
-export = yaml.safe_load((package / manifest["files"]["trl_config"]).read_text())
-options = train.parse_args(["--push-to", "me/support-bot"])
-args, _ = train.trainer_arguments(export, manifest["hub"], options.push_to, options, False, False)
-config = SFTConfig(output_dir=sys.argv[2], **args)
-values = {name: getattr(config, name) for name in sys.argv[3:]}
-print(json.dumps({name: str(getattr(v, "value", v)) for name, v in values.items()}))  # enums
-"""
-"""The trainer config train.py gives a run that pushes to me/support-bot, as TRL takes it."""
+TOKEN = "hf_alice_write"
 
 
-async def test_a_run_with_a_token_pushes_each_checkpoint_privately(tmp_path: Path) -> None:
-    """The fake Hub cannot take uploads, so the push is proven up to the Trainer's arguments:
-    the ones the Trainer reads to create the private repo and push each checkpoint."""
-    package = await package_for(tmp_path, "lora", SAMPLES, "support_chat.jsonl")
-    fields = ["push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "save_steps"]
-    fields += ["save_strategy"]
-    env = offline_cpu_env(tmp_path)
-    printed = run("-c", TRAINER_ARGUMENTS, package, tmp_path / "out", *fields, env=env)
-    manifest = yaml.safe_load((package / "package.yaml").read_text())
-    assert json.loads(printed.stdout.strip().splitlines()[-1]) == {
-        "push_to_hub": "True",
-        "hub_model_id": "me/support-bot",
-        "hub_private_repo": "True",
-        "hub_strategy": "checkpoint",
-        "save_steps": str(manifest["hub"]["save_steps"]),
-        "save_strategy": "steps",
-    }
+def online(env: dict[str, str], url: str, home: Path) -> dict[str, str]:
+    """`env` reaching the fake Hub at `url` with alice's write token, its cache in `home`."""
+    reach = {k: v for k, v in env.items() if k != "HF_HUB_OFFLINE"}
+    return reach | {"HF_ENDPOINT": url, "HF_TOKEN": TOKEN, "HF_HOME": str(home)}
+
+
+async def test_a_run_with_a_token_pushes_to_a_private_repo_and_resumes_from_it(
+    tmp_path: Path,
+) -> None:
+    """The push for real, against the fake Hub: the repo named in package.yaml lands in the
+    token owner's account (whoami), private; each save's checkpoint goes to last-checkpoint/,
+    the trained adapter to the repo's root at the end; a new machine resumes from the Hub."""
+    script, tiny, env = await resumable_package(tmp_path)
+    manifest = yaml.safe_load((script.parent / "package.yaml").read_text())
+    repo_id = f"alice/{manifest['hub']['model_repo']}"
+    with serve_fake_hub() as (hub, url):
+        hub.add_account(TOKEN, "alice")
+        first = tmp_path / "first"
+        pushed = events(
+            run(
+                script,
+                "--model",
+                tiny,
+                "--max-steps",
+                STEPS,
+                "--output-dir",
+                first,
+                env=online(env, url, tmp_path / "home-1"),
+            ).stdout
+        )
+        created = hub.created_repos[f"model/{repo_id}"]
+        files, commits = dict(created["files"]), list(created["commits"])
+        saved = [c["step"] for c in named(pushed, "checkpoint") if c["pushed"]]
+
+        second = tmp_path / "second"  # a fresh machine: no output, an empty Hub cache
+        resumed = run(
+            script,
+            "--model",
+            tiny,
+            "--max-steps",
+            STEPS + 1,
+            "--output-dir",
+            second,
+            "--resume",
+            env=online(env, url, tmp_path / "home-2"),
+        )
+        downloaded = hub.requests_to(f"/{repo_id}/resolve/")
+
+    assert hub.requests_to("/api/whoami-v2")  # the owner of a repo named without one
+    assert created.get("private") is True or created.get("visibility") == "private"
+    assert named(pushed, "start")[0]["model_repo"] == repo_id
+    assert named(pushed, "done")[0]["model_repo"] == repo_id
+    assert not named(pushed, "push_skipped") and saved and saved[0] == 1
+    # the last pushed checkpoint, whole, in last-checkpoint/
+    state = json.loads(files["last-checkpoint/trainer_state.json"])
+    assert state["global_step"] == saved[-1]
+    checkpoint = first / f"checkpoint-{saved[-1]}"
+    for name in ("adapter_model.safetensors", "optimizer.pt", "adapter_config.json"):
+        assert files[f"last-checkpoint/{name}"] == (checkpoint / name).read_bytes()
+    # the trained adapter, the last commit, at the repo's root
+    final = commits[-1]
+    assert final["summary"] == f"Trained model, step {STEPS}"
+    assert "adapter_model.safetensors" in final["paths"]
+    assert files["adapter_model.safetensors"] == (first / "adapter_model.safetensors").read_bytes()
+    assert not any(path.startswith("checkpoint-") for path in files)
+
+    assert "note: resuming from" in resumed.stdout and not list(second.glob("checkpoint-1"))
+    assert downloaded and all("/last-checkpoint/" in path for path in downloaded)
+    lines = events(resumed.stdout)
+    assert [p["step"] for p in named(lines, "progress")] == list(range(saved[-1] + 1, STEPS + 2))
+    (done,) = named(lines, "done")
+    assert done["model_repo"] == repo_id and done["steps"] == STEPS + 1
+    assert created["commits"][-1]["summary"] == f"Trained model, step {STEPS + 1}"

@@ -141,7 +141,8 @@ def _hub_lines(manifest: PackageManifest) -> list[str]:
         "### Checkpoints, the Hub and progress",
         "",
         f"Every {hub.save_steps:,} optimizer steps the run saves a checkpoint in the output "
-        f"directory (keeping the newest {hub.keep_checkpoints}). With a Hub token (`HF_TOKEN`, or `hf auth login`) it also pushes it to the "
+        f"directory (keeping the newest {hub.keep_checkpoints}). With a Hub token "
+        "(`HF_TOKEN`, or `hf auth login`) it also pushes it to the "
         f"{'private ' if hub.private else ''}model repo `{hub.model_repo}` in the token's "
         f"account (`hub` in `{MANIFEST_NAME}`; an `owner/name` there or in `--push-to` names "
         "another account) as `last-checkpoint/`, and pushes the trained model there at the end. "

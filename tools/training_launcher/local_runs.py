@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from tools.errors import UserError
 
@@ -19,15 +20,25 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 # Environment variables of the server the training process must not inherit.
 _SERVER_SECRETS = ("SUPABASE_KEY", "SUPABASE_JWT_SECRET", "TRAINING_PACKAGE_MCP_DATABASE_URL")
 _STOP_POLL_S = 0.1
+_HAS_PROC = sys.platform.startswith("linux") and Path("/proc/self/stat").is_file()
+_DEAD = {"Z", "X"}  # proc(5) states of a process that has ended
 
 
-def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str]) -> tuple[int, str]:
-    """Start `command` detached in `cwd`, stdout and stderr appended to `log_path`;
-    (pid, start identity)."""
+class Started(NamedTuple):
+    pid: int
+    identity: str
+    """The process's start time ("" when it ended at once: its log says why)."""
+    log_offset: int
+    """Where its output starts in the log: earlier runs' lines are not its own."""
+
+
+def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str]) -> Started:
+    """Start `command` detached in `cwd`, stdout and stderr appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in env.items() if k not in _SERVER_SECRETS}
     clean["PYTHONUNBUFFERED"] = "1"
     with log_path.open("ab") as log:
+        offset = log.seek(0, os.SEEK_END)
         try:
             process = subprocess.Popen(
                 command,
@@ -42,10 +53,7 @@ def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str])
         except OSError as exc:
             raise UserError(f"Could not start {command[0]}: {exc.strerror}.") from exc
     _children[process.pid] = process
-    identity = process_start(process.pid)
-    if identity is None:  # it ended at once: its log says why
-        return process.pid, ""
-    return process.pid, identity
+    return Started(process.pid, process_start(process.pid) or "", offset)
 
 
 def process_start(pid: int) -> str | None:
@@ -55,14 +63,9 @@ def process_start(pid: int) -> str | None:
     if child is not None and child.poll() is not None:
         del _children[pid]
         return None
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.parent.parent.is_dir() and sys.platform.startswith("linux"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return None
-        state, start_ticks = fields[0], fields[19]
-        return None if state in {"Z", "X"} else start_ticks
+    if _HAS_PROC:
+        fields = _stat(Path(f"/proc/{pid}/stat"))
+        return None if fields is None or fields[0] in _DEAD else fields[19]
     result = subprocess.run(
         ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
     )
@@ -75,20 +78,57 @@ def is_running(pid: int, identity: str) -> bool:
 
 
 def stop(pid: int, identity: str, grace_s: float) -> bool:
-    """SIGTERM to the run's process group, SIGKILL after `grace_s`; False if it was not running."""
+    """SIGTERM to the run's process group, SIGKILL to whatever of it is left after `grace_s`;
+    returns once the whole group is gone (a worker that outlives the leader included, the
+    leader reaped when this process started it); False if it was not running."""
     if not is_running(pid, identity):
         return False
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not is_running(pid, identity):
-            return True
-        time.sleep(_STOP_POLL_S)
-    _signal_group(pid, signal.SIGKILL)
-    child = _children.pop(pid, None)
-    if child is not None:
-        child.wait()
+    if not _group_ends(pid, grace_s):
+        _signal_group(pid, signal.SIGKILL)
+        _group_ends(pid, grace_s)
     return True
+
+
+def _group_ends(pgid: int, within_s: float) -> bool:
+    """Wait up to `within_s` for process group `pgid` to have no process left."""
+    deadline = time.monotonic() + within_s
+    while True:
+        child = _children.get(pgid)
+        if child is not None and child.poll() is not None:  # reaped: no zombie in the group
+            del _children[pgid]
+        if not _group_alive(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_STOP_POLL_S)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live process is left in group `pgid` (a zombie is dead, waiting for its
+    parent, which after the leader's end is init)."""
+    if _HAS_PROC:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            fields = _stat(stat)
+            if fields is not None and fields[2] == str(pgid) and fields[0] not in _DEAD:
+                return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of the group that this user may not signal
+        return True
+    return True
+
+
+def _stat(path: Path) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name: state, ppid, pgrp, ... (proc(5));
+    None when the process is gone."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -98,14 +138,16 @@ def _signal_group(pid: int, signum: int) -> None:
         return
 
 
-def read_tail(log_path: Path, max_bytes: int) -> list[str]:
-    """The log's last `max_bytes` as lines (the first, likely cut, dropped when cut)."""
+def read_tail(log_path: Path, max_bytes: int, start: int = 0) -> list[str]:
+    """The log's last `max_bytes` after byte `start` as lines (the first, likely cut, dropped
+    when cut)."""
     try:
         with log_path.open("rb") as log:
             size = log.seek(0, os.SEEK_END)
-            log.seek(max(0, size - max_bytes))
+            begin = max(start, size - max_bytes)
+            log.seek(begin)
             data = log.read()
     except FileNotFoundError:
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
-    return lines[1:] if size > max_bytes else lines
+    return lines[1:] if begin > start else lines

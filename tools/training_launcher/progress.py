@@ -17,17 +17,25 @@ from tools.training_launcher.records import LogTail, Progress
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
+_EVENT_START = '{"event"'
+_DECODER = json.JSONDecoder()
+
+
 def _events(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
+    """The contract's objects wherever they sit in a line: train.py's stdout and the trainer's
+    stderr share one log, and tqdm ends its bar with a carriage return, not a newline, so a
+    JSON line printed after a bar update starts in the middle of the bar's line."""
     for line in lines:
-        text = line.strip()
-        if not text.startswith('{"event"'):
-            continue
-        try:
-            event = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and isinstance(event.get("event"), str):
-            yield event
+        start = line.find(_EVENT_START)
+        while start != -1:
+            try:
+                event, end = _DECODER.raw_decode(line, start)
+            except ValueError:
+                end = start + 1
+            else:
+                if isinstance(event, dict) and isinstance(event.get("event"), str):
+                    yield event
+            start = line.find(_EVENT_START, end)
 
 
 def _number(value: Any) -> float | None:

@@ -183,15 +183,16 @@ def launch_locally(
         str(python), package.train_script, package.gpu_count, train_arguments(None, resume)
     )
     log_path = package.folder / config.local.log_file
-    pid, identity = local_runs.start(command, package.folder, log_path, os.environ)
+    started = local_runs.start(command, package.folder, log_path, os.environ)
     return LaunchRecord(
         where="local",
         target=package.target,
         stage="running",
         started_at=now,
-        pid=pid,
-        process_start=identity,
+        pid=started.pid,
+        process_start=started.identity,
         log_path=str(log_path),
+        log_offset=started.log_offset,
         usd_per_hour=round(package.usd_per_hour, 4),
         estimated_hours=package.estimated_hours,
         estimated_cost_usd=package.estimated_cost_usd,
@@ -221,7 +222,9 @@ def local_status(
     """The local run: alive or not (pid and start time), its progress from the package's log."""
     if record.pid is None or record.log_path is None:
         raise UserError(_NOT_STARTED)
-    lines = local_runs.read_tail(Path(record.log_path), config.local.log_bytes_read)
+    lines = local_runs.read_tail(
+        Path(record.log_path), config.local.log_bytes_read, record.log_offset
+    )
     end = record.finished_at or now
     hours = (end - record.started_at).total_seconds() / SECONDS_PER_HOUR
     if record.finished:
