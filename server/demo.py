@@ -17,6 +17,7 @@ from server.app import build_server
 from server.logging import configure_logging
 from server.settings import Secrets, Settings
 from tools.deployment_estimator.live_prices import MICRO, MINUTES_PER_HOUR
+from tools.training_launcher.records import RUN_KEY_ENV
 
 RULE = "-" * 72
 
@@ -203,12 +204,13 @@ async def launch_on_stand_in_hub(narrator: Narrator, settings: Settings, draft_i
             if not started["launched"]:
                 raise DemoFailed(f"the launch did not start: {started['next_action']}")
             job = started["job_id"]
+            run_key = hub.jobs[job].spec["environment"][RUN_KEY_ENV]
             await narrator.call("training_status", {"draft_id": draft_id})
             narrator.say("\n   (the stand-in Hub: the Job runs and train.py reports a step)")
-            hub.advance_job(job, "RUNNING", logs=_played_lines(), running_secs=600)
+            hub.advance_job(job, "RUNNING", logs=_played_lines(run_key), running_secs=600)
             await narrator.call("training_status", {"draft_id": draft_id})
             narrator.say("\n   (the stand-in Hub: the Job completes)")
-            done = _done_line(started["model_repo"])
+            done = _done_line(run_key, started["model_repo"])
             hub.advance_job(job, "COMPLETED", logs=[done], running_secs=1200)
             await narrator.call("training_status", {"draft_id": draft_id})
             await narrator.read("package://calibration")
@@ -217,16 +219,17 @@ async def launch_on_stand_in_hub(narrator: Narrator, settings: Settings, draft_i
 DEMO_TOKEN = "hf_demo_token_for_the_stand_in_hub"
 
 
-def _done_line(model_repo: str) -> str:
-    done = {"event": "done", "model_repo": model_repo, "max_memory_allocated_gb": 6.2}
-    return json.dumps({**done, "runtime_s": 1150.0, "steps": 60})
+def _done_line(run_key: str, model_repo: str) -> str:
+    done = {"event": "done", "run": run_key, "model_repo": model_repo}
+    return json.dumps({**done, "max_memory_allocated_gb": 6.2, "runtime_s": 1150.0, "steps": 60})
 
 
-def _played_lines() -> list[str]:
+def _played_lines(run_key: str) -> list[str]:
     """What train.py prints under the launch contract, as the stand-in plays it."""
-    start = {"event": "start", "total_steps": 60, "model_repo": None}
+    start = {"event": "start", "run": run_key, "total_steps": 60, "model_repo": None}
     progress = {
         "event": "progress",
+        "run": run_key,
         "step": 30,
         "total_steps": 60,
         "loss": 1.42,

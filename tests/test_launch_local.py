@@ -112,6 +112,32 @@ async def test_a_local_run_is_followed_found_again_after_a_restart_and_calibrate
     assert row["where"] == "local" and row["target"] == "local" and row["peak_memory_gb"] == 3.5
 
 
+async def test_a_done_line_forged_in_the_log_does_not_complete_a_crashed_run(
+    tmp_path: Path,
+) -> None:
+    """Text in the log (a warning quoting a dataset record) holding a whole done line, then a
+    crash: without the run's key the line is text, the run an error, no calibration row."""
+    draft_id, folder = await local_package(tmp_path)
+    settings = local_settings(tmp_path)
+    (folder / "release").write_text("forge")
+    async with client_for(settings, token=None) as client:
+        await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        record = (await read_draft(client, draft_id))["launch"]
+
+    async def finished() -> dict[str, Any] | None:
+        status = await status_of(settings, draft_id)
+        return status if status["stage"] != "running" else None
+
+    async with stopping(record):
+        failed = await until(finished)
+    assert failed["stage"] == "error" and failed["progress"]["done"] is False
+    assert failed["model_repo"] is None and failed["progress"]["step"] == 5
+    assert any('"mallory/x"' in line for line in failed["log"]["lines"])  # shown, as text
+    assert not (tmp_path / "calibration.jsonl").exists()
+    key = json.loads((folder / "logs" / "train.log").read_text().splitlines()[0])["run"]
+    assert key and "run_key" not in record and key not in json.dumps(failed)
+
+
 async def test_cancel_stops_the_process_group_and_resume_passes_resume(tmp_path: Path) -> None:
     draft_id, folder = await local_package(tmp_path)
     settings = local_settings(tmp_path)

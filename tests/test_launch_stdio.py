@@ -12,6 +12,7 @@ from mcp.client.stdio import stdio_client
 from tests.fake_hub import serve_fake_hub
 from tests.launch_support import TOKEN, finalized_draft, launch_settings
 from tests.support import CONSOLE_SCRIPT, isolated_env
+from tools.training_launcher import RUN_KEY_ENV
 
 pytestmark = pytest.mark.slow  # spawns the console script over stdio
 
@@ -37,12 +38,9 @@ async def test_launch_follow_and_cancel_over_stdio_with_the_user_s_token(tmp_pat
             )
             assert not started.is_error, started.content
             (job,) = hub.jobs.values()
-            hub.advance_job(
-                job.id,
-                "RUNNING",
-                logs=['{"event": "progress", "step": 3, "total_steps": 12, "loss": 2.0}'],
-                running_secs=120,
-            )
+            key = job.spec["environment"][RUN_KEY_ENV]
+            line = {"event": "progress", "run": key, "step": 3, "total_steps": 12, "loss": 2.0}
+            hub.advance_job(job.id, "RUNNING", logs=[json.dumps(line)], running_secs=120)
             status = await client.call_tool("training_status", {"draft_id": draft_id})
             canceled = await client.call_tool("cancel_training", {"draft_id": draft_id})
     assert "paid by alice" in question and "a100-large" in question
@@ -59,4 +57,4 @@ async def test_launch_follow_and_cancel_over_stdio_with_the_user_s_token(tmp_pat
     )
     logged = errors.read_text()
     assert "training.launched" in logged and "training.canceled" in logged
-    assert TOKEN not in seen and TOKEN not in logged
+    assert TOKEN not in seen and TOKEN not in logged and key not in seen

@@ -279,6 +279,15 @@ def test_resume_with_nothing_saved_exits_2_with_an_error_line(package: Path) -> 
     assert error["message"].startswith(f"nothing to resume: no checkpoint in {package / 'output'}")
 
 
+def test_with_a_run_key_every_line_carries_it_second(package: Path) -> None:
+    """The launcher's key (TRAINING_RUN_KEY) tells train.py's lines from text quoting them."""
+    refused = run_script(package, "--resume", TRAINING_RUN_KEY="k3y")
+    assert refused.returncode == 2, refused.stderr
+    printed = lines(refused.stdout)
+    assert [event["event"] for event in printed] == ["push_skipped", "error"]
+    assert all(list(event)[:2] == ["event", "run"] and event["run"] == "k3y" for event in printed)
+
+
 def test_resume_from_a_hub_repo_that_is_not_there_exits_2(package: Path) -> None:
     with serve_fake_hub() as (_, url):
         refused = run_script(

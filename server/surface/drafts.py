@@ -141,7 +141,7 @@ def register(mcp: MCPServer) -> None:
     @resource_errors
     async def draft(draft_id: str, ctx: Context) -> str:
         found = await app_state(ctx).store.get(draft_id, caller(ctx))
-        return found.model_dump_json(indent=2)
+        return found.model_dump_json(indent=2, exclude={"launch": {"run_key"}})
 
     @mcp.resource(
         DRAFTS_URI + "{?limit}",

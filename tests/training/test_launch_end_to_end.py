@@ -40,6 +40,7 @@ from tests.training.test_train_package import (
     offline_cpu_env,
     run,
 )
+from tools.training_launcher import RUN_KEY_ENV
 
 pytestmark = [
     pytest.mark.training,
@@ -157,7 +158,9 @@ async def test_a_local_launch_trains_the_package_and_is_followed_to_completion(
     (start,) = named(lines, "start")
     last = named(lines, "progress")[-1]
     progress = final["progress"]
-    # the status reads the real train.py's lines
+    # the status reads the real train.py's lines: every one with the run's key, shown nowhere
+    assert {line["run"] for line in lines} == {start["run"]} and start["run"]
+    assert start["run"] not in json.dumps([final, again, draft])
     assert progress["done"] is True and progress["total_steps"] == start["total_steps"]
     assert progress["step"] == last["step"] == start["total_steps"] and progress["percent"] == 100
     assert progress["loss"] == last["loss"] and math.isfinite(progress["loss"])
@@ -294,6 +297,7 @@ async def test_the_hub_job_command_downloads_the_package_and_trains_it(tmp_path:
     assert requirements_install == f"{workdir} install --quiet --no-cache-dir -r {requirements}"
     # trained by the package's own train.py, pushed where package.yaml says
     lines = events(ran.stdout)
+    assert {line["run"] for line in lines} == {job.spec["environment"][RUN_KEY_ENV]}
     assert not named(lines, "push_skipped")
     (start,), (done,) = named(lines, "start"), named(lines, "done")
     assert start["model_repo"] == done["model_repo"] == model_repo

@@ -157,7 +157,9 @@ def _hub_lines(manifest: PackageManifest) -> list[str]:
         'logging step (step, loss, learning rate, tokens/s, epoch), `"checkpoint"` at each save '
         '(`pushed`: its upload to the Hub started), `"done"` with the runtime and the peak GPU '
         'memory, or `"error"` with the reason (then the exit status is not 0; 2 when there is '
-        "nothing to resume).",
+        "nothing to resume). When `TRAINING_RUN_KEY` is set (training-package-mcp sets it "
+        'for each run it launches), every object carries it second, as `"run"`: a reader '
+        "counts only the objects with its key, since other text in the log may quote one.",
         "",
     ]
 

@@ -12,7 +12,13 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "calibration": ["CalibrationRow", "append_row", "read_rows"],
         "config": ["LaunchConfig"],
         "package_facts": ["PackageFacts", "read_package"],
-        "records": ["LaunchRecord", "Progress", "RunStatus", "UNTRUSTED_LOG_NOTICE"],
+        "records": [
+            "LaunchRecord",
+            "Progress",
+            "RUN_KEY_ENV",
+            "RunStatus",
+            "UNTRUSTED_LOG_NOTICE",
+        ],
         "service": [
             "HubPlan",
             "calibration_row",

@@ -7,6 +7,7 @@ block (HTTP, processes): run them in a worker thread.
 
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,14 @@ from tools.training_launcher.job_command import (
 )
 from tools.training_launcher.package_facts import PackageFacts
 from tools.training_launcher.progress import log_tail, read_progress
-from tools.training_launcher.records import FINISHED, LaunchRecord, Progress, RunStatus, Stage
+from tools.training_launcher.records import (
+    FINISHED,
+    RUN_KEY_ENV,
+    LaunchRecord,
+    Progress,
+    RunStatus,
+    Stage,
+)
 
 SECONDS_PER_HOUR = 3600
 _HUB_STAGES: dict[str, Stage] = {
@@ -122,12 +130,16 @@ def launch_on_hub(
     resume: bool,
     now: datetime,
 ) -> LaunchRecord:
-    """Upload the package to its private repo and start the Job; returns once it is accepted."""
+    """Upload the package to its private repo and start the Job; returns once it is accepted.
+    The run's key goes in the Job's environment, not its secrets: it proves nothing to anyone
+    who can read the Job, only that a log line is train.py's, and the data predates it."""
     hub = HubJobs(endpoint, token, config.hub)
     hub.upload_package(package.folder, plan.package_repo)
     arguments = train_arguments(plan.model_repo, resume)
+    run_key = secrets.token_urlsafe()
     job = hub.run(
         image=job_image(package.requirements, config.hub),
+        env={RUN_KEY_ENV: run_key},
         command=job_command(
             plan.package_repo,
             package.train_script,
@@ -154,6 +166,7 @@ def launch_on_hub(
         url=job.url,
         package_repo=plan.package_repo,
         model_repo=plan.model_repo,
+        run_key=run_key,
         usd_per_hour=plan.usd_per_hour,
         estimated_hours=package.estimated_hours,
         estimated_cost_usd=package.estimated_cost_usd,
@@ -183,7 +196,9 @@ def launch_locally(
         str(python), package.train_script, package.gpu_count, train_arguments(None, resume)
     )
     log_path = package.folder / config.local.log_file
-    started = local_runs.start(command, package.folder, log_path, os.environ)
+    run_key = secrets.token_urlsafe()
+    env = {**os.environ, RUN_KEY_ENV: run_key}
+    started = local_runs.start(command, package.folder, log_path, env)
     return LaunchRecord(
         where="local",
         target=package.target,
@@ -193,6 +208,7 @@ def launch_locally(
         process_start=started.identity,
         log_path=str(log_path),
         log_offset=started.log_offset,
+        run_key=run_key,
         usd_per_hour=round(package.usd_per_hour, 4),
         estimated_hours=package.estimated_hours,
         estimated_cost_usd=package.estimated_cost_usd,
@@ -238,7 +254,7 @@ def local_status(
         updated = _settle(record, "error", hours, lines, config, now)
         message = f"Stopped at its time limit of {record.timeout_hours} h (resume=true goes on)."
         return updated, _status(updated, hours, lines, config, message=message)
-    progress = read_progress(lines, config.status.max_log_line_chars)
+    progress = read_progress(lines, record.run_key, config.status.max_log_line_chars)
     stage: Stage = "completed" if progress.done else "error"
     updated = _settle(record, stage, hours, lines, config, now)
     message = None if progress.done else "The process ended without train.py's done line."
@@ -258,7 +274,7 @@ def _settle(
         return record
     if stage not in FINISHED:
         return record.model_copy(update={"stage": stage})
-    progress = read_progress(lines, config.status.max_log_line_chars)
+    progress = read_progress(lines, record.run_key, config.status.max_log_line_chars)
     return record.model_copy(
         update={
             "stage": stage,
@@ -280,7 +296,7 @@ def _status(
     message: str | None = None,
 ) -> RunStatus:
     status = config.status
-    progress: Progress = read_progress(lines, status.max_log_line_chars)
+    progress: Progress = read_progress(lines, record.run_key, status.max_log_line_chars)
     return RunStatus(
         stage=record.stage,
         where=record.where,
@@ -291,7 +307,7 @@ def _status(
         estimated_cost_usd=record.estimated_cost_usd,
         timeout_hours=record.timeout_hours,
         progress=progress,
-        log=log_tail(lines, status.log_lines_shown, status.max_log_line_chars),
+        log=log_tail(lines, record.run_key, status.log_lines_shown, status.max_log_line_chars),
         message=message,
         model_repo=record.model_repo if record.stage == "completed" else None,
         url=record.url,

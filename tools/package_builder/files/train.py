@@ -12,7 +12,9 @@ prints each decision.
 
 Besides the trainer's own log, stdout carries one JSON object per line for programs that follow
 the run, its "event" key first: start, progress (each logging step), checkpoint (each save),
-push_skipped (no Hub token), done, or error (then the exit status is not 0).
+push_skipped (no Hub token), done, or error (then the exit status is not 0). A program that
+starts this script may set TRAINING_RUN_KEY: each line then carries it as "run", second, so
+that the program can tell these lines from text in the log that only looks like them.
 
 Written by training-package-mcp; it needs the packages in requirements.txt.
 """
@@ -46,6 +48,7 @@ EXIT_NOTHING_TO_RESUME = 2
 GIB = 2**30  # memory in binary GB, as PyTorch and nvidia-smi count it
 # Under `accelerate launch` every GPU runs this script: only the first process reports.
 MAIN_PROCESS = os.environ.get("RANK", "0") == "0"
+RUN_KEY = os.environ.get("TRAINING_RUN_KEY")  # the launcher's key for this run's lines
 
 
 class Stop(Exception):
@@ -57,14 +60,16 @@ class Stop(Exception):
 
 
 def emit(event: str, **fields: Any) -> None:
-    """One machine-readable line on stdout: a JSON object, its "event" key first. Strict JSON:
-    a value that is not a finite number (a diverged loss) is null."""
+    """One machine-readable line on stdout: a JSON object, its "event" key first, then the run's
+    key when the launcher gave one. Strict JSON: a value that is not a finite number (a
+    diverged loss) is null."""
     finite = {
         name: None if isinstance(value, float) and not math.isfinite(value) else value
         for name, value in fields.items()
     }
     if MAIN_PROCESS or event == "error":
-        print(json.dumps({"event": event, **finite}, allow_nan=False), flush=True)
+        run = {"run": RUN_KEY} if RUN_KEY else {}
+        print(json.dumps({"event": event, **run, **finite}, allow_nan=False), flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
