@@ -39,14 +39,35 @@ class Inspector:
         return json.loads(result.stdout)
 
     def call(self, tool: str, **arguments: object) -> dict:
-        args = ["--method", "tools/call", "--tool-name", tool]
-        for key, value in arguments.items():
-            text = value if isinstance(value, str) else json.dumps(value)
-            args += ["--tool-arg", f"{key}={text}"]
-        result = self.run(*args)
+        result = self._call(tool, arguments)
         if result.get("isError"):
             raise SystemExit(f"{tool} returned an error: {result['content']}")
         return result["structuredContent"]
+
+    def refused(self, tool: str, reason: str, **arguments: object) -> None:
+        """A call the server must refuse: an isError result whose text says `reason` (the
+        Inspector CLI prints the result and exits non-zero)."""
+        command = [*self.command, CONSOLE_SCRIPT, "serve", *_call_args(tool, arguments)]
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=300)
+        try:
+            answer = json.loads(result.stdout)
+        except ValueError:
+            raise SystemExit(f"{tool}: no result:\n{result.stdout}\n{result.stderr}") from None
+        text = " ".join(block.get("text", "") for block in answer.get("content", []))
+        if not answer.get("isError") or reason not in text:
+            raise SystemExit(f"{tool} should have been refused saying '{reason}': {answer}")
+        print(f"ok  {tool} refused: {reason}")
+
+    def _call(self, tool: str, arguments: dict[str, object]) -> dict:
+        return self.run(*_call_args(tool, arguments))
+
+
+def _call_args(tool: str, arguments: dict[str, object]) -> tuple[str, ...]:
+    args = ["--method", "tools/call", "--tool-name", tool]
+    for key, value in arguments.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        args += ["--tool-arg", f"{key}={text}"]
+    return tuple(args)
 
 
 def main() -> int:
@@ -84,7 +105,18 @@ def main() -> int:
         package = inspector.call("finalize_package", draft_id=draft, accept_warnings=True)
         if not package["written"]:
             raise SystemExit(f"finalize_package wrote nothing: {package['next_action']}")
-        missing = tools - {"create_draft", "finalize_package", "delete_draft", *calls}
+        # No Hub is reachable and no token is set here: launching must say so, and there is no
+        # run to follow or stop yet (tests/test_launch_*.py run them against a stand-in Hub).
+        refusals = {
+            "launch_training": "No Hugging Face token",
+            "training_status": "has not been launched",
+            "cancel_training": "has not been launched",
+        }
+        for tool, reason in refusals.items():
+            arguments = {"confirm": True} if tool == "launch_training" else {}
+            inspector.refused(tool, reason, draft_id=draft, **arguments)
+        done = {"create_draft", "finalize_package", "delete_draft", *calls, *refusals}
+        missing = tools - done
         if missing:
             raise SystemExit(f"no call prepared for: {', '.join(sorted(missing))}")
         inspector.run("--method", "resources/read", "--uri", f"package://drafts/{draft}")
