@@ -1,6 +1,6 @@
 """The draft's record of its run: claimed before a launch starts (compare-and-set, so two
 launches at once start one run), kept once it started, brought up to date by status calls, and
-each completed run's row in the calibration log."""
+each completed run's row in the calibration log (the draft store's, beside the drafts)."""
 
 from datetime import datetime
 from pathlib import Path
@@ -9,9 +9,8 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 
 from server.drafts import DraftConflictError, DraftPackage
-from server.launch_checks import Ready, owner_hash
-from server.paths import user_data_dir
-from server.state import AppState, announce, app_state, caller, load_draft
+from server.launch_checks import Ready
+from server.state import announce, app_state, load_draft
 from tools import training_launcher
 from tools.errors import UserError
 from tools.training_launcher import LaunchRecord, Progress
@@ -102,29 +101,27 @@ def launched_run(draft: DraftPackage) -> LaunchRecord:
     return draft.launch
 
 
-def calibration_path(state: AppState) -> Path:
-    return state.settings.launch.calibration.path or user_data_dir() / "calibration.jsonl"
-
-
 async def calibrate(
     ctx: Context, draft: DraftPackage, record: LaunchRecord, now: datetime
 ) -> DraftPackage:
     """Record the completed run, and add its row to the calibration log once: the row is
     written only by the call whose compare-and-set marked the run calibrated, so two status
-    calls at once do not both add it (the loser reads the draft again)."""
+    calls at once (on one replica or two) do not both add it (the loser reads the draft again);
+    the store keeps one row per draft and run besides."""
+    store = app_state(ctx).store
     marked = record.model_copy(update={"calibrated": True})
     try:
-        saved = await app_state(ctx).store.update(draft.launched(marked))
+        saved = await store.update(draft.launched(marked))
     except DraftConflictError:
         return await load_draft(ctx, draft.id)  # the next status call settles it
     await announce(ctx, saved)
-    state = app_state(ctx)
     try:
         package = await anyio.to_thread.run_sync(
             training_launcher.read_package, Path(record.package_path or "")
         )
     except UserError:
         return saved  # the package is gone: no estimate to compare with
-    row = training_launcher.calibration_row(marked, package, owner_hash(caller(ctx)), now)
-    await anyio.to_thread.run_sync(training_launcher.append_row, calibration_path(state), row)
+    await store.add_calibration(
+        saved.owner, training_launcher.calibration_row(marked, package, now)
+    )
     return saved

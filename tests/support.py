@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from server.drafts.postgres import PostgresDraftStore
 from server.settings import Secrets, Settings
 from server.state import local_user, open_store
 from tests.fake_hub import FakeHub
+from tools.training_launcher import CalibrationRow
 
 SQLITE_PATH_ENV = "TRAINING_PACKAGE_MCP__SERVER__STORAGE__SQLITE__PATH"
 PACKAGE_ROOT_ENV = "TRAINING_PACKAGE_MCP__PACKAGE__OUTPUT__ROOT"
@@ -45,7 +47,6 @@ def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env["TRAINING_PACKAGE_MCP__MODELS__CACHE__DISK_PATH"] = str(tmp_path / "search-cache.json")
     env["TRAINING_PACKAGE_MCP__MODELS__HUB__CACHE_DIR"] = str(tmp_path / "hf-cache")
     env["TRAINING_PACKAGE_MCP__MODELS__HUB__ENDPOINT"] = CLOSED_PORT_URL
-    env["TRAINING_PACKAGE_MCP__LAUNCH__CALIBRATION__PATH"] = str(tmp_path / "calibration.jsonl")
     env.update(extra)
     return env
 
@@ -188,14 +189,11 @@ def postgres_overrides(schema: str) -> dict[str, str]:
     }
 
 
-@asynccontextmanager
-async def postgres_store(
-    max_drafts: int = 100, url: str = TEST_DATABASE_URL
-) -> AsyncIterator[PostgresDraftStore]:
-    """A PostgresDraftStore in a fresh schema of the test database (or `url`), dropped
-    afterwards."""
-    schema = unique_name("test")
-    store = await PostgresDraftStore.open(
+async def open_postgres_store(
+    schema: str, max_drafts: int = 100, url: str = TEST_DATABASE_URL
+) -> PostgresDraftStore:
+    """A PostgresDraftStore on `schema`, as a replica opens it (several may share one)."""
+    return await PostgresDraftStore.open(
         url,
         schema=schema,
         pool_min=1,
@@ -203,11 +201,45 @@ async def postgres_store(
         connect_timeout_s=10,
         max_drafts_per_owner=max_drafts,
     )
+
+
+@asynccontextmanager
+async def postgres_store(
+    max_drafts: int = 100, url: str = TEST_DATABASE_URL
+) -> AsyncIterator[PostgresDraftStore]:
+    """A PostgresDraftStore in a fresh schema of the test database (or `url`), dropped
+    afterwards."""
+    schema = unique_name("test")
+    store = await open_postgres_store(schema, max_drafts, url)
     try:
         yield store
     finally:
         await store.close()
         drop_schema(schema, url)
+
+
+def calibration_row(
+    draft_id: str, started_at: datetime, recorded_at: datetime, hours: float = 1.0
+) -> CalibrationRow:
+    """A completed run's row: estimated 2 hours and $5, it took `hours` at $2.50 an hour."""
+    return CalibrationRow(
+        recorded_at=recorded_at,
+        draft_id=draft_id,
+        started_at=started_at,
+        where="hub",
+        target="a100-large",
+        gpu="A100-80GB",
+        gpu_count=1,
+        model="Qwen/Qwen2.5-0.5B-Instruct",
+        method="sft",
+        train_tokens=1000,
+        estimated_hours=2.0,
+        hours=hours,
+        estimated_peak_memory_gb=10.0,
+        peak_memory_gb=None,
+        estimated_cost_usd=5.0,
+        cost_usd=hours * 2.5,
+    )
 
 
 def drop_schema(schema: str, url: str = TEST_DATABASE_URL) -> None:

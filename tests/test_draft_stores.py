@@ -1,11 +1,13 @@
 """The DraftStore contract, run against SQLite and against the real PostgreSQL server."""
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import psycopg
 import pytest
 
 from server.drafts import (
@@ -20,7 +22,14 @@ from server.drafts import (
     StepStatus,
 )
 from server.drafts.sqlite import SqliteDraftStore
-from tests.support import postgres_store
+from tests.support import (
+    TEST_DATABASE_URL,
+    calibration_row,
+    drop_schema,
+    open_postgres_store,
+    postgres_store,
+    unique_name,
+)
 from tools.training_launcher import LaunchRecord
 
 # slow: the PostgreSQL runs need the PostgreSQL test server, which the fast suite does without
@@ -187,3 +196,95 @@ async def test_a_run_is_kept_and_outlives_a_change_of_step(backend: str, tmp_pat
         section = StepSection(status=StepStatus.VALID, payload={"model_id": "Qwen/Qwen2.5-0.5B"})
         changed = await store.update(saved.with_section(StepName.MODEL, section))
         assert (await store.get(changed.id, "alice")).launch == record  # it ran all the same
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_calibration_rows_are_each_owner_s_own_newest_first(
+    backend: str, tmp_path: Path
+) -> None:
+    def at(hour: int) -> datetime:
+        return datetime(2026, 12, 6, hour, tzinfo=UTC)
+
+    async with open_store(backend, tmp_path) as store:
+        assert await store.add_calibration("alice", calibration_row("d1", at(1), at(2), 1.0))
+        assert await store.add_calibration("bob", calibration_row("d9", at(1), at(3), 9.0))
+        assert await store.add_calibration("alice", calibration_row("d1", at(4), at(5), 3.0))
+        rows = await store.calibration("alice", limit=10)
+        assert [(r.draft_id, r.hours) for r in rows] == [("d1", 3.0), ("d1", 1.0)]
+        assert rows[0].hours_ratio == 1.5 and rows[0].started_at == at(4)
+        assert [r.hours for r in await store.calibration("alice", limit=1)] == [3.0]
+        assert [r.draft_id for r in await store.calibration("bob", limit=10)] == ["d9"]
+        assert await store.calibration("carol", limit=10) == []
+        assert await store.calibration("alice", limit=0) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_run_s_calibration_row_is_kept_once(backend: str, tmp_path: Path) -> None:
+    started = datetime(2026, 12, 6, 9, tzinfo=UTC)
+    first = calibration_row("d1", started, datetime(2026, 12, 6, 10, tzinfo=UTC), 1.0)
+    again = calibration_row("d1", started, datetime(2026, 12, 6, 11, tzinfo=UTC), 7.0)
+    async with open_store(backend, tmp_path) as store:
+        assert await store.add_calibration("alice", first)
+        assert not await store.add_calibration("alice", again)  # the same run: not overwritten
+        assert await store.calibration("alice", limit=10) == [first]
+        # another owner's row never collides with (nor hides) alice's, whatever its keys
+        assert await store.add_calibration("mallory", again)
+        assert await store.calibration("alice", limit=10) == [first]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_deleting_a_draft_keeps_its_runs_rows(backend: str, tmp_path: Path) -> None:
+    async with open_store(backend, tmp_path) as store:
+        draft = await store.create("alice", "ran once")
+        started = datetime(2026, 12, 6, 9, tzinfo=UTC)
+        row = calibration_row(draft.id, started, started)
+        await store.add_calibration("alice", row)
+        await store.delete(draft.id, "alice")
+        assert await store.calibration("alice", limit=5) == [row]
+
+
+async def test_an_existing_sqlite_database_gains_the_calibration_log(tmp_path: Path) -> None:
+    """A database made before the calibration table (user_version 1) is migrated on open and
+    keeps its drafts."""
+    path = tmp_path / "drafts.sqlite3"
+    store = SqliteDraftStore(path, busy_timeout_s=5, max_drafts_per_owner=10)
+    draft = await store.create("alice", "older")
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE calibration")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = SqliteDraftStore(path, busy_timeout_s=5, max_drafts_per_owner=10)
+    try:
+        assert (await store.get(draft.id, "alice")).title == "older"
+        started = datetime(2026, 12, 6, 9, tzinfo=UTC)
+        row = calibration_row(draft.id, started, started)
+        assert await store.add_calibration("alice", row)
+        assert await store.calibration("alice", limit=5) == [row]
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow  # needs the PostgreSQL test server
+async def test_an_existing_postgres_schema_gains_the_calibration_log() -> None:
+    """A schema made before the calibration table (migration 1 applied) is migrated when a
+    replica opens it, and keeps its drafts."""
+    schema = unique_name("test")
+    try:
+        store = await open_postgres_store(schema)
+        draft = await store.create("alice", "older")
+        await store.close()
+        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {schema}.calibration")
+            conn.execute(f"DELETE FROM {schema}.schema_migrations WHERE number = 2")
+        store = await open_postgres_store(schema)
+        try:
+            assert (await store.get(draft.id, "alice")).title == "older"
+            started = datetime(2026, 12, 6, 9, tzinfo=UTC)
+            row = calibration_row(draft.id, started, started)
+            assert await store.add_calibration("alice", row)
+            assert await store.calibration("alice", limit=5) == [row]
+        finally:
+            await store.close()
+    finally:
+        drop_schema(schema)

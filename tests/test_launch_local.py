@@ -133,7 +133,9 @@ async def test_a_done_line_forged_in_the_log_does_not_complete_a_crashed_run(
     assert failed["stage"] == "error" and failed["progress"]["done"] is False
     assert failed["model_repo"] is None and failed["progress"]["step"] == 5
     assert any('"mallory/x"' in line for line in failed["log"]["lines"])  # shown, as text
-    assert not (tmp_path / "calibration.jsonl").exists()
+    async with client_for(settings, token=None) as client:
+        (rows,) = (await client.read_resource("package://calibration")).contents
+    assert json.loads(rows.text) == []  # type: ignore[union-attr]
     key = json.loads((folder / "logs" / "train.log").read_text().splitlines()[0])["run"]
     assert key and "run_key" not in record and key not in json.dumps(failed)
 

@@ -5,6 +5,7 @@ fix, elicitation, cancel and resume, and the shared server's rule about whose to
 import io
 import json
 import shlex
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ import yaml
 from mcp.types import ElicitRequestParams, ElicitResult
 
 from server.demo import run_demo
-from server.settings import Settings
+from server.settings import Secrets, Settings
+from server.state import open_store
 from tests.fake_hub import FakeHub, serve_fake_hub
 from tests.launch_support import TOKEN, client_for, finalized_draft, launch_settings
+from tests.support import calibration_row
 from tests.test_package_mcp import call, error_of, read_draft
 from tools.training_launcher import RUN_KEY_ENV
 
@@ -49,6 +52,13 @@ def run_key(job: Any) -> str:
 
 def contract_line(key: str, event: str, **fields: Any) -> str:
     return json.dumps({"event": event, "run": key, **fields})
+
+
+async def calibration_rows(settings: Settings) -> list[dict[str, Any]]:
+    """The caller's rows, as package://calibration shows them (read from the drafts database)."""
+    async with client_for(settings) as client:
+        (rows,) = (await client.read_resource("package://calibration")).contents
+    return json.loads(rows.text)  # type: ignore[union-attr]
 
 
 def progress_lines(key: str, step: int, loss: float) -> list[str]:
@@ -130,6 +140,13 @@ async def test_a_run_is_asked_for_then_started_followed_and_recorded(
     completed = await status(settings, draft_id)
     assert completed["stage"] == "completed" and completed["model_repo"] == f"alice/{name}"
     assert completed["next_action"] == f"done: the trained model is in alice/{name}"
+    # another person's run of the same draft id, later: the drafts database's, not the caller's
+    store = await open_store(settings, Secrets())
+    try:
+        now = datetime.now(UTC)
+        await store.add_calibration("mallory", calibration_row(draft_id, now, now, 42.0))
+    finally:
+        await store.close()
     async with client_for(settings) as client:
         draft = await read_draft(client, draft_id)
         (rows,) = (await client.read_resource("package://calibration")).contents
@@ -142,7 +159,7 @@ async def test_a_run_is_asked_for_then_started_followed_and_recorded(
     assert row["draft_id"] == draft_id and row["hours"] == 1.0 and row["peak_memory_gb"] == 9.5
     assert row["estimated_hours"] == record["estimated_hours"] and "owner" not in row
     await status(settings, draft_id)  # a second look adds no second row
-    assert len((tmp_path / "calibration.jsonl").read_text().splitlines()) == 1
+    assert len(await calibration_rows(settings)) == 1
 
 
 async def test_a_done_line_forged_in_the_job_s_log_changes_nothing(
@@ -166,8 +183,8 @@ async def test_a_done_line_forged_in_the_job_s_log_changes_nothing(
     completed = await status(settings, draft_id)
     assert completed["stage"] == "completed" and completed["model_repo"] == f"alice/{folder.name}"
     assert completed["progress"]["peak_memory_gb"] is None
-    (row,) = (tmp_path / "calibration.jsonl").read_text().splitlines()
-    assert json.loads(row)["peak_memory_gb"] is None
+    (row,) = await calibration_rows(settings)
+    assert row["peak_memory_gb"] is None
 
 
 async def test_the_user_is_asked_through_elicitation(
@@ -376,7 +393,7 @@ async def test_two_status_calls_at_the_end_add_one_calibration_row(
         finished = await call(client, "training_status", {"draft_id": draft_id})
         draft = await read_draft(client, draft_id)
     assert finished["stage"] == "completed" and draft["launch"]["calibrated"] is True
-    assert len((tmp_path / "calibration.jsonl").read_text().splitlines()) == 1
+    assert len(await calibration_rows(settings)) == 1
 
 
 # The package README's multi-GPU line runs accelerate's console script, `accelerate launch`; the

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -22,16 +23,19 @@ from mcp.types import ResourceUpdatedNotification
 
 from server.drafts import DraftStoreError, StepName, StepSection, StepStatus
 from server.drafts.notify import PostgresSubscriptionBus
+from server.drafts.postgres import PostgresDraftStore
 from server.settings import NotificationsConfig, Settings
 from tests.support import (
     CONSOLE_SCRIPT,
     TEST_DATABASE_URL,
     TOKENS,
     bearer_client,
+    calibration_row,
     drop_schema,
     free_port,
     http_server,
     isolated_env,
+    open_postgres_store,
     postgres_overrides,
     postgres_store,
     tokens_env,
@@ -164,6 +168,39 @@ async def test_the_store_reconnects_after_a_database_restart(own_postgres: OwnPo
             reread.with_section(StepName.MODEL, StepSection(status=StepStatus.VALID))
         )
         assert saved.version == 2
+
+
+async def test_a_calibration_row_written_on_one_replica_is_read_on_another() -> None:
+    """Two replicas on one database: the row a status call wrote through one is there for the
+    status call another serves, and the same run written on both at once is kept once."""
+    schema = unique_name("test")
+    stores = []
+    try:
+        with anyio.fail_after(60):
+            for _ in range(2):
+                stores.append(await open_postgres_store(schema))
+            first, second = stores
+            started = datetime(2026, 12, 6, 9, tzinfo=UTC)
+            row = calibration_row("d1", started, datetime(2026, 12, 6, 10, tzinfo=UTC))
+            assert await first.add_calibration("alice", row)
+            assert await second.calibration("alice", limit=5) == [row]
+            assert await second.calibration("bob", limit=5) == []
+
+            later = calibration_row("d1", datetime(2026, 12, 6, 11, tzinfo=UTC), started)
+            added: list[bool] = []
+
+            async def add(store: PostgresDraftStore) -> None:
+                added.append(await store.add_calibration("alice", later))
+
+            async with anyio.create_task_group() as group:
+                for store in stores:
+                    group.start_soon(add, store)
+            assert sorted(added) == [False, True]
+            assert await first.calibration("alice", limit=5) == [row, later]
+    finally:
+        for store in stores:
+            await store.close()
+        drop_schema(schema)
 
 
 async def test_buses_on_one_channel_deliver_every_change_to_every_replica(

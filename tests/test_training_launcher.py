@@ -1,16 +1,14 @@
 """The launch service's pieces: train.py's JSON lines read defensively, the Job's image, command
-and time limit, and the calibration log."""
+and time limit."""
 
 import json
 import shlex
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from server.settings import Settings
 from tools.errors import UserError
-from tools.training_launcher import CalibrationRow, append_row, read_rows, timeout_hours
+from tools.training_launcher import timeout_hours
 from tools.training_launcher.job_command import job_command, job_image, train_command
 from tools.training_launcher.progress import log_tail, read_progress
 from tools.training_launcher.service import repo_name
@@ -112,41 +110,6 @@ def test_the_time_limit_is_the_estimate_times_the_factor_with_a_floor(
     config = settings.launch
     assert timeout_hours(3.0, config) == 3.0 * config.hub.timeout_safety_factor
     assert timeout_hours(0.01, config) == round(config.hub.min_timeout_minutes / 60, 3)
-
-
-def test_calibration_rows_are_each_owner_s_own_newest_first(tmp_path: Path) -> None:
-    path = tmp_path / "calibration.jsonl"
-
-    def row(owner: str, hours: float) -> CalibrationRow:
-        return CalibrationRow(
-            recorded_at=datetime(2026, 12, 6, tzinfo=UTC),
-            owner=owner,
-            draft_id="d1",
-            where="hub",
-            target="a100-large",
-            gpu="A100-80GB",
-            gpu_count=1,
-            model="Qwen/Qwen2.5-0.5B-Instruct",
-            method="sft",
-            train_tokens=1000,
-            estimated_hours=2.0,
-            hours=hours,
-            estimated_peak_memory_gb=10.0,
-            peak_memory_gb=None,
-            estimated_cost_usd=5.0,
-            cost_usd=hours * 2.5,
-        )
-
-    append_row(path, row("alice", 1.0))
-    append_row(path, row("bob", 9.0))
-    with path.open("a") as log:
-        log.write('{"truncated": \n')
-    append_row(path, row("alice", 3.0))
-    rows = read_rows(path, "alice", limit=10)
-    assert [r.hours for r in rows] == [3.0, 1.0] and rows[0].hours_ratio == 1.5
-    assert read_rows(path, "alice", limit=1)[0].hours == 3.0
-    assert read_rows(tmp_path / "none.jsonl", "alice", 5) == []
-    assert json.loads(path.read_text().splitlines()[0])["owner"] == "alice"
 
 
 @pytest.mark.parametrize(

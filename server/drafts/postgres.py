@@ -6,7 +6,7 @@ checked when taken from the pool, so after a database restart the next request r
 Replicas also tell each other about saved changes through it (server.drafts.notify).
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.drafts.model import DraftPackage, DraftSummary, utc_now
 from server.drafts.rows import (
+    CALIBRATION_COLUMNS,
     COLUMNS,
+    calibration_from_row,
     draft_from_row,
     migrations,
     new_draft,
@@ -33,6 +35,7 @@ from server.drafts.store import (
     DraftValueError,
 )
 from server.logging import get_logger
+from tools.training_launcher import CalibrationRow
 
 log = get_logger(__name__)
 
@@ -55,6 +58,7 @@ class PostgresDraftStore:
         self._schema = schema
         self._max_drafts = max_drafts_per_owner
         self._table = sql.Identifier(schema, "drafts")
+        self._calibration = sql.Identifier(schema, "calibration")
 
     @classmethod
     async def open(
@@ -225,6 +229,36 @@ class PostgresDraftStore:
             if cursor.rowcount == 0:
                 raise DraftNotFoundError(draft_id)
         log.info("draft.deleted", draft_id=draft_id)
+
+    async def add_calibration(self, owner: str, row: CalibrationRow) -> bool:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} ({}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                ).format(self._calibration, sql.SQL(CALIBRATION_COLUMNS)),
+                (
+                    owner,
+                    row.draft_id,
+                    row.started_at,
+                    row.recorded_at,
+                    Jsonb(row.model_dump(mode="json")),
+                ),
+            )
+            added = cursor.rowcount == 1
+        log.info("calibration.added", draft_id=row.draft_id, added=added)
+        return added
+
+    async def calibration(self, owner: str, limit: int) -> Sequence[CalibrationRow]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                sql.SQL(
+                    "SELECT row_json FROM {} WHERE owner = %s "
+                    "ORDER BY recorded_at DESC, started_at DESC LIMIT %s"
+                ).format(self._calibration),
+                (owner, max(limit, 0)),
+            )
+            rows = await cursor.fetchall()
+        return [calibration_from_row(row_json) for (row_json,) in rows]
 
     async def notify(self, channel: str, payload: str) -> None:
         """NOTIFY every connection listening on `channel`, through the pool."""

@@ -1,4 +1,5 @@
-"""How a DraftPackage maps to a table row, and the SQL migrations, for every SQL backend."""
+"""How a DraftPackage and a calibration row map to table rows, and the SQL migrations, for every
+SQL backend."""
 
 import json
 import secrets
@@ -7,8 +8,10 @@ from importlib import resources
 from typing import Any
 
 from server.drafts.model import DraftPackage, StepName, utc_now
+from tools.training_launcher import CalibrationRow
 
 COLUMNS = "id, owner, title, version, created_at, updated_at, sections"
+CALIBRATION_COLUMNS = "owner, draft_id, started_at, recorded_at, row_json"
 
 
 def new_draft(owner: str, title: str) -> DraftPackage:
@@ -42,6 +45,13 @@ def draft_from_row(row: tuple[Any, ...]) -> DraftPackage:
         updated_at=_timestamp(updated_at),
         **(json.loads(sections) if isinstance(sections, str) else sections),
     )
+
+
+def calibration_from_row(row_json: str | dict[str, Any]) -> CalibrationRow:
+    """The row_json column: JSON text (SQLite) or a decoded JSONB value (PostgreSQL)."""
+    if isinstance(row_json, str):
+        return CalibrationRow.model_validate_json(row_json)
+    return CalibrationRow.model_validate(row_json)
 
 
 def migrations(backend: str) -> list[tuple[int, str]]:

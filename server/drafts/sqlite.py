@@ -8,7 +8,7 @@ compare-and-set on `version` turns a lost race into a clear conflict instead of 
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +16,9 @@ import anyio.to_thread
 
 from server.drafts.model import DraftPackage, DraftSummary, utc_now
 from server.drafts.rows import (
+    CALIBRATION_COLUMNS,
     COLUMNS,
+    calibration_from_row,
     draft_from_row,
     migrations,
     new_draft,
@@ -32,6 +34,7 @@ from server.drafts.store import (
     DraftValueError,
 )
 from server.logging import get_logger
+from tools.training_launcher import CalibrationRow
 
 T = TypeVar("T")
 
@@ -182,6 +185,37 @@ class SqliteDraftStore:
             log.info("draft.deleted", draft_id=draft_id)
 
         await self._run(remove)
+
+    async def add_calibration(self, owner: str, row: CalibrationRow) -> bool:
+        def insert() -> bool:
+            with self._transaction() as conn:
+                added = conn.execute(
+                    f"INSERT INTO calibration ({CALIBRATION_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (
+                        owner,
+                        row.draft_id,
+                        row.started_at.isoformat(),
+                        row.recorded_at.isoformat(),
+                        row.model_dump_json(),
+                    ),
+                ).rowcount
+            log.info("calibration.added", draft_id=row.draft_id, added=bool(added))
+            return bool(added)
+
+        return await self._run(insert)
+
+    async def calibration(self, owner: str, limit: int) -> Sequence[CalibrationRow]:
+        def select() -> Sequence[CalibrationRow]:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT row_json FROM calibration WHERE owner = ? "
+                    "ORDER BY recorded_at DESC, started_at DESC LIMIT ?",
+                    (owner, max(limit, 0)),
+                ).fetchall()
+            return [calibration_from_row(row_json) for (row_json,) in rows]
+
+        return await self._run(select)
 
     async def close(self) -> None:
         with self._lock:

@@ -1,9 +1,11 @@
 """The storage contract every draft backend honours."""
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from server.drafts.model import DraftPackage, DraftSummary
 from tools.errors import NotFoundError, UserError
+from tools.training_launcher import CalibrationRow
 
 
 class DraftStoreError(UserError):
@@ -72,6 +74,15 @@ class DraftStore(Protocol):
 
     async def delete(self, draft_id: str, owner: str) -> None:
         """Remove the owner's draft; DraftNotFoundError when there is none (or not theirs)."""
+        ...
+
+    async def add_calibration(self, owner: str, row: CalibrationRow) -> bool:
+        """Keep `row` under `owner`, once per draft and run: False when that run's row is
+        there already (nothing is overwritten)."""
+        ...
+
+    async def calibration(self, owner: str, limit: int) -> Sequence[CalibrationRow]:
+        """The owner's newest `limit` calibration rows, newest first; no one else's."""
         ...
 
     async def close(self) -> None: ...

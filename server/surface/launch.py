@@ -28,7 +28,6 @@ from server.launch_checks import (
 )
 from server.launch_records import (
     calibrate,
-    calibration_path,
     claim_run,
     keep_run,
     launched_run,
@@ -273,14 +272,8 @@ def register(mcp: MCPServer) -> None:
         state = app_state(ctx)
         most = state.settings.launch.calibration.rows_shown
         shown = min(limit, most) if limit and limit > 0 else most
-        read = partial(
-            training_launcher.read_rows, calibration_path(state), owner_hash(caller(ctx)), shown
-        )
-        rows = await anyio.to_thread.run_sync(read)
+        rows = await state.store.calibration(caller(ctx), shown)
         return json.dumps(
-            [
-                {**row.model_dump(mode="json", exclude={"owner"}), "hours_ratio": row.hours_ratio}
-                for row in rows
-            ],
+            [{**row.model_dump(mode="json"), "hours_ratio": row.hours_ratio} for row in rows],
             indent=2,
         )

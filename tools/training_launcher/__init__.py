@@ -9,7 +9,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "calibration": ["CalibrationRow", "append_row", "read_rows"],
+        "calibration": ["CalibrationRow"],
         "config": ["LaunchConfig"],
         "package_facts": ["PackageFacts", "read_package"],
         "records": [

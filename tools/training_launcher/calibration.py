@@ -1,17 +1,16 @@
-"""The calibration log: for each completed run, the estimate next to what happened, so that
-estimates can be checked against reality over time (one JSON line per run, appended)."""
+"""The calibration log's row: for each completed run, the estimate next to what happened, so
+that estimates can be checked against reality over time. The draft store keeps the rows, each
+under its owner, one per draft and run."""
 
-import json
 from datetime import datetime
-from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 
 class CalibrationRow(BaseModel):
     recorded_at: datetime
-    owner: str = Field(description="A hash of the run's owner: each person sees their own rows.")
     draft_id: str
+    started_at: datetime = Field(description="When the run started: with draft_id, which run.")
     where: str
     target: str
     gpu: str
@@ -29,30 +28,3 @@ class CalibrationRow(BaseModel):
     @property
     def hours_ratio(self) -> float | None:
         return round(self.hours / self.estimated_hours, 3) if self.estimated_hours else None
-
-
-def append_row(path: Path, row: CalibrationRow) -> None:
-    """Add `row` as one line (a single append of one line: concurrent writers do not mix)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = row.model_dump_json() + "\n"
-    with path.open("a", encoding="utf-8") as log:
-        log.write(line)
-
-
-def read_rows(path: Path, owner: str, limit: int) -> list[CalibrationRow]:
-    """`owner`'s newest `limit` rows, newest first; lines that do not parse are skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    rows: list[CalibrationRow] = []
-    for line in reversed(lines):
-        try:
-            row = CalibrationRow.model_validate(json.loads(line))
-        except (ValueError, ValidationError):
-            continue
-        if row.owner == owner:
-            rows.append(row)
-            if len(rows) >= limit:
-                break
-    return rows

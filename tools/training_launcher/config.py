@@ -46,7 +46,6 @@ class StatusConfig(ConfigModel):
 
 
 class CalibrationConfig(ConfigModel):
-    path: Path | None = Field(description="None: calibration.jsonl in the data directory.")
     rows_shown: Count
 
 

@@ -345,14 +345,12 @@ def cancel_run(
     )
 
 
-def calibration_row(
-    record: LaunchRecord, package: PackageFacts, owner: str, now: datetime
-) -> CalibrationRow:
+def calibration_row(record: LaunchRecord, package: PackageFacts, now: datetime) -> CalibrationRow:
     """The estimate next to what a completed run took."""
     return CalibrationRow(
         recorded_at=now,
-        owner=owner,
         draft_id=package.draft_id,
+        started_at=record.started_at,
         where=record.where,
         target=record.target,
         gpu=package.gpu,
