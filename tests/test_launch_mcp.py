@@ -351,6 +351,25 @@ async def test_a_failed_start_leaves_the_draft_as_it_was(
     assert draft["launch"] is None and not fake.jobs
 
 
+async def test_the_package_never_goes_to_a_public_repo_that_already_has_its_name(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    """The package holds the user's data: a repo of its name made public earlier (by hand, or
+    another tool) is not written to, though create_repo(exist_ok=True) accepts it."""
+    from huggingface_hub import HfApi
+
+    fake, url = hub
+    draft_id, folder = await finalized_draft(launch_settings(tmp_path))
+    repo_id = f"alice/{folder.name}-package"
+    HfApi(endpoint=url, token=TOKEN).create_repo(repo_id, repo_type="dataset", private=False)
+    async with client_for(launch_settings(tmp_path, url)) as client:
+        message = await error_of(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        draft = await read_draft(client, draft_id)
+    assert "public" in message and repo_id in message, message
+    assert fake.created_repos[f"dataset/{repo_id}"]["files"] == {}
+    assert not fake.jobs and draft["launch"] is None
+
+
 async def test_a_model_repo_the_hub_would_refuse_is_refused_first(
     tmp_path: Path, hub: tuple[FakeHub, str]
 ) -> None:
