@@ -209,6 +209,27 @@ async def test_the_user_is_asked_through_elicitation(
     assert "a100-large" in questions[0] and "costs at most $" in questions[0]
 
 
+async def test_confirm_does_not_skip_the_user_where_the_client_can_ask(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    """confirm=true stands in for the user's yes only where nobody can be asked: with a client
+    that elicits, the assistant cannot spend the user's money by passing it."""
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    questions: list[str] = []
+
+    async def decline(_: Any, params: ElicitRequestParams) -> ElicitResult:
+        questions.append(params.message)
+        return ElicitResult(action="accept", content={"launch": False})
+
+    settings = launch_settings(tmp_path, url)
+    async with client_for(settings, elicitation_callback=decline) as client:
+        result = await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+    assert len(questions) == 1 and "costs at most $" in questions[0]
+    assert result["launched"] is False and not fake.jobs and not fake.created_repos
+    assert result["next_action"] == "The user chose not to launch; nothing was started."
+
+
 async def test_cancel_stops_the_job_and_resume_goes_on(
     tmp_path: Path, hub: tuple[FakeHub, str]
 ) -> None:

@@ -84,12 +84,12 @@ class LaunchApproval(BaseModel):
 async def launch_decision(
     ctx: Context, draft_id: str, confirm: bool = False, resume: bool = False
 ) -> LaunchApproval | Elicit[LaunchApproval]:
-    """Yes when the caller confirmed; otherwise the user is asked when the client can ask and
-    the launch passes its checks, else no (the body then reports why, or asks for confirm)."""
-    if confirm:
-        return LaunchApproval(launch=True)
+    """The user is asked when the client can ask and the launch passes its checks; where
+    nobody can be asked, the caller's confirm (the user's yes, relayed) decides, and without it
+    the body reports why or asks for confirm. confirm never skips a user who can be asked: the
+    run spends their money."""
     if not client_can_elicit(ctx):
-        return LaunchApproval(launch=False)
+        return LaunchApproval(launch=confirm)
     try:
         ready = await ready_to_launch(ctx, draft_id, resume)
     except UserError:
@@ -136,7 +136,7 @@ def register(mcp: MCPServer) -> None:
         }
         approved = isinstance(decision, AcceptedElicitation) and decision.data.launch
         if not approved:
-            asked = client_can_elicit(ctx) and not confirm
+            asked = client_can_elicit(ctx)
             again = f'launch_training(draft_id="{draft_id}", confirm=true' + (
                 ", resume=true)" if resume else ")"
             )
