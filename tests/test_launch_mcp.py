@@ -257,6 +257,14 @@ async def test_cancel_stops_the_job_and_resume_goes_on(
     second = fake.jobs[resumed["job_id"]]
     assert second.spec["command"][-1].endswith(f"--push-to alice/{folder.name} --resume")
 
+    # the resumed run's hours are only the rest of the training: its row says so, and sets no
+    # ratio against the whole estimate (it would read as an estimate 2x too high)
+    done = contract_line(run_key(second), "done", model_repo=f"alice/{folder.name}", steps=20)
+    fake.advance_job(second.id, "COMPLETED", logs=[done], running_secs=1800)
+    assert (await status(settings, draft_id))["stage"] == "completed"
+    (row,) = await calibration_rows(settings)
+    assert row["resumed"] is True and row["hours"] == 0.5 and row["hours_ratio"] is None
+
 
 @pytest.mark.parametrize(
     ("account", "expected"),

@@ -364,4 +364,5 @@ def calibration_row(record: LaunchRecord, package: PackageFacts, now: datetime) 
         peak_memory_gb=record.peak_memory_gb,
         estimated_cost_usd=record.estimated_cost_usd,
         cost_usd=record.cost_usd or 0.0,
+        resumed=record.resumed,
     )
