@@ -367,6 +367,39 @@ async def test_two_launches_at_once_start_one_job(tmp_path: Path, hub: tuple[Fak
     assert draft["launch"]["job_id"] == job.id
 
 
+async def test_a_cancel_while_the_package_uploads_stops_the_job_it_would_start(
+    tmp_path: Path, hub: tuple[FakeHub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cancel_training during the upload finds only the claim and answers canceled: the Job
+    that the launch starts next must then be stopped, not recorded over the cancel and left to
+    bill the user who was told it was canceled."""
+    from tools import training_launcher
+
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    start = training_launcher.launch_on_hub
+    canceled: list[dict[str, Any]] = []
+
+    async def cancel_meanwhile() -> None:
+        async with client_for(settings) as other:
+            canceled.append(await call(other, "cancel_training", {"draft_id": draft_id}))
+
+    def cancel_then_start(*arguments: Any, **options: Any) -> Any:
+        anyio.from_thread.run(cancel_meanwhile)
+        return start(*arguments, **options)
+
+    monkeypatch.setattr(training_launcher, "launch_on_hub", cancel_then_start)
+    result = await launched(settings, draft_id)
+    (job,) = fake.jobs.values()
+    assert canceled[0]["canceled"] is True
+    assert job.stage == "CANCELED" and result["launched"] is False
+    assert "cancel_training" in result["next_action"]
+    async with client_for(settings) as client:
+        draft = await read_draft(client, draft_id)
+    assert draft["launch"]["stage"] == "canceled" and draft["launch"]["job_id"] == job.id
+
+
 async def test_a_failed_start_leaves_the_draft_as_it_was(
     tmp_path: Path, hub: tuple[FakeHub, str]
 ) -> None:

@@ -30,6 +30,7 @@ from server.launch_records import (
     calibrate,
     claim_run,
     keep_run,
+    keep_started,
     launched_run,
     note_progress,
     status_next,
@@ -180,7 +181,30 @@ def register(mcp: MCPServer) -> None:
             await keep_run(ctx, claimed, ready.draft.launch)  # nothing started: as before
             raise
         record = record.model_copy(update={"package_path": str(package.folder)})
-        saved = await keep_run(ctx, claimed, record)
+        saved = await keep_started(ctx, claimed, record)
+        if saved is None:  # canceled while it was being started: stopped now, and recorded
+            stop = partial(
+                training_launcher.cancel_run,
+                record,
+                ready.token,
+                hub_endpoint(state),
+                config,
+                utc_now(),
+            )
+            stopped = await anyio.to_thread.run_sync(stop)
+            await keep_run(ctx, await load_draft(ctx, draft_id), stopped)
+            log.info("training.canceled_at_start", draft_id=draft_id, where=record.where)
+            return LaunchResult(
+                launched=False,
+                job_id=record.job_id,
+                pid=record.pid,
+                url=record.url,
+                next_action=(
+                    "cancel_training was called while this run was being started: it was "
+                    "stopped as soon as it started. Launch again only if the user asks."
+                ),
+                **figures,
+            )
         log.info("training.launched", draft_id=saved.id, where=record.where, target=record.target)
         return LaunchResult(
             launched=True,
