@@ -393,6 +393,8 @@ async def test_a_cancel_while_the_package_uploads_stops_the_job_it_would_start(
     result = await launched(settings, draft_id)
     (job,) = fake.jobs.values()
     assert canceled[0]["canceled"] is True
+    # nothing had started when it was canceled: no hours or cost made up from the clock
+    assert canceled[0]["hours"] is None and canceled[0]["cost_usd"] is None
     assert job.stage == "CANCELED" and result["launched"] is False
     assert "cancel_training" in result["next_action"]
     async with client_for(settings) as client:
