@@ -63,6 +63,28 @@ async def keep_run(ctx: Context, draft: DraftPackage, record: LaunchRecord | Non
     return saved
 
 
+async def keep_started(
+    ctx: Context, claimed: DraftPackage, record: LaunchRecord
+) -> DraftPackage | None:
+    """Save the run that started over its claim; None when the user canceled the claim while
+    the run was being started (cancel_training during the upload finds only the claim): the
+    caller then stops the run instead of recording it over the cancel."""
+    store, claim, draft = app_state(ctx).store, claimed.launch, claimed
+    for _ in range(RECORD_TRIES - 1):
+        try:
+            saved = await store.update(draft.launched(record))
+            break
+        except DraftConflictError:
+            draft = await load_draft(ctx, claimed.id)
+            now = draft.launch
+            if claim and now and now.canceled_by_user and now.started_at == claim.started_at:
+                return None
+    else:
+        saved = await store.update(draft.launched(record))
+    await announce(ctx, saved)
+    return saved
+
+
 async def note_progress(ctx: Context, draft: DraftPackage, record: LaunchRecord) -> DraftPackage:
     """Save what a status call learnt, unless the draft changed meanwhile (a cancel, another
     status call): their record stands, and the next status call reads the run again."""

@@ -209,6 +209,27 @@ async def test_the_user_is_asked_through_elicitation(
     assert "a100-large" in questions[0] and "costs at most $" in questions[0]
 
 
+async def test_confirm_does_not_skip_the_user_where_the_client_can_ask(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    """confirm=true stands in for the user's yes only where nobody can be asked: with a client
+    that elicits, the assistant cannot spend the user's money by passing it."""
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    questions: list[str] = []
+
+    async def decline(_: Any, params: ElicitRequestParams) -> ElicitResult:
+        questions.append(params.message)
+        return ElicitResult(action="accept", content={"launch": False})
+
+    settings = launch_settings(tmp_path, url)
+    async with client_for(settings, elicitation_callback=decline) as client:
+        result = await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+    assert len(questions) == 1 and "costs at most $" in questions[0]
+    assert result["launched"] is False and not fake.jobs and not fake.created_repos
+    assert result["next_action"] == "The user chose not to launch; nothing was started."
+
+
 async def test_cancel_stops_the_job_and_resume_goes_on(
     tmp_path: Path, hub: tuple[FakeHub, str]
 ) -> None:
@@ -235,6 +256,14 @@ async def test_cancel_stops_the_job_and_resume_goes_on(
     resumed = await launched(settings, draft_id, resume=True)
     second = fake.jobs[resumed["job_id"]]
     assert second.spec["command"][-1].endswith(f"--push-to alice/{folder.name} --resume")
+
+    # the resumed run's hours are only the rest of the training: its row says so, and sets no
+    # ratio against the whole estimate (it would read as an estimate 2x too high)
+    done = contract_line(run_key(second), "done", model_repo=f"alice/{folder.name}", steps=20)
+    fake.advance_job(second.id, "COMPLETED", logs=[done], running_secs=1800)
+    assert (await status(settings, draft_id))["stage"] == "completed"
+    (row,) = await calibration_rows(settings)
+    assert row["resumed"] is True and row["hours"] == 0.5 and row["hours_ratio"] is None
 
 
 @pytest.mark.parametrize(
@@ -338,6 +367,41 @@ async def test_two_launches_at_once_start_one_job(tmp_path: Path, hub: tuple[Fak
     assert draft["launch"]["job_id"] == job.id
 
 
+async def test_a_cancel_while_the_package_uploads_stops_the_job_it_would_start(
+    tmp_path: Path, hub: tuple[FakeHub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cancel_training during the upload finds only the claim and answers canceled: the Job
+    that the launch starts next must then be stopped, not recorded over the cancel and left to
+    bill the user who was told it was canceled."""
+    from tools import training_launcher
+
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    start = training_launcher.launch_on_hub
+    canceled: list[dict[str, Any]] = []
+
+    async def cancel_meanwhile() -> None:
+        async with client_for(settings) as other:
+            canceled.append(await call(other, "cancel_training", {"draft_id": draft_id}))
+
+    def cancel_then_start(*arguments: Any, **options: Any) -> Any:
+        anyio.from_thread.run(cancel_meanwhile)
+        return start(*arguments, **options)
+
+    monkeypatch.setattr(training_launcher, "launch_on_hub", cancel_then_start)
+    result = await launched(settings, draft_id)
+    (job,) = fake.jobs.values()
+    assert canceled[0]["canceled"] is True
+    # nothing had started when it was canceled: no hours or cost made up from the clock
+    assert canceled[0]["hours"] is None and canceled[0]["cost_usd"] is None
+    assert job.stage == "CANCELED" and result["launched"] is False
+    assert "cancel_training" in result["next_action"]
+    async with client_for(settings) as client:
+        draft = await read_draft(client, draft_id)
+    assert draft["launch"]["stage"] == "canceled" and draft["launch"]["job_id"] == job.id
+
+
 async def test_a_failed_start_leaves_the_draft_as_it_was(
     tmp_path: Path, hub: tuple[FakeHub, str]
 ) -> None:
@@ -349,6 +413,25 @@ async def test_a_failed_start_leaves_the_draft_as_it_was(
         draft = await read_draft(client, draft_id)
     assert "The Hub answered 400 while starting the Job: Invalid flavor" in message
     assert draft["launch"] is None and not fake.jobs
+
+
+async def test_the_package_never_goes_to_a_public_repo_that_already_has_its_name(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    """The package holds the user's data: a repo of its name made public earlier (by hand, or
+    another tool) is not written to, though create_repo(exist_ok=True) accepts it."""
+    from huggingface_hub import HfApi
+
+    fake, url = hub
+    draft_id, folder = await finalized_draft(launch_settings(tmp_path))
+    repo_id = f"alice/{folder.name}-package"
+    HfApi(endpoint=url, token=TOKEN).create_repo(repo_id, repo_type="dataset", private=False)
+    async with client_for(launch_settings(tmp_path, url)) as client:
+        message = await error_of(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        draft = await read_draft(client, draft_id)
+    assert "public" in message and repo_id in message, message
+    assert fake.created_repos[f"dataset/{repo_id}"]["files"] == {}
+    assert not fake.jobs and draft["launch"] is None
 
 
 async def test_a_model_repo_the_hub_would_refuse_is_refused_first(

@@ -30,6 +30,7 @@ from server.launch_records import (
     calibrate,
     claim_run,
     keep_run,
+    keep_started,
     launched_run,
     note_progress,
     status_next,
@@ -84,12 +85,12 @@ class LaunchApproval(BaseModel):
 async def launch_decision(
     ctx: Context, draft_id: str, confirm: bool = False, resume: bool = False
 ) -> LaunchApproval | Elicit[LaunchApproval]:
-    """Yes when the caller confirmed; otherwise the user is asked when the client can ask and
-    the launch passes its checks, else no (the body then reports why, or asks for confirm)."""
-    if confirm:
-        return LaunchApproval(launch=True)
+    """The user is asked when the client can ask and the launch passes its checks; where
+    nobody can be asked, the caller's confirm (the user's yes, relayed) decides, and without it
+    the body reports why or asks for confirm. confirm never skips a user who can be asked: the
+    run spends their money."""
     if not client_can_elicit(ctx):
-        return LaunchApproval(launch=False)
+        return LaunchApproval(launch=confirm)
     try:
         ready = await ready_to_launch(ctx, draft_id, resume)
     except UserError:
@@ -136,7 +137,7 @@ def register(mcp: MCPServer) -> None:
         }
         approved = isinstance(decision, AcceptedElicitation) and decision.data.launch
         if not approved:
-            asked = client_can_elicit(ctx) and not confirm
+            asked = client_can_elicit(ctx)
             again = f'launch_training(draft_id="{draft_id}", confirm=true' + (
                 ", resume=true)" if resume else ")"
             )
@@ -180,7 +181,30 @@ def register(mcp: MCPServer) -> None:
             await keep_run(ctx, claimed, ready.draft.launch)  # nothing started: as before
             raise
         record = record.model_copy(update={"package_path": str(package.folder)})
-        saved = await keep_run(ctx, claimed, record)
+        saved = await keep_started(ctx, claimed, record)
+        if saved is None:  # canceled while it was being started: stopped now, and recorded
+            stop = partial(
+                training_launcher.cancel_run,
+                record,
+                ready.token,
+                hub_endpoint(state),
+                config,
+                utc_now(),
+            )
+            stopped = await anyio.to_thread.run_sync(stop)
+            await keep_run(ctx, await load_draft(ctx, draft_id), stopped)
+            log.info("training.canceled_at_start", draft_id=draft_id, where=record.where)
+            return LaunchResult(
+                launched=False,
+                job_id=record.job_id,
+                pid=record.pid,
+                url=record.url,
+                next_action=(
+                    "cancel_training was called while this run was being started: it was "
+                    "stopped as soon as it started. Launch again only if the user asks."
+                ),
+                **figures,
+            )
         log.info("training.launched", draft_id=saved.id, where=record.where, target=record.target)
         return LaunchResult(
             launched=True,

@@ -24,7 +24,14 @@ class CalibrationRow(BaseModel):
     peak_memory_gb: float | None = Field(description="torch.cuda.max_memory_allocated, if told.")
     estimated_cost_usd: float
     cost_usd: float
+    resumed: bool = Field(
+        default=False, description="A resumed run: its hours and cost are only the rest."
+    )
 
     @property
     def hours_ratio(self) -> float | None:
-        return round(self.hours / self.estimated_hours, 3) if self.estimated_hours else None
+        """Actual over estimated hours; None for a resumed run, whose hours cover only the part
+        after its checkpoint while the estimate covers the whole training."""
+        if self.resumed or not self.estimated_hours:
+            return None
+        return round(self.hours / self.estimated_hours, 3)

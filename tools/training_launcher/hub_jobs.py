@@ -116,10 +116,18 @@ class HubJobs:
         return None
 
     def upload_package(self, folder: Path, repo_id: str) -> str:
-        """The package folder in a private repo of the token's owner (made if missing)."""
+        """The package folder in a private repo of the token's owner (made if missing); never
+        in a public one: the package holds the user's data, and create_repo(exist_ok=True)
+        keeps a repo of that name that was made public earlier."""
         repo_type = self._config.package_repo_type
         with hub_errors(f"uploading the package to {repo_id}"):
             self._api.create_repo(repo_id, repo_type=repo_type, private=True, exist_ok=True)
+            if not self._api.repo_info(repo_id, repo_type=repo_type).private:
+                raise UserError(
+                    f"The {repo_type} repo {repo_id}, where the package goes, exists and is "
+                    "public: the package (your data with it) was not uploaded and nothing was "
+                    "started. Make that repo private on the Hub, or delete it, and launch again."
+                )
             self._api.upload_folder(
                 repo_id=repo_id,
                 repo_type=repo_type,

@@ -334,13 +334,15 @@ def cancel_run(
         hours = hub.state(record.namespace, record.job_id).running_s / SECONDS_PER_HOUR
     elif record.pid is not None:
         local_runs.stop(record.pid, record.process_start or "", config.local.stop_grace_s)
+    ran = record.job_id is not None or record.pid is not None
+    # still being started (no Job or process yet): nothing known ran, and the launch stops it
     return record.model_copy(
         update={
             "stage": "canceled",
             "canceled_by_user": True,
             "finished_at": now,
-            "hours": round(hours, 4),
-            "cost_usd": round(hours * record.usd_per_hour, 2),
+            "hours": round(hours, 4) if ran else None,
+            "cost_usd": round(hours * record.usd_per_hour, 2) if ran else None,
         }
     )
 
@@ -364,4 +366,5 @@ def calibration_row(record: LaunchRecord, package: PackageFacts, now: datetime) 
         peak_memory_gb=record.peak_memory_gb,
         estimated_cost_usd=record.estimated_cost_usd,
         cost_usd=record.cost_usd or 0.0,
+        resumed=record.resumed,
     )
