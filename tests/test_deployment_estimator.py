@@ -509,6 +509,31 @@ def test_local_gpu_in_the_config_takes_any_name_the_tools_take(
     )
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NVIDIA RTX A6000 Workstation Edition",  # nvidia-smi's words around an alias
+        "H100 PCIe 80GB",
+        "RTX 4090 D",  # a near miss of a key: another card, refused by both
+        "a100-larg",
+    ],
+)
+def test_local_gpu_reads_a_name_as_the_targets_do(settings: Settings, name: str) -> None:
+    """Whatever estimate_deployment(targets=[name]) takes as a GPU, local.gpu takes as the
+    same GPU; what it refuses, the config refuses."""
+    try:
+        wanted = resolve_targets([name], settings.deployment, None)[0].gpu
+    except UserError:
+        wanted = None
+    raw = settings.deployment.model_dump()
+    raw["local"]["gpu"] = name
+    try:
+        configured = DeploymentConfig.model_validate(raw).local.gpu
+    except ValueError:
+        configured = None
+    assert configured == wanted
+
+
 def test_an_unknown_local_gpu_in_the_config_is_refused_at_start_up(settings: Settings) -> None:
     raw = settings.deployment.model_dump()
     raw["local"]["gpu"] = "Voodoo 5"
