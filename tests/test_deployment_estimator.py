@@ -779,6 +779,21 @@ def test_a_misspelt_training_key_is_reported_with_the_right_one(settings: Settin
         )
 
 
+def test_training_values_outside_the_templates_limits_are_refused(settings: Settings) -> None:
+    """A caller's batch_size of a billion, which no package can run, is refused as
+    apply_template refuses it; estimated, the micro-batch fix would count down from it for
+    minutes on the server's event loop."""
+    with pytest.raises(UserError, match="batch_size 1000000007 is above the maximum of 4096"):
+        build_workload(
+            DraftSections(),
+            config_json=LLAMA_70B_CONFIG,
+            training={"adapter": "lora", "batch_size": 10**9 + 7},
+            train_tokens=10,
+            templates=settings.templates,
+            run=settings.package.run,
+        )
+
+
 def test_unknown_target_modules_are_a_user_error(settings: Settings) -> None:
     with pytest.raises(UserError, match="c_attn"):
         plan(target_modules=["c_attn"]).lora_modules(shape_of(settings, LLAMA_8B))

@@ -56,7 +56,7 @@ def build_workload(
 
     given = {**draft.config.get("config", {}), **(training or {})}
     base = _starting_values(templates, draft.config.get("template"), given)
-    plan = plan_from_keys({**base, **given}, frozenset(templates.keys), run)
+    plan = plan_from_keys({**base, **given}, templates.keys, run)
     shape = _shape(draft.model, config_json, plan)
     size_gb = draft.model.get("size_gb") if not config_json else None
     return Workload(
