@@ -79,6 +79,15 @@ def default_lora_r(templates: TemplatesConfig) -> int:
     return rule.default
 
 
+def max_accumulation(templates: TemplatesConfig) -> int:
+    """The most gradient_accumulation_steps apply_template accepts, the ceiling of a micro-batch
+    fix that keeps the effective batch."""
+    rule = templates.keys.get("gradient_accumulation_steps")
+    if rule is None or rule.max is None:
+        raise UserError("configs/templates.yaml gives gradient_accumulation_steps no maximum.")
+    return int(rule.max)
+
+
 def _starting_values(
     templates: TemplatesConfig, applied: str | None, values: dict[str, Any]
 ) -> dict[str, Any]:
