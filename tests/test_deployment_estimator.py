@@ -15,7 +15,7 @@ from tools.deployment_estimator.cost import cloud_cost, local_cost
 from tools.deployment_estimator.estimator import Workload, estimate, evaluate, rank, recommend
 from tools.deployment_estimator.gpu_names import match_gpu
 from tools.deployment_estimator.hardware import HardwareFacts
-from tools.deployment_estimator.inputs import DraftSections, build_workload
+from tools.deployment_estimator.inputs import DraftSections, build_workload, max_accumulation
 from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
 from tools.deployment_estimator.local_gpu import LocalHardware, local_hardware, parse_nvidia_smi
 from tools.deployment_estimator.memory import GIB, estimate_memory
@@ -509,6 +509,31 @@ def test_local_gpu_in_the_config_takes_any_name_the_tools_take(
     )
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NVIDIA RTX A6000 Workstation Edition",  # nvidia-smi's words around an alias
+        "H100 PCIe 80GB",
+        "RTX 4090 D",  # a near miss of a key: another card, refused by both
+        "a100-larg",
+    ],
+)
+def test_local_gpu_reads_a_name_as_the_targets_do(settings: Settings, name: str) -> None:
+    """Whatever estimate_deployment(targets=[name]) takes as a GPU, local.gpu takes as the
+    same GPU; what it refuses, the config refuses."""
+    try:
+        wanted = resolve_targets([name], settings.deployment, None)[0].gpu
+    except UserError:
+        wanted = None
+    raw = settings.deployment.model_dump()
+    raw["local"]["gpu"] = name
+    try:
+        configured = DeploymentConfig.model_validate(raw).local.gpu
+    except ValueError:
+        configured = None
+    assert configured == wanted
+
+
 def test_an_unknown_local_gpu_in_the_config_is_refused_at_start_up(settings: Settings) -> None:
     raw = settings.deployment.model_dump()
     raw["local"]["gpu"] = "Voodoo 5"
@@ -748,6 +773,21 @@ def test_a_misspelt_training_key_is_reported_with_the_right_one(settings: Settin
             DraftSections(),
             config_json=LLAMA_70B_CONFIG,
             training={"batchsize": 4},
+            train_tokens=10,
+            templates=settings.templates,
+            run=settings.package.run,
+        )
+
+
+def test_training_values_outside_the_templates_limits_are_refused(settings: Settings) -> None:
+    """A caller's batch_size of a billion, which no package can run, is refused as
+    apply_template refuses it; estimated, the micro-batch fix would count down from it for
+    minutes on the server's event loop."""
+    with pytest.raises(UserError, match="batch_size 1000000007 is above the maximum of 4096"):
+        build_workload(
+            DraftSections(),
+            config_json=LLAMA_70B_CONFIG,
+            training={"adapter": "lora", "batch_size": 10**9 + 7},
             train_tokens=10,
             templates=settings.templates,
             run=settings.package.run,
@@ -1165,6 +1205,33 @@ def test_a_local_gpu_that_does_not_fit_gets_its_fix_when_a_cloud_option_fits(
     assert fix.changes == ["micro batch 1 with gradient accumulation 8"]
     assert fix.training == {"batch_size": 1, "gradient_accumulation_steps": 8}
     assert fix.peak_memory_gb < local.usable_memory_gb and fix.hours > local.hours * 0.9
+
+
+def test_a_micro_batch_fix_keeps_accumulation_within_what_apply_template_accepts(
+    settings: Settings,
+) -> None:
+    """The 4090 case above with the templates' largest accumulation already set: micro batch 1
+    would need 8 times it, a value apply_template refuses, so the fix is another change."""
+    config, cap = settings.deployment, max_accumulation(settings.templates)
+    work = package_work(
+        settings, LLAMA_8B, "dpo", lengths(600, 1010, 1400), gradient_accumulation_steps=cap
+    )
+    targets = [LOCAL_4090, *flavors(config, "l40sx1", "a100-large")]
+    result = estimate(
+        work,
+        targets,
+        1e6,
+        config,
+        alternatives=targets,
+        default_lora_r=16,
+        prices="test",
+        max_accumulation=cap,
+    )
+    (fix,) = [s for s in result.suggestions if s.target == "local"]
+    assert fix.training.get("gradient_accumulation_steps", cap) <= cap
+    assert (
+        fix.peak_memory_gb < next(o for o in result.options if o.target == "local").usable_memory_gb
+    )
 
 
 def test_a_length_fix_comes_from_the_data_s_99th_percentile_never_halving(

@@ -93,6 +93,7 @@ def test_trl_export_of_lora(settings: Settings) -> None:
         "learning_rate": 2e-4,
         "num_train_epochs": 3.0,
         "per_device_train_batch_size": 2,
+        "per_device_eval_batch_size": 2,  # the final evaluate() at the training micro batch
         "gradient_accumulation_steps": 4,
         "max_length": 2048,
         "warmup_steps": 0.1,  # a ratio: transformers 5 reads warmup_steps < 1 as one

@@ -84,6 +84,8 @@ def test_the_written_trl_yaml_is_the_run_the_estimate_assumes(
         assert args["precompute_ref_log_probs"] is plan.precompute_ref_log_probs
     assert args["max_length"] == plan.max_seq_length
     assert args["per_device_train_batch_size"] == plan.batch_size
+    # the final evaluate() runs no larger a batch than the step the estimate fits
+    assert args["per_device_eval_batch_size"] == plan.batch_size
     assert args["gradient_checkpointing"] is plan.gradient_checkpointing
     assert args["optim"] == plan.optimizer and args["bf16"] is plan.bf16
     # the validated data's lengths reach the estimate: its longest sizes the padded batches

@@ -5,15 +5,12 @@ write it ("RTX 4090", "NVIDIA A100-SXM4-80GB", "a100"); names are matched agains
 and aliases after normalising case, separators and vendor words.
 """
 
-import difflib
 from dataclasses import dataclass
 from typing import Literal
 
 from tools.deployment_estimator.config import DeploymentConfig, Flavor, Gpu
-from tools.deployment_estimator.gpu_names import match_gpu
+from tools.deployment_estimator.gpu_names import LOCAL, read_gpu_name
 from tools.errors import UserError
-
-LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -78,10 +75,7 @@ def _resolve_one(name: str, config: DeploymentConfig, local: Target | None) -> T
         return local
     if key in config.flavors:
         return flavor_target(key, config.flavors[key])
-    # A near-miss of a flavor id is a typo, not a GPU name with extra words ('a100-larg').
-    known = [LOCAL, *config.flavors, *config.gpus]
-    close = difflib.get_close_matches(key, [k.lower() for k in known], n=3, cutoff=0.75)
-    gpu = match_gpu(name, config.gpus, exact=bool(close))
+    gpu, close = read_gpu_name(name, config.gpus, config.flavors)
     if gpu is not None:
         return Target(id=gpu, kind="own", gpu=gpu, gpu_count=1)
     hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, model_validator
 
 from tools.config_base import ConfigModel
-from tools.deployment_estimator.gpu_names import match_gpu
+from tools.deployment_estimator.gpu_names import read_gpu_name
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -153,7 +153,7 @@ class DeploymentConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _references_known(self) -> "DeploymentConfig":
-        local = self.local.gpu and match_gpu(self.local.gpu, self.gpus, exact=True)
+        local = self.local.gpu and read_gpu_name(self.local.gpu, self.gpus, self.flavors)[0]
         if local and local != self.local.gpu:  # any name or alias the tools take, held as its key
             gpu = self.local.model_copy(update={"gpu": local})
             return self.model_copy(update={"local": gpu})._references_known()

@@ -170,6 +170,7 @@ def estimate(
     default_lora_r: int,
     prices: str,
     fix_for: Iterable[str] = (),
+    max_accumulation: int | None = None,
 ) -> DeploymentEstimate:
     """Every target's option, ranked, with a recommendation; when none is both fitting and
     within budget, the changes that would give one (each with its new figures); and, for the
@@ -178,12 +179,16 @@ def estimate(
 
     `alternatives` are the targets a "different hardware" suggestion may pick from (every
     configured flavor and the local GPU); `default_lora_r` is the rank a QLoRA suggestion uses
-    when the run has no LoRA yet (the templates' default); `prices` says where prices came from.
+    when the run has no LoRA yet (the templates' default); `prices` says where prices came from;
+    `max_accumulation` caps the gradient accumulation a micro-batch fix may ask for (the
+    templates' maximum; None: no cap).
     """
     evaluation = evaluate(work, targets, budget_usd, config)
     options = rank(evaluation.options)
     best = recommend(options)
-    suggest = _Suggester(work, targets, budget_usd, config, alternatives, default_lora_r)
+    suggest = _Suggester(
+        work, targets, budget_usd, config, alternatives, default_lora_r, max_accumulation
+    )
     suggestions: list[Suggestion] = []
     if best is None:
         fitting = any(o.fits for o in options)
@@ -220,10 +225,12 @@ class _Suggester:
         config: DeploymentConfig,
         alternatives: list[Target],
         default_lora_r: int,
+        max_accumulation: int | None,
     ):
         self.work, self.targets, self.budget, self.config = work, targets, budget_usd, config
         self.others = [t for t in alternatives if t.id not in {x.id for x in targets}]
         self.default_lora_r = default_lora_r
+        self.max_accumulation = max_accumulation
 
     def for_memory(self) -> list[Suggestion]:
         """Nothing fits: the smallest change that makes it fit somewhere, and a bigger GPU."""
@@ -249,7 +256,8 @@ class _Suggester:
         return None
 
     def _fit(self, combo: tuple[str, ...], targets: list[Target]) -> Suggestion | None:
-        """`combo` applied; a smaller micro batch is the largest that fits with the rest."""
+        """`combo` applied; a smaller micro batch is the largest that fits with the rest and
+        keeps the effective batch within the accumulation apply_template accepts."""
         labels: list[str] = []
         changes: dict[str, Any] = {}
         for step in combo:
@@ -264,6 +272,8 @@ class _Suggester:
             if effective % micro:
                 continue
             accumulation = effective // micro
+            if self.max_accumulation is not None and accumulation > self.max_accumulation:
+                break  # smaller micro batches need more
             labels[at] = f"micro batch {micro} with gradient accumulation {accumulation}"
             batch = {"batch_size": micro, "gradient_accumulation_steps": accumulation}
             found = self._try(labels, {**changes, **batch}, targets)

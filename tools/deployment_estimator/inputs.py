@@ -56,7 +56,7 @@ def build_workload(
 
     given = {**draft.config.get("config", {}), **(training or {})}
     base = _starting_values(templates, draft.config.get("template"), given)
-    plan = plan_from_keys({**base, **given}, frozenset(templates.keys), run)
+    plan = plan_from_keys({**base, **given}, templates.keys, run)
     shape = _shape(draft.model, config_json, plan)
     size_gb = draft.model.get("size_gb") if not config_json else None
     return Workload(
@@ -77,6 +77,15 @@ def default_lora_r(templates: TemplatesConfig) -> int:
     if rule is None or not isinstance(rule.default, int):
         raise UserError("configs/templates.yaml gives lora_r no integer default.")
     return rule.default
+
+
+def max_accumulation(templates: TemplatesConfig) -> int:
+    """The most gradient_accumulation_steps apply_template accepts, the ceiling of a micro-batch
+    fix that keeps the effective batch."""
+    rule = templates.keys.get("gradient_accumulation_steps")
+    if rule is None or rule.max is None:
+        raise UserError("configs/templates.yaml gives gradient_accumulation_steps no maximum.")
+    return int(rule.max)
 
 
 def _starting_values(

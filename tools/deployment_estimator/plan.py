@@ -5,6 +5,7 @@ scheduler, seed ...) is accepted and ignored.
 """
 
 import difflib
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tools.deployment_estimator.config import Method, Optimizer
 from tools.deployment_estimator.shapes import ModelShape
 from tools.errors import UserError
+from tools.template_loader.keys import KeyRule, check_value
 from tools.trainer_run import SftLoss, TrainerRun
 
 ALL_LINEAR = "all-linear"
@@ -127,14 +129,17 @@ PLAN_KEYS = frozenset(TrainingPlan.model_fields) - RUN_KEYS
 
 
 def plan_from_keys(
-    values: dict[str, Any], known_keys: frozenset[str], run: TrainerRun
+    values: dict[str, Any], rules: Mapping[str, KeyRule], run: TrainerRun
 ) -> TrainingPlan:
     """A TrainingPlan from template keys and the package's `run`; UserError naming each
     missing, misspelt or bad key.
 
-    `known_keys` are every key a configuration may hold (configs/templates.yaml); other keys
-    are typos and are reported with the closest known name.
+    `rules` are every key a configuration may hold (configs/templates.yaml); other keys are
+    typos and are reported with the closest known name. A value outside its key's limits is
+    refused as apply_template refuses it: no package runs it, and a huge batch_size would keep
+    the micro-batch fix's search busy for minutes.
     """
+    known_keys = frozenset(rules)
     unknown = sorted(set(values) - known_keys - PLAN_KEYS)
     if unknown:
         hints = [
@@ -142,6 +147,18 @@ def plan_from_keys(
             for k in unknown
         ]
         raise UserError(f"Unknown training keys: {', '.join(hints)}.")
+    refused = [
+        issue.message
+        for key, value in values.items()
+        if key in rules and value is not None
+        for issue in check_value(key, rules[key], value).issues
+        if issue.severity == "error"
+    ]
+    if refused:
+        raise UserError(
+            f"{' '.join(refused)} Pass `training` values apply_template accepts "
+            "(configs/templates.yaml)."
+        )
     try:
         given = TrainingPlan.model_validate({k: v for k, v in values.items() if k in PLAN_KEYS})
         plan = given.with_changes(**run.plan_fields(given.adapter, given.bf16, given.fp16))

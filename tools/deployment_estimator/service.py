@@ -15,7 +15,12 @@ from typing import Any
 from tools.deployment_estimator.catalog import LOCAL, resolve_targets
 from tools.deployment_estimator.config import DeploymentConfig
 from tools.deployment_estimator.estimator import FP16, estimate
-from tools.deployment_estimator.inputs import DraftSections, build_workload, default_lora_r
+from tools.deployment_estimator.inputs import (
+    DraftSections,
+    build_workload,
+    default_lora_r,
+    max_accumulation,
+)
 from tools.deployment_estimator.local_gpu import LocalHardware
 from tools.deployment_estimator.results import (
     BudgetAnswer,
@@ -165,6 +170,7 @@ def _estimate(
         config,
         alternatives=everywhere,
         default_lora_r=default_lora_r(setup.templates),
+        max_accumulation=max_accumulation(setup.templates),
         prices=setup.prices,
         fix_for=[chosen.strip()] if chosen else [],
     )

@@ -136,6 +136,10 @@ def export_trl(
     method = str(config["method"])
     trainer, config_class = _TRAINERS[method]
     args = {TRL_ARGS[key]: value for key, value in config.items() if key in TRL_ARGS}
+    # train.py ends with trainer.evaluate(): at the training micro batch, not TrainingArguments'
+    # default of 8, a forward without gradients holds less than the training step the estimate
+    # fits (a micro-batch-1 fix included), so the run cannot run out of memory after training.
+    args["per_device_eval_batch_size"] = args["per_device_train_batch_size"]
     args |= run.trl_args(method)
     bf16, fp16 = config.get("bf16") is True, config.get("fp16") is True
     model_init = {"dtype": run.weights_dtype(str(config["adapter"]), bf16, fp16)}
