@@ -100,6 +100,14 @@ def test_the_run_is_read_from_the_pinned_trl(settings: Settings) -> None:
         PackageConfig.model_validate(values)
 
 
+def test_a_run_the_estimate_does_not_model_is_refused_at_start_up(settings: Settings) -> None:
+    """padding_free would be written into trl.yaml but estimated as padded batches: refused."""
+    values = settings.package.model_dump(mode="json")
+    values["run"]["padding_free"] = True
+    with pytest.raises(ValidationError, match="padding_free needs flash attention"):
+        PackageConfig.model_validate(values)
+
+
 def test_the_run_s_settings_are_not_training_keys(settings: Settings) -> None:
     """The package always writes the run's settings, so an estimate of another is refused."""
     model = next(m for m in settings.models.popular if m.id == "Qwen/Qwen2.5-0.5B-Instruct")

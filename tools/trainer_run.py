@@ -35,6 +35,16 @@ class TrainerRun(ConfigModel):
         "below 1, a fraction of them."
     )
 
+    @field_validator("padding_free")
+    @classmethod
+    def _padded(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "padding_free needs flash attention, which the package does not install, and "
+                "the estimate does not model it: keep it false"
+            )
+        return value
+
     @field_validator("logging_steps")
     @classmethod
     def _whole_or_fraction(cls, value: float) -> float:
