@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from server.settings import Settings
+from server.settings import Secrets, Settings
 from tests.launch_support import (
     client_for,
     finalized_draft,
@@ -273,3 +273,59 @@ async def test_a_new_run_is_judged_by_its_own_lines_in_the_shared_log(tmp_path: 
     assert failed["stage"] == "error" and failed["progress"]["done"] is False
     assert failed["progress"]["step"] is None and failed["log"]["lines"] == []
     assert '"event": "done"' in (folder / "logs" / "train.log").read_text()  # still kept
+
+
+CREDENTIAL_PROBE = """
+import json, os
+from huggingface_hub import get_token
+seen = {"token": get_token(), "variables": sorted(os.environ)}
+open("probe.json", "w").write(json.dumps(seen))
+"""
+"""A train.py that reports the Hub login it would push with and the variables it was given."""
+
+
+async def test_a_local_run_over_http_gets_no_hub_login_and_no_server_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP the server's environment is the operator's: a user's train.py must not push
+    with the operator's HF_TOKEN or stored login, nor read any other secret of the server."""
+    stored = tmp_path / "hf-home"
+    stored.mkdir()
+    (stored / "token").write_text("hf_operator_stored_login")
+    monkeypatch.setenv("HF_TOKEN_PATH", str(stored / "token"))
+    server_secrets = list(Secrets.env_names().values())
+    for name in server_secrets:
+        monkeypatch.setenv(name, f"operator-{name.lower()}")
+    draft_id, folder = await local_package(tmp_path)
+    (folder / "train.py").write_text(CREDENTIAL_PROBE)
+    shared = local_settings(
+        tmp_path, TRAINING_PACKAGE_MCP__LAUNCH__SHARING__LOCAL_RUNS_OVER_HTTP="true"
+    )
+    arguments = {"draft_id": draft_id, "confirm": True}
+    async with client_for(shared, token=None, transport="http") as client:
+        await call(client, "launch_training", arguments)
+        record = (await read_draft(client, draft_id))["launch"]
+    async with stopping(record):
+        await until(lambda: _logged(folder / "probe.json", "variables"))
+    seen = json.loads((folder / "probe.json").read_text())
+    assert seen["token"] is None
+    assert not set(server_secrets) & set(seen["variables"])
+
+
+async def test_a_local_run_over_stdio_keeps_the_users_own_hub_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over stdio the server runs for its user: train.py pushes with their token; the other
+    secrets (the drafts database's) still stay with the server."""
+    monkeypatch.setenv("HF_TOKEN", "hf_users_own")
+    monkeypatch.setenv("TRAINING_PACKAGE_MCP_DATABASE_URL", "postgresql://secret")
+    draft_id, folder = await local_package(tmp_path)
+    (folder / "train.py").write_text(CREDENTIAL_PROBE)
+    async with client_for(local_settings(tmp_path), token=None) as client:
+        await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        record = (await read_draft(client, draft_id))["launch"]
+    async with stopping(record):
+        await until(lambda: _logged(folder / "probe.json", "variables"))
+    seen = json.loads((folder / "probe.json").read_text())
+    assert seen["token"] == "hf_users_own"
+    assert "TRAINING_PACKAGE_MCP_DATABASE_URL" not in seen["variables"]

@@ -8,6 +8,7 @@ block (HTTP, processes): run them in a worker thread.
 import os
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -188,16 +189,24 @@ def local_python(package: PackageFacts, config: LaunchConfig) -> Path:
 
 
 def launch_locally(
-    package: PackageFacts, config: LaunchConfig, *, resume: bool, now: datetime
+    package: PackageFacts,
+    config: LaunchConfig,
+    *,
+    resume: bool,
+    now: datetime,
+    withheld: Collection[str],
+    hub_login: bool,
 ) -> LaunchRecord:
-    """Start train.py detached in the package folder, its output in the package's log."""
+    """Start train.py detached in the package folder, its output in the package's log, in this
+    process's environment less the variables `withheld` and, without `hub_login`, less any
+    Hugging Face login (the caller decides whose environment this is)."""
     python = local_python(package, config)
     command = train_command(
         str(python), package.train_script, package.gpu_count, train_arguments(None, resume)
     )
     log_path = package.folder / config.local.log_file
     run_key = secrets.token_urlsafe()
-    env = {**os.environ, RUN_KEY_ENV: run_key}
+    env = {**local_runs.run_environment(os.environ, withheld, hub_login), RUN_KEY_ENV: run_key}
     started = local_runs.start(command, package.folder, log_path, env)
     return LaunchRecord(
         where="local",
