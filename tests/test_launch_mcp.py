@@ -106,7 +106,8 @@ async def test_a_run_is_asked_for_then_started_followed_and_recorded(
     assert spec["dockerImage"] == "pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime"
     script = spec["command"][-1]
     assert f"hf download alice/{name}-package --repo-type dataset" in script
-    assert script.endswith(f"exec python train.py --push-to alice/{name}")
+    limit = f"--max-hours {started['timeout_hours']}"  # train.py stops itself there too
+    assert script.endswith(f"exec python train.py --push-to alice/{name} {limit}")
     assert spec["secrets"] == {"HF_TOKEN": TOKEN}
     assert TOKEN not in json.dumps({k: v for k, v in spec.items() if k != "secrets"})
     assert spec["timeoutSeconds"] == round(started["timeout_hours"] * 3600)
@@ -255,7 +256,8 @@ async def test_cancel_stops_the_job_and_resume_goes_on(
 
     resumed = await launched(settings, draft_id, resume=True)
     second = fake.jobs[resumed["job_id"]]
-    assert second.spec["command"][-1].endswith(f"--push-to alice/{folder.name} --resume")
+    limit = f"--max-hours {resumed['timeout_hours']}"
+    assert second.spec["command"][-1].endswith(f"--push-to alice/{folder.name} --resume {limit}")
 
     # the resumed run's hours are only the rest of the training: its row says so, and sets no
     # ratio against the whole estimate (it would read as an estimate 2x too high)
@@ -521,7 +523,7 @@ async def test_the_job_runs_the_commands_the_package_readme_documents(
     files = manifest["files"]
     assert manifest["deployment"]["gpu_count"] == gpus
 
-    await launched(launch_settings(tmp_path, url), draft_id)
+    started = await launched(launch_settings(tmp_path, url), draft_id)
 
     (job,) = fake.jobs.values()
     package_repo = fake.created_repos[f"dataset/alice/{folder.name}-package"]
@@ -557,5 +559,7 @@ async def test_the_job_runs_the_commands_the_package_readme_documents(
         assert command[:2] == ["python", files["train_script"]]
         assert f"\npython {files['train_script']}\n" in readme
         flags = command[2:]
-    assert flags == ["--push-to", f"alice/{manifest['hub']['model_repo']}"]
+    limit = ["--max-hours", str(started["timeout_hours"])]
+    assert flags == ["--push-to", f"alice/{manifest['hub']['model_repo']}", *limit]
+    assert f"`{flags[0]} OWNER/NAME`" in readme and f"`{flags[2]} HOURS`" in readme
     assert f"`{flags[0]} OWNER/NAME`" in readme and f"`{manifest['hub']['model_repo']}`" in readme

@@ -136,7 +136,7 @@ def launch_on_hub(
     who can read the Job, only that a log line is train.py's, and the data predates it."""
     hub = HubJobs(endpoint, token, config.hub)
     hub.upload_package(package.folder, plan.package_repo)
-    arguments = train_arguments(plan.model_repo, resume)
+    arguments = train_arguments(plan.model_repo, resume, plan.timeout_hours)
     run_key = secrets.token_urlsafe()
     job = hub.run(
         image=job_image(package.requirements, config.hub),
@@ -201,9 +201,9 @@ def launch_locally(
     process's environment less the variables `withheld` and, without `hub_login`, less any
     Hugging Face login (the caller decides whose environment this is)."""
     python = local_python(package, config)
-    command = train_command(
-        str(python), package.train_script, package.gpu_count, train_arguments(None, resume)
-    )
+    limit = timeout_hours(package.estimated_hours, config)
+    arguments = train_arguments(None, resume, limit)
+    command = train_command(str(python), package.train_script, package.gpu_count, arguments)
     log_path = package.folder / config.local.log_file
     run_key = secrets.token_urlsafe()
     env = {**local_runs.run_environment(os.environ, withheld, hub_login), RUN_KEY_ENV: run_key}
@@ -221,7 +221,7 @@ def launch_locally(
         usd_per_hour=round(package.usd_per_hour, 4),
         estimated_hours=package.estimated_hours,
         estimated_cost_usd=package.estimated_cost_usd,
-        timeout_hours=timeout_hours(package.estimated_hours, config),
+        timeout_hours=limit,
         resumed=resume,
     )
 
