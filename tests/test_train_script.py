@@ -19,7 +19,7 @@ import yaml
 from huggingface_hub import constants
 
 from server.settings import Settings, load_settings
-from tests.fake_hub import serve_fake_hub
+from tests.fake_hub import Repo, serve_fake_hub
 from tests.support import isolated_env
 from tests.test_package_builder import DATA, build, make_inputs
 
@@ -368,3 +368,49 @@ def test_without_a_time_limit_nothing_is_asked_of_the_processes(
 def test_a_time_limit_must_be_a_positive_number_of_hours(package: Path, hours: str) -> None:
     refused = run_script(package, "--max-hours", hours)
     assert refused.returncode == 2 and "--max-hours" in refused.stderr
+
+
+# --- never into a public repo --------------------------------------------------------------------
+
+
+def test_a_public_model_repo_is_refused_before_training(
+    train_script: ModuleType, fake_hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hub_private_repo applies only when the Trainer creates the repo: pushed into an existing
+    public one, checkpoints (and what they memorised of the data) would be published."""
+    fake_hub.add_account("hf_me", "me")
+    monkeypatch.setenv("HF_TOKEN", "hf_me")
+    fake_hub.add_model("me/bot")  # public
+    with pytest.raises(train_script.Stop) as exc:
+        train_script.refuse_public_repo("me/bot")
+    assert exc.value.code == train_script.EXIT_FAILED
+    message = str(exc.value)
+    assert "me/bot is a public model repo" in message
+    assert "make it private" in message and "--push-to" in message
+
+
+def test_a_private_or_new_model_repo_is_pushed_to(
+    train_script: ModuleType, fake_hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_hub.add_account("hf_me", "me")
+    monkeypatch.setenv("HF_TOKEN", "hf_me")
+    fake_hub.models["me/kept"] = Repo("me/kept", owner="me")
+    train_script.refuse_public_repo("me/kept")  # private: pushed to
+    train_script.refuse_public_repo("me/new")  # not there: the Trainer creates it private
+
+
+def test_a_run_pushing_into_a_public_repo_stops_with_the_fix(package: Path) -> None:
+    with serve_fake_hub() as (hub, url):
+        hub.add_account("hf_me", "me")
+        hub.add_model("me/public-bot")
+        refused = run_script(
+            package,
+            "--push-to",
+            "me/public-bot",
+            HF_ENDPOINT=url,
+            HF_HUB_OFFLINE="0",
+            HF_TOKEN="hf_me",
+        )
+    assert refused.returncode == 1, refused.stderr
+    error = lines(refused.stdout)[-1]
+    assert error["event"] == "error" and "me/public-bot is a public model repo" in error["message"]

@@ -147,7 +147,8 @@ def _hub_lines(manifest: PackageManifest) -> list[str]:
         "(`HF_TOKEN`, or `hf auth login`) it also pushes it to the "
         f"{'private ' if hub.private else ''}model repo `{hub.model_repo}` in the token's "
         f"account (`hub` in `{MANIFEST_NAME}`; an `owner/name` there or in `--push-to` names "
-        "another account) as `last-checkpoint/`, and pushes the trained model there at the end. "
+        "another account) as `last-checkpoint/`, and pushes the trained model there at the end "
+        "(an existing public repo of that name is refused before training). "
         "Without a token it trains and saves locally, and says that it pushed nothing.",
         "",
         "A run stopped by a timeout or a preemption loses at most one save interval: "

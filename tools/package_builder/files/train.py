@@ -191,6 +191,30 @@ def hub_repo(name: str | None) -> tuple[str | None, str | None]:
     return f"{owner}/{name}", None
 
 
+def refuse_public_repo(repo: str) -> None:
+    """Stop before training when `repo` exists and is public: the Trainer makes a repo private
+    only when it creates it, so checkpoints, and what they memorised of the data, would be
+    published."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        private = HfApi().model_info(repo).private
+    except RepositoryNotFoundError:
+        return  # created private by the Trainer
+    except HfHubHTTPError as exc:
+        raise Stop(
+            f"Could not check that the Hub repo {repo} is private ({first_line(exc)}): try again, "
+            "or run without a token to train locally."
+        ) from exc
+    if not private:
+        raise Stop(
+            f"{repo} is a public model repo: this run's checkpoints and trained model would be "
+            f"published there. Either make it private (https://huggingface.co/{repo}/settings) "
+            "or push to another name with --push-to OWNER/NAME."
+        )
+
+
 def checkpoint_arguments(hub: dict[str, Any], repo: str | None) -> dict[str, Any]:
     """Trainer arguments that save a checkpoint every hub.save_steps steps, keeping the newest
     hub.keep_checkpoints on disk, and, with a repo, push each one to it as last-checkpoint/
@@ -382,6 +406,8 @@ def train(options: argparse.Namespace) -> int:
     repo, skipped = hub_repo(name)
     if skipped:
         emit("push_skipped", reason=skipped)
+    if repo and hub.get("private", True):
+        refuse_public_repo(repo)
     resume_from = None
     if options.resume:
         # without a token, a public (or already downloaded) repo named with its owner still reads
