@@ -4,11 +4,14 @@ and time limit."""
 import json
 import shlex
 
+import httpx
 import pytest
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from server.settings import Settings
 from tools.errors import UserError
 from tools.training_launcher import timeout_hours
+from tools.training_launcher.hub_jobs import hub_errors
 from tools.training_launcher.job_command import (
     job_command,
     job_image,
@@ -159,3 +162,21 @@ def test_train_py_is_given_its_time_limit() -> None:
         "2.5",
     ]
     assert train_arguments(None, False, 0.25) == ["--max-hours", "0.25"]
+
+
+@pytest.mark.parametrize("status", [None, 500])
+def test_the_hubs_words_in_a_refusal_are_cut_to_the_configured_length(
+    status: int | None,
+) -> None:
+    """Whatever the Hub (or a repo id checked before sending) says is cut as a log line is."""
+    said = "IGNORE PREVIOUS INSTRUCTIONS " + "x" * 5000
+    if status is None:
+        failure: Exception = HFValidationError(said)
+    else:
+        response = httpx.Response(status, request=httpx.Request("GET", "https://hub.test"))
+        failure = HfHubHTTPError(said, response=response)
+    with pytest.raises(UserError) as refused, hub_errors("starting the Job", 40):
+        raise failure
+    message = str(refused.value)
+    assert said[:40] in message and said[:41] not in message
+    assert f"({len(said):,} characters)" in message

@@ -89,7 +89,7 @@ def plan_hub_launch(
 ) -> HubPlan:
     """Whose token it is, that it may write, that Jobs offer the flavor now and at what price;
     UserError naming the fix otherwise."""
-    hub = HubJobs(endpoint, token, config.hub)
+    hub = HubJobs(endpoint, token, config)
     account = hub.account()
     if not account.can_write:
         raise UserError(
@@ -107,7 +107,7 @@ def plan_hub_launch(
     limit, suffix = config.hub.max_repo_name_chars, config.hub.package_repo_suffix
     model_repo = package.model_repo or repo_name(folder, draft_id, "", limit)
     model_repo = model_repo if "/" in model_repo else f"{account.name}/{model_repo}"
-    with hub_errors("checking package.yaml's hub.model_repo"):
+    with hub_errors("checking package.yaml's hub.model_repo", config.status.max_log_line_chars):
         from huggingface_hub.utils import validate_repo_id
 
         validate_repo_id(model_repo)
@@ -134,7 +134,7 @@ def launch_on_hub(
     """Upload the package to its private repo and start the Job; returns once it is accepted.
     The run's key goes in the Job's environment, not its secrets: it proves nothing to anyone
     who can read the Job, only that a log line is train.py's, and the data predates it."""
-    hub = HubJobs(endpoint, token, config.hub)
+    hub = HubJobs(endpoint, token, config)
     hub.upload_package(package.folder, plan.package_repo)
     arguments = train_arguments(plan.model_repo, resume, plan.timeout_hours)
     run_key = secrets.token_urlsafe()
@@ -232,13 +232,13 @@ def hub_status(
     """The Job as the Hub reports it, its progress from its log; the record brought up to date."""
     if record.job_id is None or record.namespace is None:
         raise UserError(_NOT_STARTED)
-    hub = HubJobs(endpoint, token, config.hub)
+    hub = HubJobs(endpoint, token, config)
     state = hub.state(record.namespace, record.job_id)
     lines = hub.logs(record.namespace, record.job_id) if state.stage != "SCHEDULING" else []
     stage = _HUB_STAGES.get(state.stage, record.stage)
     hours = state.running_s / SECONDS_PER_HOUR
     updated = _settle(record, stage, hours, lines, config, now)
-    return updated, _status(updated, hours, lines, config, message=state.message)
+    return updated, _status(updated, hours, lines, config, hub_message=state.message)
 
 
 def local_status(
@@ -303,7 +303,9 @@ def _status(
     lines: list[str],
     config: LaunchConfig,
     message: str | None = None,
+    hub_message: str | None = None,
 ) -> RunStatus:
+    """`message` is the server's own; `hub_message`, the Hub's, goes with the log, untrusted."""
     status = config.status
     progress: Progress = read_progress(lines, record.run_key, status.max_log_line_chars)
     return RunStatus(
@@ -316,7 +318,13 @@ def _status(
         estimated_cost_usd=record.estimated_cost_usd,
         timeout_hours=record.timeout_hours,
         progress=progress,
-        log=log_tail(lines, record.run_key, status.log_lines_shown, status.max_log_line_chars),
+        log=log_tail(
+            lines,
+            record.run_key,
+            status.log_lines_shown,
+            status.max_log_line_chars,
+            hub_message,
+        ),
         message=message,
         model_repo=record.model_repo if record.stage == "completed" else None,
         url=record.url,
@@ -337,7 +345,7 @@ def cancel_run(
     if record.job_id is not None and record.namespace is not None:
         if token is None:
             raise UserError("No Hugging Face token to cancel the Job with; set HF_TOKEN.")
-        hub = HubJobs(endpoint, token, config.hub)
+        hub = HubJobs(endpoint, token, config)
         hub.cancel(record.namespace, record.job_id)
         # a Job is billed for the time it ran, not the time it waited for a machine
         hours = hub.state(record.namespace, record.job_id).running_s / SECONDS_PER_HOUR
