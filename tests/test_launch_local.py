@@ -193,6 +193,29 @@ async def test_a_local_run_past_its_time_limit_is_stopped(tmp_path: Path) -> Non
     assert updated.hours == pytest.approx(record.timeout_hours * 2, 0.01)
 
 
+async def test_a_run_saving_its_checkpoint_at_its_time_limit_is_left_to_finish(
+    tmp_path: Path,
+) -> None:
+    """train.py stops itself at the limit (--max-hours), counted from a moment after the
+    launch, and saves a checkpoint first: a status read just past the limit leaves it to end
+    by itself; only one past the configured grace stops it."""
+    draft_id, _ = await local_package(tmp_path)
+    settings = local_settings(tmp_path)
+    grace_h = settings.launch.local.limit_grace_minutes / 60
+    async with client_for(settings, token=None) as client:
+        await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        record = LaunchRecord.model_validate((await read_draft(client, draft_id))["launch"])
+    async with stopping(record.model_dump()):
+        saving = record.started_at + timedelta(hours=record.timeout_hours + grace_h / 2)
+        left, status = local_status(record, settings.launch, saving)
+        assert local_runs.is_running(record.pid or 0, record.process_start or "")
+        assert left.stage == "running" and status.message is None
+        stuck = record.started_at + timedelta(hours=record.timeout_hours + grace_h * 1.5)
+        stopped, _ = local_status(record, settings.launch, stuck)
+        assert not local_runs.is_running(record.pid or 0, record.process_start or "")
+    assert stopped.stage == "error"
+
+
 async def test_local_runs_are_refused_over_http_and_without_an_environment(
     tmp_path: Path,
 ) -> None:

@@ -256,9 +256,10 @@ def local_status(
         return record, _status(record, record.hours or hours, lines, config)
     identity = record.process_start or ""
     if local_runs.is_running(record.pid, identity):
-        if hours <= record.timeout_hours:
+        grace_hours = config.local.limit_grace_minutes / MINUTES_PER_HOUR
+        if hours <= record.timeout_hours + grace_hours:  # train.py stops itself at the limit
             return record, _status(record, hours, lines, config)
-        # nothing runs without a limit: past its time limit, the run is stopped
+        # nothing runs without a limit: well past its time limit, the run is stopped
         local_runs.stop(record.pid, identity, config.local.stop_grace_s)
         updated = _settle(record, "error", hours, lines, config, now)
         message = f"Stopped at its time limit of {record.timeout_hours} h (resume=true goes on)."
