@@ -16,6 +16,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 
 from server.drafts import DraftPackage, StepName, StepStatus
+from server.settings import Secrets
 from server.state import AppState, app_state, load_draft
 from tools import hub_http, training_launcher
 from tools.deployment_estimator.catalog import LOCAL
@@ -78,6 +79,16 @@ def refuse_over_http(state: AppState, where: Literal["hub", "local"]) -> None:
             "where you are (its README says how), or pick a Hugging Face flavor. (Operators: "
             "sharing.local_runs_over_http in configs/launch.yaml.)"
         )
+
+
+def withheld_from_local_runs(state: AppState) -> frozenset[str]:
+    """The server's secrets a local run must not inherit: all of them over HTTP (there the Hub
+    token is the operator's, not the user's); over stdio all but the Hub token, which is the
+    user's own and lets train.py push the model to their account."""
+    names = Secrets.env_names()
+    if state.transport != "http":
+        names.pop("hf_token")
+    return frozenset(names.values())
 
 
 async def ready_to_launch(ctx: Context, draft_id: str, resume: bool) -> Ready:

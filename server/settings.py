@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from server.paths import shipped_dir, user_data_dir
 from tools.config_base import ConfigModel
@@ -164,26 +172,27 @@ class Settings(ConfigModel):
 
 
 class Secrets(BaseModel):
-    """Credentials, read from the environment only; SecretStr keeps them out of reprs and logs."""
+    """Credentials, read from the environment only; SecretStr keeps them out of reprs and logs.
+    Each field's alias is the variable it comes from: the one list of the server's secrets."""
 
-    hf_token: SecretStr | None = None
-    supabase_url: str | None = None
-    supabase_key: SecretStr | None = None
-    supabase_jwt_secret: SecretStr | None = None
-    database_url: SecretStr | None = None
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    hf_token: SecretStr | None = Field(None, validation_alias="HF_TOKEN")
+    supabase_url: str | None = Field(None, validation_alias="SUPABASE_URL")
+    supabase_key: SecretStr | None = Field(None, validation_alias="SUPABASE_KEY")
+    supabase_jwt_secret: SecretStr | None = Field(None, validation_alias="SUPABASE_JWT_SECRET")
+    database_url: SecretStr | None = Field(
+        None, validation_alias="TRAINING_PACKAGE_MCP_DATABASE_URL"
+    )
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Each field's environment variable, by field name."""
+        return {name: str(field.validation_alias) for name, field in cls.model_fields.items()}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Secrets":
-        def get(name: str) -> str | None:
-            return env.get(name) or None
-
-        return cls(
-            hf_token=get("HF_TOKEN"),
-            supabase_url=get("SUPABASE_URL"),
-            supabase_key=get("SUPABASE_KEY"),
-            supabase_jwt_secret=get("SUPABASE_JWT_SECRET"),
-            database_url=get("TRAINING_PACKAGE_MCP_DATABASE_URL"),
-        )
+        return cls.model_validate({var: env.get(var) or None for var in cls.env_names().values()})
 
     def values(self) -> list[str]:
         """The secret strings themselves, for log redaction."""

@@ -46,7 +46,8 @@ async def test_launch_follow_and_cancel_over_stdio_with_the_user_s_token(tmp_pat
     assert "paid by alice" in question and "a100-large" in question
     assert status.structured_content["progress"]["step"] == 3
     assert not canceled.is_error and job.stage == "CANCELED"
-    assert job.spec["command"][-1].endswith(f"--push-to alice/{folder.name}")
+    limit = f"--max-hours {asked.structured_content['timeout_hours']}"
+    assert job.spec["command"][-1].endswith(f"--push-to alice/{folder.name} {limit}")
     seen = json.dumps(
         [
             asked.structured_content,

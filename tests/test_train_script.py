@@ -19,7 +19,7 @@ import yaml
 from huggingface_hub import constants
 
 from server.settings import Settings, load_settings
-from tests.fake_hub import serve_fake_hub
+from tests.fake_hub import Repo, serve_fake_hub
 from tests.support import isolated_env
 from tests.test_package_builder import DATA, build, make_inputs
 
@@ -314,3 +314,103 @@ def test_an_unexpected_failure_ends_with_an_error_line_and_the_traceback(package
 def test_help_answers_without_the_training_libraries(package: Path) -> None:
     helped = run_script(package, "--help")
     assert helped.returncode == 0 and "--push-to OWNER/NAME" in helped.stdout
+
+
+def test_the_time_limit_saves_and_stops_at_the_step_that_passes_it(
+    train_script: ModuleType,
+) -> None:
+    """--max-hours counts from the script's start; the step that ends past it is saved as a
+    checkpoint (so --resume goes on) and training stops there; every process agrees."""
+    clock = Clock()
+    asked: list[bool] = []
+
+    def any_process(over: bool) -> bool:
+        asked.append(over)
+        return over
+
+    limit = train_script.TimeLimit(0.5, clock, any_process)
+    control = SimpleNamespace(should_save=False, should_training_stop=False)
+    clock.now += 1799.0
+    limit.on_step_end(None, None, control)
+    assert (control.should_save, control.should_training_stop, limit.reached) == (
+        False,
+        False,
+        False,
+    )
+    clock.now += 1.0
+    limit.on_step_end(None, None, control)
+    assert control.should_save and control.should_training_stop and limit.reached
+    assert asked == [False, True]
+
+
+def test_another_process_past_the_limit_stops_this_one_too(train_script: ModuleType) -> None:
+    """Under accelerate each GPU's process has its own clock: one stopping alone would leave the
+    others waiting for it forever."""
+    limit = train_script.TimeLimit(1.0, Clock(), lambda over: True)
+    control = SimpleNamespace(should_save=False, should_training_stop=False)
+    limit.on_step_end(None, None, control)
+    assert control.should_training_stop and limit.reached
+
+
+def test_without_a_time_limit_nothing_is_asked_of_the_processes(
+    train_script: ModuleType,
+) -> None:
+    def never(over: bool) -> bool:
+        raise AssertionError("no limit: no collective call each step")
+
+    limit = train_script.TimeLimit(None, Clock(), never)
+    control = SimpleNamespace(should_save=False, should_training_stop=False)
+    limit.on_step_end(None, None, control)
+    assert not control.should_training_stop and not limit.reached
+
+
+@pytest.mark.parametrize("hours", ["0", "-1", "nan", "inf"])
+def test_a_time_limit_must_be_a_positive_number_of_hours(package: Path, hours: str) -> None:
+    refused = run_script(package, "--max-hours", hours)
+    assert refused.returncode == 2 and "--max-hours" in refused.stderr
+
+
+# --- never into a public repo --------------------------------------------------------------------
+
+
+def test_a_public_model_repo_is_refused_before_training(
+    train_script: ModuleType, fake_hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hub_private_repo applies only when the Trainer creates the repo: pushed into an existing
+    public one, checkpoints (and what they memorised of the data) would be published."""
+    fake_hub.add_account("hf_me", "me")
+    monkeypatch.setenv("HF_TOKEN", "hf_me")
+    fake_hub.add_model("me/bot")  # public
+    with pytest.raises(train_script.Stop) as exc:
+        train_script.refuse_public_repo("me/bot")
+    assert exc.value.code == train_script.EXIT_FAILED
+    message = str(exc.value)
+    assert "me/bot is a public model repo" in message
+    assert "make it private" in message and "--push-to" in message
+
+
+def test_a_private_or_new_model_repo_is_pushed_to(
+    train_script: ModuleType, fake_hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_hub.add_account("hf_me", "me")
+    monkeypatch.setenv("HF_TOKEN", "hf_me")
+    fake_hub.models["me/kept"] = Repo("me/kept", owner="me")
+    train_script.refuse_public_repo("me/kept")  # private: pushed to
+    train_script.refuse_public_repo("me/new")  # not there: the Trainer creates it private
+
+
+def test_a_run_pushing_into_a_public_repo_stops_with_the_fix(package: Path) -> None:
+    with serve_fake_hub() as (hub, url):
+        hub.add_account("hf_me", "me")
+        hub.add_model("me/public-bot")
+        refused = run_script(
+            package,
+            "--push-to",
+            "me/public-bot",
+            HF_ENDPOINT=url,
+            HF_HUB_OFFLINE="0",
+            HF_TOKEN="hf_me",
+        )
+    assert refused.returncode == 1, refused.stderr
+    error = lines(refused.stdout)[-1]
+    assert error["event"] == "error" and "me/public-bot is a public model repo" in error["message"]

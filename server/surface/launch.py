@@ -25,6 +25,7 @@ from server.launch_checks import (
     owner_hash,
     ready_to_launch,
     token_for_run,
+    withheld_from_local_runs,
 )
 from server.launch_records import (
     calibrate,
@@ -172,7 +173,13 @@ def register(mcp: MCPServer) -> None:
             )
         else:
             start = partial(
-                training_launcher.launch_locally, package, config, resume=resume, now=now
+                training_launcher.launch_locally,
+                package,
+                config,
+                resume=resume,
+                now=now,
+                withheld=withheld_from_local_runs(state),
+                hub_login=state.transport != "http",
             )
         claimed = await claim_run(ctx, ready, now, timeout, resume)
         try:

@@ -466,3 +466,28 @@ async def test_a_run_with_a_token_pushes_to_a_private_repo_and_resumes_from_it(
     (done,) = named(lines, "done")
     assert done["model_repo"] == repo_id and done["steps"] == STEPS + 1
     assert created["commits"][-1]["summary"] == f"Trained model, step {STEPS + 1}"
+
+
+async def test_a_run_stops_itself_at_its_time_limit_with_a_checkpoint(tmp_path: Path) -> None:
+    """--max-hours (the launcher passes the run's time limit): the step that passes it is saved,
+    even between the package's save steps, the run ends with an error line and exit status 3,
+    and --resume goes on from that checkpoint."""
+    package = await package_for(tmp_path, "lora", SAMPLES, "support_chat.jsonl")
+    manifest = yaml.safe_load((package / "package.yaml").read_text())
+    assert manifest["hub"]["save_steps"] > STEPS  # no checkpoint but the time limit's
+    script = package / manifest["files"]["train_script"]
+    env, tiny, output = offline_cpu_env(tmp_path), tmp_path / "tiny-model", tmp_path / "out"
+    run(TINY_MODEL, package, tiny, env=env)
+    limited = ["--model", tiny, "--max-steps", STEPS, "--output-dir", output]
+
+    stopped = events(run(script, *limited, "--max-hours", "1e-9", env=env, expect=3).stdout)
+
+    assert [line["step"] for line in named(stopped, "checkpoint")] == [1]
+    assert named(stopped, "done") == []
+    saved = output / "checkpoint-1"
+    assert stopped[-1]["event"] == "error" and stopped[-1]["message"].startswith(
+        f"time limit: stopped after 1e-09 h at step 1, its checkpoint saved in {saved}"
+    )
+    assert (saved / "trainer_state.json").is_file()
+    resumed = events(run(script, *limited, "--resume", env=env).stdout)
+    assert named(resumed, "done")[0]["steps"] == STEPS

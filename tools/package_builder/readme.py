@@ -46,6 +46,8 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         f"of `{manifest.hub.model_repo}`.",
         "- `--resume`: continue from the newest checkpoint in the output directory, else from "
         "the Hub repo's `last-checkpoint/`.",
+        "- `--max-hours HOURS`: stop once this long has passed since the start, after saving "
+        "a checkpoint at the step that passed it (then `--resume` goes on from there).",
         "",
     ]
     if target.gpu_count > 1:
@@ -145,7 +147,8 @@ def _hub_lines(manifest: PackageManifest) -> list[str]:
         "(`HF_TOKEN`, or `hf auth login`) it also pushes it to the "
         f"{'private ' if hub.private else ''}model repo `{hub.model_repo}` in the token's "
         f"account (`hub` in `{MANIFEST_NAME}`; an `owner/name` there or in `--push-to` names "
-        "another account) as `last-checkpoint/`, and pushes the trained model there at the end. "
+        "another account) as `last-checkpoint/`, and pushes the trained model there at the end "
+        "(an existing public repo of that name is refused before training). "
         "Without a token it trains and saves locally, and says that it pushed nothing.",
         "",
         "A run stopped by a timeout or a preemption loses at most one save interval: "
@@ -157,7 +160,8 @@ def _hub_lines(manifest: PackageManifest) -> list[str]:
         'logging step (step, loss, learning rate, tokens/s, epoch), `"checkpoint"` at each save '
         '(`pushed`: its upload to the Hub started), `"done"` with the runtime and the peak GPU '
         'memory, or `"error"` with the reason (then the exit status is not 0; 2 when there is '
-        "nothing to resume). When `TRAINING_RUN_KEY` is set (training-package-mcp sets it "
+        "nothing to resume, 3 when `--max-hours` stopped the run, its checkpoint saved). "
+        "When `TRAINING_RUN_KEY` is set (training-package-mcp sets it "
         'for each run it launches), every object carries it second, as `"run"`: a reader '
         "counts only the objects with its key, since other text in the log may quote one.",
         "",

@@ -37,6 +37,9 @@ class LocalRunsConfig(ConfigModel):
     python: Path | None = Field(description="None: the package's .venv/bin/python.")
     log_file: str = Field(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
     stop_grace_s: Positive
+    limit_grace_minutes: Positive = Field(
+        description="How long past its time limit a run (saving its checkpoint) is left."
+    )
     log_bytes_read: Count
 
 

@@ -7,7 +7,7 @@ method) or no permission to start them (403). Calls are blocking: run them in a 
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from tools.deployment_estimator.live_prices import MINUTES_PER_HOUR
 from tools.errors import UserError
 from tools.hub_http import HubUnavailable
-from tools.training_launcher.config import HubJobsConfig
+from tools.quoting import excerpt
+from tools.training_launcher.config import LaunchConfig
 
 if TYPE_CHECKING:
     from huggingface_hub import JobInfo
@@ -41,14 +42,16 @@ class JobState:
 
 
 @contextmanager
-def hub_errors(doing: str) -> Iterator[None]:
-    """Turn the Hub's refusals while `doing` into UserErrors saying what the account needs."""
+def hub_errors(doing: str, max_chars: int) -> Iterator[None]:
+    """Turn the Hub's refusals while `doing` into UserErrors saying what the account needs; the
+    Hub's own words (which may quote what was sent) cut to `max_chars`."""
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
     try:
         yield
     except HFValidationError as exc:  # a repo id the Hub would refuse, caught before sending
-        raise UserError(f"While {doing}: {str(exc)[:300]}. Nothing more was started.") from exc
+        said = excerpt(str(exc), max_chars)
+        raise UserError(f"While {doing}: {said}. Nothing more was started.") from exc
     except HubUnavailable as exc:
         raise UserError(
             f"The Hugging Face Hub did not answer while {doing} ({exc}); nothing more was "
@@ -56,7 +59,8 @@ def hub_errors(doing: str) -> Iterator[None]:
         ) from exc
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
-        raise UserError(_refusal(status, doing, exc.server_message or str(exc))) from exc
+        said = excerpt(exc.server_message or str(exc), max_chars)
+        raise UserError(_refusal(status, doing, said)) from exc
 
 
 def _refusal(status: int | None, doing: str, said: str) -> str:
@@ -77,22 +81,26 @@ def _refusal(status: int | None, doing: str, said: str) -> str:
             f"write access (a fine-grained one needs write on your repos and permission to "
             f"start Jobs; {TOKENS_PAGE}); nothing was started."
         )
-    return f"The Hub answered {status} while {doing}: {said[:300]}. Nothing more was started."
+    return f"The Hub answered {status} while {doing}: {said}. Nothing more was started."
 
 
 class HubJobs:
     """huggingface_hub's HfApi for one token, as a launch uses it."""
 
-    def __init__(self, endpoint: str | None, token: str, config: HubJobsConfig) -> None:
+    def __init__(self, endpoint: str | None, token: str, config: LaunchConfig) -> None:
         from huggingface_hub import HfApi  # on first use: hf_api is slow to import
 
         self._api = HfApi(endpoint=endpoint, token=token)
         self._token = token
-        self._config = config
+        self._config = config.hub
+        self._max_chars = config.status.max_log_line_chars
+
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return hub_errors(doing, self._max_chars)
 
     def account(self) -> Account:
         """The token's owner, and whether the token may write to their repos."""
-        with hub_errors("checking the token"):
+        with self._errors("checking the token"):
             info = self._api.whoami()
         access = (info.get("auth") or {}).get("accessToken") or {}
         role = access.get("role")
@@ -108,7 +116,7 @@ class HubJobs:
 
     def flavor_price(self, flavor: str) -> float | None:
         """The flavor's hourly price as the Hub lists it now; None when it is not offered."""
-        with hub_errors("listing the Jobs hardware"):
+        with self._errors("listing the Jobs hardware"):
             listed = self._api.list_jobs_hardware()
         for hardware in listed:
             if hardware.name == flavor and hardware.unit_label == "minute":
@@ -120,7 +128,7 @@ class HubJobs:
         in a public one: the package holds the user's data, and create_repo(exist_ok=True)
         keeps a repo of that name that was made public earlier."""
         repo_type = self._config.package_repo_type
-        with hub_errors(f"uploading the package to {repo_id}"):
+        with self._errors(f"uploading the package to {repo_id}"):
             self._api.create_repo(repo_id, repo_type=repo_type, private=True, exist_ok=True)
             if not self._api.repo_info(repo_id, repo_type=repo_type).private:
                 raise UserError(
@@ -139,11 +147,11 @@ class HubJobs:
 
     def run(self, **job: Any) -> "JobInfo":
         """Start a Job (run_job's arguments); HF_TOKEN goes only as a secret."""
-        with hub_errors("starting the Job"):
+        with self._errors("starting the Job"):
             return self._api.run_job(secrets={"HF_TOKEN": self._token}, **job)
 
     def state(self, namespace: str, job_id: str) -> JobState:
-        with hub_errors("reading the Job"):
+        with self._errors("reading the Job"):
             info = self._api.inspect_job(job_id=job_id, namespace=namespace)
         durations = info.durations
         running = (durations.running_secs if durations else None) or 0
@@ -154,7 +162,7 @@ class HubJobs:
         )
 
     def logs(self, namespace: str, job_id: str) -> list[str]:
-        with hub_errors("reading the Job's log"):
+        with self._errors("reading the Job's log"):
             return list(
                 self._api.fetch_job_logs(
                     job_id=job_id, namespace=namespace, tail=self._config.log_lines_fetched
@@ -162,5 +170,5 @@ class HubJobs:
             )
 
     def cancel(self, namespace: str, job_id: str) -> None:
-        with hub_errors("canceling the Job"):
+        with self._errors("canceling the Job"):
             self._api.cancel_job(job_id=job_id, namespace=namespace)

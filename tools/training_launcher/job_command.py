@@ -30,10 +30,12 @@ def job_image(requirements: str, config: HubJobsConfig) -> str:
     )
 
 
-def train_arguments(push_to: str | None, resume: bool) -> list[str]:
-    """train.py's arguments under the launch contract."""
+def train_arguments(push_to: str | None, resume: bool, max_hours: float) -> list[str]:
+    """train.py's arguments under the launch contract: train.py stops itself at the run's time
+    limit, saving a checkpoint first."""
     arguments = ["--push-to", push_to] if push_to else []
-    return [*arguments, "--resume"] if resume else arguments
+    arguments += ["--resume"] if resume else []
+    return [*arguments, "--max-hours", str(max_hours)]
 
 
 def train_command(

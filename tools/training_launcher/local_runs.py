@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,8 +17,16 @@ from tools.errors import UserError
 # The children this process started, so that their exit is collected (no zombies) while the
 # server runs; after a restart the run is found from the draft's pid and start time instead.
 _children: dict[int, subprocess.Popen[bytes]] = {}
-# Environment variables of the server the training process must not inherit.
-_SERVER_SECRETS = ("SUPABASE_KEY", "SUPABASE_JWT_SECRET", "TRAINING_PACKAGE_MCP_DATABASE_URL")
+# huggingface_hub's variables that hold or fetch a login (huggingface_hub/utils/_auth.py, 2.4)
+_HUB_LOGIN_VARIABLES = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_OIDC_RESOURCE",
+    "HF_OIDC_ID_TOKEN",
+)
+# Where huggingface_hub reads the stored login (constants.py): os.devnull reads as no token,
+# and a login saved there is lost (a missing file in a folder would be made by `hf auth login`).
+_HUB_TOKEN_PATH_VARIABLE = "HF_TOKEN_PATH"
 _STOP_POLL_S = 0.1
 _HAS_PROC = sys.platform.startswith("linux") and Path("/proc/self/stat").is_file()
 _DEAD = {"Z", "X"}  # proc(5) states of a process that has ended
@@ -32,11 +40,23 @@ class Started(NamedTuple):
     """Where its output starts in the log: earlier runs' lines are not its own."""
 
 
+def run_environment(
+    env: Mapping[str, str], withheld: Collection[str], hub_login: bool
+) -> dict[str, str]:
+    """`env` less the variables `withheld` (the server's secrets); without `hub_login`, less any
+    Hugging Face login too (no token variable, no stored login), so nothing is pushed with it."""
+    clean = {k: v for k, v in env.items() if k not in withheld}
+    if not hub_login:
+        clean = {k: v for k, v in clean.items() if k not in _HUB_LOGIN_VARIABLES}
+        clean[_HUB_TOKEN_PATH_VARIABLE] = os.devnull
+    return clean
+
+
 def start(command: list[str], cwd: Path, log_path: Path, env: Mapping[str, str]) -> Started:
-    """Start `command` detached in `cwd`, stdout and stderr appended to `log_path`."""
+    """Start `command` detached in `cwd` with exactly `env` (see run_environment), stdout and
+    stderr appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    clean = {k: v for k, v in env.items() if k not in _SERVER_SECRETS}
-    clean["PYTHONUNBUFFERED"] = "1"
+    clean = {**env, "PYTHONUNBUFFERED": "1"}
     with log_path.open("ab") as log:
         offset = log.seek(0, os.SEEK_END)
         try:

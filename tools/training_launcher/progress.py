@@ -91,8 +91,14 @@ def read_progress(lines: Iterable[str], run_key: str | None, max_chars: int) -> 
     return progress
 
 
-def log_tail(lines: list[str], run_key: str | None, count: int, max_chars: int) -> LogTail:
-    """The last `count` non-empty lines, each cut to `max_chars` characters, the run's key
-    hidden (shown, it would let text written later pass for the run's own lines)."""
+def log_tail(
+    lines: list[str], run_key: str | None, count: int, max_chars: int, message: str | None = None
+) -> LogTail:
+    """The last `count` non-empty lines and the Hub's `message` on the Job (which may quote the
+    run's output), each cut to `max_chars` characters, the run's key hidden (shown, it would
+    let text written later pass for the run's own lines)."""
     shown = [line.rstrip() for line in lines if line.strip()][-count:] if count else []
-    return LogTail(lines=[excerpt(_hide(line, run_key), max_chars) for line in shown])
+    return LogTail(
+        lines=[excerpt(_hide(line, run_key), max_chars) for line in shown],
+        message=None if message is None else excerpt(_hide(message, run_key), max_chars),
+    )

@@ -8,6 +8,7 @@ block (HTTP, processes): run them in a worker thread.
 import os
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +89,7 @@ def plan_hub_launch(
 ) -> HubPlan:
     """Whose token it is, that it may write, that Jobs offer the flavor now and at what price;
     UserError naming the fix otherwise."""
-    hub = HubJobs(endpoint, token, config.hub)
+    hub = HubJobs(endpoint, token, config)
     account = hub.account()
     if not account.can_write:
         raise UserError(
@@ -106,7 +107,7 @@ def plan_hub_launch(
     limit, suffix = config.hub.max_repo_name_chars, config.hub.package_repo_suffix
     model_repo = package.model_repo or repo_name(folder, draft_id, "", limit)
     model_repo = model_repo if "/" in model_repo else f"{account.name}/{model_repo}"
-    with hub_errors("checking package.yaml's hub.model_repo"):
+    with hub_errors("checking package.yaml's hub.model_repo", config.status.max_log_line_chars):
         from huggingface_hub.utils import validate_repo_id
 
         validate_repo_id(model_repo)
@@ -133,9 +134,9 @@ def launch_on_hub(
     """Upload the package to its private repo and start the Job; returns once it is accepted.
     The run's key goes in the Job's environment, not its secrets: it proves nothing to anyone
     who can read the Job, only that a log line is train.py's, and the data predates it."""
-    hub = HubJobs(endpoint, token, config.hub)
+    hub = HubJobs(endpoint, token, config)
     hub.upload_package(package.folder, plan.package_repo)
-    arguments = train_arguments(plan.model_repo, resume)
+    arguments = train_arguments(plan.model_repo, resume, plan.timeout_hours)
     run_key = secrets.token_urlsafe()
     job = hub.run(
         image=job_image(package.requirements, config.hub),
@@ -188,16 +189,24 @@ def local_python(package: PackageFacts, config: LaunchConfig) -> Path:
 
 
 def launch_locally(
-    package: PackageFacts, config: LaunchConfig, *, resume: bool, now: datetime
+    package: PackageFacts,
+    config: LaunchConfig,
+    *,
+    resume: bool,
+    now: datetime,
+    withheld: Collection[str],
+    hub_login: bool,
 ) -> LaunchRecord:
-    """Start train.py detached in the package folder, its output in the package's log."""
+    """Start train.py detached in the package folder, its output in the package's log, in this
+    process's environment less the variables `withheld` and, without `hub_login`, less any
+    Hugging Face login (the caller decides whose environment this is)."""
     python = local_python(package, config)
-    command = train_command(
-        str(python), package.train_script, package.gpu_count, train_arguments(None, resume)
-    )
+    limit = timeout_hours(package.estimated_hours, config)
+    arguments = train_arguments(None, resume, limit)
+    command = train_command(str(python), package.train_script, package.gpu_count, arguments)
     log_path = package.folder / config.local.log_file
     run_key = secrets.token_urlsafe()
-    env = {**os.environ, RUN_KEY_ENV: run_key}
+    env = {**local_runs.run_environment(os.environ, withheld, hub_login), RUN_KEY_ENV: run_key}
     started = local_runs.start(command, package.folder, log_path, env)
     return LaunchRecord(
         where="local",
@@ -212,7 +221,7 @@ def launch_locally(
         usd_per_hour=round(package.usd_per_hour, 4),
         estimated_hours=package.estimated_hours,
         estimated_cost_usd=package.estimated_cost_usd,
-        timeout_hours=timeout_hours(package.estimated_hours, config),
+        timeout_hours=limit,
         resumed=resume,
     )
 
@@ -223,13 +232,13 @@ def hub_status(
     """The Job as the Hub reports it, its progress from its log; the record brought up to date."""
     if record.job_id is None or record.namespace is None:
         raise UserError(_NOT_STARTED)
-    hub = HubJobs(endpoint, token, config.hub)
+    hub = HubJobs(endpoint, token, config)
     state = hub.state(record.namespace, record.job_id)
     lines = hub.logs(record.namespace, record.job_id) if state.stage != "SCHEDULING" else []
     stage = _HUB_STAGES.get(state.stage, record.stage)
     hours = state.running_s / SECONDS_PER_HOUR
     updated = _settle(record, stage, hours, lines, config, now)
-    return updated, _status(updated, hours, lines, config, message=state.message)
+    return updated, _status(updated, hours, lines, config, hub_message=state.message)
 
 
 def local_status(
@@ -247,9 +256,10 @@ def local_status(
         return record, _status(record, record.hours or hours, lines, config)
     identity = record.process_start or ""
     if local_runs.is_running(record.pid, identity):
-        if hours <= record.timeout_hours:
+        grace_hours = config.local.limit_grace_minutes / MINUTES_PER_HOUR
+        if hours <= record.timeout_hours + grace_hours:  # train.py stops itself at the limit
             return record, _status(record, hours, lines, config)
-        # nothing runs without a limit: past its time limit, the run is stopped
+        # nothing runs without a limit: well past its time limit, the run is stopped
         local_runs.stop(record.pid, identity, config.local.stop_grace_s)
         updated = _settle(record, "error", hours, lines, config, now)
         message = f"Stopped at its time limit of {record.timeout_hours} h (resume=true goes on)."
@@ -294,7 +304,9 @@ def _status(
     lines: list[str],
     config: LaunchConfig,
     message: str | None = None,
+    hub_message: str | None = None,
 ) -> RunStatus:
+    """`message` is the server's own; `hub_message`, the Hub's, goes with the log, untrusted."""
     status = config.status
     progress: Progress = read_progress(lines, record.run_key, status.max_log_line_chars)
     return RunStatus(
@@ -307,7 +319,13 @@ def _status(
         estimated_cost_usd=record.estimated_cost_usd,
         timeout_hours=record.timeout_hours,
         progress=progress,
-        log=log_tail(lines, record.run_key, status.log_lines_shown, status.max_log_line_chars),
+        log=log_tail(
+            lines,
+            record.run_key,
+            status.log_lines_shown,
+            status.max_log_line_chars,
+            hub_message,
+        ),
         message=message,
         model_repo=record.model_repo if record.stage == "completed" else None,
         url=record.url,
@@ -328,7 +346,7 @@ def cancel_run(
     if record.job_id is not None and record.namespace is not None:
         if token is None:
             raise UserError("No Hugging Face token to cancel the Job with; set HF_TOKEN.")
-        hub = HubJobs(endpoint, token, config.hub)
+        hub = HubJobs(endpoint, token, config)
         hub.cancel(record.namespace, record.job_id)
         # a Job is billed for the time it ran, not the time it waited for a machine
         hours = hub.state(record.namespace, record.job_id).running_s / SECONDS_PER_HOUR

@@ -9,10 +9,12 @@ prints each decision.
     python train.py --max-steps 2 --model ./tiny     # a short run on another copy of the model
     python train.py --push-to me/support-bot         # checkpoints and the result to that repo
     python train.py --resume                         # continue a stopped run
+    python train.py --max-hours 2                    # stop (checkpoint saved) after 2 hours
 
 Besides the trainer's own log, stdout carries one JSON object per line for programs that follow
 the run, its "event" key first: start, progress (each logging step), checkpoint (each save),
-push_skipped (no Hub token), done, or error (then the exit status is not 0). A program that
+push_skipped (no Hub token), done, or error (then the exit status is not 0; 3 when the run
+stopped at --max-hours, after saving a checkpoint that --resume goes on from). A program that
 starts this script may set TRAINING_RUN_KEY: each line then carries it as "run", second, so
 that the program can tell these lines from text in the log that only looks like them.
 
@@ -45,6 +47,8 @@ HUB_CHECKPOINT = "last-checkpoint"
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it into every complete checkpoint
 EXIT_FAILED = 1
 EXIT_NOTHING_TO_RESUME = 2
+EXIT_TIME_LIMIT = 3
+SECONDS_PER_HOUR = 3600
 GIB = 2**30  # memory in binary GB, as PyTorch and nvidia-smi count it
 # Under `accelerate launch` every GPU runs this script: only the first process reports.
 MAIN_PROCESS = os.environ.get("RANK", "0") == "0"
@@ -70,6 +74,17 @@ def emit(event: str, **fields: Any) -> None:
     if MAIN_PROCESS or event == "error":
         run = {"run": RUN_KEY} if RUN_KEY else {}
         print(json.dumps({"event": event, **run, **finite}, allow_nan=False), flush=True)
+
+
+def positive_hours(text: str) -> float:
+    """--max-hours: a finite number of hours above zero."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not (math.isfinite(hours) and hours > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of hours")
+    return hours
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,6 +115,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="Continue from the newest checkpoint in --output-dir, else from the Hub repo's "
         f"{HUB_CHECKPOINT}/.",
+    )
+    parser.add_argument(
+        "--max-hours",
+        type=positive_hours,
+        help="Stop after this many hours from the start, saving a checkpoint first (exit "
+        f"status {EXIT_TIME_LIMIT}; --resume goes on). Default: no limit.",
     )
     return parser.parse_args(argv)
 
@@ -168,6 +189,30 @@ def hub_repo(name: str | None) -> tuple[str | None, str | None]:
             f"with write access, or run without a token to train locally."
         ) from exc
     return f"{owner}/{name}", None
+
+
+def refuse_public_repo(repo: str) -> None:
+    """Stop before training when `repo` exists and is public: the Trainer makes a repo private
+    only when it creates it, so checkpoints, and what they memorised of the data, would be
+    published."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        private = HfApi().model_info(repo).private
+    except RepositoryNotFoundError:
+        return  # created private by the Trainer
+    except HfHubHTTPError as exc:
+        raise Stop(
+            f"Could not check that the Hub repo {repo} is private ({first_line(exc)}): try again, "
+            "or run without a token to train locally."
+        ) from exc
+    if not private:
+        raise Stop(
+            f"{repo} is a public model repo: this run's checkpoints and trained model would be "
+            f"published there. Either make it private (https://huggingface.co/{repo}/settings) "
+            "or push to another name with --push-to OWNER/NAME."
+        )
 
 
 def checkpoint_arguments(hub: dict[str, Any], repo: str | None) -> dict[str, Any]:
@@ -314,6 +359,32 @@ class ProgressLines:
         self.pushing = False
 
 
+class TimeLimit:
+    """Trainer callback method that ends training at --max-hours, counted from this object's
+    making: the step that ends past the limit is saved as a checkpoint,
+    then training stops. `any_process` says whether any training process is past it, so that
+    all stop at the same step (one stopping alone would leave the others waiting on it)."""
+
+    def __init__(
+        self,
+        max_hours: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        any_process: Callable[[bool], bool] = bool,
+    ) -> None:
+        self.deadline = None if max_hours is None else clock() + max_hours * SECONDS_PER_HOUR
+        self.max_hours = max_hours
+        self.clock = clock
+        self.any_process = any_process
+        self.reached = False
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.deadline is None or not self.any_process(self.clock() >= self.deadline):
+            return
+        control.should_save = True
+        control.should_training_stop = True
+        self.reached = True
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     try:
@@ -335,6 +406,8 @@ def train(options: argparse.Namespace) -> int:
     repo, skipped = hub_repo(name)
     if skipped:
         emit("push_skipped", reason=skipped)
+    if repo and hub.get("private", True):
+        refuse_public_repo(repo)
     resume_from = None
     if options.resume:
         # without a token, a public (or already downloaded) repo named with its owner still reads
@@ -349,6 +422,16 @@ def train(options: argparse.Namespace) -> int:
 
     class ProgressCallback(ProgressLines, TrainerCallback):
         """ProgressLines as the Trainer calls it."""
+
+    class TimeLimitCallback(TimeLimit, TrainerCallback):
+        """TimeLimit as the Trainer calls it."""
+
+    def any_process(over: bool) -> bool:  # called in training, once the trainer exists
+        flag = torch.tensor(float(over), device=trainer.accelerator.device)
+        return bool(trainer.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    # counted from here: loading the data and the model count against the limit
+    limit = TimeLimitCallback(options.max_hours, any_process=any_process)
 
     cuda = torch.cuda.is_available()
     bf16_ok = cuda and torch.cuda.is_bf16_supported()
@@ -381,9 +464,17 @@ def train(options: argparse.Namespace) -> int:
         eval_dataset=dataset.get("validation"),
         peft_config=LoraConfig(**peft) if peft else None,
         quantization_config=BitsAndBytesConfig(**quantization) if quantization else None,
-        callbacks=[ProgressCallback(repo)],
+        callbacks=[ProgressCallback(repo), limit],
     )
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if limit.reached:
+        raise Stop(
+            f"time limit: stopped after {limit.max_hours} h at step {trainer.state.global_step}, "
+            f"its checkpoint saved in {newest_checkpoint(options.output_dir)}"
+            + (f" and pushed to {repo}" if repo else "")
+            + "; run again with --resume to go on",
+            EXIT_TIME_LIMIT,
+        )
     trainer.save_model(str(options.output_dir))  # first: kept even if what follows fails
     evaluation = trainer.evaluate() if "validation" in dataset else {}
     summary = {
