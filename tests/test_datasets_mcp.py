@@ -95,6 +95,9 @@ async def test_a_valid_dataset_is_recorded_in_the_draft(tmp_path: Path) -> None:
     assert payload["split"]["train_records"] == 12
     assert payload["train_tokens"] > 0 and payload["token_stats"]["count"] == 12
     assert "preview" not in payload
+    # the estimator's length buckets stay in the draft; the assistant is not shown them
+    assert sum(n for _, n in payload["length_histogram"]) == 12
+    assert "length_histogram" not in result
 
 
 async def test_invalid_data_marks_the_step_invalid_with_issues(tmp_path: Path) -> None:

@@ -605,6 +605,8 @@ def test_token_estimate_follows_the_documented_rule(config: DatasetsConfig, tmp_
     # plain text: characters / 4, no chat framing; lengths 10..19 tokens
     assert (stats.count, stats.total, stats.max, stats.p50) == (10, sum(range(10, 20)), 19, 14)
     assert report.train_tokens == stats.total
+    # buckets up to 16 and 17..32 tokens (tokens.length_histogram_bounds), each by its longest
+    assert report.length_histogram == [(16, 7), (19, 3)]
     assert report.tokenizer.kind == "estimate" and "no model is selected" in report.tokenizer.detail
     chat_file(tmp_path / "one.jsonl", 10, system=None)
     chat = only(validate(config, ["one.jsonl"], roots=[tmp_path])).token_stats

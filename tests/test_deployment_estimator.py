@@ -19,6 +19,7 @@ from tools.deployment_estimator.inputs import DraftSections, build_workload, max
 from tools.deployment_estimator.live_prices import fetch_live_prices, with_live_prices
 from tools.deployment_estimator.local_gpu import LocalHardware, local_hardware, parse_nvidia_smi
 from tools.deployment_estimator.memory import GIB, estimate_memory
+from tools.deployment_estimator.padding import expected_batch_longest
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.results import DeploymentOption
 from tools.deployment_estimator.service import (
@@ -1063,6 +1064,7 @@ def package_work(
     model_id: str,
     template: str,
     stats: dict[str, Any] | None = None,
+    histogram: list[list[int]] | None = None,
     **overrides: Any,
 ) -> Workload:
     """The run a package of `template` makes (configs/package.yaml run), on data with token
@@ -1071,6 +1073,8 @@ def package_work(
     datasets: dict[str, Any] = {"train_tokens": (stats or {}).get("total", 1_000_000)}
     if stats:
         datasets["token_stats"] = stats
+    if histogram:
+        datasets["length_histogram"] = histogram
     draft = DraftSections(
         model={"model_id": model.id, "architecture": model.architecture.model_dump()},
         config={
@@ -1126,6 +1130,47 @@ def test_batches_are_padded_to_the_data_s_longest_example(settings: Settings) ->
             settings, short, flavors(settings.deployment, "a100-large"), 1e6
         ).notes
     )
+
+
+def test_expected_batch_longest_follows_the_empirical_cdf() -> None:
+    """Two examples of 100 and 200 tokens, batches of 2 drawn at random: the longest is 100
+    only when both are short (1/4), so E = 25 + 150; cut at 150 tokens, 25 + 112.5."""
+    assert expected_batch_longest([(100, 1), (200, 1)], 2, 4096) == pytest.approx(175)
+    assert expected_batch_longest([(200, 1), (100, 1)], 2, 150) == pytest.approx(137.5)
+    assert expected_batch_longest([(300, 50)], 8, 4096) == pytest.approx(300)
+
+
+def test_time_counts_batches_padded_to_their_longest_example(settings: Settings) -> None:
+    """TRL pads each micro-batch to its longest example: in micro-batches of 8, 95% of
+    100-token and 5% of 2,100-token examples (mean 200) run ~750-token sequences (cut at 2048),
+    longer than 200-token examples of the same total, which keep the unpadded time; an
+    explicit train_tokens keeps it too, as the notes say."""
+    qwen, target = "Qwen/Qwen2.5-1.5B-Instruct", "a100-large"
+    uniform_stats = lengths(200, 200, 200)
+    skewed_stats = {**lengths(200, 2100, 2100), "p50": 100, "p95": 2100}
+    today = package_work(settings, qwen, "lora", uniform_stats, batch_size=8)
+    uniform = package_work(settings, qwen, "lora", uniform_stats, [[200, 1000]], batch_size=8)
+    skewed = package_work(
+        settings, qwen, "lora", skewed_stats, [[100, 950], [2100, 50]], batch_size=8
+    )
+    targets = flavors(settings.deployment, target)
+
+    def hours(work: Workload) -> float:
+        return evaluate(work, targets, 1e6, settings.deployment).options[0].hours
+
+    assert hours(uniform) == hours(today)
+    assert hours(skewed) > 1.25 * hours(uniform)  # small micro-batches: fixed costs weigh
+    assert not any("unpadded" in n for n in run_estimate(settings, skewed, targets, 1e6).notes)
+    assert any("unpadded" in n for n in run_estimate(settings, today, targets, 1e6).notes)
+    explicit = build_workload(
+        DraftSections(datasets={"token_stats": skewed_stats, "length_histogram": [[100, 9]]}),
+        config_json=llama_config(),
+        training={"batch_size": 4},
+        train_tokens=200_000,
+        templates=settings.templates,
+        run=settings.package.run,
+    )
+    assert explicit.length_histogram is None
 
 
 def test_sft_logits_follow_trl_s_chunked_loss(settings: Settings) -> None:

@@ -327,7 +327,7 @@ async def _record(ctx: Context, draft_id: str, report: ValidationReport) -> Vali
 def _answer(report: ValidationReport) -> dict[str, Any]:
     """The report without what only the draft needs (see DATASET_FIELDS), and the choices of
     how the data was read only where one was made."""
-    full = report.model_dump(mode="json")
+    full = report.model_dump(mode="json", exclude={"length_histogram"})  # the estimator's
     for choice in CHOICES:
         if not full[choice]:
             del full[choice]

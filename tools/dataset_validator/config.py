@@ -129,8 +129,16 @@ class TokensConfig(ConfigModel):
     chars_per_token: Annotated[float, Field(gt=0)]
     tokens_per_message: Annotated[int, Field(ge=0)]
     default_max_seq_length: Annotated[int, Field(ge=1)]
+    length_histogram_bounds: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
     batch_records: Annotated[int, Field(ge=1)]
     download_tokenizer: bool
+
+    @field_validator("length_histogram_bounds")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if any(a >= b for a, b in pairwise(value)):
+            raise ValueError("bounds must rise strictly")
+        return value
 
 
 class MediaField(ConfigModel):

@@ -253,6 +253,11 @@ class ValidationReport(BaseModel):
     split: SplitReport
     token_stats: TokenStats | None = Field(description="Over every dataset's measured records.")
     train_tokens: int = Field(description="Tokens one epoch processes (pairs count twice).")
+    length_histogram: list[tuple[int, int]] | None = Field(
+        default=None,
+        description="[longest, records] per length bucket (tokens.length_histogram_bounds), "
+        "for the padded time; the draft keeps it, the assistant is not shown it.",
+    )
     max_seq_length: int
     tokenizer: TokenizerInfo
     issues: list[Issue] = Field(description="Problems across datasets or with the config.")

@@ -197,6 +197,7 @@ def _assemble(
         split=_split_report(request, config, share, train, validation),
         token_stats=state.totals.summary(),
         train_tokens=sum(r.train_tokens for r in reports),
+        length_histogram=state.totals.buckets(config.tokens.length_histogram_bounds) or None,
         max_seq_length=request.max_seq_length,
         tokenizer=tokenizer,
         issues=issues,

@@ -5,6 +5,7 @@ number of records; the longest and shortest few records are kept by number for o
 (ties go to the earlier record, so the order records are added in does not matter).
 """
 
+import bisect
 import heapq
 import math
 from collections import Counter
@@ -67,6 +68,18 @@ class LengthStats:
             max=max(self.histogram),
             total=self.total,
         )
+
+    def buckets(self, bounds: list[int]) -> list[tuple[int, int]]:
+        """The lengths in buckets with these upper bounds (a last one takes the rest), each
+        non-empty one as (its longest record, records), shortest first: enough for the
+        expected longest of a random batch in a few pairs."""
+        longest: dict[int, int] = {}
+        records: Counter[int] = Counter()
+        for length, n in self.histogram.items():
+            bucket = bisect.bisect_left(bounds, length)
+            longest[bucket] = max(longest.get(bucket, 0), length)
+            records[bucket] += n
+        return [(longest[b], records[b]) for b in sorted(records)]
 
     def percentile(self, share: float) -> int:
         """Nearest-rank percentile: the smallest length at or below which `share` of records lie."""

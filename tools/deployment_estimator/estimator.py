@@ -45,6 +45,8 @@ class Workload:
     label: str  # the model, for the summary
     longest_tokens: int | None = None  # the data's longest example, for the padded peak
     p99_tokens: int | None = None  # the data's 99th percentile, for a max_seq_length fix
+    # (length, records) buckets of the data, for the padded time; None: the mean, unpadded
+    length_histogram: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def evaluate(
         config,
         train_tokens=work.train_tokens,
         example_tokens=work.example_tokens,
+        histogram=work.length_histogram,
     )
     memory: dict[tuple[float, bool], MemoryBreakdown] = {}
     sharing: dict[tuple[float, bool], list[str]] = {}
@@ -458,6 +461,11 @@ def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> l
         notes.append(
             f"no validated data: batches padded to max_seq_length {plan.max_seq_length} assumed "
             "(validate_datasets gives the real longest example)"
+        )
+    if work.example_tokens is not None and work.length_histogram is None and not plan.packing:
+        notes.append(
+            "time counts the mean example unpadded (no length histogram: validate_datasets "
+            "again, without an explicit train_tokens); batches padded to their longest take longer"
         )
     if work.example_tokens is None:
         notes.append(

@@ -68,6 +68,7 @@ def build_workload(
         label=_label(draft.model, config_json),
         longest_tokens=_length(draft.datasets, "max"),
         p99_tokens=_length(draft.datasets, "p99"),
+        length_histogram=None if train_tokens else _histogram(draft.datasets),
     )
 
 
@@ -144,6 +145,19 @@ def _length(datasets: dict[str, Any], statistic: str) -> int | None:
     recorded it."""
     value = (datasets.get("token_stats") or {}).get(statistic)
     return value if isinstance(value, int) and value > 0 else None
+
+
+def _histogram(datasets: dict[str, Any]) -> tuple[tuple[int, int], ...] | None:
+    """The examples' [length, records] buckets (length_histogram), when validate_datasets
+    recorded them; None for drafts from before it did, or a malformed one."""
+    pairs = datasets.get("length_histogram")
+    if not isinstance(pairs, list) or not pairs:
+        return None
+    valid = all(
+        isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(v, int) and v > 0 for v in p)
+        for p in pairs
+    )
+    return tuple((p[0], p[1]) for p in pairs) if valid else None
 
 
 def _label(model: dict[str, Any], config_json: dict[str, Any] | None) -> str:

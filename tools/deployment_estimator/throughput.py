@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tools.deployment_estimator.config import DeploymentConfig, Gpu, Method
 from tools.deployment_estimator.memory import trainable_bytes
+from tools.deployment_estimator.padding import expected_batch_longest
 from tools.deployment_estimator.plan import TrainingPlan
 from tools.deployment_estimator.shapes import ModelShape
 
@@ -66,6 +67,7 @@ class Compute:
     kind: Method
     total_tokens: float  # every epoch
     trainable_params: int  # what each optimizer step updates
+    padding: float = 1.0  # tokens the micro-batches run per token of data (batches padded)
 
 
 def run_compute(
@@ -75,16 +77,25 @@ def run_compute(
     *,
     train_tokens: int,
     example_tokens: int | None,
+    histogram: tuple[tuple[int, int], ...] | None = None,
 ) -> Compute:
-    """The micro-batch, its FLOPs per token, the tokens and the trained weights."""
+    """The micro-batch, its FLOPs per token, the tokens and the trained weights. With the
+    data's length `histogram` (and no packing), each micro-batch's sequences are padded to the
+    expected longest of its random examples (padding.py); without, they hold the mean example."""
     seq_len = min(plan.max_seq_length, example_tokens or plan.max_seq_length)
+    padded: float = seq_len
+    if histogram and example_tokens and not plan.packing:
+        longest = expected_batch_longest(list(histogram), plan.batch_size, plan.max_seq_length)
+        padded = max(float(seq_len), longest)
+    run_len = round(padded)
     return Compute(
-        micro_batch_tokens=plan.batch_size * seq_len * plan.sequences_per_example,
-        flops_per_token=training_flops_per_token(shape, plan, seq_len),
+        micro_batch_tokens=plan.batch_size * run_len * plan.sequences_per_example,
+        flops_per_token=training_flops_per_token(shape, plan, run_len),
         hidden=shape.hidden,
         kind=plan.kind,
         total_tokens=train_tokens * plan.num_epochs,
         trainable_params=shape.params if plan.kind == "full" else plan.adapter_params(shape),
+        padding=run_len / seq_len,
     )
 
 
@@ -125,7 +136,7 @@ def time_on(
     micro_seconds = micro_tokens * compute.flops_per_token / (gpu.bf16_tflops * TERA * mfu)
 
     total_tokens = compute.total_tokens
-    micro_steps = total_tokens / micro_tokens / gpu_count
+    micro_steps = total_tokens * compute.padding / micro_tokens / gpu_count
     optimizer_steps = micro_steps / plan.gradient_accumulation_steps
     step_seconds = _optimizer_step_bytes(compute.trainable_params, plan, gpu, config) / (
         gpu.bandwidth_gb_s * GIGA * efficiency.memory_bound_efficiency
