@@ -3,13 +3,12 @@ launches at once start one run), kept once it started, brought up to date by sta
 each completed run's row in the calibration log (the draft store's, beside the drafts)."""
 
 from datetime import datetime
-from pathlib import Path
 
-import anyio.to_thread
 from mcp.server.mcpserver import Context
 
 from server.drafts import DraftConflictError, DraftPackage
 from server.launch_checks import Ready
+from server.logging import get_logger
 from server.state import announce, app_state, load_draft
 from tools import training_launcher
 from tools.errors import UserError
@@ -18,6 +17,7 @@ from tools.training_launcher import LaunchRecord, Progress
 # A run's record is saved even when the draft changed meanwhile (the run exists either way):
 # read again and saved again, this many times, before the conflict is reported.
 RECORD_TRIES = 3
+log = get_logger(__name__)
 
 
 async def claim_run(
@@ -137,13 +137,18 @@ async def calibrate(
     except DraftConflictError:
         return await load_draft(ctx, draft.id)  # the next status call settles it
     await announce(ctx, saved)
-    try:
-        package = await anyio.to_thread.run_sync(
-            training_launcher.read_package, Path(record.package_path or "")
+    if marked.facts is None:
+        # A record from before launches kept the package's facts: skipped, not filled from the
+        # package on disk, which may be a later finalize's (a row mixing two packages would
+        # mislead every estimate checked against it).
+        log.warning(
+            "calibration.skipped",
+            draft_id=saved.id,
+            started_at=marked.started_at.isoformat(),
+            reason="its launch record predates the package facts kept at launch",
         )
-    except UserError:
-        return saved  # the package is gone: no estimate to compare with
+        return saved
     await store.add_calibration(
-        saved.owner, training_launcher.calibration_row(marked, package, now)
+        saved.owner, training_launcher.calibration_row(saved.id, marked, marked.facts, now)
     )
     return saved

@@ -13,10 +13,11 @@ import anyio
 import pytest
 import yaml
 from mcp.types import ElicitRequestParams, ElicitResult
+from structlog.testing import capture_logs
 
 from server.demo import run_demo
 from server.settings import Secrets, Settings
-from server.state import open_store
+from server.state import local_user, open_store
 from tests.fake_hub import FakeHub, serve_fake_hub
 from tests.launch_support import TOKEN, client_for, finalized_draft, launch_settings
 from tests.support import calibration_row
@@ -499,6 +500,64 @@ async def test_two_status_calls_at_the_end_add_one_calibration_row(
         draft = await read_draft(client, draft_id)
     assert finished["stage"] == "completed" and draft["launch"]["calibrated"] is True
     assert len(await calibration_rows(settings)) == 1
+
+
+async def test_the_calibration_row_describes_the_launched_package_not_a_later_one(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    """The draft finalized again while its run goes on (another model, method, GPU, data): the
+    completed run's row carries the facts of the package that ran, not of the one on disk."""
+    fake, url = hub
+    draft_id, folder = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    manifest_path = folder / "package.yaml"
+    launched_manifest = yaml.safe_load(manifest_path.read_text())
+    job_id = (await launched(settings, draft_id))["job_id"]
+    later = yaml.safe_load(manifest_path.read_text())
+    later["model"]["id"], later["config"]["method"] = "someone/other-model", "full"
+    later["deployment"].update(gpu="H200", gpu_count=8, peak_memory_gb=123.0)
+    later["data"]["train_tokens"] = 1
+    manifest_path.write_text(yaml.safe_dump(later))
+    key = run_key(fake.jobs[job_id])
+    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(key, 20, 0.9), running_secs=900)
+    assert (await status(settings, draft_id))["stage"] == "completed"
+    (row,) = await calibration_rows(settings)
+    deployment = launched_manifest["deployment"]
+    assert (row["model"], row["method"]) == (
+        launched_manifest["model"]["id"],
+        launched_manifest["config"]["method"],
+    )
+    assert (row["gpu"], row["gpu_count"]) == (deployment["gpu"], deployment["gpu_count"])
+    assert row["estimated_peak_memory_gb"] == deployment["peak_memory_gb"]
+    assert row["train_tokens"] == launched_manifest["data"]["train_tokens"]
+    assert row["estimated_hours"] == deployment["hours"] and row["draft_id"] == draft_id
+
+
+async def test_a_run_recorded_without_its_package_s_facts_gets_no_calibration_row(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    """A record written before launches kept the package's facts: the package on disk may be a
+    later one, so no row is guessed from it; the run still completes, and the log says why."""
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    job_id = (await launched(settings, draft_id))["job_id"]
+    store = await open_store(settings, Secrets())
+    try:
+        draft = await store.get(draft_id, local_user())
+        assert draft.launch is not None and draft.launch.facts is not None
+        await store.update(draft.launched(draft.launch.model_copy(update={"facts": None})))
+    finally:
+        await store.close()
+    key = run_key(fake.jobs[job_id])
+    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(key, 20, 0.9), running_secs=900)
+    with capture_logs() as logs:
+        assert (await status(settings, draft_id))["stage"] == "completed"
+    async with client_for(settings) as client:
+        assert (await read_draft(client, draft_id))["launch"]["calibrated"] is True
+    assert await calibration_rows(settings) == []
+    (skipped,) = [entry for entry in logs if entry["event"] == "calibration.skipped"]
+    assert skipped["draft_id"] == draft_id and "predates" in skipped["reason"]
 
 
 # The package README's multi-GPU line runs accelerate's console script, `accelerate launch`; the

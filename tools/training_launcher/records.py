@@ -21,6 +21,18 @@ UNTRUSTED_LOG_NOTICE = (
 )
 
 
+class RunFacts(BaseModel):
+    """What the launched package said of the run it describes, kept at launch: the draft may be
+    finalized again while the run goes on, and its calibration row must describe this run."""
+
+    gpu: str
+    gpu_count: int
+    model: str
+    method: str
+    train_tokens: int
+    estimated_peak_memory_gb: float
+
+
 class LaunchRecord(BaseModel):
     """One run of a draft's package: where, how to find it again, and what it cost."""
 
@@ -52,6 +64,10 @@ class LaunchRecord(BaseModel):
     estimated_hours: float
     estimated_cost_usd: float
     timeout_hours: float
+    facts: RunFacts | None = Field(
+        default=None,
+        description="The launched package's facts; None in records written before they were kept.",
+    )
     hours: float | None = Field(default=None, description="Actual running hours, when finished.")
     cost_usd: float | None = Field(default=None, description="Actual cost, when finished.")
     peak_memory_gb: float | None = None

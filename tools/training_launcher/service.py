@@ -32,6 +32,7 @@ from tools.training_launcher.records import (
     RUN_KEY_ENV,
     LaunchRecord,
     Progress,
+    RunFacts,
     RunStatus,
     Stage,
 )
@@ -172,6 +173,7 @@ def launch_on_hub(
         estimated_hours=package.estimated_hours,
         estimated_cost_usd=package.estimated_cost_usd,
         timeout_hours=plan.timeout_hours,
+        facts=run_facts(package),
         resumed=resume,
     )
 
@@ -222,6 +224,7 @@ def launch_locally(
         estimated_hours=package.estimated_hours,
         estimated_cost_usd=package.estimated_cost_usd,
         timeout_hours=limit,
+        facts=run_facts(package),
         resumed=resume,
     )
 
@@ -365,22 +368,30 @@ def cancel_run(
     )
 
 
-def calibration_row(record: LaunchRecord, package: PackageFacts, now: datetime) -> CalibrationRow:
-    """The estimate next to what a completed run took."""
-    return CalibrationRow(
-        recorded_at=now,
-        draft_id=package.draft_id,
-        started_at=record.started_at,
-        where=record.where,
-        target=record.target,
+def run_facts(package: PackageFacts) -> RunFacts:
+    return RunFacts(
         gpu=package.gpu,
         gpu_count=package.gpu_count,
         model=package.model,
         method=package.method,
         train_tokens=package.train_tokens,
+        estimated_peak_memory_gb=package.estimated_peak_memory_gb,
+    )
+
+
+def calibration_row(
+    draft_id: str, record: LaunchRecord, facts: RunFacts, now: datetime
+) -> CalibrationRow:
+    """The estimate next to what a completed run took, both of the package that was launched."""
+    return CalibrationRow(
+        recorded_at=now,
+        draft_id=draft_id,
+        started_at=record.started_at,
+        where=record.where,
+        target=record.target,
+        **facts.model_dump(),
         estimated_hours=record.estimated_hours,
         hours=record.hours or 0.0,
-        estimated_peak_memory_gb=package.estimated_peak_memory_gb,
         peak_memory_gb=record.peak_memory_gb,
         estimated_cost_usd=record.estimated_cost_usd,
         cost_usd=record.cost_usd or 0.0,
