@@ -369,14 +369,8 @@ def cancel_run(
 
 
 def run_facts(package: PackageFacts) -> RunFacts:
-    return RunFacts(
-        gpu=package.gpu,
-        gpu_count=package.gpu_count,
-        model=package.model,
-        method=package.method,
-        train_tokens=package.train_tokens,
-        estimated_peak_memory_gb=package.estimated_peak_memory_gb,
-    )
+    """The package's facts that its run's calibration row needs (RunFacts' fields, read off)."""
+    return RunFacts.model_validate(package, from_attributes=True)
 
 
 def calibration_row(
