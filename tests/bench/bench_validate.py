@@ -12,7 +12,9 @@ Run on demand (pytest does not collect tests/bench):
    installed (msgspec: the lanes) and record by record (record: the run built without the
    lanes, the path every line a lane does not take goes). It prints the best time of each, the
    throughputs and their ratios to the floor measured in the same run (goal for chat: at least
-   0.5).
+   0.5). For chat it also times the part no run can skip (each line decoded into Structs and
+   its text digested without whitespace for the duplicate checks, nothing else): the most
+   validate_datasets could reach on this machine.
 2. Memory: writes a --rss-mb file and validates it, in each mode, in a child process that prints
    its own peak RSS; a child that only imports the validator gives the baseline (goal: peak
    under 150 MB).
@@ -33,7 +35,12 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
 
+import msgspec
 import orjson
+from xxhash import xxh3_128_digest
+
+from tools.dataset_validator.conversation import bare
+from tools.dataset_validator.hygiene import TURN_SEPARATOR
 
 MB = 1_000_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,6 +236,30 @@ def floor(path: Path) -> float:
     return time.perf_counter() - start
 
 
+class _Message(msgspec.Struct):
+    role: str
+    content: str
+
+
+class _Chat(msgspec.Struct):
+    messages: list[_Message]
+
+
+def digest_bound(path: Path) -> float:
+    """Seconds for the two things no validator of this design can skip on chat: decoding each
+    line into Structs (as the chat lane does) and digesting its turns' text without ASCII
+    whitespace (RecordIndex's duplicate digest). No rule, placeholder, token count or split:
+    validate_datasets cannot beat this."""
+    decode = msgspec.json.Decoder(_Chat).decode
+    seed = 0
+    start = time.perf_counter()
+    with path.open("rb") as file:
+        for line in file:
+            text = TURN_SEPARATOR.join([message.content for message in decode(line).messages])
+            xxh3_128_digest(bare(text), seed)
+    return time.perf_counter() - start
+
+
 MODES = ("msgspec", "record")
 """How a run reads JSON Lines: through the lanes (the default), or record by record."""
 
@@ -324,9 +355,12 @@ def throughput(path: Path, layout: str, mb: int, repeat: int) -> None:
     size = path.stat().st_size
     print(f"throughput file: {size / MB:.0f} MB, {records:,} {layout} records")
     floors: list[float] = []
+    bounds: list[float] = []
     runs: dict[str, list[float]] = {mode: [] for mode in MODES}
     for _ in range(repeat):
         floors.append(floor(path))
+        if layout == "chat":
+            bounds.append(digest_bound(path))
         for mode, times in runs.items():
             elapsed, outcome = validate(path, mode)
             times.append(elapsed)
@@ -334,6 +368,11 @@ def throughput(path: Path, layout: str, mb: int, repeat: int) -> None:
     best_floor = min(floors)
     print(f"  wall clock, best of {repeat}:")
     print(f"    floor (orjson.loads per line): {size / MB / best_floor:7.1f} MB/s")
+    if bounds:
+        print(
+            f"    decode + duplicate digest only:  {size / MB / min(bounds):7.1f} MB/s"
+            f" = {best_floor / min(bounds):.2f} of the floor (the most validate_datasets can reach)"
+        )
     for mode, times in runs.items():
         goal = " (goal >= 0.5)" if mode == MODES[0] and layout == "chat" else ""
         print(
