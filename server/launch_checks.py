@@ -8,6 +8,8 @@ turned them on in configs/launch.yaml.
 """
 
 import hashlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,7 +18,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 
 from server.drafts import DraftPackage, StepName, StepStatus
-from server.settings import Secrets
+from server.settings import ENV_PREFIX, Secrets
 from server.state import AppState, app_state, load_draft
 from tools import hub_http, training_launcher
 from tools.deployment_estimator.catalog import LOCAL
@@ -81,14 +83,17 @@ def refuse_over_http(state: AppState, where: Literal["hub", "local"]) -> None:
         )
 
 
-def withheld_from_local_runs(state: AppState) -> frozenset[str]:
-    """The server's secrets a local run must not inherit: all of them over HTTP (there the Hub
-    token is the operator's, not the user's); over stdio all but the Hub token, which is the
-    user's own and lets train.py push the model to their account."""
+def withheld_from_local_runs(
+    state: AppState, env: Mapping[str, str] = os.environ
+) -> frozenset[str]:
+    """What a local run must not inherit: the server's own variables (settings, token hashes,
+    the drafts database) and its secrets, all of them over HTTP (there the Hub token is the
+    operator's, not the user's); over stdio all but the Hub token, which is the user's own
+    and lets train.py push the model to their account."""
     names = Secrets.env_names()
     if state.transport != "http":
         names.pop("hf_token")
-    return frozenset(names.values())
+    return frozenset((*names.values(), *(name for name in env if name.startswith(ENV_PREFIX))))
 
 
 async def ready_to_launch(ctx: Context, draft_id: str, resume: bool) -> Ready:

@@ -34,8 +34,10 @@ from tools.package_builder import PackageConfig
 from tools.template_loader import TemplatesConfig
 from tools.training_launcher import LaunchConfig
 
-CONFIG_DIR_ENV = "TRAINING_PACKAGE_MCP_CONFIG_DIR"
-OVERRIDE_PREFIX = "TRAINING_PACKAGE_MCP__"
+ENV_PREFIX = "TRAINING_PACKAGE_MCP"
+"""Every variable of this server's own starts with it (settings, secrets, token hashes)."""
+CONFIG_DIR_ENV = f"{ENV_PREFIX}_CONFIG_DIR"
+OVERRIDE_PREFIX = f"{ENV_PREFIX}__"
 
 
 # --- configs/server.yaml ------------------------------------------------------------------

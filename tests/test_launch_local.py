@@ -17,7 +17,8 @@ from typing import Any
 import anyio
 import pytest
 
-from server.settings import Secrets, Settings
+from server.auth import STATIC_TOKENS_ENV
+from server.settings import ENV_PREFIX, Secrets, Settings
 from tests.launch_support import (
     client_for,
     finalized_draft,
@@ -318,9 +319,11 @@ async def test_a_local_run_over_http_gets_no_hub_login_and_no_server_secret(
     stored.mkdir()
     (stored / "token").write_text("hf_operator_stored_login")
     monkeypatch.setenv("HF_TOKEN_PATH", str(stored / "token"))
-    server_secrets = list(Secrets.env_names().values())
+    server_secrets = [*Secrets.env_names().values(), STATIC_TOKENS_ENV]
     for name in server_secrets:
         monkeypatch.setenv(name, f"operator-{name.lower()}")
+    monkeypatch.setenv(STATIC_TOKENS_ENV, f"alice:{'0' * 64}")  # accepted tokens' hashes
+    monkeypatch.setenv("TRAINING_PACKAGE_MCP__SERVER__NAME", "the-operators-server")
     draft_id, folder = await local_package(tmp_path)
     (folder / "train.py").write_text(CREDENTIAL_PROBE)
     shared = local_settings(
@@ -335,6 +338,7 @@ async def test_a_local_run_over_http_gets_no_hub_login_and_no_server_secret(
     seen = json.loads((folder / "probe.json").read_text())
     assert seen["token"] is None
     assert not set(server_secrets) & set(seen["variables"])
+    assert not [name for name in seen["variables"] if name.startswith(ENV_PREFIX)]
 
 
 async def test_a_local_run_over_stdio_keeps_the_users_own_hub_login(
