@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -145,7 +146,14 @@ async def ready_to_launch(ctx: Context, draft_id: str, resume: bool) -> Ready:
             "The run is paid by that token's account."
         )
     plan = await anyio.to_thread.run_sync(
-        training_launcher.plan_hub_launch, package, token, hub_endpoint(state), settings.launch
+        partial(
+            training_launcher.plan_hub_launch,
+            package,
+            token,
+            hub_endpoint(state),
+            settings.launch,
+            resume=resume,
+        )
     )
     return Ready(draft, package, "hub", token, plan)
 

@@ -148,10 +148,13 @@ async def test_cancel_stops_the_process_group_and_resume_passes_resume(tmp_path:
     async with client_for(settings, token=None) as client:
         await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
         record = (await read_draft(client, draft_id))["launch"]
+        unfinished = folder / "output" / "checkpoint-100"  # the Trainer had not written its state
+        unfinished.mkdir(parents=True)
         async with stopping(record):
             canceled = await call(client, "cancel_training", {"draft_id": draft_id})
             assert not local_runs.is_running(record["pid"], record["process_start"])
         assert canceled["stage"] == "canceled"
+        assert "nothing to resume" in canceled["next_action"]
         assert (await read_draft(client, draft_id))["launch"]["canceled_by_user"] is True
 
         (folder / "args.json").unlink(missing_ok=True)
@@ -173,6 +176,19 @@ async def test_cancel_stops_the_process_group_and_resume_passes_resume(tmp_path:
         error = await until(failed)
     assert error["stage"] == "error" and error["progress"]["error"] == "CUDA out of memory"
     assert "resume=true" in error["next_action"]
+
+
+async def test_a_run_canceled_after_a_checkpoint_is_told_to_resume(tmp_path: Path) -> None:
+    draft_id, folder = await local_package(tmp_path)
+    async with client_for(local_settings(tmp_path), token=None) as client:
+        await call(client, "launch_training", {"draft_id": draft_id, "confirm": True})
+        record = (await read_draft(client, draft_id))["launch"]
+        saved = folder / "output" / "checkpoint-200"
+        saved.mkdir(parents=True)
+        (saved / "trainer_state.json").write_text('{"global_step": 200}')
+        async with stopping(record):
+            canceled = await call(client, "cancel_training", {"draft_id": draft_id})
+    assert f'launch_training(draft_id="{draft_id}", resume=true)' in canceled["next_action"]
 
 
 async def _exists(path: Path) -> bool:

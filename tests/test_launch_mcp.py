@@ -23,6 +23,7 @@ from tests.launch_support import TOKEN, client_for, finalized_draft, launch_sett
 from tests.support import calibration_row
 from tests.test_package_mcp import call, error_of, read_draft
 from tools.training_launcher import RUN_KEY_ENV
+from tools.training_launcher.checkpoints import HUB_CHECKPOINT_STATE
 
 HUB_PRICE_PER_HOUR = 0.035 * 60  # the fake Hub's a100-large, per minute -> per hour
 
@@ -260,6 +261,8 @@ async def test_cancel_stops_the_job_and_resume_goes_on(
     settings = launch_settings(tmp_path, url)
     job_id = (await launched(settings, draft_id))["job_id"]
     fake.advance_job(job_id, "RUNNING", running_secs=1800)
+    pushed = fake.add_model(f"alice/{folder.name}")  # as train.py pushes its checkpoints
+    pushed.owner, pushed.files[HUB_CHECKPOINT_STATE] = "alice", b'{"global_step": 200}'
     async with client_for(settings) as client:
         again = await error_of(client, "launch_training", {"draft_id": draft_id, "confirm": True})
         canceled = await call(client, "cancel_training", {"draft_id": draft_id})
@@ -287,6 +290,31 @@ async def test_cancel_stops_the_job_and_resume_goes_on(
     assert (await status(settings, draft_id))["stage"] == "completed"
     (row,) = await calibration_rows(settings)
     assert row["resumed"] is True and row["hours"] == 0.5 and row["hours_ratio"] is None
+
+
+async def test_a_run_canceled_before_its_first_checkpoint_is_not_resumed_on_the_hub(
+    tmp_path: Path, hub: tuple[FakeHub, str]
+) -> None:
+    """A resumed Job finds nothing on its empty disk but the model repo: with no checkpoint
+    there it would stop at once, its machine paid for. The resume is refused before the
+    package is uploaded, and the cancel already says to start over."""
+    fake, url = hub
+    draft_id, folder = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    job_id = (await launched(settings, draft_id))["job_id"]
+    fake.advance_job(job_id, "RUNNING", running_secs=60)
+    uploads = sum(len(repo["commits"]) for repo in fake.created_repos.values())
+    async with client_for(settings) as client:
+        canceled = await call(client, "cancel_training", {"draft_id": draft_id})
+        refused = await error_of(
+            client, "launch_training", {"draft_id": draft_id, "confirm": True, "resume": True}
+        )
+    assert "nothing to resume" in canceled["next_action"]
+    assert "resume=true" not in canceled["next_action"]
+    assert f"alice/{folder.name} has no last-checkpoint/" in refused
+    assert "nothing was started" in refused
+    assert len(fake.jobs) == 1
+    assert sum(len(repo["commits"]) for repo in fake.created_repos.values()) == uploads
 
 
 @pytest.mark.parametrize(

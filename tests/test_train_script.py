@@ -22,6 +22,7 @@ from server.settings import Settings, load_settings
 from tests.fake_hub import Repo, serve_fake_hub
 from tests.support import isolated_env
 from tests.test_package_builder import DATA, build, make_inputs
+from tools.training_launcher import checkpoints
 
 TRAIN_SCRIPT = Path(__file__).parents[1] / "tools" / "package_builder" / "files" / "train.py"
 RUN_TIMEOUT_S = 60
@@ -414,3 +415,23 @@ def test_a_run_pushing_into_a_public_repo_stops_with_the_fix(package: Path) -> N
     assert refused.returncode == 1, refused.stderr
     error = lines(refused.stdout)[-1]
     assert error["event"] == "error" and "me/public-bot is a public model repo" in error["message"]
+
+
+def test_the_launcher_looks_for_checkpoints_where_resume_does(
+    train_script: ModuleType, tmp_path: Path
+) -> None:
+    """tools/training_launcher/checkpoints.py repeats train.py's names (the script runs without
+    this package): a resume refused or suggested must match what --resume would find."""
+    defaults = train_script.parse_args([])
+    assert defaults.output_dir == train_script.PACKAGE_DIR / checkpoints.OUTPUT_DIR
+    assert train_script.CHECKPOINT_PREFIX == checkpoints.CHECKPOINT_PREFIX
+    assert f"{train_script.HUB_CHECKPOINT}/{train_script.TRAINER_STATE}" == (
+        checkpoints.HUB_CHECKPOINT_STATE
+    )
+    output = tmp_path / checkpoints.OUTPUT_DIR
+    (output / "checkpoint-100").mkdir(parents=True)  # unfinished: no trainer state
+    assert train_script.newest_checkpoint(output) is None
+    assert not checkpoints.local_checkpoint(tmp_path)
+    (output / "checkpoint-100" / train_script.TRAINER_STATE).write_text("{}")
+    assert train_script.newest_checkpoint(output) is not None
+    assert checkpoints.local_checkpoint(tmp_path)

@@ -280,6 +280,13 @@ def register(mcp: MCPServer) -> None:
         stopped = await anyio.to_thread.run_sync(stop)
         draft = await keep_run(ctx, draft, stopped)
         log.info("training.canceled", draft_id=draft.id, where=record.where)
+        look = partial(
+            training_launcher.resumable, stopped, token, hub_endpoint(state), state.settings.launch
+        )
+        try:
+            can_resume = await anyio.to_thread.run_sync(look)
+        except UserError:  # the Hub did not say: a resume looks again before it starts
+            can_resume = True
         return CancelResult(
             canceled=True,
             stage=stopped.stage,
@@ -289,6 +296,9 @@ def register(mcp: MCPServer) -> None:
             next_action=(
                 f'launch_training(draft_id="{draft.id}", resume=true) goes on from the last '
                 "checkpoint"
+                if can_resume
+                else "The run stopped before its first checkpoint, so there is nothing to "
+                f'resume: launch_training(draft_id="{draft.id}") starts over'
             ),
         )
 

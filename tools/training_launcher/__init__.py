@@ -29,6 +29,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "local_python",
             "local_status",
             "plan_hub_launch",
+            "resumable",
             "timeout_hours",
         ],
     },

@@ -16,6 +16,7 @@ from tools.deployment_estimator.live_prices import MINUTES_PER_HOUR
 from tools.errors import UserError
 from tools.hub_http import HubUnavailable
 from tools.quoting import excerpt
+from tools.training_launcher.checkpoints import HUB_CHECKPOINT_STATE
 from tools.training_launcher.config import LaunchConfig
 
 if TYPE_CHECKING:
@@ -144,6 +145,11 @@ class HubJobs:
                 ignore_patterns=["logs/**", "output/**", ".venv/**"],
             )
         return repo_id
+
+    def has_checkpoint(self, model_repo: str) -> bool:
+        """Whether `model_repo` holds a complete last-checkpoint/ (False when there is no repo)."""
+        with self._errors(f"looking for a checkpoint in {model_repo}"):
+            return self._api.file_exists(model_repo, HUB_CHECKPOINT_STATE)
 
     def run(self, **job: Any) -> "JobInfo":
         """Start a Job (run_job's arguments); HF_TOKEN goes only as a secret."""

@@ -17,6 +17,7 @@ from tools.deployment_estimator.live_prices import MINUTES_PER_HOUR
 from tools.errors import UserError
 from tools.training_launcher import local_runs
 from tools.training_launcher.calibration import CalibrationRow
+from tools.training_launcher.checkpoints import HUB_CHECKPOINT, local_checkpoint
 from tools.training_launcher.config import LaunchConfig
 from tools.training_launcher.hub_jobs import Account, HubJobs, hub_errors
 from tools.training_launcher.job_command import (
@@ -86,10 +87,16 @@ def repo_name(folder: str, draft_id: str, suffix: str, limit: int) -> str:
 
 
 def plan_hub_launch(
-    package: PackageFacts, token: str, endpoint: str | None, config: LaunchConfig
+    package: PackageFacts,
+    token: str,
+    endpoint: str | None,
+    config: LaunchConfig,
+    *,
+    resume: bool = False,
 ) -> HubPlan:
-    """Whose token it is, that it may write, that Jobs offer the flavor now and at what price;
-    UserError naming the fix otherwise."""
+    """Whose token it is, that it may write, that Jobs offer the flavor now and at what price,
+    and for a resume that the model repo holds a checkpoint; UserError naming the fix
+    otherwise."""
     hub = HubJobs(endpoint, token, config)
     account = hub.account()
     if not account.can_write:
@@ -112,6 +119,13 @@ def plan_hub_launch(
         from huggingface_hub.utils import validate_repo_id
 
         validate_repo_id(model_repo)
+    if resume and not hub.has_checkpoint(model_repo):
+        raise UserError(
+            f"Nothing to resume: {model_repo} has no {HUB_CHECKPOINT}/, so the last run "
+            "stopped before its first checkpoint, and a resumed Job would stop at once after "
+            f'its machine started. launch_training(draft_id="{package.draft_id}") starts '
+            "over; nothing was started."
+        )
     return HubPlan(
         account=account,
         usd_per_hour=round(price, 4),
@@ -366,6 +380,18 @@ def cancel_run(
             "cost_usd": round(hours * record.usd_per_hour, 2) if ran else None,
         }
     )
+
+
+def resumable(
+    record: LaunchRecord, token: str | None, endpoint: str | None, config: LaunchConfig
+) -> bool:
+    """Whether `train.py --resume` would find a checkpoint of this run: a Job's in its model
+    repo (the Job's disk is gone), a local run's in its package folder."""
+    if record.where == "hub":
+        if token is None or record.model_repo is None:
+            return False
+        return HubJobs(endpoint, token, config).has_checkpoint(record.model_repo)
+    return record.package_path is not None and local_checkpoint(Path(record.package_path))
 
 
 def run_facts(package: PackageFacts) -> RunFacts:
