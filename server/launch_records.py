@@ -126,28 +126,31 @@ def launched_run(draft: DraftPackage) -> LaunchRecord:
 async def calibrate(
     ctx: Context, draft: DraftPackage, record: LaunchRecord, now: datetime
 ) -> DraftPackage:
-    """Record the completed run, and add its row to the calibration log once: the row is
-    written only by the call whose compare-and-set marked the run calibrated, so two status
-    calls at once (on one replica or two) do not both add it (the loser reads the draft again);
-    the store keeps one row per draft and run besides."""
+    """Add the completed run's row to the calibration log, then mark the run calibrated. In
+    that order a store that fails in between loses nothing (the next status call adds the row
+    again), and two status calls at once (on one replica or two) add one row: the store keeps
+    one per draft and run. The compare-and-set's loser reads the draft again."""
     store = app_state(ctx).store
     marked = record.model_copy(update={"calibrated": True})
-    try:
-        saved = await store.update(draft.launched(marked))
-    except DraftConflictError:
-        return await load_draft(ctx, draft.id)  # the next status call settles it
-    await announce(ctx, saved)
     if marked.facts is None:
         # A record from before launches kept the package's facts: skipped, not filled from the
         # package on disk, which may be a later finalize's (a row mixing two packages would
         # mislead every estimate checked against it).
         log.warning(
             "calibration.skipped",
-            draft_id=saved.id,
+            draft_id=draft.id,
             started_at=marked.started_at.isoformat(),
             reason="its launch record predates the package facts kept at launch",
         )
-        return saved
+    else:
+        row = training_launcher.calibration_row(draft.id, marked, marked.facts, now)
+        await store.add_calibration(draft.owner, row)
+    try:
+        saved = await store.update(draft.launched(marked))
+    except DraftConflictError:
+        return await load_draft(ctx, draft.id)  # the next status call settles it
+    await announce(ctx, saved)
+    return saved
     await store.add_calibration(
         saved.owner, training_launcher.calibration_row(saved.id, marked, marked.facts, now)
     )

@@ -5,6 +5,7 @@ fix, elicitation, cancel and resume, and the shared server's rule about whose to
 import io
 import json
 import shlex
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from mcp.types import ElicitRequestParams, ElicitResult
 from structlog.testing import capture_logs
 
 from server.demo import run_demo
+from server.drafts.sqlite import SqliteDraftStore
 from server.settings import Secrets, Settings
 from server.state import local_user, open_store
 from tests.fake_hub import FakeHub, serve_fake_hub
@@ -528,6 +530,32 @@ async def test_two_status_calls_at_the_end_add_one_calibration_row(
         draft = await read_draft(client, draft_id)
     assert finished["stage"] == "completed" and draft["launch"]["calibrated"] is True
     assert len(await calibration_rows(settings)) == 1
+
+
+async def test_a_calibration_row_the_store_failed_to_add_is_added_by_the_next_status(
+    tmp_path: Path, hub: tuple[FakeHub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drafts database failing as the completed run is recorded loses no row: the run is
+    marked calibrated only once its row is in."""
+    fake, url = hub
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    job_id = (await launched(settings, draft_id))["job_id"]
+    key = run_key(fake.jobs[job_id])
+    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(key, 20, 0.9), running_secs=900)
+    add = SqliteDraftStore.add_calibration
+
+    async def failing(*_: Any) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteDraftStore, "add_calibration", failing)
+    async with client_for(settings) as client:
+        failed = await client.call_tool("training_status", {"draft_id": draft_id})
+    assert failed.is_error
+    monkeypatch.setattr(SqliteDraftStore, "add_calibration", add)
+    assert (await status(settings, draft_id))["stage"] == "completed"
+    (row,) = await calibration_rows(settings)
+    assert row["hours"] == 0.25
 
 
 async def test_the_calibration_row_describes_the_launched_package_not_a_later_one(
