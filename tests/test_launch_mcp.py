@@ -83,6 +83,19 @@ def progress_lines(key: str, step: int, loss: float) -> list[str]:
     ]
 
 
+async def launched_job(tmp_path: Path, url: str) -> tuple[Settings, str, str]:
+    """A finalized draft launched on the fake Hub: (settings, draft id, Job id)."""
+    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
+    settings = launch_settings(tmp_path, url)
+    return settings, draft_id, (await launched(settings, draft_id))["job_id"]
+
+
+def complete(fake: FakeHub, job_id: str) -> None:
+    """The Job ran 20 steps in 15 minutes and finished, its log train.py's own lines."""
+    lines = progress_lines(run_key(fake.jobs[job_id]), 20, 0.9)
+    fake.advance_job(job_id, "COMPLETED", logs=lines, running_secs=900)
+
+
 async def test_a_run_is_asked_for_then_started_followed_and_recorded(
     tmp_path: Path, hub: tuple[FakeHub, str]
 ) -> None:
@@ -517,11 +530,8 @@ async def test_two_status_calls_at_the_end_add_one_calibration_row(
     tmp_path: Path, hub: tuple[FakeHub, str]
 ) -> None:
     fake, url = hub
-    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
-    settings = launch_settings(tmp_path, url)
-    job_id = (await launched(settings, draft_id))["job_id"]
-    key = run_key(fake.jobs[job_id])
-    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(key, 20, 0.9), running_secs=900)
+    settings, draft_id, job_id = await launched_job(tmp_path, url)
+    complete(fake, job_id)
     async with client_for(settings) as client:
         async with anyio.create_task_group() as group:
             for _ in range(3):
@@ -538,11 +548,8 @@ async def test_a_calibration_row_the_store_failed_to_add_is_added_by_the_next_st
     """The drafts database failing as the completed run is recorded loses no row: the run is
     marked calibrated only once its row is in."""
     fake, url = hub
-    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
-    settings = launch_settings(tmp_path, url)
-    job_id = (await launched(settings, draft_id))["job_id"]
-    key = run_key(fake.jobs[job_id])
-    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(key, 20, 0.9), running_secs=900)
+    settings, draft_id, job_id = await launched_job(tmp_path, url)
+    complete(fake, job_id)
     add = SqliteDraftStore.add_calibration
 
     async def failing(*_: Any) -> bool:
@@ -574,8 +581,7 @@ async def test_the_calibration_row_describes_the_launched_package_not_a_later_on
     later["deployment"].update(gpu="H200", gpu_count=8, peak_memory_gb=123.0)
     later["data"]["train_tokens"] = 1
     manifest_path.write_text(yaml.safe_dump(later))
-    key = run_key(fake.jobs[job_id])
-    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(key, 20, 0.9), running_secs=900)
+    complete(fake, job_id)
     assert (await status(settings, draft_id))["stage"] == "completed"
     (row,) = await calibration_rows(settings)
     deployment = launched_manifest["deployment"]
@@ -595,9 +601,7 @@ async def test_a_run_recorded_without_its_package_s_facts_gets_no_calibration_ro
     """A record written before launches kept the package's facts: the package on disk may be a
     later one, so no row is guessed from it; the run still completes, and the log says why."""
     fake, url = hub
-    draft_id, _ = await finalized_draft(launch_settings(tmp_path))
-    settings = launch_settings(tmp_path, url)
-    job_id = (await launched(settings, draft_id))["job_id"]
+    settings, draft_id, job_id = await launched_job(tmp_path, url)
     store = await open_store(settings, Secrets())
     try:
         draft = await store.get(draft_id, local_user())
@@ -605,8 +609,7 @@ async def test_a_run_recorded_without_its_package_s_facts_gets_no_calibration_ro
         await store.update(draft.launched(draft.launch.model_copy(update={"facts": None})))
     finally:
         await store.close()
-    key = run_key(fake.jobs[job_id])
-    fake.advance_job(job_id, "COMPLETED", logs=progress_lines(key, 20, 0.9), running_secs=900)
+    complete(fake, job_id)
     with capture_logs() as logs:
         assert (await status(settings, draft_id))["stage"] == "completed"
     async with client_for(settings) as client:
