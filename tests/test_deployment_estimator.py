@@ -2,6 +2,7 @@
 the choice and what the draft records, the hardware facts kept between calls."""
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pytest
@@ -1210,7 +1211,8 @@ def test_dpo_s_reference_is_a_float32_copy_in_full_and_the_base_under_lora(
 ) -> None:
     """TRL's DPOTrainer: under PEFT the reference is the base with the adapters off (no memory);
     in full fine-tuning a copy loaded with the model's own model_init_kwargs (float32); with
-    precomputed log-probs neither the copy nor its forward."""
+    precomputed log-probs no copy, and the reference's forwards once over the data, whatever
+    the number of epochs."""
     config = settings.deployment
     gpu = config.gpus["H200"]
     full = package_work(settings, LLAMA_1B, "dpo", adapter="none")
@@ -1228,9 +1230,11 @@ def test_dpo_s_reference_is_a_float32_copy_in_full_and_the_base_under_lora(
     assert estimate_memory(shape, precomputed, gpu, config).weights_gb == pytest.approx(
         sft_memory.weights_gb
     )
-    assert training_flops_per_token(shape, precomputed, 512) < training_flops_per_token(
-        shape, full.plan, 512
-    )
+    flops = partial(training_flops_per_token, shape, seq_len=512)
+    one, three = (precomputed.with_changes(num_epochs=epochs) for epochs in (1, 3))
+    assert flops(one) == pytest.approx(flops(full.plan.with_changes(num_epochs=1)))
+    reference_pass = flops(full.plan) - flops(full.plan.with_changes(method="sft"))
+    assert flops(three) == pytest.approx(flops(one) - reference_pass * 2 / 3)
 
 
 def test_a_local_gpu_that_does_not_fit_gets_its_fix_when_a_cloud_option_fits(

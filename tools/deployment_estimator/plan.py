@@ -22,7 +22,9 @@ ALL_LINEAR = "all-linear"
 # over the mismatched completion its KL term needs, and its reference over both the completion
 # and that one (TRL 1.13 KTOTrainer._compute_loss). The mismatched completions are the batch's
 # own, rotated, so they are as long as the trained ones. Precomputed reference log-probs
-# (precompute_ref_log_probs) leave the policy's alone.
+# (precompute_ref_log_probs) run the reference's once over the training set before the first
+# step (TRL 1.13 DPOTrainer/KTOTrainer.__init__), whatever the number of epochs; the policy's
+# stay at every step.
 NO_GRAD_FORWARDS = {"sft": (0, 0), "dpo": (0, 1), "kto": (1, 2)}
 
 
@@ -77,10 +79,11 @@ class TrainingPlan(BaseModel):
         return 2 if self.method == "dpo" else 1
 
     @property
-    def no_grad_forwards(self) -> int:
-        """Forward passes without gradients per trained token (NO_GRAD_FORWARDS)."""
+    def no_grad_forwards(self) -> float:
+        """Forward passes without gradients per trained token (NO_GRAD_FORWARDS); precomputed
+        reference passes, made once, spread over the epochs' tokens."""
         policy, reference = NO_GRAD_FORWARDS[self.method]
-        return policy + (0 if self.precompute_ref_log_probs else reference)
+        return policy + reference / (self.num_epochs if self.precompute_ref_log_probs else 1)
 
     @property
     def reference_copy(self) -> bool:
