@@ -18,7 +18,7 @@ from operator import itemgetter
 import numpy as np
 from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
-from tools.dataset_validator.conversation import ROLE_TAGS, bare
+from tools.dataset_validator.conversation import ROLE_SEQUENCES_CACHED, ROLE_TAGS, bare
 from tools.dataset_validator.formats import Example
 
 DIGEST_BYTES = 16
@@ -30,7 +30,6 @@ BARE_TURN, BARE_PAIR = TURN_SEPARATOR.encode(), PAIR_SEPARATOR.encode()
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
-_ROLE_SEQUENCES_CACHED = 4096  # seeds kept: a dataset's conversations have few role sequences
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +52,7 @@ class RecordIndex:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed % (1 << 64)  # XXH3 takes an unsigned 64-bit seed
-        self._roles_seed = lru_cache(_ROLE_SEQUENCES_CACHED)(self._roles_seed_of)
+        self._roles_seed = lru_cache(ROLE_SEQUENCES_CACHED)(self._roles_seed_of)
         self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (high, low, first)
 
     def digest(self, example: Example) -> tuple[bytes, str]:
