@@ -134,7 +134,9 @@ class RecordIndex:
         while len(runs) > 1 and len(runs[-1][0]) * 2 >= len(runs[-2][0]):
             (h2, l2, f2), (h1, l1, f1) = runs.pop(), runs.pop()
             merged_high, merged_low = np.concatenate((h1, h2)), np.concatenate((l1, l2))
-            order = np.lexsort((merged_low, merged_high))
+            # _find needs equal first halves together, not the second halves in order; sorted
+            # by the first half alone, two sorted runs merge in one pass (timsort finds them)
+            order = np.argsort(merged_high, kind="stable")
             runs.append((merged_high[order], merged_low[order], np.concatenate((f1, f2))[order]))
 
 
