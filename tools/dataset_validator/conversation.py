@@ -9,7 +9,8 @@ at once. What a message's content holds (typed parts, tool calls, media) is cont
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -65,6 +66,7 @@ ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
 _STR_ONLY = {str}
 _ROLE_AND_CONTENT = 2  # a plain message's keys: its role and its content
 _UNKNOWN: Any = object()  # the role before a turn that could not be read
+ROLE_SEQUENCES_CACHED = 4096  # verdicts and seeds kept: a dataset has few role sequences
 
 
 def bare(text: str) -> bytes:
@@ -85,16 +87,22 @@ def same_answers(chosen: list[Turn], rejected: list[Turn]) -> bool:
     )
 
 
-def well_formed(tags: str, texts: list[str]) -> bool:
+def well_ordered(tags: str) -> bool:
+    """Whether role letters hold an assistant turn, in an allowed order."""
+    return _ASSISTANT_TAG in tags and WELL_ORDERED.fullmatch(tags) is not None
+
+
+def well_formed(tags: str, texts: list[str], ordered: Callable[[str], bool] = well_ordered) -> bool:
     """Whether turns with these role letters and string texts break no rule: none blank, an
-    assistant turn, a well-ordered conversation. The record path and the chat lane both ask."""
-    return (
-        bool(texts)
-        and all(texts)
-        and not any(map(str.isspace, texts))
-        and _ASSISTANT_TAG in tags
-        and WELL_ORDERED.fullmatch(tags) is not None
-    )
+    assistant turn, a well-ordered conversation. The record path and the lanes all ask; the chat
+    lane passes its run's cached `ordered` (cached_order): a dataset repeats few role sequences,
+    and the match costs as much as the rest of the check."""
+    return bool(texts) and all(texts) and not any(map(str.isspace, texts)) and ordered(tags)
+
+
+def cached_order() -> Callable[[str], bool]:
+    """well_ordered kept per role sequence, for one run (a long sequence is a long key)."""
+    return lru_cache(ROLE_SEQUENCES_CACHED)(well_ordered)
 
 
 CHAT_KEYS, SHAREGPT_KEYS = ("role", "content"), ("from", "value")

@@ -18,7 +18,7 @@ from operator import itemgetter
 import numpy as np
 from xxhash import xxh3_64_intdigest, xxh3_128_digest
 
-from tools.dataset_validator.conversation import ROLE_TAGS, bare
+from tools.dataset_validator.conversation import ROLE_SEQUENCES_CACHED, ROLE_TAGS, bare
 from tools.dataset_validator.formats import Example
 
 DIGEST_BYTES = 16
@@ -30,7 +30,6 @@ BARE_TURN, BARE_PAIR = TURN_SEPARATOR.encode(), PAIR_SEPARATOR.encode()
 _SIDE_BITS = 64
 _text = itemgetter(1)
 _RECORD_BITS = 40  # the record number packed into the index's value: up to 2**40 records
-_ROLE_SEQUENCES_CACHED = 4096  # seeds kept: a dataset's conversations have few role sequences
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +52,7 @@ class RecordIndex:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed % (1 << 64)  # XXH3 takes an unsigned 64-bit seed
-        self._roles_seed = lru_cache(_ROLE_SEQUENCES_CACHED)(self._roles_seed_of)
+        self._roles_seed = lru_cache(ROLE_SEQUENCES_CACHED)(self._roles_seed_of)
         self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (high, low, first)
 
     def digest(self, example: Example) -> tuple[bytes, str]:
@@ -135,7 +134,9 @@ class RecordIndex:
         while len(runs) > 1 and len(runs[-1][0]) * 2 >= len(runs[-2][0]):
             (h2, l2, f2), (h1, l1, f1) = runs.pop(), runs.pop()
             merged_high, merged_low = np.concatenate((h1, h2)), np.concatenate((l1, l2))
-            order = np.lexsort((merged_low, merged_high))
+            # _find needs equal first halves together, not the second halves in order; sorted
+            # by the first half alone, two sorted runs merge in one pass (timsort finds them)
+            order = np.argsort(merged_high, kind="stable")
             runs.append((merged_high[order], merged_low[order], np.concatenate((f1, f2))[order]))
 
 
