@@ -94,9 +94,9 @@ def well_ordered(tags: str) -> bool:
 
 def well_formed(tags: str, texts: list[str], ordered: Callable[[str], bool] = well_ordered) -> bool:
     """Whether turns with these role letters and string texts break no rule: none blank, an
-    assistant turn, a well-ordered conversation. The record path and the lanes all ask; the chat
-    lane passes its run's cached `ordered` (cached_order): a dataset repeats few role sequences,
-    and the match costs as much as the rest of the check."""
+    assistant turn, a well-ordered conversation. The record path and the lanes all ask; a lane
+    passes its run's cached `ordered` (cached_order): a dataset repeats few role sequences, and
+    the match costs as much as the rest of the check."""
     return bool(texts) and all(texts) and not any(map(str.isspace, texts)) and ordered(tags)
 
 

@@ -11,14 +11,13 @@ and length, and the tests hold them to it.
 """
 
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any, Literal
 
 import msgspec
 import numpy as np
 
 from tools.dataset_validator.config import FormatsConfig
-from tools.dataset_validator.conversation import ROLE_TAGS, bare, well_formed
+from tools.dataset_validator.conversation import ROLE_TAGS, bare, cached_order, well_formed
 from tools.dataset_validator.hygiene import (
     BARE_PAIR,
     BARE_TURN,
@@ -31,7 +30,6 @@ from tools.dataset_validator.kinds import Format, Role
 from tools.dataset_validator.lane_batch import LaneBatch, offsets_of
 from tools.dataset_validator.readers import LineBatch, ReadError, parse_record
 
-_ROLE, _CONTENT = attrgetter("role"), attrgetter("content")
 _USER, _ASSISTANT = ROLE_TAGS[Role.USER], ROLE_TAGS[Role.ASSISTANT]
 Sequences = tuple[str, list[str], str, list[str], int, bytes]
 """(chosen's role letters, chosen's texts, rejected's, rejected's, prompt turns, the pair's text
@@ -73,7 +71,8 @@ class PairLane:
         """`conversational`: message lists, else strings."""
         shape = _message_pair(tuple(config.chat_roles)) if conversational else _TextPair
         self._decode = msgspec.json.Decoder(shape).decode
-        self._tag = {name: ROLE_TAGS[role] for name, role in config.chat_roles.items()}.__getitem__
+        self._tag = {name: ROLE_TAGS[role] for name, role in config.chat_roles.items()}
+        self._ordered = cached_order()
         self._sequences: Callable[[Any], Sequences | None] = (
             self._messages if conversational else self._strings
         )
@@ -154,21 +153,20 @@ class PairLane:
 
     def _messages(self, pair: Any) -> Sequences | None:
         """A conversational pair: the prompt's turns, then each side's."""
-        tag = self._tag
+        tag, ordered = self._tag, self._ordered
         prompt, chosen, rejected = pair.prompt, pair.chosen, pair.rejected
         if not prompt or not chosen or not rejected:
             return None
-        prompt_tags = "".join(map(tag, map(_ROLE, prompt)))
-        chosen_tags = "".join(map(tag, map(_ROLE, chosen)))
-        rejected_tags = "".join(map(tag, map(_ROLE, rejected)))
-        prompt_texts = list(map(_CONTENT, prompt))
-        chosen_texts = list(map(_CONTENT, chosen))
-        rejected_texts = list(map(_CONTENT, rejected))
-        chosen_tags, rejected_tags = prompt_tags + chosen_tags, prompt_tags + rejected_tags
-        chosen_texts, rejected_texts = prompt_texts + chosen_texts, prompt_texts + rejected_texts
+        # comprehensions, as in the chat lane: faster than attrgetter over Structs
+        prompt_tags = "".join([tag[message.role] for message in prompt])
+        prompt_texts = [message.content for message in prompt]
+        chosen_tags = prompt_tags + "".join([tag[message.role] for message in chosen])
+        rejected_tags = prompt_tags + "".join([tag[message.role] for message in rejected])
+        chosen_texts = prompt_texts + [message.content for message in chosen]
+        rejected_texts = prompt_texts + [message.content for message in rejected]
         start = len(prompt)
-        if not well_formed(chosen_tags, chosen_texts) or not well_formed(
-            rejected_tags, rejected_texts
+        if not well_formed(chosen_tags, chosen_texts, ordered) or not well_formed(
+            rejected_tags, rejected_texts, ordered
         ):
             return None
         head = list(map(bare, prompt_texts))
