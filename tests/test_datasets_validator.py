@@ -423,6 +423,7 @@ def test_too_few_valid_records(config: DatasetsConfig, tmp_path: Path) -> None:
         (gzip.compress(b'{"text": "a"}\n' * 100)[:-30], "gzip"),
         (b"PAR1 not really", "Parquet"),
     ],
+    ids=["utf-16", "gzip", "parquet"],  # gzip bytes hold the time: every worker must agree
 )
 def test_unreadable_files_say_why(
     config: DatasetsConfig, tmp_path: Path, data: bytes, reason: str

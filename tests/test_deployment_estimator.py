@@ -1206,13 +1206,13 @@ def test_full_fine_tuning_is_estimated_in_the_dtype_the_package_writes(settings:
     assert any(n.startswith("full fine-tuning as train.py loads it: float32") for n in notes)
 
 
-def test_dpo_s_reference_is_a_float32_copy_in_full_and_the_base_under_lora(
+def test_dpo_s_reference_is_a_bf16_copy_in_full_and_the_base_under_lora(
     settings: Settings,
 ) -> None:
     """TRL's DPOTrainer: under PEFT the reference is the base with the adapters off (no memory);
-    in full fine-tuning a copy loaded with the model's own model_init_kwargs (float32); with
-    precomputed log-probs no copy, and the reference's forwards once over the data, whatever
-    the number of epochs."""
+    in full fine-tuning a copy, which train.py loads in the compute dtype (bf16) where TRL's
+    own would load like the model (float32 master weights); with precomputed log-probs no copy,
+    and the reference's forwards once over the data, whatever the number of epochs."""
     config = settings.deployment
     gpu = config.gpus["H200"]
     full = package_work(settings, LLAMA_1B, "dpo", adapter="none")
@@ -1220,7 +1220,11 @@ def test_dpo_s_reference_is_a_float32_copy_in_full_and_the_base_under_lora(
     shape = full.shape
     dpo_memory = estimate_memory(shape, full.plan, gpu, config)
     sft_memory = estimate_memory(shape, sft_full.plan, gpu, config)
-    assert dpo_memory.weights_gb == pytest.approx(sft_memory.weights_gb + shape.params * 4 / GIB)
+    assert dpo_memory.weights_gb == pytest.approx(sft_memory.weights_gb + shape.params * 2 / GIB)
+    trl_s_own = full.plan.with_changes(reference_in_compute_dtype=False)
+    assert estimate_memory(shape, trl_s_own, gpu, config).weights_gb == pytest.approx(
+        sft_memory.weights_gb + shape.params * 4 / GIB
+    )
     lora = package_work(settings, LLAMA_1B, "dpo")
     lora_sft = package_work(settings, LLAMA_1B, "lora")
     assert estimate_memory(shape, lora.plan, gpu, config).weights_gb == pytest.approx(

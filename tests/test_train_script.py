@@ -435,3 +435,21 @@ def test_the_launcher_looks_for_checkpoints_where_resume_does(
     (output / "checkpoint-100" / train_script.TRAINER_STATE).write_text("{}")
     assert train_script.newest_checkpoint(output) is not None
     assert checkpoints.local_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("mixed", "dtype"), [({"bf16": True}, "bfloat16"), ({"fp16": True}, "float16"), ({}, "float32")]
+)
+def test_the_reference_copy_loads_in_the_dtype_the_machine_computes_in(
+    train_script: ModuleType, mixed: dict[str, bool], dtype: str
+) -> None:
+    """DPO/KTO full fine-tuning: the frozen reference only runs forwards under the run's
+    autocast, so it loads in that dtype (float32 master weights stay the trained model's), on
+    no device map (the trainer places it on each process's device)."""
+    args = {"model_init_kwargs": {"dtype": "float32", "revision": "abc123"}, **mixed}
+    assert train_script.reference_init_kwargs(args) == {
+        "dtype": dtype,
+        "revision": "abc123",
+        "device_map": None,
+    }
+    assert args["model_init_kwargs"]["dtype"] == "float32"  # the trained model's, untouched

@@ -35,11 +35,13 @@ def data_root(tmp_path: Path) -> Path:
 
 
 def written_and_estimated(
-    settings: Settings, data_root: Path, tmp_path: Path, template: str
+    settings: Settings, data_root: Path, tmp_path: Path, template: str, **overrides: Any
 ) -> tuple[dict[str, Any], Any]:
-    """The args of the trl.yaml a package is written with, and the estimator's workload for the
-    same draft."""
-    inputs = make_inputs(settings, data_root, [TEMPLATE_DATA[template]], template=template)
+    """The trl.yaml a package is written with, and the estimator's workload for the same
+    draft."""
+    inputs = make_inputs(
+        settings, data_root, [TEMPLATE_DATA[template]], template=template, **overrides
+    )
     build(settings, data_root, inputs, tmp_path / template)
     written = yaml.safe_load((tmp_path / template / settings.package.files.trl_config).read_text())
     draft = DraftSections(
@@ -58,17 +60,25 @@ def written_and_estimated(
         templates=settings.templates,
         run=settings.package.run,
     )
-    return written["args"], work
+    return written, work
 
 
-@pytest.mark.parametrize("template", list(TEMPLATE_DATA))
+@pytest.mark.parametrize(
+    ("template", "overrides"),
+    [*((template, {}) for template in TEMPLATE_DATA), ("dpo", {"adapter": "none"})],
+)
 def test_the_written_trl_yaml_is_the_run_the_estimate_assumes(
-    settings: Settings, data_root: Path, tmp_path: Path, template: str
+    settings: Settings, data_root: Path, tmp_path: Path, template: str, overrides: dict[str, Any]
 ) -> None:
     """Every setting is read back from the file (a missing key would be TRL's default, which
     the estimate cannot follow): a change on either side fails here."""
-    args, work = written_and_estimated(settings, data_root, tmp_path, template)
-    plan, config = work.plan, settings.deployment
+    written, work = written_and_estimated(settings, data_root, tmp_path, template, **overrides)
+    args, plan, config = written["args"], work.plan, settings.deployment
+    # a full fine-tuning reference copy: train.py's in the compute dtype, as estimated
+    assert written["reference_in_compute_dtype"] is (
+        plan.reference_copy and plan.reference_in_compute_dtype
+    )
+    assert written["reference_in_compute_dtype"] is (template == "dpo" and "adapter" in overrides)
     dtype = args["model_init_kwargs"]["dtype"]
     assert plan.weights_dtype == dtype
     if plan.kind == "full":

@@ -30,6 +30,10 @@ class TrainerRun(ConfigModel):
     precompute_ref_log_probs: bool = Field(
         description="DPO/KTO: reference log-probs computed once before training."
     )
+    full_reference_in_compute_dtype: bool = Field(
+        description="DPO/KTO full fine-tuning: the frozen reference copy loads in the compute "
+        "dtype (train.py passes it as ref_model), not like the trained model (TRL's own copy)."
+    )
     logging_steps: Annotated[float, Field(gt=0)] = Field(
         description="A log (and train.py's progress line) every this many optimizer steps; "
         "below 1, a fraction of them."
@@ -57,6 +61,16 @@ class TrainerRun(ConfigModel):
         16-bit or 4-bit base) the compute dtype."""
         return self.full_weights_dtype if adapter == "none" else compute_dtype(bf16, fp16)
 
+    def reference_in_compute_dtype(self, method: str, adapter: str) -> bool:
+        """Whether train.py loads the run's reference copy itself, in the compute dtype: DPO/KTO
+        full fine-tuning without precomputed log-probs (LoRA's reference is its own base)."""
+        return (
+            self.full_reference_in_compute_dtype
+            and method != "sft"
+            and adapter == "none"
+            and not self.precompute_ref_log_probs
+        )
+
     def trl_args(self, method: str) -> dict[str, Any]:
         """The config-class fields this description sets, for `method` (sft, dpo, kto).
 
@@ -83,6 +97,7 @@ class TrainerRun(ConfigModel):
             "sft_loss": self.sft_loss_type,
             "packing": self.packing,
             "precompute_ref_log_probs": self.precompute_ref_log_probs,
+            "reference_in_compute_dtype": self.full_reference_in_compute_dtype,
         }
 
 

@@ -185,13 +185,22 @@ def named(lines: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
 
 
 async def package_for(
-    tmp_path: Path, template: str, root: Path, dataset: str, **settings: str
+    tmp_path: Path,
+    template: str,
+    root: Path,
+    dataset: str,
+    overrides: dict[str, Any] | None = None,
+    **settings: str,
 ) -> Path:
-    """A package finalized from a draft built with the real tools (`settings`: config values
-    from the environment)."""
+    """A package finalized from a draft built with the real tools (`overrides`: the template's
+    values changed; `settings`: config values from the environment)."""
     async with connect(package_settings(tmp_path, root, **settings)) as client:
         draft_id = await complete_draft(
-            client, template=template, datasets=(dataset,), validation_split=0.1
+            client,
+            template=template,
+            datasets=(dataset,),
+            validation_split=0.1,
+            overrides=overrides,
         )
         written = await call(
             client, "finalize_package", {"draft_id": draft_id, "accept_warnings": True}
@@ -199,26 +208,35 @@ async def package_for(
     return Path(written["path"])
 
 
+FULL = {"adapter": "none"}
+
+
 @pytest.mark.parametrize(
-    ("template", "root", "dataset", "trainer"),
+    ("template", "root", "dataset", "trainer", "overrides"),
     [
-        ("lora", SAMPLES, "support_chat.jsonl", "SFTTrainer"),  # the bundled sample
-        ("lora", DATA, "prompt_completion.csv", "SFTTrainer"),
-        ("full", SAMPLES, "support_chat.jsonl", "SFTTrainer"),
-        ("dpo", DATA, "preference_conversational.jsonl", "DPOTrainer"),
-        ("kto", DATA, "unpaired_preference.jsonl", "KTOTrainer"),
-        ("kto", kto_conversations, "kto_conversations.jsonl", "KTOTrainer"),
-        ("lora", tool_chat, "tool_chat.jsonl", "SFTTrainer"),
+        ("lora", SAMPLES, "support_chat.jsonl", "SFTTrainer", {}),  # the bundled sample
+        ("lora", DATA, "prompt_completion.csv", "SFTTrainer", {}),
+        ("full", SAMPLES, "support_chat.jsonl", "SFTTrainer", {}),
+        ("dpo", DATA, "preference_conversational.jsonl", "DPOTrainer", {}),
+        ("dpo", DATA, "preference_conversational.jsonl", "DPOTrainer", FULL),  # its own reference
+        ("kto", DATA, "unpaired_preference.jsonl", "KTOTrainer", {}),
+        ("kto", kto_conversations, "kto_conversations.jsonl", "KTOTrainer", {}),
+        ("lora", tool_chat, "tool_chat.jsonl", "SFTTrainer", {}),
     ],
 )
 async def test_the_package_trains_two_steps_on_the_cpu(
-    tmp_path: Path, template: str, root: Path | Callable[[Path], Path], dataset: str, trainer: str
+    tmp_path: Path,
+    template: str,
+    root: Path | Callable[[Path], Path],
+    dataset: str,
+    trainer: str,
+    overrides: dict[str, Any],
 ) -> None:
     if callable(root):
         root = root(tmp_path / "data")
     if not (root / dataset).is_file():
         pytest.skip(f"{root / dataset} is not in this checkout")
-    package = await package_for(tmp_path, template, root, dataset)
+    package = await package_for(tmp_path, template, root, dataset, overrides)
     manifest = yaml.safe_load((package / "package.yaml").read_text())
     trl = yaml.safe_load((package / manifest["files"]["trl_config"]).read_text())
     assert trl["trainer"] == trainer
@@ -249,6 +267,10 @@ async def test_the_package_trains_two_steps_on_the_cpu(
 
     assert "training on CPU" in trained.stdout
     assert "no CUDA GPU: bf16 mixed precision off, training in float32" in trained.stdout
+    # full DPO: train.py's reference copy, in what this machine computes in
+    reference = "note: reference model: a frozen copy in float32"
+    assert (reference in trained.stdout) is (trl["reference_in_compute_dtype"] is True)
+    assert trl["reference_in_compute_dtype"] is (overrides == FULL)
     assert_reported(events(trained.stdout), STEPS)
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["global_step"] == STEPS and math.isfinite(summary["train_loss"])

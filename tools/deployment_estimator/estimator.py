@@ -445,7 +445,7 @@ def _notes(work: Workload, targets: list[Target], config: DeploymentConfig) -> l
         setup = cloud_setup_minutes(work.model_size_gb, config)
         notes.append(f"cloud hours include {setup:.1f} min of start-up and model download")
     if plan.kind == "full" and plan.weights_dtype != "auto":
-        copy = f", and a {plan.weights_dtype} reference copy" if plan.reference_copy else ""
+        copy = f", and a {plan.reference_dtype} reference copy" if plan.reference_copy else ""
         notes.append(
             f"full fine-tuning as train.py loads it: {plan.weights_dtype} weights, gradients "
             f"and optimizer states{copy}"

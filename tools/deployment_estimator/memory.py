@@ -99,8 +99,8 @@ def memory_at(
         trainable = plan.adapter_params(shape)
         weights = _frozen_weight_bytes(shape, plan, config)
         adapter_weights = trainable * weight_bytes
-    if plan.reference_copy:
-        weights += shape.params * weight_bytes  # loaded with the model's own model_init_kwargs
+    if plan.reference_copy:  # in the compute dtype (train.py), else like the model (TRL)
+        weights += shape.params * _reference_bytes(plan, weight_bytes)
     gradients = trainable * weight_bytes
     states = trainable * optimizer.states * state_bytes
 
@@ -181,6 +181,13 @@ def base_bytes(plan: TrainingPlan) -> float:
     """Bytes per value of a frozen base (LoRA) or what 4-bit blocks dequantise to (QLoRA):
     plan.weights_dtype, auto being the checkpoint's 16 bits."""
     return HALF_BYTES if plan.weights_dtype == "auto" else DTYPE_BYTES[plan.weights_dtype]
+
+
+def _reference_bytes(plan: TrainingPlan, weight_bytes: float) -> float:
+    """Bytes per parameter of the reference copy: the compute dtype's, or the weights'."""
+    if plan.reference_in_compute_dtype:
+        return HALF_BYTES if plan.bf16 or plan.fp16 else FP32_BYTES
+    return weight_bytes
 
 
 def trainable_bytes(plan: TrainingPlan, gpu: Gpu, config: DeploymentConfig) -> float:

@@ -14,7 +14,7 @@ from tools.deployment_estimator.config import Method, Optimizer
 from tools.deployment_estimator.shapes import ModelShape
 from tools.errors import UserError
 from tools.template_loader.keys import KeyRule, check_value
-from tools.trainer_run import SftLoss, TrainerRun
+from tools.trainer_run import SftLoss, TrainerRun, compute_dtype
 
 ALL_LINEAR = "all-linear"
 # Forward passes without gradients for each trained token, besides its own, as (the policy's,
@@ -64,6 +64,11 @@ class TrainingPlan(BaseModel):
     )
     packing: bool = Field(default=False, description="Rows filled to max_seq_length.")
     precompute_ref_log_probs: bool = False
+    reference_in_compute_dtype: bool = Field(
+        default=False,
+        description="A full fine-tuning reference copy loads in the compute dtype (train.py), "
+        "not like the trained model (TRL).",
+    )
 
     @property
     def kind(self) -> Method:
@@ -84,6 +89,13 @@ class TrainingPlan(BaseModel):
         reference passes, made once, spread over the epochs' tokens."""
         policy, reference = NO_GRAD_FORWARDS[self.method]
         return policy + reference / (self.num_epochs if self.precompute_ref_log_probs else 1)
+
+    @property
+    def reference_dtype(self) -> str:
+        """The dtype the reference copy (reference_copy) loads in."""
+        if self.reference_in_compute_dtype:
+            return compute_dtype(self.bf16, self.fp16)
+        return self.weights_dtype
 
     @property
     def reference_copy(self) -> bool:
@@ -127,7 +139,15 @@ class TrainingPlan(BaseModel):
         return self.model_validate({**self.model_dump(), **changes})
 
 
-RUN_KEYS = frozenset(("weights_dtype", "sft_loss", "packing", "precompute_ref_log_probs"))
+RUN_KEYS = frozenset(
+    (
+        "weights_dtype",
+        "sft_loss",
+        "packing",
+        "precompute_ref_log_probs",
+        "reference_in_compute_dtype",
+    )
+)
 PLAN_KEYS = frozenset(TrainingPlan.model_fields) - RUN_KEYS
 
 

@@ -113,6 +113,11 @@ class TrlExport(BaseModel):
         description="transformers.BitsAndBytesConfig keyword arguments, passed to the trainer as "
         "quantization_config; None unless the base is loaded in 4-bit."
     )
+    reference_in_compute_dtype: bool = Field(
+        default=False,
+        description="DPO/KTO full fine-tuning: train.py loads the reference copy like the model "
+        "but in the run's compute dtype, and passes it as ref_model.",
+    )
     base_model: str | None = None
 
 
@@ -161,6 +166,7 @@ def export_trl(
         args=args,
         peft_config=peft,
         quantization_config=quantization,
+        reference_in_compute_dtype=run.reference_in_compute_dtype(method, str(config["adapter"])),
         base_model=base_model,
     )
 

@@ -165,6 +165,18 @@ def fit_to_machine(
     return args, notes
 
 
+def reference_init_kwargs(args: dict[str, Any]) -> dict[str, Any]:
+    """How the reference copy loads (DPO/KTO full fine-tuning): like the model, but in the
+    dtype this machine computes in (bf16, else fp16, else the model's), on no device map: the
+    trainer places it on each process's device."""
+    init = dict(args["model_init_kwargs"])
+    if args.get("bf16"):
+        init["dtype"] = "bfloat16"
+    elif args.get("fp16"):
+        init["dtype"] = "float16"
+    return {**init, "device_map": None}
+
+
 def hub_repo(name: str | None) -> tuple[str | None, str | None]:
     """The Hub repo this run pushes to, as owner/name, or None and the reason it pushes nothing.
 
@@ -417,7 +429,7 @@ def train(options: argparse.Namespace) -> int:
     import torch  # imported after the checks above, so --help and refusals answer at once
     from datasets import load_dataset
     from peft import LoraConfig
-    from transformers import BitsAndBytesConfig, TrainerCallback
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
     from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer
 
     class ProgressCallback(ProgressLines, TrainerCallback):
@@ -441,6 +453,9 @@ def train(options: argparse.Namespace) -> int:
         notes.append(f"base model {options.model} instead of {manifest['model']['id']}")
     if resume_from is not None:
         notes.append(f"resuming from {resume_from}")
+    reference = reference_init_kwargs(args) if export.get("reference_in_compute_dtype") else None
+    if reference is not None:
+        notes.append(f"reference model: a frozen copy in {reference['dtype']}")
     device = torch.cuda.get_device_name(0) if cuda else "CPU"
     print(f"training on {device}", flush=True)
     for note in notes:
@@ -457,6 +472,10 @@ def train(options: argparse.Namespace) -> int:
     config_class, trainer_class = configs[export["config_class"]], trainers[export["trainer"]]
     peft = export.get("peft_config")
     quantization = export.get("quantization_config")
+    extra = {}
+    if reference is not None:
+        dtype = getattr(torch, reference.pop("dtype"))
+        extra["ref_model"] = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, **reference)
     trainer = trainer_class(
         model=model,
         args=config_class(output_dir=str(options.output_dir), **args),
@@ -465,6 +484,7 @@ def train(options: argparse.Namespace) -> int:
         peft_config=LoraConfig(**peft) if peft else None,
         quantization_config=BitsAndBytesConfig(**quantization) if quantization else None,
         callbacks=[ProgressCallback(repo), limit],
+        **extra,
     )
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if limit.reached:
