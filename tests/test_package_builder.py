@@ -340,6 +340,20 @@ def test_a_qlora_package_on_two_gpus_says_what_it_needs(
     assert trl["quantization_config"]["load_in_4bit"] is True
 
 
+@pytest.mark.parametrize("template", ["lora", "full"])
+def test_the_readme_says_what_axolotl_runs_differently(
+    settings: Settings, data_root: Path, template: str
+) -> None:
+    """axolotl.yaml carries the same settings, but Axolotl loads the model in bf16 when bf16 is
+    on (resolve_dtype), so its full fine-tuning is not train.py's float32-master-weights run."""
+    inputs = make_inputs(settings, data_root, ["chat.jsonl"], template=template)
+    destination = data_root.parent / "out" / template
+    build(settings, data_root, inputs, destination)
+    readme = (destination / settings.package.files.readme).read_text()
+    assert "The planned memory, time and cost above are for `train.py`'s run." in readme
+    assert ("trains 16-bit weights and optimizer states" in readme) is (template == "full")
+
+
 def test_an_8bit_optimizer_brings_bitsandbytes_along(settings: Settings, data_root: Path) -> None:
     """8-bit AdamW states (a memory fix for full fine-tuning) come from bitsandbytes."""
     inputs = make_inputs(

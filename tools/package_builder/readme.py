@@ -1,5 +1,7 @@
 """README.md of a package: what it trains, how to run it, what each file is."""
 
+from typing import Any
+
 from tools.package_builder.config import MANIFEST_NAME, FilesConfig
 from tools.package_builder.manifest import PackageManifest
 
@@ -87,6 +89,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
             f"fits your Axolotl version before `axolotl train {files.axolotl_config}`.",
             "",
         ]
+    lines += _axolotl_differences(adapter, config.values)
     rendered = " (message lists: the model's chat template renders them)"
     lines += [
         "## Data",
@@ -121,7 +124,7 @@ def render_readme(manifest: PackageManifest, files: FilesConfig, axolotl_reads_d
         f"- `{MANIFEST_NAME}`: model, configuration, datasets, split, deployment, the Hub repo "
         "the run pushes to, checksums.",
         f"- `{files.trl_config}`: TRL trainer, its config, PEFT LoraConfig and quantisation.",
-        f"- `{files.axolotl_config}`: the same training as an Axolotl config.",
+        f"- `{files.axolotl_config}`: the same settings as an Axolotl config.",
         f"- `{files.train_script}`, `{files.requirements}`: the training script and its "
         "dependencies.",
         f"- `{data.train.path}`"
@@ -206,3 +209,16 @@ def _media_lines(manifest: PackageManifest) -> list[str]:
         if d.media_dropped
     ]
     return [*lines, ""] if lines else []
+
+
+def _axolotl_differences(adapter: str, values: dict[str, Any]) -> list[str]:
+    """What Axolotl runs differently from train.py, whose run the plan above estimates."""
+    lines = ["The planned memory, time and cost above are for `train.py`'s run."]
+    if adapter == "none" and (values.get("bf16") is True or values.get("fp16") is True):
+        lines.append(
+            "Axolotl loads the model in the mixed-precision dtype (its `resolve_dtype`), so its "
+            "full fine-tuning trains 16-bit weights and optimizer states where `train.py` keeps "
+            "float32 master weights: about half the memory, but AdamW updates smaller than a "
+            "16-bit weight's spacing are lost."
+        )
+    return [" ".join(lines), ""]
