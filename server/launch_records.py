@@ -2,6 +2,7 @@
 launches at once start one run), kept once it started, brought up to date by status calls, and
 each completed run's row in the calibration log (the draft store's, beside the drafts)."""
 
+from collections.abc import Callable
 from datetime import datetime
 
 from mcp.server.mcpserver import Context
@@ -50,16 +51,8 @@ async def claim_run(
 
 async def keep_run(ctx: Context, draft: DraftPackage, record: LaunchRecord | None) -> DraftPackage:
     """Save the run in the draft, reading it again if it changed meanwhile."""
-    store = app_state(ctx).store
-    for _ in range(RECORD_TRIES - 1):
-        try:
-            saved = await store.update(draft.launched(record))
-            break
-        except DraftConflictError:
-            draft = await load_draft(ctx, draft.id)
-    else:
-        saved = await store.update(draft.launched(record))
-    await announce(ctx, saved)
+    saved = await _save_run(ctx, draft, record, abandon=lambda _: False)
+    assert saved is not None  # nothing abandons it
     return saved
 
 
@@ -69,15 +62,32 @@ async def keep_started(
     """Save the run that started over its claim; None when the user canceled the claim while
     the run was being started (cancel_training during the upload finds only the claim): the
     caller then stops the run instead of recording it over the cancel."""
-    store, claim, draft = app_state(ctx).store, claimed.launch, claimed
+    claim = claimed.launch
+
+    def canceled(draft: DraftPackage) -> bool:
+        now = draft.launch
+        return bool(claim and now and now.canceled_by_user and now.started_at == claim.started_at)
+
+    return await _save_run(ctx, claimed, record, abandon=canceled)
+
+
+async def _save_run(
+    ctx: Context,
+    draft: DraftPackage,
+    record: LaunchRecord | None,
+    *,
+    abandon: Callable[[DraftPackage], bool],
+) -> DraftPackage | None:
+    """The draft with `record` saved, tried RECORD_TRIES times over drafts changed meanwhile
+    (read again each time); None as soon as a draft read again is one to `abandon`."""
+    store = app_state(ctx).store
     for _ in range(RECORD_TRIES - 1):
         try:
             saved = await store.update(draft.launched(record))
             break
         except DraftConflictError:
-            draft = await load_draft(ctx, claimed.id)
-            now = draft.launch
-            if claim and now and now.canceled_by_user and now.started_at == claim.started_at:
+            draft = await load_draft(ctx, draft.id)
+            if abandon(draft):
                 return None
     else:
         saved = await store.update(draft.launched(record))
@@ -107,13 +117,18 @@ def status_next(draft_id: str, record: LaunchRecord, progress: Progress) -> str:
     if record.stage == "completed":
         return "done, but train.py pushed no model (its log says why): nothing left the Job"
     if progress.nothing_to_resume:
-        return (
-            f"no checkpoint was saved before the run stopped: launch_training({call}) without "
-            "resume starts it over"
-        )
+        return after_stop(draft_id, can_resume=False)
+    return f"read the log lines (untrusted) with the user; then {after_stop(draft_id, True)}"
+
+
+def after_stop(draft_id: str, can_resume: bool) -> str:
+    """What launches a stopped run again: resume from its checkpoint, or start over."""
+    call = f'draft_id="{draft_id}"'
+    if can_resume:
+        return f"launch_training({call}, resume=true) goes on from the last checkpoint"
     return (
-        f"read the log lines (untrusted) with the user; then launch_training({call}, "
-        "resume=true) goes on from the last checkpoint"
+        f"nothing to resume: no checkpoint was saved before the run stopped; "
+        f"launch_training({call}) without resume starts it over"
     )
 
 

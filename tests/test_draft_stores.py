@@ -14,6 +14,7 @@ from server.drafts import (
     DraftConflictError,
     DraftLimitError,
     DraftNotFoundError,
+    DraftPackage,
     DraftStore,
     DraftUnavailableError,
     DraftValueError,
@@ -256,13 +257,18 @@ async def test_an_existing_sqlite_database_gains_the_calibration_log(tmp_path: P
     conn.close()
     store = SqliteDraftStore(path, busy_timeout_s=5, max_drafts_per_owner=10)
     try:
-        assert (await store.get(draft.id, "alice")).title == "older"
-        started = datetime(2026, 12, 6, 9, tzinfo=UTC)
-        row = calibration_row(draft.id, started, started)
-        assert await store.add_calibration("alice", row)
-        assert await store.calibration("alice", limit=5) == [row]
+        await keeps_its_draft_and_logs_runs(store, draft)
     finally:
         await store.close()
+
+
+async def keeps_its_draft_and_logs_runs(store: DraftStore, draft: DraftPackage) -> None:
+    """A migrated store: the draft made before the migration, and a calibration log."""
+    assert (await store.get(draft.id, "alice")).title == "older"
+    started = datetime(2026, 12, 6, 9, tzinfo=UTC)
+    row = calibration_row(draft.id, started, started)
+    assert await store.add_calibration("alice", row)
+    assert await store.calibration("alice", limit=5) == [row]
 
 
 @pytest.mark.slow  # needs the PostgreSQL test server
@@ -279,11 +285,7 @@ async def test_an_existing_postgres_schema_gains_the_calibration_log() -> None:
             conn.execute(f"DELETE FROM {schema}.schema_migrations WHERE number = 2")
         store = await open_postgres_store(schema)
         try:
-            assert (await store.get(draft.id, "alice")).title == "older"
-            started = datetime(2026, 12, 6, 9, tzinfo=UTC)
-            row = calibration_row(draft.id, started, started)
-            assert await store.add_calibration("alice", row)
-            assert await store.calibration("alice", limit=5) == [row]
+            await keeps_its_draft_and_logs_runs(store, draft)
         finally:
             await store.close()
     finally:

@@ -28,6 +28,7 @@ from server.launch_checks import (
     withheld_from_local_runs,
 )
 from server.launch_records import (
+    after_stop,
     calibrate,
     claim_run,
     keep_run,
@@ -293,13 +294,7 @@ def register(mcp: MCPServer) -> None:
             hours=stopped.hours,
             cost_usd=stopped.cost_usd,
             draft_uri=draft.uri,
-            next_action=(
-                f'launch_training(draft_id="{draft.id}", resume=true) goes on from the last '
-                "checkpoint"
-                if can_resume
-                else "The run stopped before its first checkpoint, so there is nothing to "
-                f'resume: launch_training(draft_id="{draft.id}") starts over'
-            ),
+            next_action=after_stop(draft.id, can_resume),
         )
 
     @mcp.resource(
